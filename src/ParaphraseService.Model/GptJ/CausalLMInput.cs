@@ -1,0 +1,16 @@
+using ParaphraseService.Model.Generation;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.GptJ;
+
+/// <param name="InputIds">(B, T) token ids of the new positions.</param>
+/// <param name="AttentionMask">(B, past + T), 1 for real tokens and 0 for padding; null means no padding.</param>
+/// <param name="PositionIds">(B, T) absolute positions; null derives them from the mask (left padding aware).</param>
+/// <param name="Cache">Keys and values of earlier positions; extended in place by this forward.</param>
+/// <param name="LastTokenOnly">Compute logits for the last position only (what generation needs).</param>
+public sealed record CausalLMInput(
+    Tensor InputIds,
+    Tensor? AttentionMask = null,
+    Tensor? PositionIds = null,
+    KvCache? Cache = null,
+    bool LastTokenOnly = false);

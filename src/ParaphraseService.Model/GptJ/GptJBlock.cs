@@ -1,0 +1,29 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.GptJ;
+
+/// <summary>One decoder block with GPT-J's parallel residual: h = x + attn(ln_1(x)) + mlp(ln_1(x)).</summary>
+public sealed class GptJBlock : nn.Module<AttentionInput, Tensor>
+{
+    private nn.Module<Tensor, Tensor> ln_1;
+    private GptJAttention attn;
+    private GptJMlp mlp;
+
+    public GptJBlock(GptJConfig config, RotaryEmbedding rotary, ScalarType dtype, Device device) : base(nameof(GptJBlock))
+    {
+        ln_1 = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon, device: device, dtype: dtype);
+        attn = new GptJAttention(config, rotary, dtype, device);
+        mlp = new GptJMlp(config, dtype, device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(AttentionInput input)
+    {
+        using var scope = NewDisposeScope();
+        var normed = ln_1.forward(input.Hidden);
+        // hidden_states = attn_output + feed_forward_hidden_states + residual
+        var h = attn.forward(input with { Hidden = normed }) + mlp.forward(normed) + input.Hidden;
+        return h.MoveToOuterDisposeScope();
+    }
+}

