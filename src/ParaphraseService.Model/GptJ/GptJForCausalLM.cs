@@ -26,7 +26,7 @@ public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
         using var scope = NewDisposeScope();
         var hidden = transformer.forward(input);
         if (input.LastTokenOnly)
-            hidden = hidden[.., -1..];
+            hidden = hidden[.., TensorIndex.Slice(-1)];
         // lm_logits = self.lm_head(hidden_states).to(torch.float32)
         return lm_head.forward(hidden).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }

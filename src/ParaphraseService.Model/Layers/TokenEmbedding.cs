@@ -27,7 +27,7 @@ public sealed class TokenEmbedding : nn.Module<Tensor, Tensor>
         set
         {
             _weight = value;
-            register_parameter(nameof(weight), value);
+            ConditionallyRegisterParameter(nameof(weight), value);
         }
     }
 

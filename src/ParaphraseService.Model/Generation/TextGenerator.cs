@@ -1,0 +1,137 @@
+using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Tokenization;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Generation;
+
+/// <summary>
+/// Autoregressive generation for a batch of prompts: one prefill of the left-padded batch, then one cached decode
+/// step per token for every unfinished row. Each row samples with its own seeded generator.
+/// </summary>
+public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer)
+{
+    public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default) =>
+        Generate([promptIds], [options], cancellationToken)[0];
+
+    public GenerationResult Generate(string prompt, GenerationOptions options, CancellationToken cancellationToken = default) =>
+        Generate(tokenizer.Encode(prompt), options, cancellationToken);
+
+    /// <summary>Generates for every prompt at once; row i uses options[i].</summary>
+    public IReadOnlyList<GenerationResult> Generate(
+        IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<GenerationOptions> options, CancellationToken cancellationToken = default)
+    {
+        if (prompts.Count == 0 || prompts.Count != options.Count)
+            throw new ArgumentException("Give one set of options per prompt, and at least one prompt.");
+        var config = model.Config;
+        if (prompts.Any(p => p.Count == 0))
+            throw new ArgumentException("A prompt must have at least one token.");
+        if (prompts.SelectMany(p => p).Any(id => id < 0 || id >= config.VocabSize))
+            throw new ArgumentException($"Prompt token ids must be in [0, {config.VocabSize}).");
+        var promptLength = prompts.Max(p => p.Count);
+        var maxNew = options.Max(o => o.MaxNewTokens);
+        if (promptLength + maxNew > config.MaxPositions)
+            throw new ArgumentException(
+                $"A prompt of {promptLength} tokens plus {maxNew} new tokens exceeds the model's context of {config.MaxPositions} tokens.");
+
+        var rows = prompts.Select((p, i) => new Row(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
+        try
+        {
+            return Run(rows, promptLength, maxNew, cancellationToken);
+        }
+        finally
+        {
+            foreach (var row in rows) row.Sampler.Dispose();
+        }
+    }
+
+    private IReadOnlyList<GenerationResult> Run(Row[] rows, int promptLength, int maxNew, CancellationToken cancellationToken)
+    {
+        var device = model.parameters().First().device;
+        var batch = rows.Length;
+        using var noGrad = no_grad();
+        using var cache = new KvCache(model.Config.LayerCount, promptLength + maxNew);
+
+        // Left padding: every row's last prompt token sits in the last column, so one step serves all rows.
+        var ids = new long[batch, promptLength];
+        var mask = new long[batch, promptLength];
+        for (var r = 0; r < batch; r++)
+        {
+            var pad = promptLength - rows[r].Prompt.Count;
+            for (var t = 0; t < promptLength; t++)
+            {
+                ids[r, t] = t < pad ? model.Config.EosTokenId : rows[r].Prompt[t - pad];
+                mask[r, t] = t < pad ? 0 : 1;
+            }
+        }
+        var attentionMask = tensor(mask, device: device);
+        var next = tensor(ids, device: device);
+        for (var step = 0; step < maxNew && rows.Any(r => !r.Finished); step++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var logits = model.forward(new CausalLMInput(next, attentionMask, Cache: cache, LastTokenOnly: true))[.., 0]; // (B, V)
+            var chosen = new long[batch, 1];
+            for (var r = 0; r < batch; r++)
+            {
+                chosen[r, 0] = model.Config.EosTokenId; // finished rows idle on a token nobody reads
+                if (!rows[r].Finished)
+                    chosen[r, 0] = rows[r].Accept(rows[r].Sampler.Next(logits[r], rows[r].History), tokenizer);
+            }
+            next.Dispose();
+            next = tensor(chosen, device: device).DetachFromDisposeScope();
+            var grown = cat([attentionMask, ones(batch, 1, ScalarType.Int64, device)], 1).DetachFromDisposeScope();
+            attentionMask.Dispose();
+            attentionMask = grown;
+        }
+        next.Dispose();
+        attentionMask.Dispose();
+        return rows.Select(r => r.Result(tokenizer)).ToArray();
+    }
+
+    /// <summary>One sequence's state while the batch runs.</summary>
+    private sealed class Row(IReadOnlyList<int> prompt, GenerationOptions options, GptJConfig config, int allowedVocabulary)
+    {
+        private readonly List<int> _history = [.. prompt];
+        private readonly int _eos = options.EosTokenId ?? config.EosTokenId;
+        private FinishReason _reason = FinishReason.Length;
+        private string? _text;
+
+        public IReadOnlyList<int> Prompt { get; } = prompt;
+        public TokenSampler Sampler { get; } = new(options, allowedVocabulary);
+        public IReadOnlyList<int> History => _history;
+        public bool Finished { get; private set; }
+        private List<int> Generated => _history.GetRange(Prompt.Count, _history.Count - Prompt.Count);
+
+        public int Accept(int token, Gpt2Tokenizer tokenizer)
+        {
+            if (token == _eos)
+            {
+                (Finished, _reason) = (true, FinishReason.EndOfSequence);
+                return token;
+            }
+            _history.Add(token);
+            if (options.StopSequences.Count > 0)
+            {
+                var text = tokenizer.Decode(Generated);
+                var cut = options.StopSequences.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
+                if (cut >= 0)
+                    (Finished, _reason, _text) = (true, FinishReason.StopSequence, text[..cut]);
+            }
+            if (!Finished && _history.Count - Prompt.Count >= options.MaxNewTokens)
+                Finished = true;
+            return token;
+        }
+
+        public GenerationResult Result(Gpt2Tokenizer tokenizer)
+        {
+            var generated = Generated;
+            if (_reason == FinishReason.StopSequence)
+            {
+                // Keep the tokens whose text lies entirely before the stop sequence.
+                while (generated.Count > 0 && tokenizer.Decode(generated).Length > _text!.Length)
+                    generated.RemoveAt(generated.Count - 1);
+            }
+            return new GenerationResult(Prompt, generated, _text ?? tokenizer.Decode(generated), _reason);
+        }
+    }
+}

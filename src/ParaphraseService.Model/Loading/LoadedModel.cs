@@ -1,0 +1,27 @@
+using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Tokenization;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Loading;
+
+/// <summary>A ready-to-run model with its tokenizer and a description of where it came from.</summary>
+public sealed class LoadedModel(GptJForCausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype) : IDisposable
+{
+    public GptJForCausalLM Model { get; } = model;
+    public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
+    public GptJConfig Config => Model.Config;
+
+    /// <summary>The folder, hub id or "demo" it was loaded from.</summary>
+    public string Source { get; } = source;
+
+    /// <summary>Random weights: runs everything offline, but its text means nothing.</summary>
+    public bool IsDemo { get; } = isDemo;
+
+    public Device Device { get; } = device;
+    public ScalarType Dtype { get; } = dtype;
+
+    public TextGenerator CreateGenerator() => new(Model, Tokenizer);
+
+    public void Dispose() => Model.Dispose();
+}

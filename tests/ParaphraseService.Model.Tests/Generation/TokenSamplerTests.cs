@@ -1,0 +1,88 @@
+using ParaphraseService.Model.Generation;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Generation;
+
+public class TokenSamplerTests
+{
+    // Probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 for ids 0..4.
+    private static Tensor Logits() => tensor(new[] { 0.5f, 0.25f, 0.125f, 0.0625f, 0.0625f }).log();
+
+    private static int[] Draw(GenerationOptions options, int count = 200, IReadOnlyList<int>? history = null, int vocabulary = 5)
+    {
+        using var sampler = new TokenSampler(options, vocabulary);
+        using var logits = Logits();
+        return Enumerable.Range(0, count).Select(_ => sampler.Next(logits, history ?? [])).ToArray();
+    }
+
+    [Fact]
+    public void GreedyTakesTheMostLikelyToken() =>
+        Assert.All(Draw(new GenerationOptions { Greedy = true }, 5), id => Assert.Equal(0, id));
+
+    [Fact]
+    public void SameSeedSameDrawsAndAnotherSeedOtherDraws()
+    {
+        var a = Draw(new GenerationOptions { Seed = 11 });
+        Assert.Equal(a, Draw(new GenerationOptions { Seed = 11 }));
+        Assert.NotEqual(a, Draw(new GenerationOptions { Seed = 12 }));
+        Assert.True(a.Distinct().Count() >= 4); // it really samples
+    }
+
+    [Fact]
+    public void TopKKeepsOnlyTheKMostLikely()
+    {
+        Assert.All(Draw(new GenerationOptions { Seed = 1, TopK = 2 }), id => Assert.InRange(id, 0, 1));
+        Assert.Contains(1, Draw(new GenerationOptions { Seed = 1, TopK = 2 }));
+    }
+
+    [Fact]
+    public void TopPKeepsTheSmallestNucleus()
+    {
+        // 0.5 + 0.25 reach 0.7: ids 0 and 1 only.
+        var draws = Draw(new GenerationOptions { Seed = 2, TopP = 0.7 });
+        Assert.All(draws, id => Assert.InRange(id, 0, 1));
+        Assert.Contains(1, draws);
+        Assert.All(Draw(new GenerationOptions { Seed = 2, TopP = 0.01 }, 20), id => Assert.Equal(0, id));
+    }
+
+    [Fact]
+    public void LowTemperatureSharpensHighTemperatureFlattens()
+    {
+        Assert.All(Draw(new GenerationOptions { Seed = 3, Temperature = 0.01 }), id => Assert.Equal(0, id));
+        var flat = Draw(new GenerationOptions { Seed = 3, Temperature = 100 }, 1000);
+        Assert.InRange(flat.Count(id => id == 4), 120, 280); // about 1 in 5
+    }
+
+    [Fact]
+    public void RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits()
+    {
+        using var sampler = new TokenSampler(new GenerationOptions { Greedy = true, RepetitionPenalty = 3 }, 3);
+        // id 0 (2.0 -> 0.667) falls below id 1 (1.0); with id 1 also seen, 1.0 -> 0.333 and id 2 (-0.1 -> -0.3) stays last.
+        using var logits = tensor(new[] { 2.0f, 1.0f, -0.1f });
+        Assert.Equal(1, sampler.Next(logits, [0]));
+        Assert.Equal(0, sampler.Next(logits, [0, 1]));
+        using var negative = tensor(new[] { -1.0f, -1.2f, -5f });
+        Assert.Equal(1, sampler.Next(negative, [0])); // -1 * 3 = -3 < -1.2
+    }
+
+    [Fact]
+    public void IdsBeyondTheAllowedVocabularyAreNeverPicked()
+    {
+        using var sampler = new TokenSampler(new GenerationOptions { Greedy = true }, 2);
+        using var logits = tensor(new[] { 0f, 1f, 9f, 9f });
+        Assert.Equal(1, sampler.Next(logits, []));
+    }
+
+    [Theory]
+    [InlineData(0, 1.0, 0, 1.0, 1.0, "max new tokens")]
+    [InlineData(8, 0.0, 0, 1.0, 1.0, "temperature")]
+    [InlineData(8, 1.0, -1, 1.0, 1.0, "top-k")]
+    [InlineData(8, 1.0, 0, 1.5, 1.0, "top-p")]
+    [InlineData(8, 1.0, 0, 0.0, 1.0, "top-p")]
+    [InlineData(8, 1.0, 0, 1.0, 0.0, "repetition penalty")]
+    public void OutOfRangeOptionsAreNamed(int maxNew, double temperature, int topK, double topP, double penalty, string named)
+    {
+        var options = new GenerationOptions { MaxNewTokens = maxNew, Temperature = temperature, TopK = topK, TopP = topP, RepetitionPenalty = penalty };
+        Assert.Contains(named, Assert.Throws<ArgumentException>(options.Validate).Message);
+    }
+}

@@ -1,0 +1,29 @@
+using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests;
+
+/// <summary>Small GPT-J models with deterministic random weights, built in memory through the real loader.</summary>
+internal static class TinyModels
+{
+    public static GptJConfig Config { get; } = new()
+    {
+        VocabSize = 96, MaxPositions = 64, HiddenSize = 32, LayerCount = 2, HeadCount = 4, RotaryDim = 4,
+        BosTokenId = 0, EosTokenId = 1,
+    };
+
+    public static GptJForCausalLM Create(GptJConfig? config = null, ScalarType dtype = ScalarType.Float32, long seed = 7)
+    {
+        config ??= Config;
+        using var weights = new RandomCheckpoint(config, seed);
+        return ModelLoader.Build(config, weights, dtype, CPU, "tiny");
+    }
+
+    public static Tensor Logits(GptJForCausalLM model, long[] ids)
+    {
+        using var noGrad = no_grad();
+        return model.forward(new CausalLMInput(tensor(ids).unsqueeze(0)));
+    }
+}
