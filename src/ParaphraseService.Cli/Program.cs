@@ -1,1 +1,9 @@
-return 0;
+using System.CommandLine;
+using ParaphraseService.Cli.Commands;
+
+var root = new RootCommand("ParaphraseService command line: generate text and manage models offline.")
+{
+    GenerateCommand.Create(),
+    DownloadCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

@@ -9,7 +9,8 @@ namespace ParaphraseService.Model.Loading;
 /// <summary>Builds GPT-J from a Hugging Face model folder (config.json, weights, tokenizer files).</summary>
 public static class ModelLoader
 {
-    public static LoadedModel LoadFolder(string folder, ModelLoadOptions options)
+    /// <param name="sourceName">How to name the model in logs and responses; the folder by default.</param>
+    public static LoadedModel LoadFolder(string folder, ModelLoadOptions options, string? sourceName = null)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
@@ -17,7 +18,7 @@ public static class ModelLoader
         var config = GptJConfig.Load(Path.Combine(folder, "config.json"));
         using var checkpoint = CheckpointFiles_Open(folder);
         var model = Build(config, checkpoint, dtype, device, folder);
-        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), folder, isDemo: false, device, dtype);
+        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype);
     }
 
     private static ICheckpointSource CheckpointFiles_Open(string folder) => throw new NotSupportedException(folder);

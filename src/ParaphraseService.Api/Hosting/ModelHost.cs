@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Options;
+using ParaphraseService.Model.Loading;
+
+namespace ParaphraseService.Api.Hosting;
+
+/// <summary>
+/// Loads the configured model in the background when the app starts, so the process answers liveness probes while a
+/// large checkpoint loads; readiness turns true once it is in memory.
+/// </summary>
+public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost> logger) : BackgroundService
+{
+    private volatile LoadedModel? _model;
+
+    public LoadedModel? Model => _model;
+
+    /// <summary>Why loading failed, if it did.</summary>
+    public string? LoadError { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        try
+        {
+            logger.LogInformation("Loading model {Source} on {Device} as {Dtype}", o.Source, o.Device, o.Dtype);
+            var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions { Device = o.Device, Dtype = o.Dtype }, progress: null, stoppingToken);
+            _model = loaded;
+            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}{Demo}",
+                loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype,
+                loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            LoadError = e.Message;
+            logger.LogError(e, "Loading model {Source} failed", o.Source);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _model?.Dispose();
+        base.Dispose();
+    }
+}

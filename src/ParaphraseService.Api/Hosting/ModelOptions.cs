@@ -1,0 +1,19 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ParaphraseService.Api.Hosting;
+
+/// <summary>The <c>Model</c> configuration section.</summary>
+public sealed class ModelOptions
+{
+    public const string Section = "Model";
+
+    /// <summary>A model folder, a hub id (Org/Name[@revision]) or "demo".</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string Source { get; set; } = "demo";
+
+    [RegularExpression("^(auto|cpu|cuda(:[0-9]+)?)$", ErrorMessage = "Model:Device must be auto, cpu, cuda or cuda:N.")]
+    public string Device { get; set; } = "auto";
+
+    [RegularExpression("^(float32|fp32|bfloat16|bf16|float16|fp16)$", ErrorMessage = "Model:Dtype must be float32, bfloat16 or float16.")]
+    public string Dtype { get; set; } = "float32";
+}

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using System.Text.Json;
+using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Loading;
+
+namespace ParaphraseService.Cli.Commands;
+
+/// <summary><c>generate</c>: continue a prompt with a model folder, a hub model or the demo model.</summary>
+internal static class GenerateCommand
+{
+    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var device = CommonOptions.Device();
+        var dtype = CommonOptions.Dtype();
+        var prompt = new Option<string>("--prompt", "-p") { Description = "The text to continue.", Required = true };
+        var maxNewTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 32 };
+        var greedy = new Option<bool>("--greedy") { Description = "Always take the most likely token (no sampling)." };
+        var temperature = new Option<double>("--temperature", "-t") { Description = "Sampling temperature (> 0).", DefaultValueFactory = _ => 1.0 };
+        var topP = new Option<double>("--top-p") { Description = "Nucleus sampling: keep tokens up to this cumulative probability (0, 1].", DefaultValueFactory = _ => 1.0 };
+        var topK = new Option<int>("--top-k") { Description = "Keep only the K most likely tokens; 0 keeps all.", DefaultValueFactory = _ => 0 };
+        var repetitionPenalty = new Option<double>("--repetition-penalty") { Description = "Penalise tokens already present (> 1 discourages repeats).", DefaultValueFactory = _ => 1.0 };
+        var stop = new Option<string[]>("--stop") { Description = "Stop when this text is produced (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var seed = new Option<long?>("--seed") { Description = "Seed for sampling: same seed, same output." };
+        var json = new Option<bool>("--json") { Description = "Print prompt ids, generated ids and text as JSON." };
+
+        var command = new Command("generate", "Continue a prompt with GPT-J.")
+        {
+            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, device, dtype,
+        };
+        command.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            var samplingGiven = new Option[] { temperature, topP, topK }.Where(o => parse.GetResult(o) is { Implicit: false }).ToList();
+            if (parse.GetValue(greedy) && samplingGiven.Count > 0)
+                throw new ArgumentException($"--greedy cannot be combined with {string.Join(", ", samplingGiven.Select(o => o.Name))}.");
+            var isGreedy = parse.GetValue(greedy);
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxNewTokens),
+                Greedy = isGreedy,
+                Temperature = parse.GetValue(temperature),
+                TopP = parse.GetValue(topP),
+                TopK = parse.GetValue(topK),
+                RepetitionPenalty = parse.GetValue(repetitionPenalty),
+                StopSequences = parse.GetValue(stop) ?? [],
+                // Sampling without a seed draws one and reports it, so any run can be repeated.
+                Seed = isGreedy ? null : parse.GetValue(seed) ?? Random.Shared.NextInt64(0, int.MaxValue),
+            };
+            options.Validate();
+            var text = parse.GetValue(prompt)!;
+            if (string.IsNullOrEmpty(text))
+                throw new ArgumentException("--prompt must not be empty.");
+
+            using var loaded = await ModelSource.LoadAsync(
+                parse.GetValue(model)!, new ModelLoadOptions { Device = parse.GetValue(device)!, Dtype = parse.GetValue(dtype)! },
+                ProgressReporter.ForDownloads(), ct);
+            if (loaded.IsDemo)
+                await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
+
+            var promptIds = loaded.Tokenizer.Encode(text);
+            var result = loaded.CreateGenerator().Generate(promptIds, options, ct);
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    Model = loaded.Source,
+                    Demo = loaded.IsDemo,
+                    Notice = loaded.IsDemo ? DemoModel.Notice : null,
+                    Prompt = text,
+                    PromptIds = result.PromptIds,
+                    GeneratedIds = result.GeneratedIds,
+                    Text = result.Text,
+                    FinishReason = result.FinishReason.ToString(),
+                    options.Seed,
+                }, s_json));
+            }
+            else
+            {
+                Console.WriteLine(result.Text);
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,26 @@
+using ParaphraseService.Model.Checkpoints.Hub;
+
+namespace ParaphraseService.Model.Loading;
+
+/// <summary>Turns what a user names as the model (a folder, a hub id, or "demo") into a loaded model.</summary>
+public static class ModelSource
+{
+    /// <param name="source">"demo", an existing folder, or a hub id like <c>EleutherAI/gpt-j-6b@float16</c>.</param>
+    /// <param name="hubOptions">Hub settings; null reads HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE from the environment.</param>
+    public static async Task<LoadedModel> LoadAsync(
+        string source, ModelLoadOptions options, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken,
+        HubOptions? hubOptions = null)
+    {
+        if (string.Equals(source, DemoModel.SourceName, StringComparison.OrdinalIgnoreCase))
+            return DemoModel.Load(options);
+        if (Directory.Exists(source))
+            return ModelLoader.LoadFolder(source, options);
+        if (!HubModelId.TryParse(source, out var id, out var error))
+            throw new ArgumentException($"Model '{source}' is not a folder, not 'demo', and not a hub id: {error}");
+
+        using var http = HubClient.CreateHttpClient();
+        var hub = new HubClient(http, hubOptions ?? HubOptions.FromEnvironment());
+        var folder = await hub.DownloadModelAsync(id, progress, cancellationToken);
+        return ModelLoader.LoadFolder(folder, options, sourceName: id.ToString());
+    }
+}
