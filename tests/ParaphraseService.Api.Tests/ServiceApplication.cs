@@ -1,0 +1,14 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace ParaphraseService.Api.Tests;
+
+/// <summary>The real service with the real (demo-sized) model, configured per test.</summary>
+internal sealed class ServiceApplication(Dictionary<string, string?>? settings = null) : WebApplicationFactory<Program>
+{
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in settings ?? [])
+            builder.UseSetting(key, value);
+    }
+}
