@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
+using System.Text.Unicode;
 using Microsoft.Win32.SafeHandles;
 using static TorchSharp.torch;
 
@@ -87,6 +88,11 @@ public sealed class SafetensorsReader : ICheckpointSource
         var header = new byte[headerLength];
         ReadExactly(header, 8);
         var dataStart = 8 + (long)headerLength;
+        // System.Text.Json defers UTF-8 validation of strings until they are read; check it up front instead.
+        if (!Utf8.IsValid(header))
+        {
+            throw Error("header is not valid UTF-8");
+        }
 
         JsonDocument document;
         try

@@ -101,6 +101,18 @@ public sealed class SafetensorsCorruptionTests : IDisposable
     }
 
     [Fact]
+    public void InvalidUtf8InTheHeaderIsReported()
+    {
+        var bytes = SafetensorsBytes.Make("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
+        bytes[8 + 2] = 0xFF; // inside the tensor name
+        var path = Save("utf8.safetensors", bytes);
+
+        var error = Assert.Throws<CheckpointException>(() => new SafetensorsReader(path));
+
+        Assert.Contains("header is not valid UTF-8", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void OffsetsBeyondTheDataAreATruncatedFile()
     {
         const string header = "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, " +
