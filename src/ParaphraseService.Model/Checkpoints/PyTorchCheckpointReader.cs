@@ -106,7 +106,15 @@ public sealed class PyTorchCheckpointReader : ICheckpointSource
     private void CheckFormat()
     {
         Span<byte> magic = stackalloc byte[4];
-        var read = RandomAccess.Read(_file, magic, 0);
+        int read;
+        try
+        {
+            read = RandomAccess.Read(_file, magic, 0);
+        }
+        catch (IOException e)
+        {
+            throw new CheckpointException($"{Path}: read failed: {e.Message}", e);
+        }
         if (read >= 4 && magic.SequenceEqual("PK\u0003\u0004"u8))
         {
             return;
