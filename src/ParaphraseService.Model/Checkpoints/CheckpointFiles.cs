@@ -1,0 +1,51 @@
+namespace ParaphraseService.Model.Checkpoints;
+
+/// <summary>Finds and opens the checkpoint in a Hugging Face model folder.</summary>
+public static class CheckpointFiles
+{
+    /// <summary>The file names looked for, most preferred first: safetensors over pickles, an index over a single file.</summary>
+    public static IReadOnlyList<string> PreferenceOrder { get; } =
+        ["model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json", "pytorch_model.bin"];
+
+    /// <summary>Opens the preferred checkpoint file in <paramref name="folder"/>.</summary>
+    /// <exception cref="CheckpointException">The folder is missing, holds no checkpoint, or the checkpoint is unusable.</exception>
+    public static ICheckpointSource Open(string folder) => OpenFile(Locate(folder));
+
+    /// <summary>The path of the preferred checkpoint file in <paramref name="folder"/>, without opening it.</summary>
+    /// <exception cref="CheckpointException">The folder is missing or holds none of <see cref="PreferenceOrder"/>.</exception>
+    public static string Locate(string folder)
+    {
+        if (!Directory.Exists(folder))
+        {
+            throw new CheckpointException($"{folder}: checkpoint folder does not exist");
+        }
+        foreach (var name in PreferenceOrder)
+        {
+            var path = Path.Combine(folder, name);
+            if (File.Exists(path))
+            {
+                return path;
+            }
+        }
+        const int shown = 10;
+        var contents = Directory.EnumerateFileSystemEntries(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        var listing = contents.Count == 0
+            ? "the folder is empty"
+            : "it contains " + string.Join(", ", contents.Take(shown)) + (contents.Count > shown ? $" and {contents.Count - shown} more" : "");
+        throw new CheckpointException($"{folder}: no checkpoint found: looked for {string.Join(", ", PreferenceOrder)}; {listing}");
+    }
+
+    /// <summary>Opens one checkpoint file by its name: <c>*.index.json</c>, <c>*.safetensors</c>, else a torch.save file.</summary>
+    public static ICheckpointSource OpenFile(string path)
+    {
+        if (path.EndsWith(".index.json", StringComparison.Ordinal))
+        {
+            return new ShardedCheckpointSource(path);
+        }
+        if (path.EndsWith(".safetensors", StringComparison.Ordinal))
+        {
+            return new SafetensorsReader(path);
+        }
+        return new PyTorchCheckpointReader(path);
+    }
+}

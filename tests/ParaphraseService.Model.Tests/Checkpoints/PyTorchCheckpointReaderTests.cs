@@ -1,0 +1,277 @@
+using System.Text;
+using ParaphraseService.Model.Checkpoints;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Checkpoints;
+
+public sealed class PyTorchCheckpointReaderTests : IDisposable
+{
+    private readonly TempFolder _temp = new();
+
+    [Theory]
+    [InlineData("dtypes.bin")]
+    [InlineData("dtypes_protocol4.bin")]
+    [InlineData("dtypes_zip64.bin")]
+    public void ReadsEveryDtypeExactly(string fixture)
+    {
+        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture(fixture));
+
+        Assert.Equal(["f64", "f32", "f16", "bf16", "i64", "i32", "i16", "i8", "u8", "bool", "scalar", "empty", "param"], reader.Tensors.Keys);
+        Assert.Equal(ScalarType.BFloat16, reader.Tensors["bf16"].DType);
+        Assert.Equal([4L, 3L], reader.Tensors["bf16"].Shape);
+        Assert.Empty(reader.Tensors["scalar"].Shape);
+        AssertMatchesExpected(reader, "dtypes.expected.safetensors");
+        var independent = new (string Name, ScalarType DType, long[] Shape)[]
+        {
+            ("f64", ScalarType.Float64, [3]), ("f32", ScalarType.Float32, [3, 4]), ("f16", ScalarType.Float16, [2, 5]),
+            ("bf16", ScalarType.BFloat16, [4, 3]), ("i64", ScalarType.Int64, [2, 2]), ("i32", ScalarType.Int32, [5]),
+            ("i16", ScalarType.Int16, [3]), ("i8", ScalarType.Int8, [6]), ("u8", ScalarType.Byte, [7]),
+            ("bool", ScalarType.Bool, [2, 3]), ("scalar", ScalarType.Float32, []), ("param", ScalarType.Float32, [2, 2]),
+        };
+        foreach (var (name, dtype, shape) in independent)
+        {
+            using var expected = TestTensors.Ramp(dtype, shape);
+            using var actual = reader.Read(name);
+            TestTensors.AssertSame(expected, actual, name);
+        }
+    }
+
+    [Fact]
+    public void ReadsViewsIntoSharedStoragesWithOffsetsAndStrides()
+    {
+        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+
+        AssertMatchesExpected(reader, "views.expected.safetensors");
+        using var baseValues = TestTensors.Ramp(ScalarType.Float32, 24);
+        using var tail = reader.Read("tail");
+        using var expectedTail = baseValues.narrow(0, 10, 12).reshape(3, 4);
+        TestTensors.AssertSame(expectedTail, tail, "tail");
+        using var column = reader.Read("column");
+        using var expectedColumn = baseValues.view(4, 6).narrow(1, 2, 2).contiguous();
+        TestTensors.AssertSame(expectedColumn, column, "column");
+        Assert.True(column.is_contiguous());
+        using var transposed = reader.Read("transposed");
+        Assert.True(transposed.is_contiguous());
+        Assert.Equal([4L, 3L], transposed.shape);
+    }
+
+    [Fact]
+    public void ReadTensorsAreIndependentOfEachOther()
+    {
+        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+        using var head = reader.Read("head");
+        using var again = reader.Read("head");
+
+        head.fill_(42);
+
+        using var expected = TestTensors.Ramp(ScalarType.Float32, 6).reshape(2, 3);
+        TestTensors.AssertSame(expected, again);
+    }
+
+    [Fact]
+    public void ReadsAModuleStateDictWithItsMetadataAttribute()
+    {
+        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("module_state_dict.bin"));
+
+        Assert.Equal(["0.weight", "0.bias", "1.weight", "1.bias"], reader.Tensors.Keys);
+        AssertMatchesExpected(reader, "module_state_dict.expected.safetensors");
+    }
+
+    [Fact]
+    public void LegacyFormatAsksForAResave()
+    {
+        var path = TestPaths.CheckpointFixture("legacy.bin");
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("legacy PyTorch format", error.Message, StringComparison.Ordinal);
+        Assert.Contains("re-save with torch>=1.6 or convert to safetensors", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GlobalsAStateDictDoesNotNeedAreRefusedByName()
+    {
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("forbidden_global.bin")));
+
+        Assert.Contains("'__builtin__.print'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("refusing to load it", error.Message, StringComparison.Ordinal);
+        Assert.Contains("forbidden_global/data.pkl", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ATrainingCheckpointIsNotAStateDict()
+    {
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("training_checkpoint.bin")));
+
+        Assert.Contains("key 'model' holds a dict, not a tensor", error.Message, StringComparison.Ordinal);
+        Assert.Contains("model.state_dict()", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UnsupportedStorageTypeIsNamed()
+    {
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("complex.bin")));
+
+        Assert.Contains("storage type torch.ComplexFloatStorage is not supported", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BigEndianCheckpointIsRefused()
+    {
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("byteorder_big.bin")));
+
+        Assert.Contains("byteorder 'big'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.5)]
+    [InlineData(0.9)]
+    [InlineData(0.99)]
+    public void TruncatedArchiveIsReported(double keptFraction)
+    {
+        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var path = Save("cut.bin", bytes[..(int)(bytes.Length * keptFraction)]);
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("truncated", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(22)]
+    public void ArchiveCutAtItsEndRecordIsReported(int removed)
+    {
+        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var path = Save("cut.bin", bytes[..^removed]);
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.Contains("truncated or not a zip archive", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void MissingStorageEntryIsReported()
+    {
+        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        // Renaming the entry in both zip headers leaves a valid archive whose data.pkl points at a storage that is gone.
+        var path = Save("renamed.bin", Replace(bytes, "dtypes/data/3", "dtypes/data/X"));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.Contains("refers to storage '3' but the archive has no entry 'dtypes/data/3'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ZipWithoutDataPklIsNotACheckpoint()
+    {
+        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var path = Save("nopkl.bin", Replace(bytes, "dtypes/data.pkl", "dtypes/data.pkX"));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.Contains("without a single <archive>/data.pkl entry", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new byte[0], "file is empty")]
+    [InlineData(new byte[] { (byte)'h', (byte)'i', (byte)'!', 10 }, "not a PyTorch checkpoint")]
+    [InlineData(new byte[] { (byte)'P', (byte)'K', 3, 4, 0, 0 }, "truncated or not a zip archive")]
+    public void NonCheckpointsAreReported(byte[] content, string expected)
+    {
+        var path = Save("odd.bin", content);
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CorruptBytesNeverCrashOrHang()
+    {
+        // Corrupting any single byte must end in a CheckpointException or a readable file (a changed tensor value),
+        // never in another exception type.
+        var original = File.ReadAllBytes(TestPaths.CheckpointFixture("views.bin"));
+        var random = new Random(1234);
+        var path = _temp.File("corrupt.bin");
+        var failures = 0;
+        for (var position = 0; position < original.Length; position++)
+        {
+            var bytes = (byte[])original.Clone();
+            bytes[position] = (byte)random.Next(256);
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                using var reader = new PyTorchCheckpointReader(path);
+                foreach (var name in reader.Tensors.Keys)
+                {
+                    reader.Read(name).Dispose();
+                }
+            }
+            catch (CheckpointException)
+            {
+                failures++;
+            }
+        }
+        Assert.InRange(failures, 1, original.Length);
+    }
+
+    [Fact]
+    public void ConvertsToSafetensorsByStreaming()
+    {
+        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+        var path = _temp.File("converted.safetensors");
+
+        SafetensorsWriter.Write(path, reader.Tensors.Values.ToList(), info => reader.Read(info.Name));
+
+        using var converted = new SafetensorsReader(path);
+        foreach (var name in reader.Tensors.Keys)
+        {
+            using var expected = reader.Read(name);
+            using var actual = converted.Read(name);
+            TestTensors.AssertSame(expected, actual, name);
+        }
+    }
+
+    [Fact]
+    public void UnknownTensorAndDisposedReaderAreReported()
+    {
+        var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+
+        Assert.Contains("no tensor named 'nope'", Assert.Throws<CheckpointException>(() => reader.Read("nope")).Message, StringComparison.Ordinal);
+        reader.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => reader.Read("head"));
+    }
+
+    private static void AssertMatchesExpected(ICheckpointSource reader, string expectedFixture)
+    {
+        using var expected = new SafetensorsReader(TestPaths.CheckpointFixture(expectedFixture));
+        Assert.Equal(expected.Tensors.Keys.Order(), reader.Tensors.Keys.Order());
+        foreach (var name in expected.Tensors.Keys)
+        {
+            using var want = expected.Read(name);
+            using var got = reader.Read(name);
+            Assert.Equal(want.dtype, reader.Tensors[name].DType);
+            Assert.Equal(want.shape, reader.Tensors[name].Shape);
+            TestTensors.AssertSame(want, got, name);
+        }
+    }
+
+    private static byte[] Replace(byte[] bytes, string from, string to)
+    {
+        var text = Encoding.Latin1.GetString(bytes);
+        Assert.Contains(from, text, StringComparison.Ordinal);
+        return Encoding.Latin1.GetBytes(text.Replace(from, to, StringComparison.Ordinal));
+    }
+
+    private string Save(string name, byte[] bytes)
+    {
+        var path = _temp.File(name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    public void Dispose() => _temp.Dispose();
+}
