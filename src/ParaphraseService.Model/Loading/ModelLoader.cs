@@ -16,12 +16,10 @@ public static class ModelLoader
             throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
         var (device, dtype) = options.Resolve();
         var config = GptJConfig.Load(Path.Combine(folder, "config.json"));
-        using var checkpoint = CheckpointFiles_Open(folder);
+        using var checkpoint = CheckpointFiles.Open(folder);
         var model = Build(config, checkpoint, dtype, device, folder);
         return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype);
     }
-
-    private static ICheckpointSource CheckpointFiles_Open(string folder) => throw new NotSupportedException(folder);
 
     /// <summary>Shapes first on the meta device, then each weight streamed in from the checkpoint.</summary>
     internal static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, ScalarType dtype, Device device, string sourceName)

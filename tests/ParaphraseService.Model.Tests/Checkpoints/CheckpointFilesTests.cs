@@ -28,7 +28,7 @@ public sealed class CheckpointFilesTests : IDisposable
     {
         using var t = TestTensors.Ramp(ScalarType.Float32, 2);
         SafetensorsWriter.Write(_temp.File("model.safetensors"), new Dictionary<string, Tensor> { ["t"] = t });
-        File.Copy(TestPaths.CheckpointFixture("views.bin"), _temp.File("pytorch_model.bin"));
+        File.Copy(Fixtures.Get("checkpoint-formats", "views.bin"), _temp.File("pytorch_model.bin"));
 
         using (var source = CheckpointFiles.Open(_temp.Path))
         {
@@ -40,7 +40,7 @@ public sealed class CheckpointFilesTests : IDisposable
             Assert.IsType<PyTorchCheckpointReader>(source);
             Assert.Contains("head", source.Tensors.Keys);
         }
-        using (var source = CheckpointFiles.Open(TestPaths.CheckpointFixture("sharded_bin")))
+        using (var source = CheckpointFiles.Open(Fixtures.Get("checkpoint-formats", "sharded_bin")))
         {
             Assert.IsType<ShardedCheckpointSource>(source);
         }

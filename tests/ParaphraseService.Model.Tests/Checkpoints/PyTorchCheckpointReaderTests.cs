@@ -14,7 +14,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [InlineData("dtypes_zip64.bin")]
     public void ReadsEveryDtypeExactly(string fixture)
     {
-        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture(fixture));
+        using var reader = new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", fixture));
 
         Assert.Equal(["f64", "f32", "f16", "bf16", "i64", "i32", "i16", "i8", "u8", "bool", "scalar", "empty", "param"], reader.Tensors.Keys);
         Assert.Equal(ScalarType.BFloat16, reader.Tensors["bf16"].DType);
@@ -39,7 +39,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void ReadsViewsIntoSharedStoragesWithOffsetsAndStrides()
     {
-        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+        using var reader = new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "views.bin"));
 
         AssertMatchesExpected(reader, "views.expected.safetensors");
         using var baseValues = TestTensors.Ramp(ScalarType.Float32, 24);
@@ -58,7 +58,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void ReadTensorsAreIndependentOfEachOther()
     {
-        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+        using var reader = new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "views.bin"));
         using var head = reader.Read("head");
         using var again = reader.Read("head");
 
@@ -71,7 +71,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void ReadsAModuleStateDictWithItsMetadataAttribute()
     {
-        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("module_state_dict.bin"));
+        using var reader = new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "module_state_dict.bin"));
 
         Assert.Equal(["0.weight", "0.bias", "1.weight", "1.bias"], reader.Tensors.Keys);
         AssertMatchesExpected(reader, "module_state_dict.expected.safetensors");
@@ -80,7 +80,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void LegacyFormatAsksForAResave()
     {
-        var path = TestPaths.CheckpointFixture("legacy.bin");
+        var path = Fixtures.Get("checkpoint-formats", "legacy.bin");
 
         var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
 
@@ -92,7 +92,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void GlobalsAStateDictDoesNotNeedAreRefusedByName()
     {
-        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("forbidden_global.bin")));
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "forbidden_global.bin")));
 
         Assert.Contains("'__builtin__.print'", error.Message, StringComparison.Ordinal);
         Assert.Contains("refusing to load it", error.Message, StringComparison.Ordinal);
@@ -102,7 +102,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void ATrainingCheckpointIsNotAStateDict()
     {
-        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("training_checkpoint.bin")));
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "training_checkpoint.bin")));
 
         Assert.Contains("key 'model' holds a dict, not a tensor", error.Message, StringComparison.Ordinal);
         Assert.Contains("model.state_dict()", error.Message, StringComparison.Ordinal);
@@ -111,7 +111,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void UnsupportedStorageTypeIsNamed()
     {
-        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("complex.bin")));
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "complex.bin")));
 
         Assert.Contains("storage type torch.ComplexFloatStorage is not supported", error.Message, StringComparison.Ordinal);
     }
@@ -119,7 +119,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void BigEndianCheckpointIsRefused()
     {
-        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(TestPaths.CheckpointFixture("byteorder_big.bin")));
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "byteorder_big.bin")));
 
         Assert.Contains("byteorder 'big'", error.Message, StringComparison.Ordinal);
     }
@@ -130,7 +130,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [InlineData(0.99)]
     public void TruncatedArchiveIsReported(double keptFraction)
     {
-        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var bytes = File.ReadAllBytes(Fixtures.Get("checkpoint-formats", "dtypes.bin"));
         var path = Save("cut.bin", bytes[..(int)(bytes.Length * keptFraction)]);
 
         var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
@@ -144,7 +144,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [InlineData(22)]
     public void ArchiveCutAtItsEndRecordIsReported(int removed)
     {
-        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var bytes = File.ReadAllBytes(Fixtures.Get("checkpoint-formats", "dtypes.bin"));
         var path = Save("cut.bin", bytes[..^removed]);
 
         var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
@@ -155,7 +155,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void MissingStorageEntryIsReported()
     {
-        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var bytes = File.ReadAllBytes(Fixtures.Get("checkpoint-formats", "dtypes.bin"));
         // Renaming the entry in both zip headers leaves a valid archive whose data.pkl points at a storage that is gone.
         var path = Save("renamed.bin", Replace(bytes, "dtypes/data/3", "dtypes/data/X"));
 
@@ -167,7 +167,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void ZipWithoutDataPklIsNotACheckpoint()
     {
-        var bytes = File.ReadAllBytes(TestPaths.CheckpointFixture("dtypes.bin"));
+        var bytes = File.ReadAllBytes(Fixtures.Get("checkpoint-formats", "dtypes.bin"));
         var path = Save("nopkl.bin", Replace(bytes, "dtypes/data.pkl", "dtypes/data.pkX"));
 
         var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
@@ -193,7 +193,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     {
         // Corrupting any single byte must end in a CheckpointException or a readable file (a changed tensor value),
         // never in another exception type.
-        var original = File.ReadAllBytes(TestPaths.CheckpointFixture("views.bin"));
+        var original = File.ReadAllBytes(Fixtures.Get("checkpoint-formats", "views.bin"));
         var random = new Random(1234);
         var path = _temp.File("corrupt.bin");
         var failures = 0;
@@ -221,7 +221,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void ConvertsToSafetensorsByStreaming()
     {
-        using var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+        using var reader = new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "views.bin"));
         var path = _temp.File("converted.safetensors");
 
         SafetensorsWriter.Write(path, reader.Tensors.Values.ToList(), info => reader.Read(info.Name));
@@ -238,7 +238,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     [Fact]
     public void UnknownTensorAndDisposedReaderAreReported()
     {
-        var reader = new PyTorchCheckpointReader(TestPaths.CheckpointFixture("views.bin"));
+        var reader = new PyTorchCheckpointReader(Fixtures.Get("checkpoint-formats", "views.bin"));
 
         Assert.Contains("no tensor named 'nope'", Assert.Throws<CheckpointException>(() => reader.Read("nope")).Message, StringComparison.Ordinal);
         reader.Dispose();
@@ -247,7 +247,7 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
 
     private static void AssertMatchesExpected(ICheckpointSource reader, string expectedFixture)
     {
-        using var expected = new SafetensorsReader(TestPaths.CheckpointFixture(expectedFixture));
+        using var expected = new SafetensorsReader(Fixtures.Get("checkpoint-formats", expectedFixture));
         Assert.Equal(expected.Tensors.Keys.Order(), reader.Tensors.Keys.Order());
         foreach (var name in expected.Tensors.Keys)
         {

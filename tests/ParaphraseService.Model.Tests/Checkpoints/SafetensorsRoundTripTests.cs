@@ -174,7 +174,7 @@ public sealed class SafetensorsRoundTripTests(ITestOutputHelper output) : IDispo
     [Fact]
     public void ReadsAFileWrittenByPythonSafetensors()
     {
-        using var reader = new SafetensorsReader(TestPaths.CheckpointFixture("dtypes.expected.safetensors"));
+        using var reader = new SafetensorsReader(Fixtures.Get("checkpoint-formats", "dtypes.expected.safetensors"));
 
         Assert.Equal("pt", reader.Metadata["format"]);
         var shapes = new Dictionary<string, (ScalarType, long[])>

@@ -15,8 +15,8 @@ public sealed class ShardedCheckpointSourceTests : IDisposable
     [Fact]
     public void ReadsAShardedPyTorchCheckpoint()
     {
-        using var source = new ShardedCheckpointSource(TestPaths.CheckpointFixture("sharded_bin", "pytorch_model.bin.index.json"));
-        using var expected = new SafetensorsReader(TestPaths.CheckpointFixture("dtypes.expected.safetensors"));
+        using var source = new ShardedCheckpointSource(Fixtures.Get("checkpoint-formats", "sharded_bin", "pytorch_model.bin.index.json"));
+        using var expected = new SafetensorsReader(Fixtures.Get("checkpoint-formats", "dtypes.expected.safetensors"));
 
         Assert.Equal(["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"], source.ShardFiles);
         Assert.Equal(["f32", "f16", "bf16", "i64"], source.Tensors.Keys);

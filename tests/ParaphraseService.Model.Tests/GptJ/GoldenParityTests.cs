@@ -50,7 +50,7 @@ public sealed class GoldenParityTests(ITestOutputHelper output) : IDisposable
             if (first is null)
                 first = logits;
             else
-                Assert.True(first.equal(logits).item<bool>(), $"{format} differs from safetensors");
+                Assert.True(first.eq(logits).all().item<bool>(), $"{format} differs from safetensors");
         }
         first?.Dispose();
     }
@@ -66,7 +66,7 @@ public sealed class GoldenParityTests(ITestOutputHelper output) : IDisposable
         using var noGrad = no_grad();
 
         using var positions = PositionIds.FromAttentionMask(mask);
-        Assert.True(positions.equal(expectedPositions).item<bool>());
+        Assert.True(positions.eq(expectedPositions).all().item<bool>());
 
         using var logits = model.Model.forward(new CausalLMInput(ids, mask));
         using var real = mask.to(ScalarType.Bool);
