@@ -81,6 +81,15 @@ public sealed class HubOptionsTests
         Assert.Contains("Token = ***", text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void InvalidSettingsAreRejectedByTheClient()
+    {
+        using var http = new HttpClient();
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HubClient(http, new HubOptions { MaxAttempts = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HubClient(http, new HubOptions { AttemptTimeout = TimeSpan.Zero }));
+    }
+
     private static HubOptions FromEnvironment(params (string Name, string Value)[] variables) =>
         HubOptions.FromEnvironment(Env(variables), Home);
 
