@@ -21,6 +21,8 @@ internal sealed class FakeHub : IAsyncDisposable
     private int _apiFailuresLeft;
     private int _cdnFailuresLeft;
     private int _cutsLeft;
+    private int _apiHangsLeft;
+    private int _stallsLeft;
 
     private FakeHub(WebApplication app, int port)
     {
@@ -62,6 +64,12 @@ internal sealed class FakeHub : IAsyncDisposable
 
     /// <summary>The next N CDN downloads send half of what they owe, then the connection is aborted.</summary>
     public int CutDownloads { set => _cutsLeft = value; }
+
+    /// <summary>The next N API requests never answer (until the client gives up on them).</summary>
+    public int HangingApiRequests { set => _apiHangsLeft = value; }
+
+    /// <summary>The next N CDN downloads send half of what they owe, then go silent without closing.</summary>
+    public int StallDownloads { set => _stallsLeft = value; }
 
     public static async Task<FakeHub> StartAsync()
     {
@@ -111,6 +119,12 @@ internal sealed class FakeHub : IAsyncDisposable
 
     private async Task ServeRevisionAsync(HttpContext context, string rest)
     {
+        if (Interlocked.Decrement(ref _apiHangsLeft) >= 0)
+        {
+            await HangAsync(context);
+            return;
+        }
+
         if (Interlocked.Decrement(ref _apiFailuresLeft) >= 0)
         {
             context.Response.StatusCode = ApiFailureStatus;
@@ -215,10 +229,11 @@ internal sealed class FakeHub : IAsyncDisposable
         }
 
         var cut = Interlocked.Decrement(ref _cutsLeft) >= 0;
-        await ServeContentAsync(context, content, honourRange: !IgnoreRange, cut);
+        var stall = Interlocked.Decrement(ref _stallsLeft) >= 0;
+        await ServeContentAsync(context, content, honourRange: !IgnoreRange, cut, stall);
     }
 
-    private static async Task ServeContentAsync(HttpContext context, byte[] content, bool honourRange, bool cut)
+    private static async Task ServeContentAsync(HttpContext context, byte[] content, bool honourRange, bool cut, bool stall = false)
     {
         long start = 0;
         var range = context.Request.Headers.Range.FirstOrDefault();
@@ -239,16 +254,31 @@ internal sealed class FakeHub : IAsyncDisposable
         if (HttpMethods.IsHead(context.Request.Method))
             return;
 
-        if (cut)
+        if (cut || stall)
         {
             var half = (int)(content.Length - start) / 2;
             await context.Response.Body.WriteAsync(content.AsMemory((int)start, half));
             await context.Response.Body.FlushAsync();
+            if (stall)
+                await HangAsync(context);
             context.Abort();
             return;
         }
 
         await context.Response.Body.WriteAsync(content.AsMemory((int)start));
+    }
+
+    // Waits until the client drops the request (or the server stops), like a peer that went silent.
+    private static async Task HangAsync(HttpContext context)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client gave up, which is what the test waits for.
+        }
     }
 
     private static void NotFound(HttpContext context, string errorCode, string message)

@@ -163,6 +163,74 @@ public sealed class HubClientTests : IAsyncLifetime
         Assert.Equal(3, _hub.Recorded.Count(r => r.IsApi));
     }
 
+    [Theory]
+    [InlineData(408)]
+    [InlineData(429)]
+    [InlineData(500)]
+    [InlineData(502)]
+    [InlineData(504)]
+    public async Task TransientStatusesAreRetried(int status)
+    {
+        _hub.ApiFailures = 1;
+        _hub.ApiFailureStatus = status;
+
+        await Client().DownloadModelAsync(Repo);
+
+        Assert.Equal(2, _hub.Recorded.Count(r => r.IsApi));
+    }
+
+    [Theory]
+    [InlineData(400, HubErrorKind.HttpError)]
+    [InlineData(403, HubErrorKind.Unauthorized)]
+    public async Task OtherClientErrorsAreNotRetried(int status, HubErrorKind kind)
+    {
+        _hub.ApiFailures = 1;
+        _hub.ApiFailureStatus = status;
+
+        var error = await Assert.ThrowsAsync<HubException>(() => Client().DownloadModelAsync(Repo));
+
+        Assert.Equal(kind, error.Kind);
+        Assert.Equal(status, error.StatusCode);
+        Assert.Single(_hub.Recorded);
+    }
+
+    [Fact]
+    public async Task RefusedConnectionIsReportedAsUnavailable()
+    {
+        var closedPort = _hub.Endpoint.Port;
+        await _hub.DisposeAsync();
+        _hub = await FakeHub.StartAsync();
+        var options = Options(maxAttempts: 2) with { Endpoint = new Uri($"http://127.0.0.1:{closedPort}") };
+
+        var error = await Assert.ThrowsAsync<HubException>(() => new HubClient(_http, options).DownloadModelAsync(Repo));
+
+        Assert.Equal(HubErrorKind.Unavailable, error.Kind);
+        Assert.Contains("2 attempt", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnansweredRequestTimesOutAndIsRetried()
+    {
+        _hub.HangingApiRequests = 1;
+        var options = Options() with { AttemptTimeout = TimeSpan.FromMilliseconds(200) };
+
+        await new HubClient(_http, options).DownloadModelAsync(Repo);
+
+        Assert.Equal(2, _hub.Recorded.Count(r => r.IsApi));
+    }
+
+    [Fact]
+    public async Task StalledDownloadTimesOutAndResumes()
+    {
+        _hub.StallDownloads = 1;
+        var options = Options() with { AttemptTimeout = TimeSpan.FromMilliseconds(200) };
+
+        var snapshot = await new HubClient(_http, options).DownloadModelAsync(Repo);
+
+        Assert.Equal(Weights.Content, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
+        Assert.NotNull(_hub.Recorded.Where(r => r.IsCdn).Last().Range);
+    }
+
     [Fact]
     public async Task RateLimitWithShortRetryAfterIsRetried()
     {
