@@ -126,6 +126,19 @@ public sealed class HubClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ConcurrentDownloadsIntoOneCacheFetchTheWeightsOnce()
+    {
+        var downloads = Enumerable.Range(0, 3).Select(_ => Client().DownloadModelAsync(Repo)).ToList();
+
+        var snapshots = await Task.WhenAll(downloads);
+
+        Assert.Single(snapshots.Distinct());
+        Assert.Equal(Weights.Content, File.ReadAllBytes(Path.Combine(snapshots[0], "model.safetensors")));
+        Assert.Single(_hub.Recorded, r => r.IsCdn);
+        Assert.True(File.Exists(Path.Combine(_cache.Path, ".locks", "models--test-org--tiny-gptj", Weights.Etag + ".lock")));
+    }
+
+    [Fact]
     public async Task CorruptDownloadIsRejectedAndNothingIsPublished()
     {
         _hub.CorruptLfs = true;
