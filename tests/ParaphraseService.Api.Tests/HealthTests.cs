@@ -38,7 +38,7 @@ public class HealthTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Contains("not a folder", problem.GetProperty("detail").GetString());
+        Assert.Contains("does not exist", problem.GetProperty("detail").GetString());
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public class GenerateCommandTests
     [Theory]
     [InlineData("does not exist", "generate", "--model", "/no/such/folder", "--prompt", "x")]
     [InlineData("not a folder", "generate", "--model", "not a model", "--prompt", "x")]
-    [InlineData("not in the cache", "generate", "--model", "EleutherAI/gpt-j-6b", "--prompt", "x")]
+    [InlineData("not in the Hugging Face cache", "generate", "--model", "EleutherAI/gpt-j-6b", "--prompt", "x")]
     [InlineData("temperature", "generate", "--prompt", "x", "--temperature", "0")]
     [InlineData("--greedy cannot be combined", "generate", "--prompt", "x", "--greedy", "--top-k", "5")]
     [InlineData("context of 2048 tokens", "generate", "--prompt", "x", "--max-new-tokens", "5000")]

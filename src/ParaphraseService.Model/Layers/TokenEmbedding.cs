@@ -11,37 +11,27 @@ namespace ParaphraseService.Model.Layers;
 /// </summary>
 public sealed class TokenEmbedding : nn.Module<Tensor, Tensor>
 {
-    private Parameter _weight;
-
+    // The weight lives only in the parameter registry: a Parameter field would be registered a second time, under the
+    // field's name, when a parent module registers this one.
     public TokenEmbedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(TokenEmbedding))
     {
         using var noGrad = torch.no_grad();
         // nn.Embedding's init: normal(0, 1); a no-op on the meta device.
-        _weight = new Parameter(torch.empty(count, dim, dtype, device).normal_());
-        register_parameter(nameof(weight), _weight);
+        register_parameter(nameof(weight), new Parameter(torch.empty(count, dim, dtype, device).normal_()));
     }
 
     public Parameter weight
     {
-        get => _weight;
-        set
-        {
-            _weight = value;
-            ConditionallyRegisterParameter(nameof(weight), value);
-        }
+        get => get_parameter(nameof(weight)) ?? throw new InvalidOperationException("TokenEmbedding has no weight.");
+        set => ConditionallyRegisterParameter(nameof(weight), value);
     }
 
     /// <summary>(…) ids → (…, dim) vectors.</summary>
     public override Tensor forward(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        long[] shape = [.. ids.shape, _weight.shape[1]];
-        return _weight.index_select(0, ids.flatten()).view(shape).MoveToOuterDisposeScope();
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) _weight.Dispose();
-        base.Dispose(disposing);
+        var table = weight;
+        long[] shape = [.. ids.shape, table.shape[1]];
+        return table.index_select(0, ids.flatten()).view(shape).MoveToOuterDisposeScope();
     }
 }

@@ -15,6 +15,8 @@ public static class ModelSource
             return DemoModel.Load(options);
         if (Directory.Exists(source))
             return ModelLoader.LoadFolder(source, options);
+        if (LooksLikePath(source))
+            throw new DirectoryNotFoundException($"Model folder '{source}' does not exist.");
         if (!HubModelId.TryParse(source, out var id, out var error))
             throw new ArgumentException($"Model '{source}' is not a folder, not 'demo', and not a hub id: {error}");
 
@@ -23,4 +25,8 @@ public static class ModelSource
         var folder = await hub.DownloadModelAsync(id, progress, cancellationToken);
         return ModelLoader.LoadFolder(folder, options, sourceName: id.ToString());
     }
+
+    // "Org/Name" is both a valid relative path and a hub id; anything else with path syntax can only be a folder.
+    private static bool LooksLikePath(string source) =>
+        Path.IsPathRooted(source) || source.StartsWith('.') || source.StartsWith('~') || source.Contains('\\') || source.Count(c => c == '/') > 1;
 }
