@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
 
@@ -8,7 +10,14 @@ namespace ParaphraseService.Cli.Commands;
 /// <summary><c>generate</c>: continue a prompt with a model folder, a hub model or the demo model.</summary>
 internal static class GenerateCommand
 {
-    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+    private static readonly JsonSerializerOptions s_json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        // Generated text is shown as is (quotes, angle brackets, non-ASCII), not as \u escapes; it is still valid JSON.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
 
     public static Command Create()
     {
@@ -72,7 +81,7 @@ internal static class GenerateCommand
                     PromptIds = result.PromptIds,
                     GeneratedIds = result.GeneratedIds,
                     Text = result.Text,
-                    FinishReason = result.FinishReason.ToString(),
+                    result.FinishReason,
                     options.Seed,
                 }, s_json));
             }
