@@ -1,4 +1,5 @@
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,11 +15,12 @@ internal static class TinyModels
         BosTokenId = 0, EosTokenId = 1,
     };
 
-    public static GptJForCausalLM Create(GptJConfig? config = null, ScalarType dtype = ScalarType.Float32, long seed = 7)
+    public static GptJForCausalLM Create(GptJConfig? config = null, ScalarType dtype = ScalarType.Float32, long seed = 7,
+        Quantization quantization = Quantization.None, Int8Options? int8 = null)
     {
         config ??= Config;
         using var weights = new RandomCheckpoint(config, seed);
-        return ModelLoader.Build(config, weights, dtype, CPU, "tiny");
+        return ModelLoader.Build(config, weights, new LayerFactory(dtype, CPU, quantization, int8), "tiny");
     }
 
     public static Tensor Logits(GptJForCausalLM model, long[] ids)

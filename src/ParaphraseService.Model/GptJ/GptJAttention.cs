@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,13 +16,13 @@ public sealed class GptJAttention : nn.Module<AttentionInput, Tensor>
     private readonly int _headDim;
     private readonly float _scale;
 
-    public GptJAttention(GptJConfig config, RotaryEmbedding rotary, ScalarType dtype, Device device) : base(nameof(GptJAttention))
+    public GptJAttention(GptJConfig config, RotaryEmbedding rotary, LayerFactory layers) : base(nameof(GptJAttention))
     {
         var e = config.HiddenSize;
-        q_proj = nn.Linear(e, e, hasBias: false, device: device, dtype: dtype);
-        k_proj = nn.Linear(e, e, hasBias: false, device: device, dtype: dtype);
-        v_proj = nn.Linear(e, e, hasBias: false, device: device, dtype: dtype);
-        out_proj = nn.Linear(e, e, hasBias: false, device: device, dtype: dtype);
+        q_proj = layers.Linear(e, e, hasBias: false);
+        k_proj = layers.Linear(e, e, hasBias: false);
+        v_proj = layers.Linear(e, e, hasBias: false);
+        out_proj = layers.Linear(e, e, hasBias: false);
         _rotary = rotary;
         _heads = config.HeadCount;
         _headDim = config.HeadDim;

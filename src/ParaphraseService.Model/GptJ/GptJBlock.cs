@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,11 +11,11 @@ public sealed class GptJBlock : nn.Module<AttentionInput, Tensor>
     private GptJAttention attn;
     private GptJMlp mlp;
 
-    public GptJBlock(GptJConfig config, RotaryEmbedding rotary, ScalarType dtype, Device device) : base(nameof(GptJBlock))
+    public GptJBlock(GptJConfig config, RotaryEmbedding rotary, LayerFactory layers) : base(nameof(GptJBlock))
     {
-        ln_1 = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon, device: device, dtype: dtype);
-        attn = new GptJAttention(config, rotary, dtype, device);
-        mlp = new GptJMlp(config, dtype, device);
+        ln_1 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
+        attn = new GptJAttention(config, rotary, layers);
+        mlp = new GptJMlp(config, layers);
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,12 +13,17 @@ public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
     public GptJConfig Config { get; }
 
     /// <param name="device">Where parameters are created; <c>meta</c> builds the shapes without allocating memory.</param>
-    public GptJForCausalLM(GptJConfig config, ScalarType dtype, Device device) : base(nameof(GptJForCausalLM))
+    public GptJForCausalLM(GptJConfig config, ScalarType dtype, Device device) : this(config, new LayerFactory(dtype, device))
+    {
+    }
+
+    /// <param name="layers">Dtype, device and weight storage (full precision or int8) of every layer.</param>
+    public GptJForCausalLM(GptJConfig config, LayerFactory layers) : base(nameof(GptJForCausalLM))
     {
         config.Validate();
         Config = config;
-        transformer = new GptJModel(config, dtype, device);
-        lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: true, device: device, dtype: dtype);
+        transformer = new GptJModel(config, layers);
+        lm_head = layers.Linear(config.HiddenSize, config.VocabSize, hasBias: true);
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,10 +10,10 @@ public sealed class GptJMlp : nn.Module<Tensor, Tensor>
     private nn.Module<Tensor, Tensor> fc_in;
     private nn.Module<Tensor, Tensor> fc_out;
 
-    public GptJMlp(GptJConfig config, ScalarType dtype, Device device) : base(nameof(GptJMlp))
+    public GptJMlp(GptJConfig config, LayerFactory layers) : base(nameof(GptJMlp))
     {
-        fc_in = nn.Linear(config.HiddenSize, config.EffectiveInnerSize, hasBias: true, device: device, dtype: dtype);
-        fc_out = nn.Linear(config.EffectiveInnerSize, config.HiddenSize, hasBias: true, device: device, dtype: dtype);
+        fc_in = layers.Linear(config.HiddenSize, config.EffectiveInnerSize, hasBias: true);
+        fc_out = layers.Linear(config.EffectiveInnerSize, config.HiddenSize, hasBias: true);
         RegisterComponents();
     }
 

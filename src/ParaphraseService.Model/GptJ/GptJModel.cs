@@ -14,13 +14,13 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
     private nn.Module<Tensor, Tensor> ln_f;
     private readonly RotaryEmbedding _rotary;
 
-    public GptJModel(GptJConfig config, ScalarType dtype, Device device) : base(nameof(GptJModel))
+    public GptJModel(GptJConfig config, LayerFactory layers) : base(nameof(GptJModel))
     {
         _rotary = new RotaryEmbedding(config.EffectiveRotaryDim, config.MaxPositions);
-        wte = new TokenEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
+        wte = layers.Embedding(config.VocabSize, config.HiddenSize);
         h = new ModuleList<GptJBlock>(Enumerable.Range(0, config.LayerCount)
-            .Select(_ => new GptJBlock(config, _rotary, dtype, device)).ToArray());
-        ln_f = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon, device: device, dtype: dtype);
+            .Select(_ => new GptJBlock(config, _rotary, layers)).ToArray());
+        ln_f = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
         RegisterComponents();
     }
 

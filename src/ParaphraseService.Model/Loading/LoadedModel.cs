@@ -1,12 +1,14 @@
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Loading;
 
 /// <summary>A ready-to-run model with its tokenizer and a description of where it came from.</summary>
-public sealed class LoadedModel(GptJForCausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype) : IDisposable
+public sealed class LoadedModel(
+    GptJForCausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype, Quantization quantization) : IDisposable
 {
     public GptJForCausalLM Model { get; } = model;
     public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
@@ -20,6 +22,7 @@ public sealed class LoadedModel(GptJForCausalLM model, Gpt2Tokenizer tokenizer, 
 
     public Device Device { get; } = device;
     public ScalarType Dtype { get; } = dtype;
+    public Quantization Quantization { get; } = quantization;
 
     public TextGenerator CreateGenerator() => new(Model, Tokenizer);
 

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Devices;
+using ParaphraseService.Model.Layers;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Loading;
@@ -11,6 +12,29 @@ public sealed record ModelLoadOptions
 
     /// <summary>float32, bfloat16 or float16 (alias fp32, bf16, fp16).</summary>
     public string Dtype { get; init; } = "float32";
+
+    /// <summary>auto, none or int8: how Linear and embedding weights are stored (see <see cref="ResolveQuantization"/>).</summary>
+    public string Quantization { get; init; } = "auto";
+
+    /// <summary>Int8 compute path and outlier threshold.</summary>
+    public Int8Options Int8 { get; init; } = Int8Options.Default;
+
+    /// <summary>Models at least this large are stored in 8 bits under "auto".</summary>
+    public const long AutoInt8Parameters = 1_000_000_000;
+
+    /// <summary>
+    /// "auto" stores a model of a billion parameters or more (GPT-J-6B) in 8 bits and smaller ones in full precision;
+    /// a checkpoint that is already int8 always loads as int8.
+    /// </summary>
+    public Quantization ResolveQuantization(long parameterCount, bool checkpointIsInt8) => Quantization.Trim().ToLowerInvariant() switch
+    {
+        "auto" => checkpointIsInt8 || parameterCount >= AutoInt8Parameters ? Layers.Quantization.Int8 : Layers.Quantization.None,
+        "int8" => Layers.Quantization.Int8,
+        "none" when checkpointIsInt8 => throw new ArgumentException(
+            "This checkpoint is int8-quantized; load it with quantization int8 (or auto), or use the full-precision original."),
+        "none" => Layers.Quantization.None,
+        _ => throw new ArgumentException($"Unknown quantization '{Quantization}': use auto, none or int8."),
+    };
 
     public ScalarType ResolveDtype() => Dtype.Trim().ToLowerInvariant() switch
     {

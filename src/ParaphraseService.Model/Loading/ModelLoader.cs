@@ -1,5 +1,6 @@
 using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,17 +18,29 @@ public static class ModelLoader
         var (device, dtype) = options.Resolve();
         var config = GptJConfig.Load(Path.Combine(folder, "config.json"));
         using var checkpoint = CheckpointFiles.Open(folder);
-        var model = Build(config, checkpoint, dtype, device, folder);
-        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype);
+        var layers = LayersFor(config, checkpoint, options, dtype, device);
+        var model = Build(config, checkpoint, layers, folder);
+        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization);
+    }
+
+    /// <summary>The layer settings for a checkpoint: dtype, device, and int8 or full precision (see ModelLoadOptions).</summary>
+    internal static LayerFactory LayersFor(GptJConfig config, ICheckpointSource checkpoint, ModelLoadOptions options, ScalarType dtype, Device device)
+    {
+        var isInt8 = checkpoint.Tensors.Keys.Any(k => k.EndsWith(".weight" + StateDictLoader.ScaleSuffix, StringComparison.Ordinal));
+        long parameters;
+        using (var meta = new GptJForCausalLM(config, dtype, torch.device("meta")))
+            parameters = meta.parameters().Sum(p => p.numel());
+        return new LayerFactory(dtype, device, options.ResolveQuantization(parameters, isInt8), options.Int8);
     }
 
     /// <summary>Shapes first on the meta device, then each weight streamed in from the checkpoint.</summary>
-    internal static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, ScalarType dtype, Device device, string sourceName)
+    /// <remarks>Int8 layers quantize each weight as it arrives, so the full-precision model never exists.</remarks>
+    internal static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
     {
-        var model = new GptJForCausalLM(config, dtype, torch.device("meta"));
+        var model = new GptJForCausalLM(config, layers with { Device = torch.device("meta") });
         try
         {
-            StateDictLoader.Load(model, checkpoint, dtype, device, sourceName);
+            StateDictLoader.Load(model, checkpoint, layers.Dtype, layers.Device, sourceName);
             model.eval();
             return model;
         }

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,14 +20,41 @@ public static partial class StateDictLoader
 
     private const int ListedKeys = 8;
 
+    /// <summary>Suffix of the fp32 row scales that sit beside an int8 weight in a quantized checkpoint.</summary>
+    public const string ScaleSuffix = "_scale";
+
     public static void Load(nn.Module model, ICheckpointSource source, ScalarType dtype, Device device, string sourceName)
     {
-        var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+        var quantized = model.named_modules()
+            .Where(m => m.module is IQuantizedWeightLayer)
+            .ToDictionary(m => m.name + ".weight", m => (IQuantizedWeightLayer)m.module);
+        var expected = model.named_parameters().ToDictionary(p => p.name, p => new ExpectedTensor(p.parameter.shape));
+        foreach (var (key, layer) in quantized)
+        {
+            // A quantized checkpoint stores the int8 weight with its scales; a full-precision one only the weight.
+            var preQuantized = source.Tensors.ContainsKey(key + ScaleSuffix);
+            expected[key] = new ExpectedTensor(layer.WeightShape, preQuantized ? ScalarType.Int8 : null);
+            if (preQuantized)
+                expected[key + ScaleSuffix] = new ExpectedTensor([layer.WeightShape[0]]);
+        }
         Check(expected, source.Tensors, sourceName);
 
         var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
         using var noGrad = torch.no_grad();
-        foreach (var (name, _) in expected)
+        foreach (var (key, layer) in quantized)
+        {
+            using var stored = source.Read(key);
+            if (expected[key].DType == ScalarType.Int8)
+            {
+                using var scale = source.Read(key + ScaleSuffix);
+                layer.LoadQuantizedWeight(stored, scale, device);
+            }
+            else
+            {
+                layer.LoadWeight(stored, device);
+            }
+        }
+        foreach (var name in expected.Keys.Where(k => !quantized.ContainsKey(k) && !k.EndsWith(ScaleSuffix, StringComparison.Ordinal)))
         {
             using var stored = source.Read(name);
             var value = stored.to(dtype, device).DetachFromDisposeScope();
@@ -35,24 +63,26 @@ public static partial class StateDictLoader
         }
     }
 
-    /// <summary>Missing, unexpected and wrong-shaped tensors, all reported in one message.</summary>
-    internal static void Check(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, CheckpointTensorInfo> actual, string sourceName)
+    /// <summary>A tensor the model reads: its shape, and its dtype when it must be exactly one (else any floating point).</summary>
+    internal sealed record ExpectedTensor(long[] Shape, ScalarType? DType = null);
+
+    /// <summary>Missing, unexpected, wrong-shaped and wrong-typed tensors, all reported in one message.</summary>
+    internal static void Check(IReadOnlyDictionary<string, ExpectedTensor> expected, IReadOnlyDictionary<string, CheckpointTensorInfo> actual, string sourceName)
     {
         var missing = expected.Keys.Where(k => !actual.ContainsKey(k)).Order().ToList();
         var unexpected = actual.Keys.Where(k => !expected.ContainsKey(k) && !IgnoredKey().IsMatch(k)).Order().ToList();
-        var wrongShape = expected
-            .Where(e => actual.TryGetValue(e.Key, out var info) && !info.Shape.SequenceEqual(e.Value))
-            .Select(e => $"{e.Key} is [{string.Join(", ", actual[e.Key].Shape)}] but the model expects [{string.Join(", ", e.Value)}]")
+        var present = expected.Where(e => actual.ContainsKey(e.Key)).Select(e => (Name: e.Key, Want: e.Value, Got: actual[e.Key])).ToList();
+        var wrongShape = present.Where(t => !t.Got.Shape.SequenceEqual(t.Want.Shape))
+            .Select(t => $"{t.Name} is [{string.Join(", ", t.Got.Shape)}] but the model expects [{string.Join(", ", t.Want.Shape)}]")
             .Order().ToList();
-        var notFloat = expected.Keys
-            .Where(k => actual.TryGetValue(k, out var info) && !torch.is_floating_point(info.DType))
-            .Select(k => $"{k} ({actual[k].DType})").Order().ToList();
+        var wrongType = present.Where(t => t.Want.DType is { } want ? t.Got.DType != want : !torch.is_floating_point(t.Got.DType))
+            .Select(t => $"{t.Name} ({t.Got.DType}{(t.Want.DType is { } want ? $", expected {want}" : "")})").Order().ToList();
 
         var problems = new List<string>();
         if (missing.Count > 0) problems.Add($"missing {missing.Count} tensor(s): {List(missing)}");
         if (unexpected.Count > 0) problems.Add($"unexpected {unexpected.Count} tensor(s): {List(unexpected)}");
         if (wrongShape.Count > 0) problems.Add($"wrong shape: {List(wrongShape)}");
-        if (notFloat.Count > 0) problems.Add($"not floating point: {List(notFloat)}");
+        if (wrongType.Count > 0) problems.Add($"wrong dtype (floating point expected unless named): {List(wrongType)}");
         if (problems.Count > 0)
             throw new CheckpointException($"{sourceName} does not match the model: {string.Join("; ", problems)}.");
     }

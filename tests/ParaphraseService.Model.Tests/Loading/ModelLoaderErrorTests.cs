@@ -76,7 +76,7 @@ public sealed class ModelLoaderErrorTests : IDisposable
         var message = LoadFails().Message;
         Assert.Contains("missing 10 tensor(s)", message);
         Assert.Contains("and 2 more", message);
-        Assert.Contains("not floating point: transformer.wte.weight (Int64)", message);
+        Assert.Contains("wrong dtype (floating point expected unless named): transformer.wte.weight (Int64)", message);
     }
 
     [Fact]

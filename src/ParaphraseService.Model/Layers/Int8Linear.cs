@@ -1,0 +1,148 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Layers;
+
+/// <summary>
+/// A Linear whose weight is stored as int8 with one fp32 scale per output row (W ≈ diag(s)·q); the bias stays in full
+/// precision. On the CPU it multiplies with fbgemm's int8 GEMM and keeps only the packed weight; elsewhere (and when
+/// asked) it dequantizes the weight for each call, the scheme of the original 8-bit GPT-J.
+/// </summary>
+public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLayer
+{
+    private readonly long _in;
+    private readonly long _out;
+    private readonly Int8Options _options;
+    // Tensors live in a holder, not in Tensor fields: a parent registering this module would otherwise register them
+    // as buffers, and Module.to() would try to move fbgemm's packed matrix.
+    private Weights? _weights;
+
+    public Int8Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Int8Options options) : base(nameof(Int8Linear))
+    {
+        (_in, _out, _options) = (inFeatures, outFeatures, options);
+        if (hasBias)
+            register_parameter(nameof(bias), new Parameter(empty(outFeatures, dtype, device("meta")), requires_grad: false));
+    }
+
+    public long[] WeightShape => [_out, _in];
+
+    public long WeightBytes => _weights?.Bytes ?? 0;
+
+    /// <summary>The kernel in use once a weight is loaded.</summary>
+    public Int8Kernel Kernel => _weights?.Kernel ?? Int8Kernel.Auto;
+
+    public Parameter? bias
+    {
+        get => get_parameter(nameof(bias));
+        set => ConditionallyRegisterParameter(nameof(bias), value);
+    }
+
+    public void LoadWeight(Tensor weight, Device device)
+    {
+        var (q, scale) = RowwiseInt8.Quantize(weight, device);
+        LoadQuantizedWeight(q, scale, device);
+        q.Dispose();
+        scale.Dispose();
+    }
+
+    public void LoadQuantizedWeight(Tensor q, Tensor scale, Device device)
+    {
+        if (!q.shape.SequenceEqual(WeightShape) || q.dtype != ScalarType.Int8 || !scale.shape.SequenceEqual([_out]))
+            throw new ArgumentException($"Int8Linear [{_out}, {_in}] got weight {q.dtype} [{string.Join(", ", q.shape)}] and scale [{string.Join(", ", scale.shape)}].");
+        _weights?.Dispose();
+        var kernel = _options.Kernel == Int8Kernel.Auto
+            ? device.type == DeviceType.CPU ? Int8Kernel.Fbgemm : Int8Kernel.Dequantize
+            : _options.Kernel;
+        if (kernel == Int8Kernel.Fbgemm && device.type != DeviceType.CPU)
+            throw new NotSupportedException("The fbgemm int8 kernel runs on the CPU only.");
+        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device) : Weights.ForDequantize(q, scale, device);
+    }
+
+    /// <summary>The weight as int8 values and row scales (the dequantize kernel only: fbgemm keeps just its packed form).</summary>
+    public (Tensor Q, Tensor Scale) QuantizedWeight() => _weights is { Q: { } q } w
+        ? (q, w.Scale)
+        : throw new InvalidOperationException("Only the dequantize kernel keeps the int8 weight; fbgemm keeps its packed form.");
+
+    public override Tensor forward(Tensor x)
+    {
+        var w = _weights ?? throw new InvalidOperationException("Int8Linear has no weight loaded.");
+        using var scope = NewDisposeScope();
+        var b = bias;
+        Tensor y;
+        if (w.Kernel == Int8Kernel.Dequantize)
+        {
+            y = nn.functional.linear(x, RowwiseInt8.Dequantize(w.Q!, w.Scale, x.dtype), b?.to(x.dtype));
+        }
+        else
+        {
+            // y = (x · qᵀ) ⊙ s + b, with x · qᵀ from fbgemm at unit weight scale
+            var product = FbgemmProduct(x.to(ScalarType.Float32), w);
+            y = b is null ? product * w.Scale : torch.addcmul(b.to(ScalarType.Float32), product, w.Scale, 1);
+            y = y.to(x.dtype);
+        }
+        return y.MoveToOuterDisposeScope();
+    }
+
+    private Tensor FbgemmProduct(Tensor x, Weights w)
+    {
+        // Features beyond the outlier threshold go through a second pass with their own activation scale, so one shared
+        // 8-bit scale does not round every ordinary feature to zero.
+        var featureMax = x.reshape(-1, _in).abs().amax([0]);
+        var outliers = featureMax.gt(_options.OutlierThreshold);
+        if (!outliers.any().item<bool>())
+            return FbgemmKernels.Linear(x, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
+        var outlierMask = outliers.to(ScalarType.Float32);
+        var regular = FbgemmKernels.Linear(x * (1 - outlierMask), w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
+        return regular + FbgemmKernels.Linear(x * outlierMask, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _weights?.Dispose();
+        base.Dispose(disposing);
+    }
+
+    /// <summary>What one kernel needs, owned by the layer.</summary>
+    private sealed class Weights : IDisposable
+    {
+        public required Int8Kernel Kernel { get; init; }
+        public required Tensor Scale { get; init; }
+        public Tensor? Q { get; init; }
+        public Tensor? Packed { get; init; }
+        public Tensor? ColOffsets { get; init; }
+        public Tensor? ShapeView { get; init; }
+        public Tensor? ZeroBias { get; init; }
+
+        // The packed matrix is an opaque handle whose numel says nothing of its size; it holds one byte per weight.
+        public long Bytes => Scale.NumberOfElements * 4 + (Q?.NumberOfElements ?? 0) + (ColOffsets?.NumberOfElements ?? 0) * 4
+            + (Packed is null ? 0 : ShapeView!.shape[0] * ShapeView.shape[1]);
+
+        public static Weights ForDequantize(Tensor q, Tensor scale, Device device) => new()
+        {
+            Kernel = Int8Kernel.Dequantize,
+            Q = q.to(device).DetachFromDisposeScope(),
+            Scale = scale.to(ScalarType.Float32, device).DetachFromDisposeScope(),
+        };
+
+        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device)
+        {
+            using var cpu = q.to(CPU);
+            return new Weights
+            {
+                Kernel = Int8Kernel.Fbgemm,
+                Packed = FbgemmKernels.Pack(cpu).DetachFromDisposeScope(),
+                ColOffsets = cpu.sum([1], type: ScalarType.Int32).DetachFromDisposeScope(),
+                // fbgemm checks the weight's sizes only: a broadcast scalar stands in for the 1-byte-per-weight matrix.
+                ShapeView = zeros(1, 1, ScalarType.Int8).expand(cpu.shape[0], cpu.shape[1]).DetachFromDisposeScope(),
+                ZeroBias = zeros(cpu.shape[0]).DetachFromDisposeScope(),
+                Scale = scale.to(ScalarType.Float32, CPU).DetachFromDisposeScope(),
+            };
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { Scale, Q, Packed, ColOffsets, ShapeView, ZeroBias }) t?.Dispose();
+        }
+    }
+}

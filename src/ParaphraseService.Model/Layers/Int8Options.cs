@@ -1,0 +1,12 @@
+namespace ParaphraseService.Model.Layers;
+
+/// <param name="Kernel">Which int8 compute path to use.</param>
+/// <param name="OutlierThreshold">
+/// Input features whose magnitude exceeds this in any row are multiplied in a separate pass with their own activation
+/// scale (LLM.int8()'s finding: a few features of large models run 20-100x larger than the rest, and one shared 8-bit
+/// activation scale would flatten all the others to zero). 6.0 is LLM.int8()'s threshold; infinity turns it off.
+/// </param>
+public sealed record Int8Options(Int8Kernel Kernel = Int8Kernel.Auto, float OutlierThreshold = 6.0f)
+{
+    public static Int8Options Default { get; } = new();
+}
