@@ -20,6 +20,9 @@ public static partial class StateDictLoader
 
     private const int ListedKeys = 8;
 
+    /// <summary>Checkpoint tensors the model does not read (old GPT-J causal-mask buffers).</summary>
+    public static bool IsIgnored(string key) => IgnoredKey().IsMatch(key);
+
     /// <summary>Suffix of the fp32 row scales that sit beside an int8 weight in a quantized checkpoint.</summary>
     public const string ScaleSuffix = "_scale";
 
@@ -28,6 +31,11 @@ public static partial class StateDictLoader
         var quantized = model.named_modules()
             .Where(m => m.module is IQuantizedWeightLayer)
             .ToDictionary(m => m.name + ".weight", m => (IQuantizedWeightLayer)m.module);
+        var withoutScales = quantized.Keys
+            .Where(k => source.Tensors.TryGetValue(k, out var info) && info.DType == ScalarType.Int8 && !source.Tensors.ContainsKey(k + ScaleSuffix))
+            .Order().ToList();
+        if (withoutScales.Count > 0)
+            throw new CheckpointException($"{sourceName} has int8 weights without their row scales (<name>{ScaleSuffix}): {List(withoutScales)}.");
         var expected = model.named_parameters().ToDictionary(p => p.name, p => new ExpectedTensor(p.parameter.shape));
         foreach (var (key, layer) in quantized)
         {
@@ -35,7 +43,7 @@ public static partial class StateDictLoader
             var preQuantized = source.Tensors.ContainsKey(key + ScaleSuffix);
             expected[key] = new ExpectedTensor(layer.WeightShape, preQuantized ? ScalarType.Int8 : null);
             if (preQuantized)
-                expected[key + ScaleSuffix] = new ExpectedTensor([layer.WeightShape[0]]);
+                expected[key + ScaleSuffix] = new ExpectedTensor([layer.WeightShape[0]], ScalarType.Float32);
         }
         Check(expected, source.Tensors, sourceName);
 
