@@ -22,10 +22,10 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
         try
         {
             logger.LogInformation("Loading model {Source} on {Device} as {Dtype}", o.Source, o.Device, o.Dtype);
-            var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions { Device = o.Device, Dtype = o.Dtype }, progress: null, stoppingToken);
+            var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions { Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization }, progress: null, stoppingToken);
             _model = loaded;
-            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}{Demo}",
-                loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype,
+            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Demo}",
+                loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype, loaded.Quantization,
                 loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

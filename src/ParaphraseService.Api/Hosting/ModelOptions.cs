@@ -16,4 +16,8 @@ public sealed class ModelOptions
 
     [RegularExpression("^(float32|fp32|bfloat16|bf16|float16|fp16)$", ErrorMessage = "Model:Dtype must be float32, bfloat16 or float16.")]
     public string Dtype { get; set; } = "float32";
+
+    /// <summary>auto: int8 for models of a billion parameters or more and for int8 checkpoints; none; int8.</summary>
+    [RegularExpression("^(auto|none|int8)$", ErrorMessage = "Model:Quantization must be auto, none or int8.")]
+    public string Quantization { get; set; } = "auto";
 }

@@ -23,4 +23,17 @@ internal static class CommonOptions
         Description = "float32, bfloat16 or float16 (GPU only).",
         DefaultValueFactory = _ => "float32",
     };
+
+    public static Option<string> Quantization() => new("--quantization", "-q")
+    {
+        Description = "auto (int8 for models of 1B+ parameters or int8 checkpoints, else none), none or int8.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization) => new()
+    {
+        Device = parse.GetValue(device)!,
+        Dtype = parse.GetValue(dtype)!,
+        Quantization = parse.GetValue(quantization)!,
+    };
 }

@@ -24,6 +24,7 @@ internal static class GenerateCommand
         var model = CommonOptions.Model();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.Dtype();
+        var quantization = CommonOptions.Quantization();
         var prompt = new Option<string>("--prompt", "-p") { Description = "The text to continue.", Required = true };
         var maxNewTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 32 };
         var greedy = new Option<bool>("--greedy") { Description = "Always take the most likely token (no sampling)." };
@@ -37,7 +38,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Continue a prompt with GPT-J.")
         {
-            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, device, dtype,
+            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, device, dtype, quantization,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -63,7 +64,7 @@ internal static class GenerateCommand
                 throw new ArgumentException("--prompt must not be empty.");
 
             using var loaded = await ModelSource.LoadAsync(
-                parse.GetValue(model)!, new ModelLoadOptions { Device = parse.GetValue(device)!, Dtype = parse.GetValue(dtype)! },
+                parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization),
                 ProgressReporter.ForDownloads(), ct);
             if (loaded.IsDemo)
                 await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
@@ -76,6 +77,7 @@ internal static class GenerateCommand
                 {
                     Model = loaded.Source,
                     Demo = loaded.IsDemo,
+                    Quantization = loaded.Quantization.ToString().ToLowerInvariant(),
                     Notice = loaded.IsDemo ? DemoModel.Notice : null,
                     Prompt = text,
                     PromptIds = result.PromptIds,

@@ -13,17 +13,23 @@ public static class ModelSource
     {
         if (string.Equals(source, DemoModel.SourceName, StringComparison.OrdinalIgnoreCase))
             return DemoModel.Load(options);
+        var folder = await ResolveFolderAsync(source, progress, cancellationToken, hubOptions);
+        return ModelLoader.LoadFolder(folder, options, sourceName: Directory.Exists(source) ? source : HubModelId.Parse(source).ToString());
+    }
+
+    /// <summary>The local folder of a model folder or hub id (downloaded into the cache if needed).</summary>
+    public static async Task<string> ResolveFolderAsync(
+        string source, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken, HubOptions? hubOptions = null)
+    {
         if (Directory.Exists(source))
-            return ModelLoader.LoadFolder(source, options);
+            return source;
         if (LooksLikePath(source))
             throw new DirectoryNotFoundException($"Model folder '{source}' does not exist.");
         if (!HubModelId.TryParse(source, out var id, out var error))
             throw new ArgumentException($"Model '{source}' is not a folder, not 'demo', and not a hub id: {error}");
-
         using var http = HubClient.CreateHttpClient();
         var hub = new HubClient(http, hubOptions ?? HubOptions.FromEnvironment());
-        var folder = await hub.DownloadModelAsync(id, progress, cancellationToken);
-        return ModelLoader.LoadFolder(folder, options, sourceName: id.ToString());
+        return await hub.DownloadModelAsync(id, progress, cancellationToken);
     }
 
     // "Org/Name" is both a valid relative path and a hub id; anything else with path syntax can only be a folder.
