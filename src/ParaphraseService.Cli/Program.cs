@@ -6,5 +6,6 @@ var root = new RootCommand("ParaphraseService command line: generate text and ma
     GenerateCommand.Create(),
     DownloadCommand.Create(),
     QuantizeCommand.Create(),
+    BenchCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -35,7 +35,7 @@ public static class ModelLoader
 
     /// <summary>Shapes first on the meta device, then each weight streamed in from the checkpoint.</summary>
     /// <remarks>Int8 layers quantize each weight as it arrives, so the full-precision model never exists.</remarks>
-    internal static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
+    public static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
     {
         var model = new GptJForCausalLM(config, layers with { Device = torch.device("meta") });
         try

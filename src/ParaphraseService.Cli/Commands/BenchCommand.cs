@@ -1,0 +1,45 @@
+using System.CommandLine;
+using System.Text.Json;
+using ParaphraseService.Cli.Benchmarks;
+
+namespace ParaphraseService.Cli.Commands;
+
+/// <summary><c>bench</c>: performance figures printed as a table (or JSON), never asserted in tests.</summary>
+internal static class BenchCommand
+{
+    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var steps = new Option<int>("--steps") { Description = "Decode steps timed per measurement.", DefaultValueFactory = _ => 32 };
+        var quant = new Command("quant", "fp32 vs int8 on a GPT-J-shaped 250M-parameter model: decode speed, memory, bandwidth use, logit error.")
+        {
+            json, steps,
+        };
+        quant.SetAction((parse, ct) => CliFailure.Run(() =>
+        {
+            var asJson = parse.GetValue(json);
+            var report = QuantBenchmark.Run(parse.GetValue(steps), line => Console.Error.WriteLine(line));
+            Console.WriteLine(asJson ? JsonSerializer.Serialize(report, s_json) : Table(report));
+            return Task.FromResult(0);
+        }));
+        return new Command("bench", "Benchmarks.") { quant };
+    }
+
+    private static string Table(QuantBenchReport r) => $"""
+        {r.Model}: {r.Parameters / 1e6:F0}M parameters, {r.Threads} threads, read bandwidth {r.ReadBandwidthGBps:F1} GB/s
+
+        | weights | bytes    | resident | decode tok/s batch 1 | decode tok/s batch 8 |
+        |---------|----------|----------|----------------------|----------------------|
+        | fp32    | {Mb(r.Fp32.WeightBytes),8} | {Mb(r.Fp32.ResidentBytes),8} | {r.Fp32.TokensPerSecondBatch1,20:F1} | {r.Fp32.TokensPerSecondBatch8,20:F1} |
+        | int8    | {Mb(r.Int8.WeightBytes),8} | {Mb(r.Int8.ResidentBytes),8} | {r.Int8.TokensPerSecondBatch1,20:F1} | {r.Int8.TokensPerSecondBatch8,20:F1} |
+
+        int8 / fp32 speed: {r.SpeedupBatch1:F2}x at batch 1, {r.SpeedupBatch8:F2}x at batch 8
+        int8 batch 1 vs bandwidth limit: {r.Int8.TokensPerSecondBatch1:F1} / {r.BandwidthLimitTokensPerSecond:F1} tok/s = {r.FractionOfBandwidthLimit:P0} ({Mb(r.Int8.BytesPerToken)} read per token)
+        logits, relative L2 error int8 vs fp32: {r.LogitsRelativeError:E2} (dequantize kernel, the GPU path: {r.LogitsRelativeErrorDequantizeKernel:E2})
+        with injected activation outliers: {r.LogitsRelativeErrorWithOutliers:E2} (without the outlier pass: {r.LogitsRelativeErrorWithOutliersUnhandled:E2})
+        """;
+
+    private static string Mb(long bytes) => $"{bytes / 1e6:F0} MB";
+}
