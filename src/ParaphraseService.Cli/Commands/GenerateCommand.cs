@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ParaphraseService.Model.Diagnostics;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
 
@@ -35,10 +37,11 @@ internal static class GenerateCommand
         var stop = new Option<string[]>("--stop") { Description = "Stop when this text is produced (repeatable).", AllowMultipleArgumentsPerToken = false };
         var seed = new Option<long?>("--seed") { Description = "Seed for sampling: same seed, same output." };
         var json = new Option<bool>("--json") { Description = "Print prompt ids, generated ids and text as JSON." };
+        var stats = new Option<bool>("--stats") { Description = "Report load time, generation speed and peak resident memory (stderr; in the JSON too)." };
 
         var command = new Command("generate", "Continue a prompt with GPT-J.")
         {
-            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, device, dtype, quantization,
+            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, device, dtype, quantization,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -63,14 +66,26 @@ internal static class GenerateCommand
             if (string.IsNullOrEmpty(text))
                 throw new ArgumentException("--prompt must not be empty.");
 
+            var clock = Stopwatch.StartNew();
             using var loaded = await ModelSource.LoadAsync(
                 parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization),
                 ProgressReporter.ForDownloads(), ct);
             if (loaded.IsDemo)
                 await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
 
+            var loadSeconds = clock.Elapsed.TotalSeconds;
             var promptIds = loaded.Tokenizer.Encode(text);
+            clock.Restart();
             var result = loaded.CreateGenerator().Generate(promptIds, options, ct);
+            var generateSeconds = clock.Elapsed.TotalSeconds;
+            var memory = ProcessMemory.Read();
+            var figures = parse.GetValue(stats)
+                ? new GenerationStats(loadSeconds, generateSeconds, result.GeneratedIds.Count / generateSeconds, memory.PeakResidentBytes, memory.ResidentBytes)
+                : null;
+            if (figures is not null)
+                await Console.Error.WriteLineAsync(
+                    $"stats: load {figures.LoadSeconds:F1} s, {result.GeneratedIds.Count} tokens in {figures.GenerateSeconds:F2} s " +
+                    $"({figures.TokensPerSecond:F2} tokens/s including the prompt), peak resident {figures.PeakResidentBytes / 1073741824.0:F2} GiB");
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
@@ -85,6 +100,7 @@ internal static class GenerateCommand
                     Text = result.Text,
                     result.FinishReason,
                     options.Seed,
+                    Stats = figures,
                 }, s_json));
             }
             else
@@ -96,3 +112,6 @@ internal static class GenerateCommand
         return command;
     }
 }
+
+/// <param name="TokensPerSecond">Generated tokens over the whole generation time, prompt processing included.</param>
+internal sealed record GenerationStats(double LoadSeconds, double GenerateSeconds, double TokensPerSecond, long PeakResidentBytes, long ResidentBytes);
