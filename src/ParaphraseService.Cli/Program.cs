@@ -5,5 +5,6 @@ var root = new RootCommand("ParaphraseService command line: generate text and ma
 {
     GenerateCommand.Create(),
     DownloadCommand.Create(),
+    MakeCheckpointCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
