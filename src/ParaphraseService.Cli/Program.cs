@@ -6,6 +6,7 @@ var root = new RootCommand("ParaphraseService command line: generate text and ma
     GenerateCommand.Create(),
     DownloadCommand.Create(),
     QuantizeCommand.Create(),
+    MakeCheckpointCommand.Create(),
     BenchCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
