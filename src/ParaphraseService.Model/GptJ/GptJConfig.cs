@@ -22,9 +22,9 @@ public sealed record GptJConfig
     [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 50256;
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
 
-    public int HeadDim => HiddenSize / HeadCount;
-    public int EffectiveRotaryDim => RotaryDim ?? HeadDim;
-    public int EffectiveInnerSize => InnerSize ?? 4 * HiddenSize;
+    [JsonIgnore] public int HeadDim => HiddenSize / HeadCount;
+    [JsonIgnore] public int EffectiveRotaryDim => RotaryDim ?? HeadDim;
+    [JsonIgnore] public int EffectiveInnerSize => InnerSize ?? 4 * HiddenSize;
 
     /// <summary>The published GPT-J-6B configuration (EleutherAI/gpt-j-6b).</summary>
     public static GptJConfig GptJ6B { get; } = new()
