@@ -19,6 +19,28 @@ public static class ProcessMemory
     private const string StatusPath = "/proc/self/status";
     private const string ClearRefsPath = "/proc/self/clear_refs";
 
+    /// <summary>
+    /// Hands memory the C allocator holds free back to the system (glibc's malloc_trim). Loading converts tensor after
+    /// tensor; without this glibc keeps the freed conversion buffers in its arenas, which measured 150 MB of resident
+    /// memory that no tensor used after loading a 54M-parameter model. Does nothing off glibc.
+    /// </summary>
+    public static void ReleaseFreedMemory()
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        try
+        {
+            _ = malloc_trim(0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Another C library (musl): nothing to trim.
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int malloc_trim(nuint pad);
+
     /// <summary>Resident and peak resident bytes now.</summary>
     public static MemoryUsage Read()
     {

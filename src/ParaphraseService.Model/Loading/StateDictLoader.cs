@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Diagnostics;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -61,6 +62,7 @@ public static partial class StateDictLoader
             {
                 layer.LoadWeight(stored, device);
             }
+            ProcessMemory.ReleaseFreedMemory();
         }
         foreach (var name in expected.Keys.Where(k => !quantized.ContainsKey(k) && !k.EndsWith(ScaleSuffix, StringComparison.Ordinal)))
         {
