@@ -1,4 +1,5 @@
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
 
@@ -10,18 +11,20 @@ namespace ParaphraseService.Model.Generation;
 /// </summary>
 public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer)
 {
-    public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default) =>
-        Generate([promptIds], [options], cancellationToken)[0];
+    public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default,
+        LoraAdapter? adapter = null) =>
+        Generate([promptIds], [options], cancellationToken, adapter is null ? null : [adapter])[0];
 
-    public GenerationResult Generate(string prompt, GenerationOptions options, CancellationToken cancellationToken = default) =>
-        Generate(tokenizer.Encode(prompt), options, cancellationToken);
+    public GenerationResult Generate(string prompt, GenerationOptions options, CancellationToken cancellationToken = default, LoraAdapter? adapter = null) =>
+        Generate(tokenizer.Encode(prompt), options, cancellationToken, adapter);
 
-    /// <summary>Generates for every prompt at once; row i uses options[i].</summary>
+    /// <summary>Generates for every prompt at once; row i uses options[i] and adapters[i] (null: the base model).</summary>
     public IReadOnlyList<GenerationResult> Generate(
-        IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<GenerationOptions> options, CancellationToken cancellationToken = default)
+        IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<GenerationOptions> options, CancellationToken cancellationToken = default,
+        IReadOnlyList<LoraAdapter?>? adapters = null)
     {
-        if (prompts.Count == 0 || prompts.Count != options.Count)
-            throw new ArgumentException("Give one set of options per prompt, and at least one prompt.");
+        if (prompts.Count == 0 || prompts.Count != options.Count || (adapters is not null && adapters.Count != prompts.Count))
+            throw new ArgumentException("Give one set of options (and of adapters, if any) per prompt, and at least one prompt.");
         var config = model.Config;
         if (prompts.Any(p => p.Count == 0))
             throw new ArgumentException("A prompt must have at least one token.");
@@ -36,7 +39,7 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         var rows = prompts.Select((p, i) => new Row(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
         try
         {
-            return Run(rows, promptLength, maxNew, cancellationToken);
+            return Run(rows, promptLength, maxNew, adapters, cancellationToken);
         }
         finally
         {
@@ -44,7 +47,7 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         }
     }
 
-    private IReadOnlyList<GenerationResult> Run(Row[] rows, int promptLength, int maxNew, CancellationToken cancellationToken)
+    private IReadOnlyList<GenerationResult> Run(Row[] rows, int promptLength, int maxNew, IReadOnlyList<LoraAdapter?>? adapters, CancellationToken cancellationToken)
     {
         var device = model.parameters().First().device;
         var batch = rows.Length;
@@ -69,7 +72,7 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var logits = model.forward(new CausalLMInput(next, attentionMask, Cache: cache, LastTokenOnly: true))[.., 0]; // (B, V)
+            var logits = model.forward(new CausalLMInput(next, attentionMask, Cache: cache, LastTokenOnly: true, Adapters: adapters))[.., 0]; // (B, V)
             var chosen = new long[batch, 1];
             for (var r = 0; r < batch; r++)
             {

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.GptJ;
@@ -8,9 +9,11 @@ namespace ParaphraseService.Model.GptJ;
 /// <param name="PositionIds">(B, T) absolute positions; null derives them from the mask (left padding aware).</param>
 /// <param name="Cache">Keys and values of earlier positions; extended in place by this forward.</param>
 /// <param name="LastTokenOnly">Compute logits for the last position only (what generation needs).</param>
+/// <param name="Adapters">The LoRA adapter of each row (null entries: base model), for a model built with LoRA support.</param>
 public sealed record CausalLMInput(
     Tensor InputIds,
     Tensor? AttentionMask = null,
     Tensor? PositionIds = null,
     KvCache? Cache = null,
-    bool LastTokenOnly = false);
+    bool LastTokenOnly = false,
+    IReadOnlyList<LoraAdapter?>? Adapters = null);

@@ -19,10 +19,10 @@ public sealed class GptJAttention : nn.Module<AttentionInput, Tensor>
     public GptJAttention(GptJConfig config, RotaryEmbedding rotary, LayerFactory layers) : base(nameof(GptJAttention))
     {
         var e = config.HiddenSize;
-        q_proj = layers.Linear(e, e, hasBias: false);
-        k_proj = layers.Linear(e, e, hasBias: false);
-        v_proj = layers.Linear(e, e, hasBias: false);
-        out_proj = layers.Linear(e, e, hasBias: false);
+        q_proj = layers.Linear(e, e, hasBias: false, adaptable: true);
+        k_proj = layers.Linear(e, e, hasBias: false, adaptable: true);
+        v_proj = layers.Linear(e, e, hasBias: false, adaptable: true);
+        out_proj = layers.Linear(e, e, hasBias: false, adaptable: true);
         _rotary = rotary;
         _heads = config.HeadCount;
         _headDim = config.HeadDim;

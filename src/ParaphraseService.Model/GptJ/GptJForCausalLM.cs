@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,6 +13,9 @@ public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
 
     public GptJConfig Config { get; }
 
+    /// <summary>Routes adapters to rows when the model was built with LoRA support (<see cref="LayerFactory.Lora"/>), else null.</summary>
+    public LoraRouting? Lora { get; }
+
     /// <param name="device">Where parameters are created; <c>meta</c> builds the shapes without allocating memory.</param>
     public GptJForCausalLM(GptJConfig config, ScalarType dtype, Device device) : this(config, new LayerFactory(dtype, device))
     {
@@ -22,6 +26,7 @@ public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
     {
         config.Validate();
         Config = config;
+        Lora = layers.Lora;
         transformer = new GptJModel(config, layers);
         lm_head = layers.Linear(config.HiddenSize, config.VocabSize, hasBias: true);
         RegisterComponents();
@@ -30,6 +35,9 @@ public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
     public override Tensor forward(CausalLMInput input)
     {
         using var scope = NewDisposeScope();
+        if (input.Adapters is not null && Lora is null)
+            throw new InvalidOperationException("This model was built without LoRA support; build it with LayerFactory.Lora to use adapters.");
+        using var routing = Lora?.Use(input.Adapters);
         var hidden = transformer.forward(input);
         if (input.LastTokenOnly)
             hidden = hidden[.., TensorIndex.Slice(-1)];

@@ -12,8 +12,8 @@ public sealed class GptJMlp : nn.Module<Tensor, Tensor>
 
     public GptJMlp(GptJConfig config, LayerFactory layers) : base(nameof(GptJMlp))
     {
-        fc_in = layers.Linear(config.HiddenSize, config.EffectiveInnerSize, hasBias: true);
-        fc_out = layers.Linear(config.EffectiveInnerSize, config.HiddenSize, hasBias: true);
+        fc_in = layers.Linear(config.HiddenSize, config.EffectiveInnerSize, hasBias: true, adaptable: true);
+        fc_out = layers.Linear(config.EffectiveInnerSize, config.HiddenSize, hasBias: true, adaptable: true);
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -7,13 +8,20 @@ namespace ParaphraseService.Model.Layers;
 /// Creates the layers a model is built from, in one dtype, on one device, stored in full precision or 8 bits, so the
 /// model code says what it computes and not how its weights are kept.
 /// </summary>
-public sealed record LayerFactory(ScalarType Dtype, Device Device, Quantization Quantization = Quantization.None, Int8Options? Int8 = null)
+/// <param name="Lora">When set, every Linear a LoRA adapter may target is wrapped in a <see cref="LoraLinear"/> routed by it.</param>
+public sealed record LayerFactory(
+    ScalarType Dtype, Device Device, Quantization Quantization = Quantization.None, Int8Options? Int8 = null, LoraRouting? Lora = null)
 {
-    public nn.Module<Tensor, Tensor> Linear(long inFeatures, long outFeatures, bool hasBias) => Quantization switch
+    /// <param name="adaptable">Whether LoRA adapters may target this layer (the attention and MLP projections).</param>
+    public nn.Module<Tensor, Tensor> Linear(long inFeatures, long outFeatures, bool hasBias, bool adaptable = false)
     {
-        Quantization.Int8 => new Int8Linear(inFeatures, outFeatures, hasBias, Dtype, Int8 ?? Int8Options.Default),
-        _ => nn.Linear(inFeatures, outFeatures, hasBias, Device, Dtype),
-    };
+        nn.Module<Tensor, Tensor> layer = Quantization switch
+        {
+            Quantization.Int8 => new Int8Linear(inFeatures, outFeatures, hasBias, Dtype, Int8 ?? Int8Options.Default),
+            _ => nn.Linear(inFeatures, outFeatures, hasBias, Device, Dtype),
+        };
+        return adaptable && Lora is not null ? new LoraLinear(layer, inFeatures, outFeatures, Lora) : layer;
+    }
 
     public nn.Module<Tensor, Tensor> Embedding(long count, long dim) => Quantization switch
     {

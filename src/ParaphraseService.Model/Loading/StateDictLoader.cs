@@ -29,15 +29,17 @@ public static partial class StateDictLoader
 
     public static void Load(nn.Module model, ICheckpointSource source, ScalarType dtype, Device device, string sourceName)
     {
+        // Layers wrapped for LoRA hold the original under "base_layer"; the checkpoint knows them by their own path.
         var quantized = model.named_modules()
             .Where(m => m.module is IQuantizedWeightLayer)
-            .ToDictionary(m => m.name + ".weight", m => (IQuantizedWeightLayer)m.module);
+            .ToDictionary(m => CheckpointKey(m.name) + ".weight", m => (IQuantizedWeightLayer)m.module);
+        var parameters = model.named_parameters().ToDictionary(p => CheckpointKey(p.name), p => p.name);
         var withoutScales = quantized.Keys
             .Where(k => source.Tensors.TryGetValue(k, out var info) && info.DType == ScalarType.Int8 && !source.Tensors.ContainsKey(k + ScaleSuffix))
             .Order().ToList();
         if (withoutScales.Count > 0)
             throw new CheckpointException($"{sourceName} has int8 weights without their row scales (<name>{ScaleSuffix}): {List(withoutScales)}.");
-        var expected = model.named_parameters().ToDictionary(p => p.name, p => new ExpectedTensor(p.parameter.shape));
+        var expected = model.named_parameters().ToDictionary(p => CheckpointKey(p.name), p => new ExpectedTensor(p.parameter.shape));
         foreach (var (key, layer) in quantized)
         {
             // A quantized checkpoint stores the int8 weight with its scales; a full-precision one only the weight.
@@ -64,14 +66,17 @@ public static partial class StateDictLoader
             }
             ProcessMemory.ReleaseFreedMemory();
         }
-        foreach (var name in expected.Keys.Where(k => !quantized.ContainsKey(k) && !k.EndsWith(ScaleSuffix, StringComparison.Ordinal)))
+        foreach (var (key, name) in parameters)
         {
-            using var stored = source.Read(name);
+            using var stored = source.Read(key);
             var value = stored.to(dtype, device).DetachFromDisposeScope();
             var split = name.LastIndexOf('.');
-            SetParameter(modules[name[..split]], name[(split + 1)..], new TorchSharp.Modules.Parameter(value, requires_grad: false), name);
+            SetParameter(modules[name[..split]], name[(split + 1)..], new TorchSharp.Modules.Parameter(value, requires_grad: false), key);
         }
     }
+
+    /// <summary>The checkpoint's name for a parameter or module path of the model (LoRA wrappers removed).</summary>
+    public static string CheckpointKey(string name) => name.Replace(".base_layer", "", StringComparison.Ordinal);
 
     /// <summary>A tensor the model reads: its shape, and its dtype when it must be exactly one (else any floating point).</summary>
     internal sealed record ExpectedTensor(long[] Shape, ScalarType? DType = null);

@@ -1,0 +1,106 @@
+using ParaphraseService.Model.GptJ;
+
+namespace ParaphraseService.Model.Lora;
+
+/// <summary>What one resident adapter costs and when it was last used.</summary>
+public sealed record ResidentAdapter(string Name, int Rank, double Scaling, int ModuleCount, long Bytes, long LastUsed);
+
+/// <summary>
+/// The adapters resident on one model: attach, detach, find, with memory accounting and a cap on how many stay
+/// resident (the least recently used one is unloaded first). Not thread-safe: the component that owns the model
+/// (the scheduler) calls it between forward passes.
+/// </summary>
+public sealed class AdapterRegistry : IDisposable
+{
+    private readonly Dictionary<string, LoraLinear> _layers;
+    private readonly Dictionary<string, (LoraAdapter Adapter, long LastUsed)> _resident = new(StringComparer.Ordinal);
+    private long _clock;
+
+    /// <param name="maxResident">Most adapters kept in memory at once.</param>
+    public AdapterRegistry(GptJForCausalLM model, int maxResident)
+    {
+        if (model.Lora is null)
+            throw new ArgumentException("The model was built without LoRA support (LayerFactory.Lora).", nameof(model));
+        if (maxResident < 1)
+            throw new ArgumentOutOfRangeException(nameof(maxResident), "At least one adapter must fit.");
+        MaxResident = maxResident;
+        _layers = model.named_modules().Where(m => m.module is LoraLinear).ToDictionary(m => m.name, m => (LoraLinear)m.module, StringComparer.Ordinal);
+        Targets = _layers.ToDictionary(l => l.Key, l => (l.Value.InFeatures, l.Value.OutFeatures), StringComparer.Ordinal);
+    }
+
+    public int MaxResident { get; }
+
+    /// <summary>Module paths an adapter may target, with their (in, out) shapes.</summary>
+    public IReadOnlyDictionary<string, (long In, long Out)> Targets { get; }
+
+    public long TotalBytes => _resident.Values.Sum(r => r.Adapter.Bytes);
+
+    public IReadOnlyList<ResidentAdapter> List() => _resident.Values
+        .OrderBy(r => r.Adapter.Name, StringComparer.Ordinal)
+        .Select(r => new ResidentAdapter(r.Adapter.Name, r.Adapter.Rank, r.Adapter.Scaling, r.Adapter.Modules.Count, r.Adapter.Bytes, r.LastUsed))
+        .ToList();
+
+    /// <summary>
+    /// Makes <paramref name="adapter"/> resident (replacing one of the same name) and takes ownership of it. Returns the
+    /// names unloaded to stay within <see cref="MaxResident"/>.
+    /// </summary>
+    public IReadOnlyList<string> Load(LoraAdapter adapter)
+    {
+        var unknown = adapter.Modules.Where(m => !_layers.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"Adapter '{adapter.Name}' targets modules the model does not have or cannot adapt: {string.Join(", ", unknown.Take(5))}.");
+        Unload(adapter.Name);
+        var attached = new List<LoraLinear>();
+        try
+        {
+            foreach (var (path, weights) in adapter.Weights)
+            {
+                _layers[path].Attach(adapter, weights);
+                attached.Add(_layers[path]);
+            }
+        }
+        catch
+        {
+            foreach (var layer in attached) layer.Detach(adapter);
+            throw;
+        }
+        _resident[adapter.Name] = (adapter, ++_clock);
+
+        var evicted = new List<string>();
+        while (_resident.Count > MaxResident)
+        {
+            var oldest = _resident.Values.Where(r => r.Adapter != adapter).MinBy(r => r.LastUsed).Adapter.Name;
+            Unload(oldest);
+            evicted.Add(oldest);
+        }
+        return evicted;
+    }
+
+    /// <summary>The resident adapter of that name, marked as just used; null when it is not resident.</summary>
+    public LoraAdapter? Get(string name)
+    {
+        if (!_resident.TryGetValue(name, out var entry))
+            return null;
+        _resident[name] = (entry.Adapter, ++_clock);
+        return entry.Adapter;
+    }
+
+    public bool Contains(string name) => _resident.ContainsKey(name);
+
+    /// <summary>Detaches and frees the adapter; false when it was not resident.</summary>
+    public bool Unload(string name)
+    {
+        if (!_resident.Remove(name, out var entry))
+            return false;
+        foreach (var path in entry.Adapter.Modules)
+            _layers[path].Detach(entry.Adapter);
+        entry.Adapter.Dispose();
+        return true;
+    }
+
+    public void Dispose()
+    {
+        foreach (var name in _resident.Keys.ToList())
+            Unload(name);
+    }
+}

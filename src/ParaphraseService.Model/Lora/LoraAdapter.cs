@@ -1,0 +1,84 @@
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Lora;
+
+/// <summary>
+/// One LoRA adapter held in memory: for each module it targets, A [r, in] and B [out, r] in fp32 on the model's device,
+/// and the scaling alpha / r (or alpha / sqrt(r) for rsLoRA). Owns its tensors.
+/// </summary>
+public sealed class LoraAdapter : IDisposable
+{
+    private readonly Dictionary<string, ModuleWeights> _modules;
+
+    private LoraAdapter(string name, int rank, double scaling, Dictionary<string, ModuleWeights> modules)
+    {
+        Name = name;
+        Rank = rank;
+        Scaling = scaling;
+        _modules = modules;
+    }
+
+    public string Name { get; }
+    public int Rank { get; }
+    public double Scaling { get; }
+
+    /// <summary>Module paths it changes, e.g. transformer.h.0.attn.q_proj.</summary>
+    public IReadOnlyCollection<string> Modules => _modules.Keys;
+
+    /// <summary>Bytes of its A and B matrices.</summary>
+    public long Bytes => _modules.Values.Sum(m => (m.A.numel() + m.B.numel()) * m.A.ElementSize);
+
+    internal IReadOnlyDictionary<string, ModuleWeights> Weights => _modules;
+
+    /// <summary>An adapter from given matrices (copied to fp32 on <paramref name="device"/>).</summary>
+    /// <param name="weights">Module path → (A [r, in], B [out, r]).</param>
+    public static LoraAdapter FromWeights(string name, double scaling, double dropout, IReadOnlyDictionary<string, (Tensor A, Tensor B)> weights, Device device)
+    {
+        if (weights.Count == 0)
+            throw new ArgumentException($"Adapter '{name}' has no weights.");
+        var ranks = weights.Values.Select(w => w.A.shape[0]).Distinct().ToList();
+        if (ranks.Count != 1 || weights.Values.Any(w => w.B.shape[1] != ranks[0]))
+            throw new ArgumentException($"Adapter '{name}' mixes ranks: every A must be [r, in] and every B [out, r] with one r.");
+        var modules = weights.ToDictionary(
+            w => w.Key,
+            w => new ModuleWeights(Copy(w.Value.A, device), Copy(w.Value.B, device), scaling, dropout));
+        return new LoraAdapter(name, (int)ranks[0], scaling, modules);
+    }
+
+    /// <summary>
+    /// A fresh adapter as PEFT initialises one: A Kaiming-uniform (a = sqrt(5), like nn.Linear), B zero, so it changes
+    /// nothing until trained.
+    /// </summary>
+    /// <param name="shapes">Module path → (in, out) of each targeted Linear.</param>
+    public static LoraAdapter CreateNew(string name, int rank, double alpha, bool useRsLora, double dropout,
+        IReadOnlyDictionary<string, (long In, long Out)> shapes, Device device, long seed)
+    {
+        if (rank is < 1 or > 256)
+            throw new ArgumentOutOfRangeException(nameof(rank), $"LoRA rank must be 1-256 (got {rank}).");
+        var scaling = useRsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
+        using var generator = new Generator((ulong)seed, CPU);
+        var modules = new Dictionary<string, ModuleWeights>();
+        foreach (var (path, (inFeatures, outFeatures)) in shapes.OrderBy(s => s.Key, StringComparer.Ordinal))
+        {
+            // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = 1 / sqrt(in)
+            var bound = 1.0 / Math.Sqrt(inFeatures);
+            using var a = rand([rank, inFeatures], generator: generator) * (2 * bound) - bound;
+            modules[path] = new ModuleWeights(Copy(a, device), zeros([outFeatures, rank], device: device).DetachFromDisposeScope(), scaling, dropout);
+        }
+        return new LoraAdapter(name, rank, scaling, modules);
+    }
+
+    private static Tensor Copy(Tensor t, Device device) => t.to(ScalarType.Float32, device, copy: true).DetachFromDisposeScope();
+
+    public void Dispose()
+    {
+        foreach (var m in _modules.Values)
+        {
+            m.A.Dispose();
+            m.B.Dispose();
+        }
+    }
+
+    /// <summary>One targeted module's matrices and how they are applied.</summary>
+    internal sealed record ModuleWeights(Tensor A, Tensor B, double Scaling, double Dropout);
+}
