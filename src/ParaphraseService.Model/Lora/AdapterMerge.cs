@@ -1,0 +1,72 @@
+using System.Text.Json.Nodes;
+using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Loading;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Lora;
+
+/// <summary>
+/// Bakes a LoRA adapter into a full-precision copy of the base weights (W' = W + scaling · B · A) and writes the
+/// result as an ordinary Hugging Face model folder, for users who want one fixed model to run elsewhere.
+/// </summary>
+public static class AdapterMerge
+{
+    private static readonly string[] CopiedFiles =
+        ["config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
+
+    /// <param name="baseFolder">The base model in full precision (an int8 folder has lost the precision to merge into).</param>
+    public static void Export(string baseFolder, LoraAdapter adapter, string outputFolder)
+    {
+        if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
+            throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
+        using var source = CheckpointFiles.Open(baseFolder);
+        if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
+            throw new CheckpointException($"{baseFolder} is int8-quantized; merge into the full-precision base model instead.");
+        var missing = adapter.Modules.Where(m => !source.Tensors.ContainsKey(m + ".weight")).ToList();
+        if (missing.Count > 0)
+            throw new CheckpointException($"{baseFolder} has no weights for the adapter's modules: {string.Join(", ", missing.Take(5))}.");
+
+        var staging = outputFolder.TrimEnd(Path.DirectorySeparatorChar) + $".partial-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(staging);
+        try
+        {
+            var infos = source.Tensors.Values.Where(i => !StateDictLoader.IsIgnored(i.Name)).ToList();
+            SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), infos,
+                info => Merged(source, info, adapter), new Dictionary<string, string> { ["format"] = "pt", ["merged_adapter"] = adapter.Name });
+            foreach (var file in CopiedFiles.Where(f => File.Exists(Path.Combine(baseFolder, f))))
+                File.Copy(Path.Combine(baseFolder, file), Path.Combine(staging, file));
+            NoteTheMerge(Path.Combine(staging, "config.json"), adapter);
+            if (Directory.Exists(outputFolder))
+                Directory.Delete(outputFolder);
+            Directory.Move(staging, outputFolder);
+        }
+        catch
+        {
+            Directory.Delete(staging, recursive: true);
+            throw;
+        }
+    }
+
+    private static Tensor Merged(ICheckpointSource source, CheckpointTensorInfo info, LoraAdapter adapter)
+    {
+        var stored = source.Read(info.Name);
+        if (!info.Name.EndsWith(".weight", StringComparison.Ordinal) || !adapter.Weights.TryGetValue(info.Name[..^".weight".Length], out var lora))
+            return stored;
+        using (stored)
+        using (var scope = NewDisposeScope())
+        {
+            // W' = W + scaling * (B @ A), computed in fp32 and stored back in the checkpoint's dtype
+            var merged = stored.to(ScalarType.Float32) + lora.B.cpu().matmul(lora.A.cpu()) * lora.Scaling;
+            return merged.to(info.DType).MoveToOuterDisposeScope();
+        }
+    }
+
+    private static void NoteTheMerge(string configPath, LoraAdapter adapter)
+    {
+        if (!File.Exists(configPath))
+            return;
+        var json = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        json["merged_lora_adapter"] = new JsonObject { ["name"] = adapter.Name, ["rank"] = adapter.Rank, ["scaling"] = adapter.Scaling };
+        File.WriteAllText(configPath, json.ToJsonString(new() { WriteIndented = true }));
+    }
+}
