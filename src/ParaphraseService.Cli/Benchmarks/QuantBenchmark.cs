@@ -5,6 +5,7 @@ using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Cli.Benchmarks;
@@ -28,7 +29,6 @@ public sealed record QuantBenchReport(
 /// </summary>
 public static class QuantBenchmark
 {
-    private const int PromptLength = 16;
     private const long Seed = 1234;
     // Outlier features as LLM.int8() found them in 6B+ models: a few fixed channels of every LayerNorm output.
     private static readonly long[] OutlierChannels = [11, 404, 877];
@@ -71,18 +71,18 @@ public static class QuantBenchmark
         using var model = Build(config, quantization, Int8Options.Default, withOutliers: false);
         var resident = ProcessMemory.ResidentBytes - before;
         var (weightBytes, perToken) = WeightBytes(model);
-        var batch1 = DecodeTokensPerSecond(model, 1, steps);
-        var batch8 = DecodeTokensPerSecond(model, 8, steps);
+        var batch1 = DecodeTimer.TokensPerSecond(model, 1, steps);
+        var batch8 = DecodeTimer.TokensPerSecond(model, 8, steps);
         log($"{name}: {batch1:F1} tokens/s at batch 1, {batch8:F1} at batch 8, weights {weightBytes / 1e6:F0} MB");
         logits = Forward(model);
         return new QuantBenchVariant(name, weightBytes, perToken, resident, batch1, batch8);
     }
 
-    private static GptJForCausalLM Build(GptJConfig config, Quantization quantization, Int8Options int8, bool withOutliers)
+    internal static GptJForCausalLM Build(GptJConfig config, Quantization quantization, Int8Options int8, bool withOutliers, LoraRouting? lora = null)
     {
         using var random = new RandomCheckpoint(config, Seed);
         using var weights = withOutliers ? new OutlierCheckpoint(random) : null;
-        return ModelLoader.Build(config, (ICheckpointSource?)weights ?? random, new LayerFactory(ScalarType.Float32, CPU, quantization, int8), "bench-250m");
+        return ModelLoader.Build(config, (ICheckpointSource?)weights ?? random, new LayerFactory(ScalarType.Float32, CPU, quantization, int8, lora), "bench-250m");
     }
 
     private static Tensor Logits(GptJConfig config, Quantization quantization, Int8Options int8, bool withOutliers)
@@ -94,12 +94,9 @@ public static class QuantBenchmark
     private static Tensor Forward(GptJForCausalLM model)
     {
         using var noGrad = no_grad();
-        using var ids = Prompt(1, 32);
+        using var ids = DecodeTimer.Prompt(1, 32);
         return model.forward(new CausalLMInput(ids));
     }
-
-    private static Tensor Prompt(int batch, int length) =>
-        randint(0, 50257, [batch, length], generator: new Generator(7, CPU));
 
     private static (long All, long PerToken) WeightBytes(GptJForCausalLM model)
     {
@@ -118,32 +115,6 @@ public static class QuantBenchmark
             if (name != "transformer.wte.weight") perToken += bytes;
         }
         return (all, perToken);
-    }
-
-    /// <summary>Tokens per second of cached decode steps after a prefill, best of two runs.</summary>
-    private static double DecodeTokensPerSecond(GptJForCausalLM model, int batch, int steps)
-    {
-        using var noGrad = no_grad();
-        var best = double.MaxValue;
-        for (var run = 0; run < 2; run++)
-        {
-            using var cache = new KvCache(model.Config.LayerCount, PromptLength + steps);
-            using var prompt = Prompt(batch, PromptLength);
-            using (model.forward(new CausalLMInput(prompt, Cache: cache, LastTokenOnly: true))) { }
-            var next = zeros([batch, 1], ScalarType.Int64);
-            var clock = Stopwatch.StartNew();
-            for (var step = 0; step < steps; step++)
-            {
-                using var scope = NewDisposeScope();
-                var logits = model.forward(new CausalLMInput(next, Cache: cache, LastTokenOnly: true));
-                var chosen = logits.argmax(-1).DetachFromDisposeScope();
-                next.Dispose();
-                next = chosen;
-            }
-            best = Math.Min(best, clock.Elapsed.TotalSeconds);
-            next.Dispose();
-        }
-        return batch * steps / best;
     }
 
     /// <summary>GB/s of summing a 1 GiB fp32 tensor that is not in any cache, best of five.</summary>

@@ -24,7 +24,34 @@ internal static class BenchCommand
             Console.WriteLine(asJson ? JsonSerializer.Serialize(report, s_json) : Table(report));
             return Task.FromResult(0);
         }));
-        return new Command("bench", "Benchmarks.") { quant };
+        var loraJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var loraSteps = new Option<int>("--steps") { Description = "Decode steps timed per measurement.", DefaultValueFactory = _ => 32 };
+        var lora = new Command("lora", "16 decode rows over 4 rank-16 LoRA adapters vs no adapter, int8 250M bench model: throughput ratio, adapter load time.")
+        {
+            loraJson, loraSteps,
+        };
+        lora.SetAction((parse, ct) => CliFailure.Run(() =>
+        {
+            var report = LoraBenchmark.Run(parse.GetValue(loraSteps), line => Console.Error.WriteLine(line));
+            Console.WriteLine(parse.GetValue(loraJson) ? JsonSerializer.Serialize(report, s_json) : LoraTable(report));
+            return Task.FromResult(0);
+        }));
+        return new Command("bench", "Benchmarks.") { quant, lora };
+    }
+
+    private static string LoraTable(LoraBenchReport r)
+    {
+        var lines = r.Cases.Select(c =>
+            $"| {c.Targets,-13} | {c.BaseTokensPerSecond,13:F1} | {c.MixedTokensPerSecond,24:F1} | {c.Ratio,5:F2} | {c.AdapterMegabytes,10:F1} |");
+        return $"""
+            {r.Model}: {r.Rows} decode rows, {r.Adapters} adapters of rank {r.Rank}
+
+            | targets       | no adapter tok/s | {r.Adapters} adapters mixed tok/s | ratio | MB/adapter |
+            |---------------|------------------|--------------------------|-------|------------|
+            {string.Join(Environment.NewLine, lines)}
+
+            attaching one adapter: {r.LoadMilliseconds:F1} ms (from memory; reading PEFT files adds their read time)
+            """;
     }
 
     private static string Table(QuantBenchReport r) => $"""

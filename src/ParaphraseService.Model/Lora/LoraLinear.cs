@@ -5,8 +5,8 @@ namespace ParaphraseService.Model.Lora;
 
 /// <summary>
 /// A Linear (full precision or int8) with LoRA adapters beside it: y = base(x) + dropout(x) · Aᵀ · Bᵀ · scaling, each
-/// row of the batch with its own adapter (or none). The base matmul runs once for the whole batch; rows are grouped by
-/// adapter and each group adds its delta. Adapter weights stay in fp32 whatever the base stores.
+/// row of the batch with its own adapter (or none). The base matmul runs once for the whole batch, and so does the
+/// low-rank part (see forward). Adapter weights stay in fp32 whatever the base stores.
 /// </summary>
 public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 {
@@ -36,31 +36,105 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (weights.A.shape[1] != InFeatures || weights.B.shape[0] != OutFeatures)
             throw new ArgumentException($"LoRA weights [{string.Join(", ", weights.A.shape)}] x [{string.Join(", ", weights.B.shape)}] do not fit a [{OutFeatures}, {InFeatures}] layer.");
         _adapters[adapter] = weights;
+        ForgetStack();
     }
 
-    internal void Detach(LoraAdapter adapter) => _adapters.Remove(adapter);
+    internal void Detach(LoraAdapter adapter)
+    {
+        _adapters.Remove(adapter);
+        ForgetStack();
+    }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var y = base_layer.forward(x);
-        if (_routing.Rows is { } rows && _adapters.Count > 0)
+        if (_routing.Rows is not { } rows || _adapters.Count == 0)
+            return y.MoveToOuterDisposeScope();
+        if (rows.Count != x.shape[0])
+            throw new ArgumentException($"{rows.Count} adapter assignments for a batch of {x.shape[0]} rows.");
+        var used = rows.Where(r => r is not null && _adapters.ContainsKey(r)).Distinct().Cast<LoraAdapter>().ToList();
+        if (used.Count == 0)
+            return y.MoveToOuterDisposeScope();
+
+        // Every adapter of the batch at once: their A matrices side by side, [Σr, in], and B matrices, [out, Σr].
+        // x · A_allᵀ gives each row every adapter's low-rank projection; a per-row mask keeps its own adapter's
+        // segment, times that adapter's scaling, and zeroes the rest (rows without an adapter get all zeros); then
+        // · B_allᵀ. Two small matmuls for the whole batch, however many adapters it mixes.
+        var stack = Stacked(used);
+        var input = x.to(ScalarType.Float32);
+        if (training)
+            input = nn.functional.dropout(input, used.Max(a => _adapters[a].Dropout), training: true);
+        // result = result + lora_B(lora_A(dropout(x))) * scaling
+        var projected = input.matmul(stack.A.t()); // (B, T, Σr)
+        var rowMask = stack.MaskFor(rows, _adapters, x.device);
+        var delta = (projected * (projected.dim() == 2 ? rowMask.squeeze(1) : rowMask)).matmul(stack.B.t());
+        return (y + delta.to(y.dtype)).MoveToOuterDisposeScope();
+    }
+
+    // The stacked matrices of the adapter set used last; a decode loop keeps the same set for many steps.
+    private Stack? _stack;
+
+    private Stack Stacked(List<LoraAdapter> used)
+    {
+        if (_stack is { } cached && cached.Adapters.SequenceEqual(used))
+            return cached;
+        _stack?.Dispose();
+        var segments = new Dictionary<LoraAdapter, (int Start, int Rank)>();
+        var start = 0;
+        foreach (var adapter in used)
         {
-            if (rows.Count != x.shape[0])
-                throw new ArgumentException($"{rows.Count} adapter assignments for a batch of {x.shape[0]} rows.");
-            foreach (var group in Enumerable.Range(0, rows.Count).Where(r => rows[r] is not null).GroupBy(r => rows[r]!))
-            {
-                if (!_adapters.TryGetValue(group.Key, out var weights))
-                    continue; // that adapter does not target this layer
-                var index = tensor(group.Select(r => (long)r).ToArray(), device: x.device);
-                var input = x.index_select(0, index).to(ScalarType.Float32);
-                if (training && weights.Dropout > 0)
-                    input = nn.functional.dropout(input, weights.Dropout, training: true);
-                // result = result + lora_B(lora_A(dropout(x))) * scaling
-                var delta = input.matmul(weights.A.t()).matmul(weights.B.t()) * weights.Scaling;
-                y = y.index_add(0, index, delta.to(y.dtype), 1);
-            }
+            var rank = (int)_adapters[adapter].A.shape[0];
+            segments[adapter] = (start, rank);
+            start += rank;
         }
-        return y.MoveToOuterDisposeScope();
+        using var scope = NewDisposeScope();
+        var a = cat(used.Select(u => _adapters[u].A).ToList(), 0).DetachFromDisposeScope();
+        var b = cat(used.Select(u => _adapters[u].B).ToList(), 1).DetachFromDisposeScope();
+        _stack = new Stack(used, segments, start, a, b);
+        return _stack;
+    }
+
+    private void ForgetStack()
+    {
+        _stack?.Dispose();
+        _stack = null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) ForgetStack();
+        base.Dispose(disposing);
+    }
+
+    private sealed record Stack(List<LoraAdapter> Adapters, Dictionary<LoraAdapter, (int Start, int Rank)> Segments, int Width, Tensor A, Tensor B) : IDisposable
+    {
+        private IReadOnlyList<LoraAdapter?>? _maskRows;
+        private Tensor? _mask;
+
+        /// <summary>(B, 1, Σr): each row's adapter segment holds that adapter's scaling, the rest zero. Reused while the
+        /// caller passes the same row assignment (a decode loop does, step after step).</summary>
+        public Tensor MaskFor(IReadOnlyList<LoraAdapter?> rows, Dictionary<LoraAdapter, LoraAdapter.ModuleWeights> adapters, Device device)
+        {
+            if (_mask is not null && ReferenceEquals(rows, _maskRows))
+                return _mask;
+            var mask = new float[rows.Count * Width];
+            for (var r = 0; r < rows.Count; r++)
+            {
+                if (rows[r] is not { } adapter || !Segments.TryGetValue(adapter, out var segment)) continue;
+                mask.AsSpan(r * Width + segment.Start, segment.Rank).Fill((float)adapters[adapter].Scaling);
+            }
+            _mask?.Dispose();
+            _mask = tensor(mask, [rows.Count, 1, Width], device: device).DetachFromDisposeScope();
+            _maskRows = rows;
+            return _mask;
+        }
+
+        public void Dispose()
+        {
+            A.Dispose();
+            B.Dispose();
+            _mask?.Dispose();
+        }
     }
 }
