@@ -1,6 +1,7 @@
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
 
@@ -8,7 +9,8 @@ namespace ParaphraseService.Model.Loading;
 
 /// <summary>A ready-to-run model with its tokenizer and a description of where it came from.</summary>
 public sealed class LoadedModel(
-    GptJForCausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype, Quantization quantization) : IDisposable
+    GptJForCausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype, Quantization quantization,
+    int maxResidentAdapters = 0) : IDisposable
 {
     public GptJForCausalLM Model { get; } = model;
     public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
@@ -24,7 +26,14 @@ public sealed class LoadedModel(
     public ScalarType Dtype { get; } = dtype;
     public Quantization Quantization { get; } = quantization;
 
+    /// <summary>Resident LoRA adapters, when the model was loaded with LoRA support (ModelLoadOptions.MaxResidentAdapters).</summary>
+    public AdapterRegistry? Adapters { get; } = model.Lora is null ? null : new AdapterRegistry(model, maxResidentAdapters);
+
     public TextGenerator CreateGenerator() => new(Model, Tokenizer);
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Adapters?.Dispose();
+        Model.Dispose();
+    }
 }

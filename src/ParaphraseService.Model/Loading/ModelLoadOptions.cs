@@ -19,6 +19,12 @@ public sealed record ModelLoadOptions
     /// <summary>Int8 compute path and outlier threshold.</summary>
     public Int8Options Int8 { get; init; } = Int8Options.Default;
 
+    /// <summary>
+    /// Most LoRA adapters kept resident at once; 0 builds the model without LoRA support (no wrappers around its
+    /// Linears). With support, the loaded model has an <see cref="LoadedModel.Adapters"/> registry.
+    /// </summary>
+    public int MaxResidentAdapters { get; init; }
+
     /// <summary>Models at least this large are stored in 8 bits under "auto".</summary>
     public const long AutoInt8Parameters = 1_000_000_000;
 

@@ -1,6 +1,7 @@
 using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,7 +21,8 @@ public static class ModelLoader
         using var checkpoint = CheckpointFiles.Open(folder);
         var layers = LayersFor(config, checkpoint, options, dtype, device);
         var model = Build(config, checkpoint, layers, folder);
-        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization);
+        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization,
+            options.MaxResidentAdapters);
     }
 
     /// <summary>The layer settings for a checkpoint: dtype, device, and int8 or full precision (see ModelLoadOptions).</summary>
@@ -30,7 +32,8 @@ public static class ModelLoader
         long parameters;
         using (var meta = new GptJForCausalLM(config, dtype, torch.device("meta")))
             parameters = meta.parameters().Sum(p => p.numel());
-        return new LayerFactory(dtype, device, options.ResolveQuantization(parameters, isInt8), options.Int8);
+        return new LayerFactory(dtype, device, options.ResolveQuantization(parameters, isInt8), options.Int8,
+            options.MaxResidentAdapters > 0 ? new LoraRouting() : null);
     }
 
     /// <summary>Shapes first on the meta device, then each weight streamed in from the checkpoint.</summary>
