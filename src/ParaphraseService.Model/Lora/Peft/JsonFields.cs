@@ -16,6 +16,8 @@ internal sealed class JsonFields
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    private static readonly JsonSerializerOptions s_compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly Dictionary<string, JsonElement> _fields = new(StringComparer.Ordinal);
     private readonly List<string> _problems;
 
@@ -164,10 +166,10 @@ internal sealed class JsonFields
         return fallback;
     }
 
-    /// <summary>A short rendering of a value for messages: the JSON text, cut when long.</summary>
+    /// <summary>A short rendering of a value for messages: compact JSON, whatever the file's layout, cut when long.</summary>
     public static string Describe(JsonElement value)
     {
-        var text = value.GetRawText();
+        var text = JsonSerializer.Serialize(value, s_compact);
         return text.Length <= 60 ? text : text[..57] + "...";
     }
 
