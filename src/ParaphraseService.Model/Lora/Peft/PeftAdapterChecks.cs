@@ -105,7 +105,7 @@ internal static class PeftAdapterChecks
             }
             var unknown = names.Where(n => !target.Modules.Keys.Any(m => PeftTargetModules.NameMatches(n, m))).Distinct().ToList();
             if (unknown.Count > 0)
-                problems.Add($"target_modules has names that match no Linear module of the {target.Architecture} base: " +
+                problems.Add($"target_modules has names that match no adaptable Linear module of the {target.Architecture} base: " +
                     $"{Quoted(unknown)} (a name selects the modules whose path equals it or ends with '.' + name, " +
                     $"e.g. '{example.Split('.')[^1]}' or '{example}')");
             selected.UnionWith(target.Modules.Keys.Where(targets.Matches));
@@ -115,7 +115,7 @@ internal static class PeftAdapterChecks
             if (!TryMatch(targets, target.Modules.Keys, "target_modules", problems, out var matched))
                 return selected;
             if (matched.Count == 0)
-                problems.Add($"target_modules regex '{targets.Pattern}' matches no Linear module of the {target.Architecture} base " +
+                problems.Add($"target_modules regex '{targets.Pattern}' matches no adaptable Linear module of the {target.Architecture} base " +
                     $"(it must match a whole module path, such as '{example}')");
             selected.UnionWith(matched);
         }
@@ -237,7 +237,7 @@ internal static class PeftAdapterChecks
         }
         var baseName = $"the {target.Architecture} base (hidden size {target.HiddenSize}, {target.LayerCount} layers)";
         if (foreign.Count > 0 && foreign.Count == storedCount)
-            problems.Add($"none of the adapter's modules is a Linear layer of {baseName}: {List(foreign)}; " +
+            problems.Add($"none of the adapter's modules is an adaptable Linear layer of {baseName}: {List(foreign)}; " +
                 "the adapter was made for another architecture");
         else if (foreign.Count > 0)
             problems.Add($"LoRA weights for modules that are not adaptable Linear layers of {baseName}: {List(foreign)}");

@@ -6,7 +6,8 @@ namespace ParaphraseService.Model.Lora.Peft;
 /// <summary>
 /// Reads and writes adapter folders in Hugging Face PEFT's layout: <c>adapter_config.json</c> and
 /// <c>adapter_model.safetensors</c> (or the legacy <c>adapter_model.bin</c>), plus our optional
-/// <see cref="AdapterMetadata.FileName"/>. Folders written here load in PEFT (<c>PeftModel.from_pretrained</c>).
+/// <see cref="AdapterMetadata.FileName"/>. Folders are written with the file names, keys and config fields PEFT's
+/// <c>save_pretrained</c> writes (checked against files made as PEFT makes them, not against PEFT itself).
 /// </summary>
 public static class PeftAdapterFiles
 {

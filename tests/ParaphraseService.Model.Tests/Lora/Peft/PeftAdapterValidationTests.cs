@@ -35,10 +35,10 @@ public sealed class PeftAdapterValidationTests : IDisposable
         });
 
         var error = Refused(folder,
-            "none of the adapter's modules is a Linear layer of the gptj base (hidden size 64, 2 layers): " +
+            "none of the adapter's modules is an adaptable Linear layer of the gptj base (hidden size 64, 2 layers): " +
             "model.layers.0.self_attn.q_proj, model.layers.0.self_attn.v_proj",
             "the adapter was made for another architecture",
-            "target_modules has names that match no Linear module of the gptj base: 'o_proj'",
+            "target_modules has names that match no adaptable Linear module of the gptj base: 'o_proj'",
             "missing tensors for modules target_modules selects: base_model.model.transformer.h.0.attn.q_proj.lora_A.weight");
         Assert.Equal(3, error.Problems.Count);
     }
@@ -89,7 +89,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
         PeftFixtures.EditConfig(folder, c => c["target_modules"] = new JsonArray("q_proj", "v_proj", "query_key_value", "attn"));
 
         var error = Refused(folder,
-            "target_modules has names that match no Linear module of the gptj base: 'query_key_value', 'attn' " +
+            "target_modules has names that match no adaptable Linear module of the gptj base: 'query_key_value', 'attn' " +
             "(a name selects the modules whose path equals it or ends with '.' + name, e.g. 'k_proj' or 'transformer.h.0.attn.k_proj')");
         Assert.Single(error.Problems);
     }
@@ -101,8 +101,18 @@ public sealed class PeftAdapterValidationTests : IDisposable
         PeftFixtures.EditConfig(folder, c => c["target_modules"] = @"mlp\.fc_(in|out)");  // not a whole path
 
         Refused(folder,
-            @"target_modules regex 'mlp\.fc_(in|out)' matches no Linear module of the gptj base (it must match a whole module path",
+            @"target_modules regex 'mlp\.fc_(in|out)' matches no adaptable Linear module of the gptj base (it must match a whole module path",
             "LoRA weights for modules target_modules does not select: transformer.h.0.mlp.fc_in");
+    }
+
+    [Fact]
+    public void TargetingTheOutputLayerIsRefused()
+    {
+        // lm_head is a Linear of GPT-J, but not one this service adapts (see AdapterTarget.ForGptJ).
+        var folder = Copy("q-v");
+        PeftFixtures.EditConfig(folder, c => c["target_modules"] = new JsonArray("q_proj", "v_proj", "lm_head"));
+
+        Refused(folder, "target_modules has names that match no adaptable Linear module of the gptj base: 'lm_head'");
     }
 
     [Fact]
