@@ -1,0 +1,160 @@
+using ParaphraseService.Model.Checkpoints;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Lora.Peft;
+
+/// <summary>
+/// A validated LoRA adapter as plain data: its PEFT config and, for every module it adapts, lora_A [r, in] and
+/// lora_B [out, r] as float32 CPU tensors. Made by <see cref="PeftAdapterFiles.Load"/> or <see cref="Create"/>, which
+/// both check it against the base model, so whatever holds one can use it without checking again. Owns its tensors:
+/// dispose it when done.
+/// </summary>
+public sealed class PeftAdapter : IDisposable
+{
+    private readonly SortedDictionary<string, LoraWeights> _modules;
+    private readonly IReadOnlyDictionary<string, LoraWeights> _readOnlyModules;
+    private bool _disposed;
+
+    internal PeftAdapter(string name, PeftLoraConfig config, SortedDictionary<string, LoraWeights> modules,
+        AdapterMetadata? metadata, IReadOnlyList<string> warnings)
+    {
+        Name = name;
+        Config = config;
+        _modules = modules;
+        _readOnlyModules = modules.AsReadOnly();
+        Metadata = metadata;
+        Warnings = warnings;
+        Bytes = modules.Values.Sum(w => (w.A.NumberOfElements + w.B.NumberOfElements) * sizeof(float));
+    }
+
+    public string Name { get; }
+
+    /// <summary>The config as PEFT would use it (fan_in_fan_out already forced to false, see <see cref="Warnings"/>).</summary>
+    public PeftLoraConfig Config { get; }
+
+    /// <summary>Module path (e.g. "transformer.h.0.attn.q_proj") to its weights, in ordinal order of the paths.</summary>
+    public IReadOnlyDictionary<string, LoraWeights> Modules
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _readOnlyModules;
+        }
+    }
+
+    /// <summary>Our own metadata file's content; null for a plain PEFT adapter without one.</summary>
+    public AdapterMetadata? Metadata { get; set; }
+
+    /// <summary>Bytes held by the tensors.</summary>
+    public long Bytes { get; }
+
+    /// <summary>What was accepted but adjusted, worth a log line (PEFT warns about the same things).</summary>
+    public IReadOnlyList<string> Warnings { get; }
+
+    /// <summary>
+    /// Builds an adapter from weights held in memory (a fine-tuning run), checked exactly as a loaded one. The
+    /// tensors are copied to float32 on the CPU; the caller keeps ownership of <paramref name="modules"/>.
+    /// </summary>
+    /// <exception cref="AdapterValidationException">The config or weights do not fit <paramref name="target"/>.</exception>
+    public static PeftAdapter Create(string name, PeftLoraConfig config, IReadOnlyDictionary<string, LoraWeights> modules,
+        AdapterTarget target, AdapterMetadata? metadata = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(modules);
+        ArgumentNullException.ThrowIfNull(target);
+
+        var problems = new List<string>();
+        var warnings = new List<string>();
+        config = Prepare(config, problems, warnings);
+        var selected = PeftAdapterChecks.ResolveTargets(config, target, problems);
+        var tensors = new Dictionary<string, CheckpointTensorInfo>(StringComparer.Ordinal);
+        var byKey = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (module, weights) in modules)
+        {
+            foreach (var (tensor, isA) in (ReadOnlySpan<(Tensor, bool)>)[(weights.A, true), (weights.B, false)])
+            {
+                var key = PeftStateDictKey.Standard(module, isA);
+                tensors[key] = new CheckpointTensorInfo(key, tensor.dtype, tensor.shape);
+                byKey[key] = tensor;
+            }
+        }
+        var plan = PeftAdapterChecks.CheckTensors(config, target, selected, tensors, problems);
+        var source = $"adapter '{name}'";
+        if (problems.Count > 0)
+        {
+            throw new AdapterValidationException(source, problems);
+        }
+        // detach: a copy of a trained parameter must not carry its autograd history.
+        var copied = ToFloat32(plan, key => byKey[key].detach().cpu().clone(), source);
+        return new PeftAdapter(name, config, copied, metadata, warnings);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        foreach (var weights in _modules.Values)
+        {
+            weights.A.Dispose();
+            weights.B.Dispose();
+        }
+    }
+
+    /// <summary>The config checks, and PEFT's one silent correction: fan_in_fan_out means nothing for nn.Linear.</summary>
+    internal static PeftLoraConfig Prepare(PeftLoraConfig config, List<string> problems, List<string> warnings)
+    {
+        PeftAdapterChecks.CheckConfig(config, problems);
+        if (!config.FanInFanOut)
+        {
+            return config;
+        }
+        // PEFT's lora dispatch_default: "fan_in_fan_out is set to True but the target module is `torch.nn.Linear`.
+        // Setting fan_in_fan_out to False." GPT-J's targets are all nn.Linear (weights stored [out, in]).
+        warnings.Add("fan_in_fan_out is true, but the adapted layers are nn.Linear (weights stored [out, in]); " +
+            "as PEFT does, it is set to false");
+        return config with { FanInFanOut = false };
+    }
+
+    /// <summary>
+    /// Produces each planned tensor through <paramref name="read"/> and turns it into a float32 CPU tensor owned by the
+    /// result; nothing is left allocated if any tensor fails or holds NaN or infinity.
+    /// </summary>
+    internal static SortedDictionary<string, LoraWeights> ToFloat32(SortedDictionary<string, (string A, string B)> plan,
+        Func<string, Tensor> read, string source)
+    {
+        using var scope = NewDisposeScope();
+        var modules = new SortedDictionary<string, LoraWeights>(StringComparer.Ordinal);
+        var notFinite = new List<string>();
+        foreach (var (module, (aKey, bKey)) in plan)
+        {
+            var a = Convert(read(aKey), aKey, notFinite);
+            var b = Convert(read(bKey), bKey, notFinite);
+            modules[module] = new LoraWeights(a, b);
+        }
+        if (notFinite.Count > 0)
+        {
+            throw new AdapterValidationException(source, $"tensors holding NaN or infinite values: {PeftAdapterChecks.List(notFinite)}");
+        }
+        foreach (var weights in modules.Values)
+        {
+            weights.A.DetachFromDisposeScope();
+            weights.B.DetachFromDisposeScope();
+        }
+        return modules;
+    }
+
+    private static Tensor Convert(Tensor tensor, string key, List<string> notFinite)
+    {
+        var converted = tensor.dtype == ScalarType.Float32 ? tensor : tensor.to_type(ScalarType.Float32);
+        var contiguous = converted.is_contiguous() ? converted : converted.contiguous();
+        if (!isfinite(contiguous).all().item<bool>())
+        {
+            notFinite.Add(key);
+        }
+        return contiguous;
+    }
+}
