@@ -1,4 +1,5 @@
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Model.Lora;
 
@@ -14,21 +15,47 @@ public sealed class AdapterRegistry : IDisposable
 {
     private readonly Dictionary<string, LoraLinear> _layers;
     private readonly Dictionary<string, (LoraAdapter Adapter, long LastUsed)> _resident = new(StringComparer.Ordinal);
+    private readonly TorchSharp.torch.Device _device;
     private long _clock;
 
     /// <param name="maxResident">Most adapters kept in memory at once.</param>
     public AdapterRegistry(GptJForCausalLM model, int maxResident)
     {
+        Target = AdapterTarget.ForGptJ(model.Config);
         if (model.Lora is null)
             throw new ArgumentException("The model was built without LoRA support (LayerFactory.Lora).", nameof(model));
         if (maxResident < 1)
             throw new ArgumentOutOfRangeException(nameof(maxResident), "At least one adapter must fit.");
         MaxResident = maxResident;
+        _device = model.parameters().First().device;
         _layers = model.named_modules().Where(m => m.module is LoraLinear).ToDictionary(m => m.name, m => (LoraLinear)m.module, StringComparer.Ordinal);
         Targets = _layers.ToDictionary(l => l.Key, l => (l.Value.InFeatures, l.Value.OutFeatures), StringComparer.Ordinal);
     }
 
     public int MaxResident { get; }
+
+    /// <summary>What adapter files are validated against: the base's architecture, sizes and adaptable modules.</summary>
+    public AdapterTarget Target { get; }
+
+    /// <summary>
+    /// Reads a PEFT adapter folder, checks it against the base, and makes it resident. Returns the adapter, the names
+    /// unloaded to make room, and the format's warnings (e.g. fan_in_fan_out ignored for Linear layers).
+    /// </summary>
+    /// <exception cref="AdapterValidationException">The folder is not a LoRA adapter for this base; the message lists why.</exception>
+    public (LoraAdapter Adapter, IReadOnlyList<string> Evicted, IReadOnlyList<string> Warnings) LoadFolder(string folder, string? name = null)
+    {
+        using var peft = PeftAdapterFiles.Load(folder, Target, name);
+        var adapter = LoraAdapter.FromPeft(peft, _device);
+        try
+        {
+            return (adapter, Load(adapter), peft.Warnings);
+        }
+        catch
+        {
+            adapter.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Module paths an adapter may target, with their (in, out) shapes.</summary>
     public IReadOnlyDictionary<string, (long In, long Out)> Targets { get; }

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Lora.Peft;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Lora;
@@ -44,6 +45,11 @@ public sealed class LoraAdapter : IDisposable
             w => new ModuleWeights(Copy(w.Value.A, device), Copy(w.Value.B, device), scaling, dropout));
         return new LoraAdapter(name, (int)ranks[0], scaling, modules);
     }
+
+    /// <summary>An adapter read from PEFT files (already validated against the base), on <paramref name="device"/>.</summary>
+    public static LoraAdapter FromPeft(PeftAdapter peft, Device device) =>
+        FromWeights(peft.Name, peft.Config.Scaling, peft.Config.LoraDropout,
+            peft.Modules.ToDictionary(m => m.Key, m => (m.Value.A, m.Value.B)), device);
 
     /// <summary>
     /// A fresh adapter as PEFT initialises one: A Kaiming-uniform (a = sqrt(5), like nn.Linear), B zero, so it changes

@@ -1,0 +1,59 @@
+using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora.Peft;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Lora;
+
+/// <summary>PEFT adapter folders on the tiny GPT-J, checked against a direct computation with the merged weights.</summary>
+public class PeftAdapterModelTests
+{
+    private static readonly string Base = Fixtures.Get("gptj-tiny", "safetensors");
+    private static readonly long[] Ids = [1, 2, 3, 5, 8, 13, 21, 34];
+
+    [Theory]
+    [InlineData("q-v")]
+    [InlineData("q-v-bin")]
+    [InlineData("q-v-fp16")]
+    [InlineData("regex-mlp")]
+    [InlineData("all-linear-rslora")]
+    public void AdapterChangesTheOutputExactlyAsMergingItsWeightsByHand(string fixture)
+    {
+        var folder = Fixtures.Get("peft", fixture);
+        using var model = ModelLoader.LoadFolder(Base, new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 2 });
+        var (adapter, _, _) = model.Adapters!.LoadFolder(folder);
+
+        // Direct computation: W + scaling * B @ A written into a plain model's weights, from the raw adapter file.
+        var config = PeftLoraConfig.Load(Path.Combine(folder, "adapter_config.json"));
+        using var peft = PeftAdapterFiles.Load(folder, AdapterTarget.ForGptJ(model.Config));
+        using var plain = ModelLoader.LoadFolder(Base, new ModelLoadOptions { Device = "cpu" });
+        var parameters = plain.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using (no_grad())
+        {
+            foreach (var (path, weights) in peft.Modules)
+                parameters[path + ".weight"].add_(weights.B.matmul(weights.A) * config.Scaling);
+        }
+
+        using var ids = tensor(Ids).unsqueeze(0);
+        using var noGrad = no_grad();
+        using var expected = plain.Model.forward(new CausalLMInput(ids));
+        using var actual = model.Model.forward(new CausalLMInput(ids, Adapters: [adapter]));
+        using var baseOnly = model.Model.forward(new CausalLMInput(ids));
+        Assert.True(actual.allclose(expected, rtol: 0, atol: 1e-5), $"max |Δ| {(actual - expected).abs().max().item<float>()}");
+        Assert.False(actual.allclose(baseOnly, rtol: 0, atol: 1e-4)); // the adapter is not a no-op
+        Assert.Equal(config.Scaling, adapter.Scaling);
+    }
+
+    [Fact]
+    public void AdapterForAnotherBaseIsRefusedWithTheReason()
+    {
+        var wider = GptJConfig.Load(Path.Combine(Base, "config.json")) with { HiddenSize = 128 };
+        using var checkpoint = new RandomCheckpoint(wider, 1);
+        using var model = ModelLoader.Build(wider, checkpoint, new Model.Layers.LayerFactory(ScalarType.Float32, CPU, Lora: new Model.Lora.LoraRouting()), "wide");
+        using var registry = new Model.Lora.AdapterRegistry(model, 1);
+        var error = Assert.Throws<AdapterValidationException>(() => registry.LoadFolder(Fixtures.Get("peft", "q-v")));
+        Assert.Contains("q_proj", error.Message);
+        Assert.Empty(registry.List());
+    }
+}
