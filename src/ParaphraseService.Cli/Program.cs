@@ -7,6 +7,7 @@ var root = new RootCommand("ParaphraseService command line: generate text and ma
     DownloadCommand.Create(),
     QuantizeCommand.Create(),
     MakeCheckpointCommand.Create(),
+    MergeCommand.Create(),
     BenchCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

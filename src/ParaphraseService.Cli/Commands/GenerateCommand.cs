@@ -6,6 +6,7 @@ using System.Text.Json.Serialization;
 using ParaphraseService.Model.Diagnostics;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
 
 namespace ParaphraseService.Cli.Commands;
 
@@ -37,11 +38,12 @@ internal static class GenerateCommand
         var stop = new Option<string[]>("--stop") { Description = "Stop when this text is produced (repeatable).", AllowMultipleArgumentsPerToken = false };
         var seed = new Option<long?>("--seed") { Description = "Seed for sampling: same seed, same output." };
         var json = new Option<bool>("--json") { Description = "Print prompt ids, generated ids and text as JSON." };
+        var adapter = new Option<string?>("--adapter", "-a") { Description = "A LoRA adapter folder in Hugging Face PEFT format to apply to the model." };
         var stats = new Option<bool>("--stats") { Description = "Report load time, generation speed and peak resident memory (stderr; in the JSON too)." };
 
         var command = new Command("generate", "Continue a prompt with GPT-J.")
         {
-            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, device, dtype, quantization,
+            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, adapter, device, dtype, quantization,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -68,15 +70,26 @@ internal static class GenerateCommand
 
             var clock = Stopwatch.StartNew();
             using var loaded = await ModelSource.LoadAsync(
-                parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization),
+                parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization) with
+                {
+                    MaxResidentAdapters = parse.GetValue(adapter) is null ? 0 : 1,
+                },
                 ProgressReporter.ForDownloads(), ct);
             if (loaded.IsDemo)
                 await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
 
+            LoraAdapter? lora = null;
+            if (parse.GetValue(adapter) is { } adapterFolder)
+            {
+                var (loadedAdapter, _, warnings) = loaded.Adapters!.LoadFolder(adapterFolder);
+                lora = loadedAdapter;
+                foreach (var warning in warnings)
+                    await Console.Error.WriteLineAsync($"warning: {warning}");
+            }
             var loadSeconds = clock.Elapsed.TotalSeconds;
             var promptIds = loaded.Tokenizer.Encode(text);
             clock.Restart();
-            var result = loaded.CreateGenerator().Generate(promptIds, options, ct);
+            var result = loaded.CreateGenerator().Generate(promptIds, options, ct, lora);
             var generateSeconds = clock.Elapsed.TotalSeconds;
             var memory = ProcessMemory.Read();
             var figures = parse.GetValue(stats)
@@ -93,6 +106,7 @@ internal static class GenerateCommand
                     Model = loaded.Source,
                     Demo = loaded.IsDemo,
                     Quantization = loaded.Quantization.ToString().ToLowerInvariant(),
+                    Adapter = lora?.Name,
                     Notice = loaded.IsDemo ? DemoModel.Notice : null,
                     Prompt = text,
                     PromptIds = result.PromptIds,
