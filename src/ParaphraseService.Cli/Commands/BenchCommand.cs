@@ -50,7 +50,7 @@ internal static class BenchCommand
             |---------------|------------------|--------------------------|-------|------------|
             {string.Join(Environment.NewLine, lines)}
 
-            attaching one adapter: {r.LoadMilliseconds:F1} ms (from memory; reading PEFT files adds their read time)
+            loading one all-linear rank-{r.Rank} adapter from its PEFT folder (read, validate, attach): {r.LoadMilliseconds:F1} ms
             """;
     }
 
