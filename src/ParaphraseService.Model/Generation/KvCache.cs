@@ -6,7 +6,7 @@ namespace ParaphraseService.Model.Generation;
 /// Keys and values of every layer for a batch of sequences, preallocated to a fixed capacity so each decode step
 /// writes one slice instead of re-concatenating the whole history. Owns its tensors; dispose it when done.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IKvCache, IDisposable
 {
     private readonly LayerKvCache[] _layers;
 
@@ -25,8 +25,10 @@ public sealed class KvCache : IDisposable
 
     public LayerKvCache Layer(int index) => _layers[index];
 
+    ILayerKvCache IKvCache.Layer(int index) => _layers[index];
+
     /// <summary>Called by the model once every layer has appended the new positions.</summary>
-    internal void Advance(long count) => Length += (int)count;
+    public void Advance(long count) => Length += (int)count;
 
     /// <summary>Bytes held by the preallocated key and value tensors.</summary>
     public long Bytes => _layers.Sum(l => l.Bytes);
@@ -38,7 +40,7 @@ public sealed class KvCache : IDisposable
 }
 
 /// <summary>One layer's keys and values, (B, H, capacity, D) each, allocated at the first append.</summary>
-public sealed class LayerKvCache : IDisposable
+public sealed class LayerKvCache : ILayerKvCache, IDisposable
 {
     private readonly KvCache _owner;
     private Tensor? _keys;
@@ -47,6 +49,9 @@ public sealed class LayerKvCache : IDisposable
     internal LayerKvCache(KvCache owner) => _owner = owner;
 
     internal long Bytes => (_keys?.NumberOfElements ?? 0) * (_keys?.ElementSize ?? 0) * 2;
+
+    /// <summary>The preallocated keys and values, (B, H, capacity, D) each; null before the first append.</summary>
+    internal (Tensor Keys, Tensor Values)? Stored => _keys is null ? null : (_keys, _values!);
 
     /// <summary>Stores the new positions' keys and values (B, H, T, D); returns all keys and values so far (B, H, S, D).</summary>
     public (Tensor Keys, Tensor Values) Append(Tensor keys, Tensor values)

@@ -26,17 +26,12 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         if (prompts.Count == 0 || prompts.Count != options.Count || (adapters is not null && adapters.Count != prompts.Count))
             throw new ArgumentException("Give one set of options (and of adapters, if any) per prompt, and at least one prompt.");
         var config = model.Config;
-        if (prompts.Any(p => p.Count == 0))
-            throw new ArgumentException("A prompt must have at least one token.");
-        if (prompts.SelectMany(p => p).Any(id => id < 0 || id >= config.VocabSize))
-            throw new ArgumentException($"Prompt token ids must be in [0, {config.VocabSize}).");
         var promptLength = prompts.Max(p => p.Count);
         var maxNew = options.Max(o => o.MaxNewTokens);
-        if (promptLength + maxNew > config.MaxPositions)
-            throw new ArgumentException(
-                $"A prompt of {promptLength} tokens plus {maxNew} new tokens exceeds the model's context of {config.MaxPositions} tokens.");
+        foreach (var prompt in prompts)
+            SequenceState.Validate(prompt, maxNew, config, config.MaxPositions);
 
-        var rows = prompts.Select((p, i) => new Row(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
+        var rows = prompts.Select((p, i) => new SequenceState(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
         try
         {
             return Run(rows, promptLength, maxNew, adapters, cancellationToken);
@@ -47,7 +42,7 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         }
     }
 
-    private IReadOnlyList<GenerationResult> Run(Row[] rows, int promptLength, int maxNew, IReadOnlyList<LoraAdapter?>? adapters, CancellationToken cancellationToken)
+    private IReadOnlyList<GenerationResult> Run(SequenceState[] rows, int promptLength, int maxNew, IReadOnlyList<LoraAdapter?>? adapters, CancellationToken cancellationToken)
     {
         var device = model.parameters().First().device;
         var batch = rows.Length;
@@ -89,52 +84,5 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         next.Dispose();
         attentionMask.Dispose();
         return rows.Select(r => r.Result(tokenizer)).ToArray();
-    }
-
-    /// <summary>One sequence's state while the batch runs.</summary>
-    private sealed class Row(IReadOnlyList<int> prompt, GenerationOptions options, GptJConfig config, int allowedVocabulary)
-    {
-        private readonly List<int> _history = [.. prompt];
-        private readonly int _eos = options.EosTokenId ?? config.EosTokenId;
-        private FinishReason _reason = FinishReason.Length;
-        private string? _text;
-
-        public IReadOnlyList<int> Prompt { get; } = prompt;
-        public TokenSampler Sampler { get; } = new(options, allowedVocabulary);
-        public IReadOnlyList<int> History => _history;
-        public bool Finished { get; private set; }
-        private List<int> Generated => _history.GetRange(Prompt.Count, _history.Count - Prompt.Count);
-
-        public int Accept(int token, Gpt2Tokenizer tokenizer)
-        {
-            if (token == _eos)
-            {
-                (Finished, _reason) = (true, FinishReason.EndOfSequence);
-                return token;
-            }
-            _history.Add(token);
-            if (options.StopSequences.Count > 0)
-            {
-                var text = tokenizer.Decode(Generated);
-                var cut = options.StopSequences.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
-                if (cut >= 0)
-                    (Finished, _reason, _text) = (true, FinishReason.StopSequence, text[..cut]);
-            }
-            if (!Finished && _history.Count - Prompt.Count >= options.MaxNewTokens)
-                Finished = true;
-            return token;
-        }
-
-        public GenerationResult Result(Gpt2Tokenizer tokenizer)
-        {
-            var generated = Generated;
-            if (_reason == FinishReason.StopSequence)
-            {
-                // Keep the tokens whose text lies entirely before the stop sequence.
-                while (generated.Count > 0 && tokenizer.Decode(generated).Length > _text!.Length)
-                    generated.RemoveAt(generated.Count - 1);
-            }
-            return new GenerationResult(Prompt, generated, _text ?? tokenizer.Decode(generated), _reason);
-        }
     }
 }

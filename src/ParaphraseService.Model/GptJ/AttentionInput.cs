@@ -8,4 +8,4 @@ namespace ParaphraseService.Model.GptJ;
 /// <param name="Allowed">(B, 1, T, S) boolean: query t may attend to key s (causal and padding combined).</param>
 /// <param name="PositionIds">(B, T) absolute positions of the new tokens, for rotary.</param>
 /// <param name="Cache">This layer's key/value cache, or null for a forward without one.</param>
-public sealed record AttentionInput(Tensor Hidden, Tensor Allowed, Tensor PositionIds, LayerKvCache? Cache);
+public sealed record AttentionInput(Tensor Hidden, Tensor Allowed, Tensor PositionIds, ILayerKvCache? Cache);

@@ -14,6 +14,6 @@ public sealed record CausalLMInput(
     Tensor InputIds,
     Tensor? AttentionMask = null,
     Tensor? PositionIds = null,
-    KvCache? Cache = null,
+    IKvCache? Cache = null,
     bool LastTokenOnly = false,
     IReadOnlyList<LoraAdapter?>? Adapters = null);

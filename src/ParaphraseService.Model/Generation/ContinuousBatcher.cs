@@ -1,0 +1,154 @@
+using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Lora;
+using ParaphraseService.Model.Tokenization;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Generation;
+
+/// <summary>What one step did for one sequence: the token it produced, and its result once it finished.</summary>
+public sealed record SlotUpdate(int Slot, int Token, bool Finished, GenerationResult? Result);
+
+/// <summary>
+/// Iteration-level (continuous) batching over a fixed set of slots: sequences are admitted into free slots between
+/// steps, each <see cref="Step"/> prefills the newly admitted ones together and then runs one decode step for every
+/// sequence already running, and a sequence that finishes frees its slot at once. Each slot has its own sampler and
+/// LoRA adapter, so a sequence produces what it would alone. Tensors only: the caller (a scheduler) owns the thread.
+/// </summary>
+public sealed class ContinuousBatcher : IDisposable
+{
+    private readonly GptJForCausalLM _model;
+    private readonly Gpt2Tokenizer _tokenizer;
+    private readonly SlotKvCache _cache;
+    private readonly Slot?[] _slots;
+    private readonly Device _device;
+    private readonly int _allowedVocabulary;
+
+    public ContinuousBatcher(GptJForCausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity)
+    {
+        _model = model;
+        _tokenizer = tokenizer;
+        _cache = new SlotKvCache(model.Config.LayerCount, slots, Math.Min(capacity, model.Config.MaxPositions));
+        _slots = new Slot?[slots];
+        _device = model.parameters().First().device;
+        _allowedVocabulary = Math.Min(model.Config.VocabSize, tokenizer.VocabularySize);
+    }
+
+    public int FreeSlots => _slots.Count(s => s is null);
+    public int ActiveCount => _slots.Count(s => s is not null);
+
+    /// <summary>Puts a sequence in a free slot; its prompt is processed at the next <see cref="Step"/>.</summary>
+    /// <returns>The slot, which identifies the sequence in <see cref="SlotUpdate"/>s until it finishes.</returns>
+    public int Admit(IReadOnlyList<int> prompt, GenerationOptions options, LoraAdapter? adapter = null)
+    {
+        options.Validate();
+        SequenceState.Validate(prompt, options.MaxNewTokens, _model.Config, _cache.Capacity);
+        if (adapter is not null && _model.Lora is null)
+            throw new InvalidOperationException("This model was built without LoRA support.");
+        var slot = Array.IndexOf(_slots, null);
+        if (slot < 0)
+            throw new InvalidOperationException("No free slot: wait for a sequence to finish.");
+        _slots[slot] = new Slot(new SequenceState(prompt, options, _model.Config, _allowedVocabulary), adapter);
+        return slot;
+    }
+
+    /// <summary>Drops a sequence (a client went away) and frees its slot.</summary>
+    public void Cancel(int slot) => Retire(slot);
+
+    /// <summary>One iteration: prefill what was admitted, then one decode step for what was already running.</summary>
+    public IReadOnlyList<SlotUpdate> Step()
+    {
+        var updates = new List<SlotUpdate>();
+        var running = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: true }).ToList();
+        var admitted = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: false }).ToList();
+        using var noGrad = no_grad();
+        if (running.Count > 0)
+            Decode(running, updates);
+        if (admitted.Count > 0)
+            Prefill(admitted, updates);
+        return updates;
+    }
+
+    private void Prefill(List<int> admitted, List<SlotUpdate> updates)
+    {
+        using var scope = NewDisposeScope();
+        var length = admitted.Max(s => _slots[s]!.State.Prompt.Count);
+        var ids = new long[admitted.Count, length];
+        var mask = new long[admitted.Count, length];
+        for (var r = 0; r < admitted.Count; r++)
+        {
+            var prompt = _slots[admitted[r]]!.State.Prompt;
+            var pad = length - prompt.Count;
+            for (var t = 0; t < length; t++)
+            {
+                ids[r, t] = t < pad ? _model.Config.EosTokenId : prompt[t - pad];
+                mask[r, t] = t < pad ? 0 : 1;
+            }
+        }
+        using var cache = new KvCache(_model.Config.LayerCount, length);
+        var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
+        var logits = _model.forward(new CausalLMInput(tensor(ids, device: _device), tensor(mask, device: _device), Cache: cache,
+            LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
+        for (var r = 0; r < admitted.Count; r++)
+        {
+            var slot = _slots[admitted[r]]!;
+            var prompt = slot.State.Prompt;
+            _cache.Load(admitted[r], cache, r, length - prompt.Count, prompt.Count);
+            slot.Prefilled = true;
+            Emit(admitted[r], slot, logits[r], updates);
+        }
+    }
+
+    private void Decode(List<int> running, List<SlotUpdate> updates)
+    {
+        using var scope = NewDisposeScope();
+        // Every slot takes part (idle ones feed a token nobody reads); only running slots move on.
+        var ids = new long[_slots.Length, 1];
+        var adapters = new LoraAdapter?[_slots.Length];
+        foreach (var s in running)
+        {
+            ids[s, 0] = _slots[s]!.NextInput;
+            adapters[s] = _slots[s]!.Adapter;
+        }
+        _cache.Stepping = _slots.Select((slot, s) => running.Contains(s)).ToArray();
+        var logits = _model.forward(new CausalLMInput(
+            tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokenOnly: true,
+            Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
+        foreach (var s in running)
+            Emit(s, _slots[s]!, logits[s], updates);
+    }
+
+    private void Emit(int index, Slot slot, Tensor logits, List<SlotUpdate> updates)
+    {
+        var token = slot.State.Sampler.Next(logits, slot.State.History);
+        slot.State.Accept(token, _tokenizer);
+        slot.NextInput = token;
+        if (!slot.State.Finished)
+        {
+            updates.Add(new SlotUpdate(index, token, false, null));
+            return;
+        }
+        updates.Add(new SlotUpdate(index, token, true, slot.State.Result(_tokenizer)));
+        Retire(index);
+    }
+
+    private void Retire(int slot)
+    {
+        _slots[slot]?.State.Sampler.Dispose();
+        _slots[slot] = null;
+        _cache.Clear(slot);
+    }
+
+    public void Dispose()
+    {
+        for (var s = 0; s < _slots.Length; s++) Retire(s);
+        _cache.Dispose();
+    }
+
+    private sealed class Slot(SequenceState state, LoraAdapter? adapter)
+    {
+        public SequenceState State { get; } = state;
+        public LoraAdapter? Adapter { get; } = adapter;
+        public bool Prefilled { get; set; }
+        public int NextInput { get; set; }
+    }
+}
