@@ -38,17 +38,35 @@ public sealed class ContinuousBatcher : IDisposable
 
     /// <summary>Puts a sequence in a free slot; its prompt is processed at the next <see cref="Step"/>.</summary>
     /// <returns>The slot, which identifies the sequence in <see cref="SlotUpdate"/>s until it finishes.</returns>
-    public int Admit(IReadOnlyList<int> prompt, GenerationOptions options, LoraAdapter? adapter = null)
+    public int Admit(IReadOnlyList<int> prompt, GenerationOptions options, LoraAdapter? adapter = null) =>
+        AdmitGroup(prompt, [options], adapter)[0];
+
+    /// <summary>
+    /// Several continuations of one prompt (candidates), one slot each: the prompt is prefilled once and its keys and
+    /// values copied into every slot; each continues with its own options (typically its own seed).
+    /// </summary>
+    public IReadOnlyList<int> AdmitGroup(IReadOnlyList<int> prompt, IReadOnlyList<GenerationOptions> options, LoraAdapter? adapter = null)
     {
-        options.Validate();
-        SequenceState.Validate(prompt, options.MaxNewTokens, _model.Config, _cache.Capacity);
+        if (options.Count == 0)
+            throw new ArgumentException("A group needs at least one sequence.");
+        foreach (var o in options)
+        {
+            o.Validate();
+            SequenceState.Validate(prompt, o.MaxNewTokens, _model.Config, _cache.Capacity);
+        }
         if (adapter is not null && _model.Lora is null)
             throw new InvalidOperationException("This model was built without LoRA support.");
-        var slot = Array.IndexOf(_slots, null);
-        if (slot < 0)
-            throw new InvalidOperationException("No free slot: wait for a sequence to finish.");
-        _slots[slot] = new Slot(new SequenceState(prompt, options, _model.Config, _allowedVocabulary), adapter);
-        return slot;
+        if (FreeSlots < options.Count)
+            throw new InvalidOperationException($"{options.Count} slots needed, {FreeSlots} free: wait for sequences to finish.");
+        var group = new object();
+        var slots = new List<int>();
+        foreach (var o in options)
+        {
+            var slot = Array.IndexOf(_slots, null);
+            _slots[slot] = new Slot(new SequenceState(prompt, o, _model.Config, _allowedVocabulary), adapter, group);
+            slots.Add(slot);
+        }
+        return slots;
     }
 
     /// <summary>Drops a sequence (a client went away) and frees its slot.</summary>
@@ -59,7 +77,8 @@ public sealed class ContinuousBatcher : IDisposable
     {
         var updates = new List<SlotUpdate>();
         var running = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: true }).ToList();
-        var admitted = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: false }).ToList();
+        var admitted = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: false })
+            .GroupBy(s => _slots[s]!.Group).Select(g => g.ToList()).ToList();
         using var noGrad = no_grad();
         if (running.Count > 0)
             Decode(running, updates);
@@ -68,9 +87,11 @@ public sealed class ContinuousBatcher : IDisposable
         return updates;
     }
 
-    private void Prefill(List<int> admitted, List<SlotUpdate> updates)
+    /// <summary>One forward for every newly admitted group (one row per group), then each member's slot gets a copy.</summary>
+    private void Prefill(List<List<int>> groups, List<SlotUpdate> updates)
     {
         using var scope = NewDisposeScope();
+        var admitted = groups.Select(g => g[0]).ToList();
         var length = admitted.Max(s => _slots[s]!.State.Prompt.Count);
         var ids = new long[admitted.Count, length];
         var mask = new long[admitted.Count, length];
@@ -88,13 +109,16 @@ public sealed class ContinuousBatcher : IDisposable
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
         var logits = _model.forward(new CausalLMInput(tensor(ids, device: _device), tensor(mask, device: _device), Cache: cache,
             LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
-        for (var r = 0; r < admitted.Count; r++)
+        for (var r = 0; r < groups.Count; r++)
         {
-            var slot = _slots[admitted[r]]!;
-            var prompt = slot.State.Prompt;
-            _cache.Load(admitted[r], cache, r, length - prompt.Count, prompt.Count);
-            slot.Prefilled = true;
-            Emit(admitted[r], slot, logits[r], updates);
+            foreach (var member in groups[r])
+            {
+                var slot = _slots[member]!;
+                var prompt = slot.State.Prompt;
+                _cache.Load(member, cache, r, length - prompt.Count, prompt.Count);
+                slot.Prefilled = true;
+                Emit(member, slot, logits[r], updates);
+            }
         }
     }
 
@@ -144,8 +168,10 @@ public sealed class ContinuousBatcher : IDisposable
         _cache.Dispose();
     }
 
-    private sealed class Slot(SequenceState state, LoraAdapter? adapter)
+    private sealed class Slot(SequenceState state, LoraAdapter? adapter, object group)
     {
+        /// <summary>Slots admitted together with one prompt share one prefill.</summary>
+        public object Group { get; } = group;
         public SequenceState State { get; } = state;
         public LoraAdapter? Adapter { get; } = adapter;
         public bool Prefilled { get; set; }

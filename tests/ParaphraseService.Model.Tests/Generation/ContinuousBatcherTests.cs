@@ -94,4 +94,22 @@ public class ContinuousBatcherTests
         Assert.Equal(finishedAtOnce, update.Slot);
         Assert.Single(update.Result!.GeneratedIds);
     }
+
+    [Fact]
+    public void CandidatesShareOnePrefillAndEachFollowsItsSeed()
+    {
+        using var model = TinyModels.Create();
+        var alone = new TextGenerator(model, Tokenizer);
+        IReadOnlyList<int> prompt = [5, 17, 42, 8];
+        using var batcher = new ContinuousBatcher(model, Tokenizer, slots: 4, capacity: 32);
+        var slots = batcher.AdmitGroup(prompt, [Sampled(10), Sampled(11), Sampled(12)]);
+        Assert.Equal(1, batcher.FreeSlots);
+        var results = new Dictionary<int, GenerationResult>();
+        while (results.Count < 3)
+            foreach (var update in batcher.Step().Where(u => u.Finished))
+                results[update.Slot] = update.Result!;
+        for (var i = 0; i < 3; i++)
+            Assert.Equal(alone.Generate(prompt, Sampled(10 + i)).GeneratedIds, results[slots[i]].GeneratedIds);
+        Assert.Throws<InvalidOperationException>(() => batcher.AdmitGroup(prompt, [Sampled(1), Sampled(2), Sampled(3), Sampled(4), Sampled(5)]));
+    }
 }
