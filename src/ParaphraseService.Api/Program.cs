@@ -1,5 +1,8 @@
 using ParaphraseService.Api.Health;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Api.OpenAi;
+using ParaphraseService.Api.Scheduling;
 using Serilog;
 using Serilog.Formatting.Compact;
 
@@ -14,14 +17,24 @@ builder.Services.AddSwaggerGen();
 builder.Services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<ModelHost>();
 builder.Services.AddHostedService(services => services.GetRequiredService<ModelHost>());
+builder.Services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddSingleton<GenerationQueue>();
+builder.Services.TryAddSingleton<IAdapterFolders, NoAdapterFolders>();
+builder.Services.AddSingleton<Scheduler>();
+builder.Services.AddHostedService(services => services.GetRequiredService<Scheduler>());
 
 var app = builder.Build();
 app.UseSerilogRequestLogging();
-app.UseExceptionHandler();
+// Malformed JSON, wrong types, oversized bodies: the framework's 4xx, as ProblemDetails, never a 500.
+app.UseExceptionHandler(new ExceptionHandlerOptions
+{
+    StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+});
 app.UseStatusCodePages();
 app.UseSwagger();
 app.UseSwaggerUI();
 app.MapHealth();
+app.MapOpenAiCompletions();
 app.Run();
 
 /// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>

@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using ParaphraseService.Api.Hosting;
 
 namespace ParaphraseService.Api.Tests;
 
@@ -11,4 +13,7 @@ internal sealed class ServiceApplication(Dictionary<string, string?>? settings =
         foreach (var (key, value) in settings ?? [])
             builder.UseSetting(key, value);
     }
+
+    /// <summary>Waits for the model to finish loading (not for a fixed time).</summary>
+    public Task ModelLoaded() => Services.GetRequiredService<ModelHost>().ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(1));
 }

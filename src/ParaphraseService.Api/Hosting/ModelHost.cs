@@ -10,8 +10,12 @@ namespace ParaphraseService.Api.Hosting;
 public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost> logger) : BackgroundService
 {
     private volatile LoadedModel? _model;
+    private readonly TaskCompletionSource<LoadedModel> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public LoadedModel? Model => _model;
+
+    /// <summary>Completes with the model once it is loaded; faults if loading fails.</summary>
+    public Task<LoadedModel> Ready => _ready.Task;
 
     /// <summary>Why loading failed, if it did.</summary>
     public string? LoadError { get; private set; }
@@ -22,18 +26,24 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
         try
         {
             logger.LogInformation("Loading model {Source} on {Device} as {Dtype}", o.Source, o.Device, o.Dtype);
-            var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions { Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization }, progress: null, stoppingToken);
+            var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions
+            {
+                Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization, MaxResidentAdapters = o.MaxResidentAdapters,
+            }, progress: null, stoppingToken);
             _model = loaded;
+            _ready.TrySetResult(loaded);
             logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Demo}",
                 loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype, loaded.Quantization,
                 loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+            _ready.TrySetCanceled(stoppingToken);
         }
         catch (Exception e)
         {
             LoadError = e.Message;
+            _ready.TrySetException(e);
             logger.LogError(e, "Loading model {Source} failed", o.Source);
         }
     }

@@ -20,4 +20,8 @@ public sealed class ModelOptions
     /// <summary>auto: int8 for models of a billion parameters or more and for int8 checkpoints; none; int8.</summary>
     [RegularExpression("^(auto|none|int8)$", ErrorMessage = "Model:Quantization must be auto, none or int8.")]
     public string Quantization { get; set; } = "auto";
+
+    /// <summary>LoRA adapters kept in memory at once (least recently used unloaded first).</summary>
+    [Range(1, 1024)]
+    public int MaxResidentAdapters { get; set; } = 8;
 }

@@ -42,13 +42,15 @@ public sealed class AdapterRegistry : IDisposable
     /// unloaded to make room, and the format's warnings (e.g. fan_in_fan_out ignored for Linear layers).
     /// </summary>
     /// <exception cref="AdapterValidationException">The folder is not a LoRA adapter for this base; the message lists why.</exception>
-    public (LoraAdapter Adapter, IReadOnlyList<string> Evicted, IReadOnlyList<string> Warnings) LoadFolder(string folder, string? name = null)
+    /// <param name="pinned">Adapters in use, never unloaded to make room.</param>
+    public (LoraAdapter Adapter, IReadOnlyList<string> Evicted, IReadOnlyList<string> Warnings) LoadFolder(
+        string folder, string? name = null, IReadOnlySet<string>? pinned = null)
     {
         using var peft = PeftAdapterFiles.Load(folder, Target, name);
         var adapter = LoraAdapter.FromPeft(peft, _device);
         try
         {
-            return (adapter, Load(adapter), peft.Warnings);
+            return (adapter, Load(adapter, pinned), peft.Warnings);
         }
         catch
         {
@@ -71,8 +73,13 @@ public sealed class AdapterRegistry : IDisposable
     /// Makes <paramref name="adapter"/> resident (replacing one of the same name) and takes ownership of it. Returns the
     /// names unloaded to stay within <see cref="MaxResident"/>.
     /// </summary>
-    public IReadOnlyList<string> Load(LoraAdapter adapter)
+    /// <param name="pinned">Adapters in use, never unloaded to make room.</param>
+    /// <exception cref="InvalidOperationException">The registry is full of pinned adapters.</exception>
+    public IReadOnlyList<string> Load(LoraAdapter adapter, IReadOnlySet<string>? pinned = null)
     {
+        if (!_resident.ContainsKey(adapter.Name) && _resident.Count >= MaxResident
+            && _resident.Keys.All(n => pinned?.Contains(n) == true))
+            throw new InvalidOperationException($"All {MaxResident} resident adapters are in use; '{adapter.Name}' must wait.");
         var unknown = adapter.Modules.Where(m => !_layers.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
             throw new ArgumentException($"Adapter '{adapter.Name}' targets modules the model does not have or cannot adapt: {string.Join(", ", unknown.Take(5))}.");
@@ -96,7 +103,8 @@ public sealed class AdapterRegistry : IDisposable
         var evicted = new List<string>();
         while (_resident.Count > MaxResident)
         {
-            var oldest = _resident.Values.Where(r => r.Adapter != adapter).MinBy(r => r.LastUsed).Adapter.Name;
+            var oldest = _resident.Values.Where(r => r.Adapter != adapter && pinned?.Contains(r.Adapter.Name) != true)
+                .MinBy(r => r.LastUsed).Adapter.Name;
             Unload(oldest);
             evicted.Add(oldest);
         }

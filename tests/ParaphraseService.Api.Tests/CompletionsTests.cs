@@ -1,0 +1,146 @@
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using OpenAI;
+using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Loading;
+
+namespace ParaphraseService.Api.Tests;
+
+public class CompletionsTests
+{
+    private static readonly Lazy<LoadedModel> s_demo = new(() => DemoModel.Load(new ModelLoadOptions { Device = "cpu" }));
+
+    private static GenerationResult Alone(string prompt, GenerationOptions options) => s_demo.Value.CreateGenerator().Generate(prompt, options);
+
+    [Fact]
+    public async Task CompletionsEqualWhatTheModelGeneratesAlone()
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+
+        var response = await client.PostAsJsonAsync("/v1/completions", new { model = "demo", prompt = "Hello world", max_tokens = 6, temperature = 0.9, n = 2, seed = 5 });
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var json = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("text_completion", json.GetProperty("object").GetString());
+        var choices = json.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal(2, choices.Count);
+        for (var i = 0; i < 2; i++)
+        {
+            var expected = Alone("Hello world", new GenerationOptions { MaxNewTokens = 6, Temperature = 0.9, Seed = 5 + i });
+            Assert.Equal(expected.Text, choices[i].GetProperty("text").GetString());
+            Assert.Equal(i, choices[i].GetProperty("index").GetInt32());
+        }
+        Assert.Equal(2, json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task StreamedPiecesAddUpToTheCompletion()
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var body = new { prompt = "The quick brown fox", max_tokens = 8, temperature = 0, stream = true };
+        var response = await client.PostAsJsonAsync("/v1/completions", body);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var text = new StringBuilder();
+        foreach (var e in events[..^1])
+            text.Append(JsonDocument.Parse(e["data: ".Length..]).RootElement.GetProperty("choices")[0].GetProperty("text").GetString());
+        var expected = Alone("The quick brown fox", new GenerationOptions { MaxNewTokens = 8, Greedy = true });
+        Assert.Equal(expected.Text, text.ToString());
+        Assert.True(events.Length > 2); // really streamed in pieces
+    }
+
+    [Fact]
+    public async Task OpenAiClientListsTheBaseModel()
+    {
+        await using var app = new ServiceApplication();
+        app.UseKestrel();
+        app.StartServer();
+        await app.ModelLoaded();
+        var openAi = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(app.ClientOptions.BaseAddress, "/v1") });
+        var models = (await openAi.GetOpenAIModelClient().GetModelsAsync()).Value;
+        Assert.Contains(models, m => m.Id == "demo");
+    }
+
+    [Theory]
+    [InlineData("""{"prompt": "x", "n": 0}""", 400, "n")]
+    [InlineData("""{"prompt": "x", "n": 9}""", 400, "n")]
+    [InlineData("""{"prompt": 42}""", 400, "prompt")]
+    [InlineData("""{"prompt": "   "}""", 400, "prompt")]
+    [InlineData("""{"prompt": "x", "temperature": 3}""", 400, "temperature")]
+    [InlineData("""{"prompt": "x", "top_p": 0}""", 400, "top_p")]
+    [InlineData("""{"prompt": "x", "max_tokens": 0}""", 400, "max_tokens")]
+    [InlineData("""{"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}""", 400, "stop")]
+    [InlineData("""{"prompt": "x", "model": "no-such-adapter"}""", 404, "no-such-adapter")]
+    [InlineData("""{"prompt": "x", "max_tokens": 100000}""", 400, "context")]
+    [InlineData("""{"prompt": "x",""", 400, "")]
+    [InlineData("""{"prompt": "x", "n": "two"}""", 400, "")]
+    public async Task BadRequestsGetProblemDetails(string body, int status, string mentioned)
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var response = await client.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(mentioned, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task FullQueueAnswers429AndACancelledRequestFreesItsSlot()
+    {
+        await using var app = new ServiceApplication(new()
+        {
+            ["Scheduler:MaxBatchRows"] = "1",
+            ["Scheduler:MaxQueuedRequests"] = "1",
+            ["Scheduler:MaxSequenceTokens"] = "2048",
+        });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var queue = app.Services.GetRequiredService<GenerationQueue>();
+        var scheduler = app.Services.GetRequiredService<Scheduler>();
+
+        // A: a long streamed request that takes the only slot.
+        using var cancelA = new CancellationTokenSource();
+        var a = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new { prompt = "a", max_tokens = 2000, stream = true, seed = 1 }),
+        };
+        using var streamA = await client.SendAsync(a, HttpCompletionOption.ResponseHeadersRead, cancelA.Token);
+        using var readerA = new StreamReader(await streamA.Content.ReadAsStreamAsync(cancelA.Token));
+        Assert.StartsWith("data: ", await readerA.ReadLineAsync(cancelA.Token)); // A is running
+        Assert.Equal(1, scheduler.ActiveRows);
+
+        // B waits in the queue (no free slot); C finds the queue full.
+        var b = client.PostAsJsonAsync("/v1/completions", new { prompt = "b", max_tokens = 2, temperature = 0 });
+        await WaitUntil(() => queue.Count == 1);
+        var c = await client.PostAsJsonAsync("/v1/completions", new { prompt = "c", max_tokens = 2 });
+        Assert.Equal(HttpStatusCode.TooManyRequests, c.StatusCode);
+        Assert.Equal("1", c.Headers.RetryAfter?.ToString());
+
+        // A's client goes away: its slot frees and B completes.
+        cancelA.Cancel();
+        var bResponse = await b.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, bResponse.StatusCode);
+        await WaitUntil(() => scheduler.ActiveRows == 0);
+    }
+
+    /// <summary>Polls a condition the service reaches on its own (no fixed sleeps), up to a minute.</summary>
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached in a minute");
+            await Task.Yield();
+        }
+    }
+}
