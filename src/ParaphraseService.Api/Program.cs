@@ -2,6 +2,7 @@ using ParaphraseService.Api.Health;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.OpenAi;
+using ParaphraseService.Api.Paraphrasing;
 using ParaphraseService.Api.Scheduling;
 using Serilog;
 using Serilog.Formatting.Compact;
@@ -22,6 +23,7 @@ builder.Services.AddSingleton<GenerationQueue>();
 builder.Services.TryAddSingleton<IAdapterFolders, NoAdapterFolders>();
 builder.Services.AddSingleton<Scheduler>();
 builder.Services.AddHostedService(services => services.GetRequiredService<Scheduler>());
+builder.Services.AddParaphrasing();
 
 var app = builder.Build();
 app.UseSerilogRequestLogging();
@@ -34,6 +36,7 @@ app.UseStatusCodePages();
 app.UseSwagger();
 app.UseSwaggerUI();
 app.MapHealth();
+app.MapParaphrase();
 app.MapOpenAiCompletions();
 app.Run();
 

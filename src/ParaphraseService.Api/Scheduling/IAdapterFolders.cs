@@ -8,6 +8,9 @@ public interface IAdapterFolders
     /// <summary>Every adapter the service can serve, by name.</summary>
     IReadOnlyList<string> Names();
 
+    /// <summary>The prompt template an adapter was trained with (its metadata), or null for the default one.</summary>
+    string? PromptTemplate(string name);
+
     /// <summary>Counts one request served with the adapter.</summary>
     void RecordRequest(string name);
 }
@@ -22,6 +25,8 @@ public sealed class NoAdapterFolders : IAdapterFolders
     }
 
     public IReadOnlyList<string> Names() => [];
+
+    public string? PromptTemplate(string name) => null;
 
     public void RecordRequest(string name) { }
 }

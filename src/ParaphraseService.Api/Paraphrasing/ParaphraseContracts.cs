@@ -1,0 +1,39 @@
+namespace ParaphraseService.Api.Paraphrasing;
+
+/// <summary>A paraphrase request: one text or several, and how to sample candidates for each.</summary>
+/// <param name="Text">The text to rewrite (or use <paramref name="Texts"/>).</param>
+/// <param name="Texts">Up to 32 texts, each rewritten independently.</param>
+/// <param name="Adapter">A LoRA adapter's name (GET /adapters); none uses the base model with a few-shot prompt.</param>
+/// <param name="Candidates">Paraphrases to sample per text, 1-8 (before copies and duplicates are dropped).</param>
+/// <param name="MaxNewTokens">Most tokens per candidate, 1-256.</param>
+/// <param name="Temperature">0 is greedy (then one candidate is all there is), up to 2.</param>
+/// <param name="TopP">Nucleus sampling, (0, 1].</param>
+/// <param name="TopK">Keep the K most likely tokens; 0 keeps all.</param>
+/// <param name="RepetitionPenalty">Above 1 discourages repeating the input word for word, up to 2.</param>
+/// <param name="Seed">Same seed, same candidates.</param>
+/// <param name="Stream">Server-Sent Events: tokens per candidate as they come, then the full result.</param>
+public sealed record ParaphraseRequest(
+    string? Text = null,
+    IReadOnlyList<string>? Texts = null,
+    string? Adapter = null,
+    int Candidates = 3,
+    int MaxNewTokens = 48,
+    double Temperature = 0.8,
+    double TopP = 0.95,
+    int TopK = 0,
+    double RepetitionPenalty = 1.0,
+    long? Seed = null,
+    bool Stream = false);
+
+/// <summary>The candidates kept for one input text, best first.</summary>
+public sealed record ParaphraseResult(string Input, IReadOnlyList<ScoredCandidate> Candidates, DropCounts Dropped);
+
+public sealed record ParaphraseUsage(int PromptTokens, int CompletionTokens);
+
+public sealed record ParaphraseTimings(double QueueMilliseconds, double GenerationMilliseconds);
+
+public sealed record ParaphraseResponse(
+    string Model, string? Adapter, bool Demo, IReadOnlyList<ParaphraseResult> Results, ParaphraseUsage Usage, ParaphraseTimings Timings);
+
+/// <summary>One streamed piece of text of one candidate of one input.</summary>
+public sealed record ParaphraseToken(int Input, int Candidate, string Text);
