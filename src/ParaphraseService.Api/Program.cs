@@ -1,5 +1,6 @@
 using ParaphraseService.Api.Health;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.OpenAi;
 using ParaphraseService.Api.Paraphrasing;
@@ -21,7 +22,12 @@ builder.Services.AddHostedService(services => services.GetRequiredService<ModelH
 builder.Services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<GenerationQueue>();
 builder.Services.TryAddSingleton<IAdapterFolders, NoAdapterFolders>();
+builder.Services.AddSingleton<ServiceMetrics>();
 builder.Services.AddSingleton<Scheduler>();
+builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+    .AddMeter(ServiceMetrics.MeterName)
+    .AddAspNetCoreInstrumentation()
+    .AddPrometheusExporter());
 builder.Services.AddHostedService(services => services.GetRequiredService<Scheduler>());
 builder.Services.AddParaphrasing();
 
@@ -36,6 +42,7 @@ app.UseStatusCodePages();
 app.UseSwagger();
 app.UseSwaggerUI();
 app.MapHealth();
+app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapParaphrase();
 app.MapOpenAiCompletions();
 app.Run();

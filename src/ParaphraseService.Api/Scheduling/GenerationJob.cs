@@ -32,9 +32,21 @@ public sealed class GenerationJob(IReadOnlyList<int> promptIds, IReadOnlyList<Ge
     public ChannelReader<CandidateToken> Tokens => _tokens.Reader;
     public Task<JobOutcome> Completion => _completion.Task;
 
+    private bool _anyToken;
+
+    /// <summary>Time since the job was enqueued.</summary>
+    public TimeSpan Age => Stopwatch.GetElapsedTime(_enqueued);
+
     internal void MarkStarted() => _started = Stopwatch.GetTimestamp();
 
-    internal void Publish(CandidateToken token) => _tokens.Writer.TryWrite(token);
+    /// <summary>Hands a token to the reader; true for the job's first token.</summary>
+    internal bool Publish(CandidateToken token)
+    {
+        _tokens.Writer.TryWrite(token);
+        var first = !_anyToken;
+        _anyToken = true;
+        return first;
+    }
 
     internal void Succeed(IReadOnlyList<GenerationResult> results)
     {

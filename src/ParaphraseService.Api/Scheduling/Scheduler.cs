@@ -16,7 +16,8 @@ namespace ParaphraseService.Api.Scheduling;
 /// enqueues a <see cref="GenerationJob"/> and reads its tokens and outcome.
 /// </summary>
 public sealed class Scheduler(
-    ModelHost modelHost, GenerationQueue queue, IAdapterFolders adapterFolders, IOptions<SchedulerOptions> options, ILogger<Scheduler> logger)
+    ModelHost modelHost, GenerationQueue queue, IAdapterFolders adapterFolders, ServiceMetrics metrics, IOptions<SchedulerOptions> options,
+    ILogger<Scheduler> logger)
     : BackgroundService
 {
     private readonly Dictionary<int, (GenerationJob Job, int Candidate)> _slots = [];
@@ -71,10 +72,14 @@ public sealed class Scheduler(
             DropAbandoned(batcher);
             if (batcher.ActiveCount == 0)
                 continue;
-            foreach (var update in batcher.Step())
+            var rows = batcher.ActiveCount;
+            var updates = batcher.Step();
+            metrics.Step(rows, updates.Count);
+            foreach (var update in updates)
             {
                 var (job, candidate) = _slots[update.Slot];
-                job.Publish(new CandidateToken(candidate, update.Token));
+                if (job.Publish(new CandidateToken(candidate, update.Token)))
+                    metrics.FirstToken(job.Age);
                 if (!update.Finished) continue;
                 _slots.Remove(update.Slot);
                 var results = _running[job];
@@ -82,9 +87,11 @@ public sealed class Scheduler(
                 if (results.All(r => r is not null))
                 {
                     _running.Remove(job);
+                    metrics.Completed(job.Age);
                     job.Succeed(results!);
                 }
             }
+            metrics.ActiveRows = _slots.Count;
         }
     }
 
@@ -113,7 +120,10 @@ public sealed class Scheduler(
                 for (var i = 0; i < slots.Count; i++)
                     _slots[slots[i]] = (job, i);
                 if (job.Adapter is not null)
+                {
                     adapterFolders.RecordRequest(job.Adapter);
+                    metrics.AdapterRequest(job.Adapter);
+                }
             }
             catch (Exception e) when (e is ArgumentException or JobFailedException or AdapterValidationException or CheckpointException)
             {

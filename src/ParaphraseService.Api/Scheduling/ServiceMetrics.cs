@@ -1,0 +1,40 @@
+using System.Diagnostics.Metrics;
+
+namespace ParaphraseService.Api.Scheduling;
+
+/// <summary>What the scheduler reports to /metrics (OpenTelemetry, exported in Prometheus format).</summary>
+public sealed class ServiceMetrics
+{
+    public const string MeterName = "ParaphraseService";
+
+    private readonly Counter<long> _tokens;
+    private readonly Counter<long> _adapterRequests;
+    private readonly Histogram<int> _batchRows;
+    private readonly Histogram<double> _timeToFirstToken;
+    private readonly Histogram<double> _requestDuration;
+
+    public ServiceMetrics(IMeterFactory meters, GenerationQueue queue)
+    {
+        var meter = meters.Create(MeterName);
+        _tokens = meter.CreateCounter<long>("paraphrase.generated_tokens", "{token}", "Tokens generated; its rate is tokens per second.");
+        _adapterRequests = meter.CreateCounter<long>("paraphrase.adapter_requests", "{request}", "Requests served per adapter.");
+        _batchRows = meter.CreateHistogram<int>("paraphrase.batch_rows", "{row}", "Sequences in each decode step.");
+        _timeToFirstToken = meter.CreateHistogram<double>("paraphrase.time_to_first_token", "s", "From enqueue to the first generated token.");
+        _requestDuration = meter.CreateHistogram<double>("paraphrase.request_duration", "s", "From enqueue to the last token.");
+        meter.CreateObservableGauge("paraphrase.queue_depth", () => queue.Count, "{request}", "Requests waiting for a batch slot.");
+        meter.CreateObservableGauge("paraphrase.active_rows", () => ActiveRows, "{row}", "Sequences being decoded.");
+    }
+
+    /// <summary>Set by the scheduler after every step.</summary>
+    public int ActiveRows { get; set; }
+
+    public void Step(int rows, int tokens)
+    {
+        _batchRows.Record(rows);
+        _tokens.Add(tokens);
+    }
+
+    public void FirstToken(TimeSpan sinceEnqueue) => _timeToFirstToken.Record(sinceEnqueue.TotalSeconds);
+    public void Completed(TimeSpan sinceEnqueue) => _requestDuration.Record(sinceEnqueue.TotalSeconds);
+    public void AdapterRequest(string adapter) => _adapterRequests.Add(1, new KeyValuePair<string, object?>("adapter", adapter));
+}

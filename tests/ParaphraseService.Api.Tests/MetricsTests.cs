@@ -1,0 +1,21 @@
+using System.Net.Http.Json;
+
+namespace ParaphraseService.Api.Tests;
+
+public class MetricsTests
+{
+    [Fact]
+    public async Task PrometheusEndpointReportsTheSchedulersFigures()
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        (await client.PostAsJsonAsync("/v1/completions", new { prompt = "Hi", max_tokens = 3, temperature = 0 })).EnsureSuccessStatusCode();
+
+        var metrics = await client.GetStringAsync("/metrics");
+        foreach (var name in new[] { "paraphrase_generated_tokens", "paraphrase_batch_rows", "paraphrase_time_to_first_token", "paraphrase_request_duration", "paraphrase_queue_depth", "paraphrase_active_rows" })
+            Assert.Contains(name, metrics);
+        var tokens = metrics.Split('\n').First(l => l.StartsWith("paraphrase_generated_tokens", StringComparison.Ordinal) && !l.StartsWith('#'));
+        Assert.Equal(3, double.Parse(tokens.Split(' ')[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
+    }
+}
