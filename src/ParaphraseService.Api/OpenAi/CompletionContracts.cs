@@ -22,7 +22,12 @@ public sealed record CompletionRequest
 
     [JsonPropertyName("seed")] public long? Seed { get; init; }
     [JsonPropertyName("stream")] public bool Stream { get; init; }
+
+    /// <summary>With include_usage, a stream ends with a chunk that carries the usage and no choices (as OpenAI does).</summary>
+    [JsonPropertyName("stream_options")] public StreamOptions? StreamOptions { get; init; }
 }
+
+public sealed record StreamOptions([property: JsonPropertyName("include_usage")] bool IncludeUsage);
 
 public sealed record CompletionChoice(
     [property: JsonPropertyName("text")] string Text,

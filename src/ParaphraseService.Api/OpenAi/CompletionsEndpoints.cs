@@ -76,7 +76,7 @@ public static class CompletionsEndpoints
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var modelName = request.Model ?? model.Source;
         if (request.Stream)
-            return await Stream(jobs, n, stops, id, created, modelName, model.Tokenizer, context);
+            return await Stream(jobs, n, stops, id, created, modelName, model.Tokenizer, request.StreamOptions?.IncludeUsage == true, context);
 
         var choices = new List<CompletionChoice>();
         int promptTokens = 0, completionTokens = 0;
@@ -105,7 +105,7 @@ public static class CompletionsEndpoints
 
     /// <summary>Server-sent events as OpenAI streams them: a chunk per text piece, a final chunk per choice, then [DONE].</summary>
     private static async Task<IResult> Stream(List<(GenerationJob Job, int PromptTokens)> jobs, int n, IReadOnlyList<string> stops,
-        string id, long created, string modelName, Model.Tokenization.Gpt2Tokenizer tokenizer, HttpContext context)
+        string id, long created, string modelName, Model.Tokenization.Gpt2Tokenizer tokenizer, bool includeUsage, HttpContext context)
     {
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
@@ -114,6 +114,7 @@ public static class CompletionsEndpoints
                 $"data: {JsonSerializer.Serialize(new CompletionResponse(id, "text_completion", created, modelName, [choice], null))}\n\n",
                 context.RequestAborted);
 
+        var completionTokens = 0;
         for (var p = 0; p < jobs.Count; p++)
         {
             var job = jobs[p].Job;
@@ -127,6 +128,7 @@ public static class CompletionsEndpoints
                         await Send(new CompletionChoice(piece, p * n + token.Candidate, null, null));
                 }
                 var outcome = await job.Completion;
+                completionTokens += outcome.Results.Sum(r => r.GeneratedIds.Count);
                 for (var c = 0; c < outcome.Results.Count; c++)
                     await Send(new CompletionChoice(streams[c].Finish(outcome.Results[c].Text), p * n + c, null, FinishReason(outcome.Results[c])));
             }
@@ -135,6 +137,13 @@ public static class CompletionsEndpoints
                 await context.Response.WriteAsync($"event: error\ndata: {JsonSerializer.Serialize(new { error = failure.Message })}\n\n", context.RequestAborted);
                 return Results.Empty;
             }
+        }
+        if (includeUsage)
+        {
+            var promptTokens = jobs.Sum(j => j.PromptTokens);
+            var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens);
+            await context.Response.WriteAsync(
+                $"data: {JsonSerializer.Serialize(new CompletionResponse(id, "text_completion", created, modelName, [], usage))}\n\n", context.RequestAborted);
         }
         await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted);
         return Results.Empty;

@@ -36,7 +36,39 @@ internal static class BenchCommand
             Console.WriteLine(parse.GetValue(loraJson) ? JsonSerializer.Serialize(report, s_json) : LoraTable(report));
             return Task.FromResult(0);
         }));
-        return new Command("bench", "Benchmarks.") { quant, lora };
+        var url = new Option<string>("--url") { Description = "A running service.", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var clients = new Option<int>("--clients") { Description = "Concurrent clients in the second run.", DefaultValueFactory = _ => 16 };
+        var requests = new Option<int>("--requests") { Description = "Requests per client.", DefaultValueFactory = _ => 4 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens per completion.", DefaultValueFactory = _ => 32 };
+        var serveJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var serve = new Command("serve", "Drive a running service (scripts/bench-serve.sh starts one): 1 client vs N concurrent, tokens/s, latency, time to first token.")
+        {
+            url, clients, requests, maxTokens, serveJson,
+        };
+        serve.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            var report = await ServeBenchmark.Run(new Uri(parse.GetValue(url)!), parse.GetValue(clients), parse.GetValue(requests), parse.GetValue(maxTokens),
+                line => Console.Error.WriteLine(line), ct);
+            Console.WriteLine(parse.GetValue(serveJson) ? JsonSerializer.Serialize(report, s_json) : ServeTable(report));
+            return 0;
+        }));
+        return new Command("bench", "Benchmarks.") { quant, lora, serve };
+    }
+
+    private static string ServeTable(ServeBenchReport r)
+    {
+        static string Row(ServeBenchRun run) =>
+            $"| {run.Clients,7} | {run.Requests,8} | {run.TokensPerSecond,8:F1} | {run.LatencyP50Ms,7:F0} | {run.LatencyP99Ms,7:F0} | {run.TimeToFirstTokenP50Ms,8:F0} | {run.TimeToFirstTokenP99Ms,8:F0} |";
+        return $"""
+            {r.Url}: streamed /v1/completions of {r.MaxTokens} tokens
+
+            | clients | requests | tokens/s | p50 ms  | p99 ms  | TTFT p50 | TTFT p99 |
+            |---------|----------|----------|---------|---------|----------|----------|
+            {Row(r.Single)}
+            {Row(r.Concurrent)}
+
+            aggregate throughput, {r.Concurrent.Clients} clients vs 1: {r.ThroughputRatio:F2}x
+            """;
     }
 
     private static string LoraTable(LoraBenchReport r)
