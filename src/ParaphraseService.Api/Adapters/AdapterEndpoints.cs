@@ -1,0 +1,250 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using ParaphraseService.Api.Admin;
+using ParaphraseService.Model.Lora.Peft;
+
+namespace ParaphraseService.Api.Adapters;
+
+/// <summary>
+/// <c>GET /adapters</c> and <c>GET /adapters/{name}</c> (public); <c>POST /admin/adapters</c> and
+/// <c>DELETE /admin/adapters/{name}</c> (admin API key). Every error is a ProblemDetails.
+/// </summary>
+public static class AdapterEndpoints
+{
+    private const string NameField = "name", FileField = "file", ReplaceField = "replace";
+
+    public static RouteGroupBuilder MapAdapters(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/adapters").WithTags("Adapters");
+        group.MapGet("", List).WithSummary("The stored adapters.");
+        group.MapGet("/{name}", Get).WithSummary("One stored adapter.");
+        return group;
+    }
+
+    public static RouteGroupBuilder MapAdminAdapters(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/admin/adapters").WithTags("Admin").RequireAdminApiKey();
+        group.MapPost("", Create)
+            .WithSummary("Add an adapter: a multipart form with 'name', 'file' (a zip of a PEFT adapter folder) and optional " +
+                "'replace', or JSON { name, path, replace } naming a folder on the server.");
+        group.MapDelete("/{name}", Delete).WithSummary("Delete an adapter.");
+        return group;
+    }
+
+    private static Ok<IReadOnlyList<AdapterInfo>> List(AdapterStore store) => TypedResults.Ok(store.List());
+
+    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, AdapterStore store)
+    {
+        try
+        {
+            return store.Get(name) is { } info ? TypedResults.Ok(info) : NotFound(name);
+        }
+        catch (AdapterStoreException e)
+        {
+            return Problem(e);
+        }
+    }
+
+    private static Results<NoContent, ProblemHttpResult> Delete(string name, AdapterStore store)
+    {
+        try
+        {
+            return store.Delete(name) ? TypedResults.NoContent() : NotFound(name);
+        }
+        catch (AdapterStoreException e)
+        {
+            return Problem(e);
+        }
+    }
+
+    private static async Task<Results<Created<AdapterInfo>, Ok<AdapterInfo>, ProblemHttpResult>> Create(
+        HttpRequest request, AdapterStore store, CancellationToken cancellationToken)
+    {
+        // Cheap refusals first, before a possibly large body is read.
+        if (store.CurrentTarget() is null)
+        {
+            return TypedResults.Problem(store.ModelNotLoadedReason, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Model not loaded");
+        }
+        var limit = store.Options.MaxUploadBytes;
+        if (request.ContentLength > limit)
+        {
+            return TooLarge(limit);
+        }
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+        {
+            bodySize.MaxRequestBodySize = limit;
+        }
+
+        PublishedAdapter published;
+        try
+        {
+            if (request.HasFormContentType)
+            {
+                var form = await ReadFormAsync(request, limit, cancellationToken);
+                published = await UploadAsync(form, store, cancellationToken);
+            }
+            else if (request.HasJsonContentType())
+            {
+                published = await RegisterAsync(request, store, cancellationToken);
+            }
+            else
+            {
+                return TypedResults.Problem(
+                    "Send a multipart/form-data form (name, file: a zip of the adapter folder) or JSON { \"name\", \"path\" }.",
+                    statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type");
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TooLarge(limit);
+        }
+        catch (BadHttpRequestException e)
+        {
+            // A body that ended early or broke the protocol: the client's fault, never a 500.
+            return TypedResults.Problem(e.Message, statusCode: e.StatusCode, title: "Bad request");
+        }
+        catch (AdapterStoreException e)
+        {
+            return Problem(e);
+        }
+        catch (AdapterValidationException e)
+        {
+            return TypedResults.Problem(new ValidationProblemDetails(new Dictionary<string, string[]> { ["adapter"] = [.. e.Problems] })
+            {
+                Title = "Not a usable adapter for the loaded base model",
+                Detail = e.Problems.Count == 1 ? e.Problems[0] : $"{e.Problems.Count} problems: " + string.Join("; ", e.Problems),
+                Status = StatusCodes.Status400BadRequest,
+            });
+        }
+
+        var info = published.Adapter;
+        return published.Replaced ? TypedResults.Ok(info) : TypedResults.Created($"/adapters/{info.Name}", info);
+    }
+
+    private static async Task<IFormCollection> ReadFormAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
+        var options = new FormOptions { MultipartBodyLengthLimit = limit, ValueCountLimit = 16, ValueLengthLimit = 4096 };
+        try
+        {
+            return await request.ReadFormAsync(options, cancellationToken);
+        }
+        catch (InvalidDataException e) when (e.Message.Contains("body length limit", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new BadHttpRequestException(e.Message, StatusCodes.Status413PayloadTooLarge, e);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the multipart form cannot be read: {e.Message}");
+        }
+    }
+
+    private static async Task<PublishedAdapter> UploadAsync(IFormCollection form, AdapterStore store, CancellationToken cancellationToken)
+    {
+        var name = Single(form, NameField);
+        var replace = ParseReplace(Single(form, ReplaceField));
+        if (AdapterName.Problem(name) is { } nameProblem)
+        {
+            throw new AdapterStoreException(AdapterStoreError.InvalidName, nameProblem);
+        }
+        var file = form.Files.GetFiles(FileField) switch
+        {
+            [var single] => single,
+            [] => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the form has no '{FileField}' field holding a zip of the adapter folder"),
+            var several => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the form has {several.Count} '{FileField}' fields; send one zip"),
+        };
+        if (!replace && store.Exists(name!))
+        {
+            throw AdapterStore.AlreadyExists(name!);
+        }
+
+        // The form's buffered file is copied to a plain file first: ZipArchive seeks and reads synchronously.
+        await using var zip = store.CreateUploadFile();
+        await using (var uploaded = file.OpenReadStream())
+        {
+            await uploaded.CopyToAsync(zip, cancellationToken);
+        }
+        zip.Position = 0;
+        var staging = store.CreateStagingFolder();
+        try
+        {
+            await AdapterArchive.ExtractAsync(zip, staging, store.Options, cancellationToken);
+        }
+        catch
+        {
+            store.DiscardStaging(staging);
+            throw;
+        }
+        return store.Publish(name!, staging, replace, AdapterOrigin.Upload);
+    }
+
+    private static async Task<PublishedAdapter> RegisterAsync(HttpRequest request, AdapterStore store, CancellationToken cancellationToken)
+    {
+        RegisterAdapterRequest? body;
+        try
+        {
+            body = await request.ReadFromJsonAsync<RegisterAdapterRequest>(cancellationToken);
+        }
+        catch (JsonException e)
+        {
+            throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the JSON body cannot be read: {e.Message}");
+        }
+        if (AdapterName.Problem(body?.Name) is { } nameProblem)
+        {
+            throw new AdapterStoreException(AdapterStoreError.InvalidName, nameProblem);
+        }
+        if (string.IsNullOrWhiteSpace(body!.Path))
+        {
+            throw new AdapterStoreException(AdapterStoreError.InvalidContent, "'path' is required: an absolute path to the adapter folder on the server");
+        }
+        return store.Import(body.Name!, body.Path, body.Replace);
+    }
+
+    private static string? Single(IFormCollection form, string field)
+    {
+        var values = form[field];
+        return values.Count switch
+        {
+            0 => null,
+            1 => values[0],
+            _ => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the form has {values.Count} '{field}' fields; send one"),
+        };
+    }
+
+    private static bool ParseReplace(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "false" or "0" => false,
+        "true" or "1" => true,
+        _ => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"'{ReplaceField}' is '{value}'; use true or false"),
+    };
+
+    private static ProblemHttpResult NotFound(string name) => TypedResults.Problem(
+        $"There is no adapter named '{name}'.", statusCode: StatusCodes.Status404NotFound, title: "Adapter not found");
+
+    private static ProblemHttpResult TooLarge(long limit) => TypedResults.Problem(
+        $"The request body is larger than {limit} bytes (Adapters:MaxUploadBytes).",
+        statusCode: StatusCodes.Status413PayloadTooLarge, title: "Upload too large");
+
+    private static ProblemHttpResult Problem(AdapterStoreException e)
+    {
+        var detail = e.Problems.Count == 1 ? e.Problems[0] : $"{e.Problems.Count} problems: " + string.Join("; ", e.Problems);
+        return e.Error switch
+        {
+            AdapterStoreError.InvalidName => Invalid(NameField, "Invalid adapter name", e, detail),
+            AdapterStoreError.InvalidContent => Invalid(FileField, "Invalid adapter upload", e, detail),
+            AdapterStoreError.NotFound => TypedResults.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Adapter not found"),
+            AdapterStoreError.AlreadyExists => TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Adapter exists"),
+            AdapterStoreError.ModelNotLoaded => TypedResults.Problem(detail, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Model not loaded"),
+            _ => throw new ArgumentOutOfRangeException(nameof(e), e.Error, "Unknown adapter store error."),
+        };
+    }
+
+    private static ProblemHttpResult Invalid(string field, string title, AdapterStoreException e, string detail) =>
+        TypedResults.Problem(new ValidationProblemDetails(new Dictionary<string, string[]> { [field] = [.. e.Problems] })
+        {
+            Title = title,
+            Detail = detail,
+            Status = StatusCodes.Status400BadRequest,
+        });
+}

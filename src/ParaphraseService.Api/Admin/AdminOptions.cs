@@ -1,0 +1,24 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ParaphraseService.Api.Admin;
+
+/// <summary>
+/// The <c>Admin</c> configuration section. The admin endpoints require <see cref="ApiKey"/> in the
+/// <see cref="Header"/> request header; with no key configured they are disabled and answer 503.
+/// </summary>
+public sealed class AdminOptions
+{
+    public const string Section = "Admin";
+
+    /// <summary>The shared secret (environment: <c>Admin__ApiKey</c>); empty disables the admin endpoints.</summary>
+    // RegularExpression lets null and "" through: those disable admin rather than being a weak key.
+    [RegularExpression(@"^[\s\S]{16,}$", ErrorMessage = "Admin:ApiKey must be at least 16 characters (or empty to disable the admin endpoints).")]
+    public string? ApiKey { get; set; }
+
+    /// <summary>The request header that carries the key; default <c>X-Api-Key</c>.</summary>
+    [Required(AllowEmptyStrings = false, ErrorMessage = "Admin:Header is required.")]
+    [RegularExpression("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", ErrorMessage = "Admin:Header must be an HTTP header name.")]
+    public string Header { get; set; } = "X-Api-Key";
+
+    public bool Enabled => !string.IsNullOrEmpty(ApiKey);
+}
