@@ -1,5 +1,5 @@
+using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Health;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.OpenAi;
@@ -21,7 +21,9 @@ builder.Services.AddSingleton<ModelHost>();
 builder.Services.AddHostedService(services => services.GetRequiredService<ModelHost>());
 builder.Services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<GenerationQueue>();
-builder.Services.TryAddSingleton<IAdapterFolders, NoAdapterFolders>();
+builder.Services.AddAdapterStore();
+builder.Services.AddSingleton<StoreAdapterFolders>();
+builder.Services.AddSingleton<IAdapterFolders>(services => services.GetRequiredService<StoreAdapterFolders>());
 builder.Services.AddSingleton<ServiceMetrics>();
 builder.Services.AddSingleton<Scheduler>();
 builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
@@ -44,6 +46,8 @@ app.UseSwaggerUI();
 app.MapHealth();
 app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapParaphrase();
+app.MapAdapters();
+app.MapAdminAdapters();
 app.MapOpenAiCompletions();
 app.Run();
 

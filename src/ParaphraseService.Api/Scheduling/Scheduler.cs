@@ -22,6 +22,8 @@ public sealed class Scheduler(
 {
     private readonly Dictionary<int, (GenerationJob Job, int Candidate)> _slots = [];
     private readonly Dictionary<GenerationJob, GenerationResult?[]> _running = [];
+    // Adapters replaced or deleted in the store; their resident copies are dropped by the loop, which owns the registry.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _changed = new();
 
     /// <summary>Sequences being decoded right now (for metrics and the status page).</summary>
     public int ActiveRows => _slots.Count;
@@ -43,6 +45,8 @@ public sealed class Scheduler(
             return;
         }
         var o = options.Value;
+        if (adapterFolders is Adapters.StoreAdapterFolders store)
+            store.Changed += _changed.Enqueue;
         using var batcher = new ContinuousBatcher(model.Model, model.Tokenizer, o.MaxBatchRows, o.MaxSequenceTokens);
         try
         {
@@ -68,6 +72,7 @@ public sealed class Scheduler(
         {
             if (batcher.ActiveCount == 0 && !await queue.Reader.WaitToReadAsync(stoppingToken))
                 return;
+            DropChanged(model);
             Admit(batcher, model);
             DropAbandoned(batcher);
             if (batcher.ActiveCount == 0)
@@ -144,6 +149,20 @@ public sealed class Scheduler(
         foreach (var gone in evicted)
             logger.LogInformation("Unloaded adapter {Adapter} to make room for {Loaded}", gone, name);
         return adapter;
+    }
+
+    /// <summary>Unloads resident copies of adapters that changed on disk, once no running sequence uses them.</summary>
+    private void DropChanged(LoadedModel model)
+    {
+        if (model.Adapters is not { } registry) return;
+        var inUse = InUse();
+        var later = new List<string>();
+        while (_changed.TryDequeue(out var name))
+        {
+            if (inUse.Contains(name)) later.Add(name);
+            else if (registry.Unload(name)) logger.LogInformation("Adapter {Adapter} changed on disk; its resident copy was dropped", name);
+        }
+        foreach (var name in later) _changed.Enqueue(name);
     }
 
     private HashSet<string> InUse() => _running.Keys.Where(j => j.Adapter is not null).Select(j => j.Adapter!).ToHashSet(StringComparer.Ordinal);

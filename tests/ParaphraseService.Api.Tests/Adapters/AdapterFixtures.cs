@@ -2,24 +2,18 @@ using System.IO.Compression;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
 
+using ParaphraseService.Model.Tests;
+
 namespace ParaphraseService.Api.Tests.Adapters;
 
 /// <summary>The committed fixtures (tests/fixtures) and ways to zip and post them.</summary>
 internal static class AdapterFixtures
 {
-    private static readonly Lazy<string> s_root = new(() =>
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "ParaphraseService.sln")))
-                return Path.Combine(dir.FullName, "tests", "fixtures");
-        throw new DirectoryNotFoundException($"No ParaphraseService.sln above {AppContext.BaseDirectory}.");
-    });
-
     /// <summary>The tiny GPT-J (n_embd 64, 2 layers, MLP 256) the PEFT fixtures were made for.</summary>
-    public static string TinyModel => Path.Combine(s_root.Value, "gptj-tiny", "safetensors");
+    public static string TinyModel => Fixtures.Get("gptj-tiny", "safetensors");
 
     /// <summary>A PEFT fixture folder: q-v (r 4, alpha 8, q/v), regex-mlp (r 2), all-linear-rslora (with our metadata).</summary>
-    public static string Peft(string name) => Path.Combine(s_root.Value, "peft", name);
+    public static string Peft(string name) => Fixtures.Get("peft", name);
 
     /// <summary>The files of a PEFT fixture, by name.</summary>
     public static Dictionary<string, byte[]> Files(string fixture) =>

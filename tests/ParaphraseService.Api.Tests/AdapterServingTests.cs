@@ -1,0 +1,52 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Tests;
+
+namespace ParaphraseService.Api.Tests;
+
+/// <summary>An adapter registered through the admin API is served by /v1/completions and /paraphrase without a restart.</summary>
+public sealed class AdapterServingTests : IDisposable
+{
+    private const string Key = "test-admin-key-0123456789";
+    private static readonly string Base = Fixtures.Get("gptj-tiny", "safetensors");
+    private readonly string _adapters = Directory.CreateTempSubdirectory("served-adapters-").FullName;
+
+    public void Dispose() => Directory.Delete(_adapters, recursive: true);
+
+    [Fact]
+    public async Task RegisteredAdapterIsListedAndServedLikeTheModelLayerComputesIt()
+    {
+        await using var app = new ServiceApplication(new()
+        {
+            ["Model:Source"] = Base,
+            ["Admin:ApiKey"] = Key,
+            ["Adapters:Directory"] = _adapters,
+        });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", Key);
+        var register = await client.PostAsJsonAsync("/admin/adapters", new { name = "qv", path = Fixtures.Get("peft", "q-v") });
+        Assert.Equal(HttpStatusCode.Created, register.StatusCode);
+
+        var models = await client.GetFromJsonAsync<JsonElement>("/v1/models");
+        Assert.Contains(models.GetProperty("data").EnumerateArray(), m => m.GetProperty("id").GetString() == "qv");
+
+        // "!#" is two ids under 128, the tiny model's vocabulary.
+        var completion = await client.PostAsJsonAsync("/v1/completions", new { model = "qv", prompt = "!#", max_tokens = 6, temperature = 0 });
+        Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
+        var text = (await completion.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("choices")[0].GetProperty("text").GetString();
+
+        using var model = ModelLoader.LoadFolder(Base, new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 1 });
+        var (adapter, _, _) = model.Adapters!.LoadFolder(Fixtures.Get("peft", "q-v"), "qv");
+        var generator = model.CreateGenerator();
+        var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = 6 };
+        Assert.Equal(generator.Generate("!#", greedy, adapter: adapter).Text, text);
+        Assert.NotEqual(generator.Generate("!#", greedy).Text, text);
+
+        var info = await client.GetFromJsonAsync<JsonElement>("/adapters/qv");
+        Assert.Equal(1, info.GetProperty("requestsServed").GetInt32());
+    }
+}
