@@ -1,8 +1,11 @@
+using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.Admin;
 using ParaphraseService.Api.Health;
 using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.OpenAi;
+using ParaphraseService.Api.OpenApi;
 using ParaphraseService.Api.Paraphrasing;
 using ParaphraseService.Api.Scheduling;
 using Serilog;
@@ -15,7 +18,7 @@ builder.Services.AddSerilog((services, logger) => logger
     .WriteTo.Console(new RenderedCompactJsonFormatter()));
 builder.Services.AddProblemDetails();
 builder.Services.AddEndpointsApiExplorer();
-builder.Services.AddSwaggerGen();
+builder.Services.AddSwaggerGen(swagger => swagger.SchemaFilter<RequestExamples>());
 builder.Services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<ModelHost>();
 builder.Services.AddHostedService(services => services.GetRequiredService<ModelHost>());
@@ -34,7 +37,8 @@ builder.Services.AddHostedService(services => services.GetRequiredService<Schedu
 builder.Services.AddParaphrasing();
 
 var app = builder.Build();
-app.UseSerilogRequestLogging();
+app.UseSerilogRequestLogging(logging => logging.EnrichDiagnosticContext = (diagnostics, http) =>
+    diagnostics.Set("RequestId", http.TraceIdentifier));
 // Malformed JSON, wrong types, oversized bodies: the framework's 4xx, as ProblemDetails, never a 500.
 app.UseExceptionHandler(new ExceptionHandlerOptions
 {
@@ -47,7 +51,9 @@ app.MapHealth();
 app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapParaphrase();
 app.MapAdapters();
-app.MapAdminAdapters();
+var admin = app.MapAdminAdapters();
+if (app.Services.GetRequiredService<IOptions<AdminOptions>>().Value.Port is { } adminPort)
+    admin.RequireHost($"*:{adminPort}");
 app.MapOpenAiCompletions();
 app.Run();
 

@@ -50,3 +50,16 @@ public sealed class AdapterServingTests : IDisposable
         Assert.Equal(1, info.GetProperty("requestsServed").GetInt32());
     }
 }
+
+public class AdminPortTests
+{
+    [Fact]
+    public async Task AdminEndpointsAnswerOnlyOnTheirOwnPortWhenOneIsSet()
+    {
+        await using var app = new ServiceApplication(new() { ["Admin:ApiKey"] = "test-admin-key-0123456789", ["Admin:Port"] = "9" });
+        using var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", "test-admin-key-0123456789");
+        Assert.Equal(HttpStatusCode.NotFound, (await client.DeleteAsync("/admin/adapters/x")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/adapters")).StatusCode); // the public API is unaffected
+    }
+}

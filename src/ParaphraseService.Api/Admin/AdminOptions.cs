@@ -20,5 +20,12 @@ public sealed class AdminOptions
     [RegularExpression("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", ErrorMessage = "Admin:Header must be an HTTP header name.")]
     public string Header { get; set; } = "X-Api-Key";
 
+    /// <summary>
+    /// When set, admin endpoints answer only on this port (listen on it too, e.g. <c>--urls http://+:8080;http://+:8081</c>),
+    /// so a firewall or Kubernetes Service can keep them internal.
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 65535)]
+    public int? Port { get; set; }
+
     public bool Enabled => !string.IsNullOrEmpty(ApiKey);
 }

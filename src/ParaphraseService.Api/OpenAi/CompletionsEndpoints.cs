@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.Scheduling;
@@ -15,7 +16,7 @@ public static class CompletionsEndpoints
 
     public static RouteGroupBuilder MapOpenAiCompletions(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible");
+        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").WithMetadata(new RequestSizeLimitAttribute(1 << 20));
         group.MapGet("/models", ListModels).WithSummary("The base model and every adapter, as OpenAI model ids.");
         group.MapPost("/completions", Complete)
             .WithSummary("Text completion: model (base id or adapter name), prompt, max_tokens, temperature, top_p, n, stop, seed, stream.");

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.Scheduling;
@@ -17,7 +18,8 @@ public static partial class ParaphraseEndpoints
 
     public static RouteGroupBuilder MapParaphrase(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/paraphrase").WithTags("Paraphrase");
+        // Texts are sentences or paragraphs: a megabyte is far beyond what fits the model's context.
+        var group = app.MapGroup("/paraphrase").WithTags("Paraphrase").WithMetadata(new RequestSizeLimitAttribute(1 << 20));
         group.MapPost("/", Paraphrase)
             .WithSummary("Rewrite text while keeping its meaning: candidates sampled per text, copies and duplicates dropped, scored and sorted.")
             .Accepts<ParaphraseRequest>("application/json")
