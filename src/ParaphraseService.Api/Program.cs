@@ -28,6 +28,7 @@ builder.Services.AddAdapterStore();
 builder.Services.AddSingleton<StoreAdapterFolders>();
 builder.Services.AddSingleton<IAdapterFolders>(services => services.GetRequiredService<StoreAdapterFolders>());
 builder.Services.AddSingleton<ServiceMetrics>();
+builder.Services.AddSingleton<ResidentAdapters>();
 builder.Services.AddSingleton<Scheduler>();
 builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
     .AddMeter(ServiceMetrics.MeterName)

@@ -48,6 +48,13 @@ public sealed class AdapterServingTests : IDisposable
 
         var info = await client.GetFromJsonAsync<JsonElement>("/adapters/qv");
         Assert.Equal(1, info.GetProperty("requestsServed").GetInt32());
+        Assert.True(info.GetProperty("loaded").GetBoolean()); // loaded on first use
+
+        var unloaded = await client.PostAsync("/admin/adapters/qv/unload", null);
+        Assert.False((await unloaded.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("loaded").GetBoolean());
+        var loaded = await client.PostAsync("/admin/adapters/qv/load", null);
+        Assert.True((await loaded.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("loaded").GetBoolean());
+        Assert.Equal(HttpStatusCode.NotFound, (await client.PostAsync("/admin/adapters/nope/load", null)).StatusCode);
     }
 }
 

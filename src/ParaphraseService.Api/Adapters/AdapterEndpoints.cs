@@ -5,6 +5,8 @@ using Microsoft.AspNetCore.Mvc;
 using ParaphraseService.Api.Admin;
 using ParaphraseService.Model.Lora.Peft;
 
+using ParaphraseService.Api.Scheduling;
+
 namespace ParaphraseService.Api.Adapters;
 
 /// <summary>
@@ -30,21 +32,54 @@ public static class AdapterEndpoints
             .WithSummary("Add an adapter: a multipart form with 'name', 'file' (a zip of a PEFT adapter folder) and optional " +
                 "'replace', or JSON { name, path, replace } naming a folder on the server.");
         group.MapDelete("/{name}", Delete).WithSummary("Delete an adapter.");
+        group.MapPost("/{name}/load", Load).WithSummary("Make an adapter resident on the model now (it also loads on first use).");
+        group.MapPost("/{name}/unload", Unload).WithSummary("Free an adapter's memory; it loads again on its next request.");
         return group;
     }
 
-    private static Ok<IReadOnlyList<AdapterInfo>> List(AdapterStore store) => TypedResults.Ok(store.List());
+    private static Ok<IReadOnlyList<AdapterInfo>> List(AdapterStore store, ResidentAdapters resident) =>
+        TypedResults.Ok<IReadOnlyList<AdapterInfo>>(store.List().Select(a => a with { Loaded = resident.Contains(a.Name) }).ToList());
 
-    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, AdapterStore store)
+    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, AdapterStore store, ResidentAdapters resident)
     {
         try
         {
-            return store.Get(name) is { } info ? TypedResults.Ok(info) : NotFound(name);
+            return store.Get(name) is { } info ? TypedResults.Ok(info with { Loaded = resident.Contains(name) }) : NotFound(name);
         }
         catch (AdapterStoreException e)
         {
             return Problem(e);
         }
+    }
+
+    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> Load(string name, AdapterStore store, Scheduler scheduler, ResidentAdapters resident)
+    {
+        if (store.Get(name) is not { } info)
+            return NotFound(name);
+        try
+        {
+            await scheduler.LoadAdapterAsync(name);
+        }
+        catch (JobFailedException e)
+        {
+            return JobProblems.ToProblem(e);
+        }
+        return TypedResults.Ok(info with { Loaded = resident.Contains(name) });
+    }
+
+    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> Unload(string name, AdapterStore store, Scheduler scheduler, ResidentAdapters resident)
+    {
+        if (store.Get(name) is not { } info)
+            return NotFound(name);
+        try
+        {
+            await scheduler.UnloadAdapterAsync(name);
+        }
+        catch (JobFailedException e)
+        {
+            return JobProblems.ToProblem(e);
+        }
+        return TypedResults.Ok(info with { Loaded = resident.Contains(name) });
     }
 
     private static Results<NoContent, ProblemHttpResult> Delete(string name, AdapterStore store)

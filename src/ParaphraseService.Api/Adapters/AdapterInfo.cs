@@ -9,6 +9,7 @@ namespace ParaphraseService.Api.Adapters;
 /// <param name="TargetModulesPattern">The config's target_modules string: a regex or "all-linear".</param>
 /// <param name="Origin">"upload" or "fine-tune"; null when the folder has no metadata file.</param>
 /// <param name="Problem">Why the folder's files could not be read (a folder edited by hand); null when they could.</param>
+/// <param name="Loaded">Whether it is resident on the model now (loaded on first use, unloaded least recently used first).</param>
 public sealed record AdapterInfo(
     string Name,
     string? BaseModel,
@@ -22,4 +23,5 @@ public sealed record AdapterInfo(
     string? Origin,
     string? PromptTemplate,
     long RequestsServed,
-    string? Problem = null);
+    string? Problem = null,
+    bool Loaded = false);

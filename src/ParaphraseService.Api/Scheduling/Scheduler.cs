@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Model.Generation;
@@ -16,14 +17,29 @@ namespace ParaphraseService.Api.Scheduling;
 /// enqueues a <see cref="GenerationJob"/> and reads its tokens and outcome.
 /// </summary>
 public sealed class Scheduler(
-    ModelHost modelHost, GenerationQueue queue, IAdapterFolders adapterFolders, ServiceMetrics metrics, IOptions<SchedulerOptions> options,
-    ILogger<Scheduler> logger)
+    ModelHost modelHost, GenerationQueue queue, IAdapterFolders adapterFolders, ResidentAdapters resident, ServiceMetrics metrics,
+    IOptions<SchedulerOptions> options, ILogger<Scheduler> logger)
     : BackgroundService
 {
     private readonly Dictionary<int, (GenerationJob Job, int Candidate)> _slots = [];
     private readonly Dictionary<GenerationJob, GenerationResult?[]> _running = [];
     // Adapters replaced or deleted in the store; their resident copies are dropped by the loop, which owns the registry.
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _changed = new();
+    // Admin load/unload requests, carried out by the loop between steps (it owns the registry).
+    private readonly Channel<(string Name, bool Load, TaskCompletionSource Done)> _commands = Channel.CreateUnbounded<(string, bool, TaskCompletionSource)>();
+
+    /// <summary>Makes an adapter resident now, between two decode steps.</summary>
+    public Task LoadAdapterAsync(string name) => Command(name, load: true);
+
+    /// <summary>Frees a resident adapter once no running sequence uses it.</summary>
+    public Task UnloadAdapterAsync(string name) => Command(name, load: false);
+
+    private Task Command(string name, bool load)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Writer.TryWrite((name, load, done));
+        return done.Task;
+    }
 
     /// <summary>Sequences being decoded right now (for metrics and the status page).</summary>
     public int ActiveRows => _slots.Count;
@@ -70,8 +86,15 @@ public sealed class Scheduler(
     {
         while (!stoppingToken.IsCancellationRequested)
         {
-            if (batcher.ActiveCount == 0 && !await queue.Reader.WaitToReadAsync(stoppingToken))
-                return;
+            if (batcher.ActiveCount == 0 && _commands.Reader.Count == 0)
+            {
+                // Idle: wake for a job or an admin command.
+                var job = queue.Reader.WaitToReadAsync(stoppingToken).AsTask();
+                var command = _commands.Reader.WaitToReadAsync(stoppingToken).AsTask();
+                if (await Task.WhenAny(job, command) == job && !await job)
+                    return;
+            }
+            RunCommands(model);
             DropChanged(model);
             Admit(batcher, model);
             DropAbandoned(batcher);
@@ -148,8 +171,33 @@ public sealed class Scheduler(
         var (adapter, evicted, _) = registry.LoadFolder(folder, name, pinned: InUse());
         foreach (var gone in evicted)
             logger.LogInformation("Unloaded adapter {Adapter} to make room for {Loaded}", gone, name);
+        PublishResident(model);
         return adapter;
     }
+
+    private void RunCommands(LoadedModel model)
+    {
+        while (_commands.Reader.TryRead(out var command))
+        {
+            try
+            {
+                if (command.Load)
+                    Resolve(command.Name, model);
+                else if (InUse().Contains(command.Name))
+                    _changed.Enqueue(command.Name); // unloaded as soon as its sequences finish
+                else
+                    model.Adapters?.Unload(command.Name);
+                PublishResident(model);
+                command.Done.TrySetResult();
+            }
+            catch (Exception e) when (e is JobFailedException or AdapterValidationException or CheckpointException or InvalidOperationException)
+            {
+                command.Done.TrySetException(e as JobFailedException ?? new JobFailedException(JobFailure.InvalidRequest, e.Message));
+            }
+        }
+    }
+
+    private void PublishResident(LoadedModel model) => resident.Set(model.Adapters?.List().Select(a => a.Name) ?? []);
 
     /// <summary>Unloads resident copies of adapters that changed on disk, once no running sequence uses them.</summary>
     private void DropChanged(LoadedModel model)
@@ -163,6 +211,7 @@ public sealed class Scheduler(
             else if (registry.Unload(name)) logger.LogInformation("Adapter {Adapter} changed on disk; its resident copy was dropped", name);
         }
         foreach (var name in later) _changed.Enqueue(name);
+        PublishResident(model);
     }
 
     private HashSet<string> InUse() => _running.Keys.Where(j => j.Adapter is not null).Select(j => j.Adapter!).ToHashSet(StringComparer.Ordinal);

@@ -1,38 +1,32 @@
-using System.Net;
 using System.Threading.Channels;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.Configuration;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using ParaphraseService.Api.Adapters;
-using ParaphraseService.Api.Health;
 using ParaphraseService.Api.Hosting;
 
 namespace ParaphraseService.Api.Tests.Adapters;
 
 /// <summary>
-/// The service as Program.cs composes it plus the adapter lines (AddAdapterStore, MapAdapters, MapAdminAdapters),
-/// on Kestrel at 127.0.0.1 with a free port: real HTTP, real files in a temporary folder, the tiny GPT-J fixture as
-/// the base model. Program.cs does not map the adapter endpoints yet, so WebApplicationFactory&lt;Program&gt; cannot
-/// serve them; once it does, this host can become a ServiceApplication with UseKestrel.
+/// The whole service (Program.cs) on Kestrel at a free loopback port: real HTTP, real files in a temporary folder, the
+/// tiny GPT-J fixture as the base model, an admin key, and a recorder of every response's final status.
 /// </summary>
 internal sealed class AdapterServiceHost : IAsyncDisposable
 {
     public const string AdminKey = "test-admin-key-0123456789abcdef";
 
-    private readonly WebApplication _app;
+    private readonly ServiceApplication _app;
     private readonly Channel<int> _statuses;
 
-    private AdapterServiceHost(WebApplication app, Channel<int> statuses, string root, Uri address)
+    private AdapterServiceHost(ServiceApplication app, Channel<int> statuses, string root)
     {
         _app = app;
         _statuses = statuses;
         Root = root;
-        Client = new HttpClient { BaseAddress = address };
-        Admin = new HttpClient { BaseAddress = address };
+        Client = new HttpClient { BaseAddress = app.ClientOptions.BaseAddress };
+        Admin = new HttpClient { BaseAddress = app.ClientOptions.BaseAddress };
         Admin.DefaultRequestHeaders.Add("X-Api-Key", AdminKey);
     }
 
@@ -56,73 +50,32 @@ internal sealed class AdapterServiceHost : IAsyncDisposable
     public static async Task<AdapterServiceHost> StartAsync(Dictionary<string, string?>? settings = null, bool waitForModel = true)
     {
         var root = Directory.CreateTempSubdirectory("adapters-api-").FullName;
+        var all = new Dictionary<string, string?>
+        {
+            ["Model:Source"] = AdapterFixtures.TinyModel,
+            ["Model:Device"] = "cpu",
+            ["Admin:ApiKey"] = AdminKey,
+            ["Adapters:Directory"] = Path.Combine(root, "adapters"),
+        };
+        foreach (var (key, value) in settings ?? [])
+            all[key] = value;
+        var statuses = Channel.CreateUnbounded<int>();
+        var app = new ServiceApplication(all, services => services.AddTransient<IStartupFilter>(_ => new StatusRecorder(statuses)), Environments.Production);
         try
         {
-            var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = root, EnvironmentName = Environments.Production });
-            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Model:Source"] = AdapterFixtures.TinyModel,
-                ["Model:Device"] = "cpu",
-                ["Admin:ApiKey"] = AdminKey,
-                ["Adapters:Directory"] = "adapters",
-            });
-            if (settings is not null)
-                builder.Configuration.AddInMemoryCollection(settings);
-            builder.Logging.ClearProviders();
-            if (Environment.GetEnvironmentVariable("ADAPTER_TEST_LOG") is not null)
-                builder.Logging.AddConsole(); // to see the service's own log while debugging a test
-
-            // As Program.cs (less Serilog) ...
-            builder.Services.AddProblemDetails();
-            builder.Services.AddEndpointsApiExplorer();
-            builder.Services.AddSwaggerGen();
-            builder.Services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-            builder.Services.AddSingleton<ModelHost>();
-            builder.Services.AddHostedService(services => services.GetRequiredService<ModelHost>());
-            // ... plus the adapter store.
-            builder.Services.AddAdapterStore();
-
-            var app = builder.Build();
-            // Outermost: records the status every response finally got (after the exception handler).
-            var statuses = Channel.CreateUnbounded<int>();
-            app.Use(async (context, next) =>
-            {
-                try
-                {
-                    await next(context);
-                }
-                finally
-                {
-                    statuses.Writer.TryWrite(context.Response.StatusCode);
-                }
-            });
-            app.UseExceptionHandler();
-            app.UseStatusCodePages();
-            app.UseSwagger();
-            app.MapHealth();
-            app.MapAdapters();
-            app.MapAdminAdapters();
-            try
-            {
-                await app.StartAsync();
-            }
-            catch
-            {
-                await app.DisposeAsync();
-                throw;
-            }
-
-            var host = new AdapterServiceHost(app, statuses, root, new Uri(app.Urls.Single()));
-            if (waitForModel)
-                await host.WaitForModelAsync();
-            return host;
+            app.UseKestrel();
+            app.StartServer();
         }
         catch
         {
+            await app.DisposeAsync();
             Directory.Delete(root, recursive: true);
             throw;
         }
+        var host = new AdapterServiceHost(app, statuses, root);
+        if (waitForModel)
+            await host.WaitForModelAsync();
+        return host;
     }
 
     /// <summary>Waits for the model host's load to end (loaded or failed), never for a fixed time.</summary>
@@ -140,7 +93,6 @@ internal sealed class AdapterServiceHost : IAsyncDisposable
     {
         Client.Dispose();
         Admin.Dispose();
-        await _app.StopAsync();
         await _app.DisposeAsync();
         Directory.Delete(Root, recursive: true);
         _statuses.Writer.TryComplete();
@@ -148,5 +100,25 @@ internal sealed class AdapterServiceHost : IAsyncDisposable
         await foreach (var status in _statuses.Reader.ReadAllAsync())
             statuses.Add(status);
         Assert.DoesNotContain(StatusCodes.Status500InternalServerError, statuses);
+    }
+
+    /// <summary>Outermost middleware: records the status every response finally got (after the exception handler).</summary>
+    private sealed class StatusRecorder(Channel<int> statuses) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, inner) =>
+            {
+                try
+                {
+                    await inner(context);
+                }
+                finally
+                {
+                    statuses.Writer.TryWrite(context.Response.StatusCode);
+                }
+            });
+            next(app);
+        };
     }
 }
