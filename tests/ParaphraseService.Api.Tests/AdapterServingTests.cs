@@ -70,3 +70,37 @@ public class AdminPortTests
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/adapters")).StatusCode); // the public API is unaffected
     }
 }
+
+public sealed class MixedAdapterServingTests : IDisposable
+{
+    private const string Key = "test-admin-key-0123456789";
+    private static readonly string Base = Fixtures.Get("gptj-tiny", "safetensors");
+    private readonly string _adapters = Directory.CreateTempSubdirectory("mixed-adapters-").FullName;
+
+    public void Dispose() => Directory.Delete(_adapters, recursive: true);
+
+    [Fact]
+    public async Task ConcurrentRequestsForDifferentAdaptersGetWhatEachGetsAlone()
+    {
+        await using var app = new ServiceApplication(new()
+        {
+            ["Model:Source"] = Base, ["Admin:ApiKey"] = Key, ["Adapters:Directory"] = _adapters, ["Scheduler:MaxBatchRows"] = "6",
+        });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", Key);
+        foreach (var (name, fixture) in new[] { ("qv", "q-v"), ("mlp", "regex-mlp") })
+            (await client.PostAsJsonAsync("/admin/adapters", new { name, path = Fixtures.Get("peft", fixture) })).EnsureSuccessStatusCode();
+
+        async Task<string[]> Complete(string? model, long seed) =>
+            (await (await client.PostAsJsonAsync("/v1/completions", new { model, prompt = "!#", max_tokens = 20, n = 2, seed, temperature = 1.2 }))
+                .Content.ReadFromJsonAsync<JsonElement>()).GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("text").GetString()!).ToArray();
+
+        // Alone, one after the other; then all at once, so the scheduler mixes base, qv and mlp rows in its steps.
+        var alone = new[] { await Complete(null, 1), await Complete("qv", 2), await Complete("mlp", 3) };
+        var together = await Task.WhenAll(Complete(null, 1), Complete("qv", 2), Complete("mlp", 3));
+        for (var i = 0; i < 3; i++)
+            Assert.Equal(alone[i], together[i]);
+        Assert.NotEqual(alone[1], alone[2]);
+    }
+}
