@@ -19,7 +19,8 @@ WORKDIR /app
 COPY --from=build /app .
 # One volume for the Hugging Face cache (and, later, adapters and the job database).
 ENV ASPNETCORE_URLS=http://+:8080 \
-    HF_HOME=/data/huggingface
+    HF_HOME=/data/huggingface \
+    Adapters__Directory=/data/adapters
 RUN mkdir -p /data && chown app:app /data
 VOLUME /data
 USER app
