@@ -11,8 +11,12 @@ internal sealed class ServiceApplication(
     Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configureServices = null, string? environment = null)
     : WebApplicationFactory<Program>
 {
+    // Adapters go to a folder of this instance's own unless the test names one: never into the source tree.
+    private readonly string _adapters = Directory.CreateTempSubdirectory("service-adapters-").FullName;
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        builder.UseSetting("Adapters:Directory", _adapters);
         // With UseKestrel: a free loopback port, so parallel tests never collide (the in-memory server ignores it).
         builder.UseUrls("http://127.0.0.1:0");
         foreach (var (key, value) in settings ?? [])
@@ -21,6 +25,12 @@ internal sealed class ServiceApplication(
             builder.UseEnvironment(environment);
         if (configureServices is not null)
             builder.ConfigureServices(configureServices);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_adapters, recursive: true);
     }
 
     /// <summary>Waits for the model to finish loading (not for a fixed time).</summary>
