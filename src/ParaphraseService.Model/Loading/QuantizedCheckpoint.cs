@@ -22,8 +22,6 @@ public static class QuantizedCheckpoint
     /// <param name="progress">Called with (tensors written, tensors in all).</param>
     public static void Write(string sourceFolder, string outputFolder, Action<int, int>? progress = null)
     {
-        if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
-            throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
         var configPath = Path.Combine(sourceFolder, "config.json");
         var config = GptJConfig.Load(configPath);
         using var source = CheckpointFiles.Open(sourceFolder);
@@ -45,10 +43,7 @@ public static class QuantizedCheckpoint
             }
         }
 
-        // Publish the whole folder at once: build it beside the destination, then rename.
-        var staging = outputFolder.TrimEnd(Path.DirectorySeparatorChar) + $".partial-{Guid.NewGuid():N}";
-        Directory.CreateDirectory(staging);
-        try
+        AtomicFiles.PublishFolder(outputFolder, staging =>
         {
             var written = 0;
             SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), infos, info =>
@@ -68,16 +63,7 @@ public static class QuantizedCheckpoint
             File.WriteAllText(Path.Combine(staging, "config.json"), json.ToJsonString(new() { WriteIndented = true }));
             foreach (var file in TokenizerFiles.Where(f => File.Exists(Path.Combine(sourceFolder, f))))
                 File.Copy(Path.Combine(sourceFolder, file), Path.Combine(staging, file));
-
-            if (Directory.Exists(outputFolder))
-                Directory.Delete(outputFolder);
-            Directory.Move(staging, outputFolder);
-        }
-        catch
-        {
-            Directory.Delete(staging, recursive: true);
-            throw;
-        }
+        });
     }
 
     /// <summary>Keys whose tensors are stored in 8 bits: the weights of the layers the int8 model builds quantized.</summary>

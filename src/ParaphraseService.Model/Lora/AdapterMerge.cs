@@ -17,8 +17,6 @@ public static class AdapterMerge
     /// <param name="baseFolder">The base model in full precision (an int8 folder has lost the precision to merge into).</param>
     public static void Export(string baseFolder, LoraAdapter adapter, string outputFolder)
     {
-        if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
-            throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
         using var source = CheckpointFiles.Open(baseFolder);
         if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
             throw new CheckpointException($"{baseFolder} is int8-quantized; merge into the full-precision base model instead.");
@@ -26,9 +24,7 @@ public static class AdapterMerge
         if (missing.Count > 0)
             throw new CheckpointException($"{baseFolder} has no weights for the adapter's modules: {string.Join(", ", missing.Take(5))}.");
 
-        var staging = outputFolder.TrimEnd(Path.DirectorySeparatorChar) + $".partial-{Guid.NewGuid():N}";
-        Directory.CreateDirectory(staging);
-        try
+        AtomicFiles.PublishFolder(outputFolder, staging =>
         {
             var infos = source.Tensors.Values.Where(i => !StateDictLoader.IsIgnored(i.Name)).ToList();
             SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), infos,
@@ -36,15 +32,7 @@ public static class AdapterMerge
             foreach (var file in CopiedFiles.Where(f => File.Exists(Path.Combine(baseFolder, f))))
                 File.Copy(Path.Combine(baseFolder, file), Path.Combine(staging, file));
             NoteTheMerge(Path.Combine(staging, "config.json"), adapter);
-            if (Directory.Exists(outputFolder))
-                Directory.Delete(outputFolder);
-            Directory.Move(staging, outputFolder);
-        }
-        catch
-        {
-            Directory.Delete(staging, recursive: true);
-            throw;
-        }
+        });
     }
 
     private static Tensor Merged(ICheckpointSource source, CheckpointTensorInfo info, LoraAdapter adapter)

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Checkpoints;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -43,23 +44,7 @@ public sealed record AdapterMetadata
     public override int GetHashCode() => HashCode.Combine(PromptTemplate, Origin, Created, Metrics.Count);
 
     /// <exception cref="AdapterValidationException">Missing, not JSON, or a field missing or of the wrong type.</exception>
-    public static AdapterMetadata Load(string path)
-    {
-        string json;
-        try
-        {
-            json = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new AdapterValidationException(path, "file not found", e);
-        }
-        catch (IOException e)
-        {
-            throw new AdapterValidationException(path, $"cannot be read: {e.Message}", e);
-        }
-        return FromJson(json, path);
-    }
+    public static AdapterMetadata Load(string path) => FromJson(JsonFields.ReadFile(path), path);
 
     /// <exception cref="AdapterValidationException">Not JSON, or a field missing or of the wrong type.</exception>
     public static AdapterMetadata FromJson(string json, string source)
@@ -77,18 +62,7 @@ public sealed record AdapterMetadata
     /// <exception cref="InvalidOperationException">A field cannot be written (see <see cref="ToJson"/>).</exception>
     public void Save(string path)
     {
-        var text = ToJson();
-        var temporary = path + ".tmp";
-        try
-        {
-            File.WriteAllText(temporary, text, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        AtomicFiles.WriteAllText(path, ToJson());
     }
 
     /// <summary>The file's text, keys sorted.</summary>

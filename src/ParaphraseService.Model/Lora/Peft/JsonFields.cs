@@ -9,6 +9,23 @@ namespace ParaphraseService.Model.Lora.Peft;
 /// </summary>
 internal sealed class JsonFields
 {
+    /// <summary>A JSON file's text; a missing or unreadable file is an <see cref="AdapterValidationException"/>.</summary>
+    public static string ReadFile(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new AdapterValidationException(path, "file not found", e);
+        }
+        catch (IOException e)
+        {
+            throw new AdapterValidationException(path, $"cannot be read: {e.Message}", e);
+        }
+    }
+
     /// <summary>Indented like Python's json.dumps(indent=2); regexes and templates written without \u escapes.</summary>
     public static readonly JsonWriterOptions WriterOptions = new()
     {

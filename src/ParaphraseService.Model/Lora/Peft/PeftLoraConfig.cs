@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Checkpoints;
 using System.Text;
 using System.Text.Json;
 
@@ -87,23 +88,7 @@ public sealed record PeftLoraConfig
 
     /// <summary>Reads an <c>adapter_config.json</c>.</summary>
     /// <exception cref="AdapterValidationException">The file is missing, not JSON, or has fields of the wrong type.</exception>
-    public static PeftLoraConfig Load(string path)
-    {
-        string json;
-        try
-        {
-            json = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new AdapterValidationException(path, "file not found", e);
-        }
-        catch (IOException e)
-        {
-            throw new AdapterValidationException(path, $"cannot be read: {e.Message}", e);
-        }
-        return FromJson(json, path);
-    }
+    public static PeftLoraConfig Load(string path) => FromJson(JsonFields.ReadFile(path), path);
 
     /// <summary>Parses the text of an <c>adapter_config.json</c>; <paramref name="source"/> names it in errors.</summary>
     /// <exception cref="AdapterValidationException">Not JSON, or fields of the wrong type.</exception>
@@ -121,17 +106,7 @@ public sealed record PeftLoraConfig
     /// <summary>Writes the file as PEFT does (keys sorted, two-space indent), through a temporary file and a rename.</summary>
     public void Save(string path)
     {
-        var temporary = path + ".tmp";
-        try
-        {
-            File.WriteAllText(temporary, ToJson(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        AtomicFiles.WriteAllText(path, ToJson());
     }
 
     /// <summary>The file's text: the typed fields and <see cref="OtherFields"/>, keys sorted as PEFT's json.dumps(sort_keys=True).</summary>
