@@ -1,0 +1,346 @@
+using System.Text.Json;
+
+namespace ParaphraseService.Training.Datasets;
+
+/// <summary>
+/// Reads paraphrase pairs from PAWS TSV, TSV or CSV with named columns, or JSON Lines (<see cref="DatasetFormat"/>):
+/// UTF-8 with or without a BOM, LF or CRLF line ends. Every problem names its line (1-based, the header is line 1):
+/// <c>line 17: expected 4 columns, found 3</c>. By default any malformed row fails the read, with the first
+/// <see cref="MaxReportedProblems"/> problems and their count; <see cref="DatasetReadOptions.Lenient"/> skips and
+/// counts them instead. Text is returned as the file has it; <see cref="DatasetPreparation"/> normalizes it.
+/// </summary>
+public static class ParaphraseDatasetReader
+{
+    /// <summary>The most problems a <see cref="DatasetException"/> or <see cref="DatasetReadResult.Problems"/> lists (the rest are counted).</summary>
+    public const int MaxReportedProblems = 20;
+
+    private const int MaxQuotedValueChars = 40;
+    private static readonly string[] s_pawsHeader = ["id", "sentence1", "sentence2", "label"];
+
+    /// <summary>The format a file name's extension says: <c>.tsv</c> and <c>.tab</c> → TSV (read as PAWS when the header is PAWS's), <c>.csv</c>, <c>.jsonl</c>/<c>.ndjson</c>; else null.</summary>
+    public static DatasetFormat? FormatFromExtension(string fileName)
+    {
+        ArgumentNullException.ThrowIfNull(fileName);
+        return Path.GetExtension(fileName).ToLowerInvariant() switch
+        {
+            ".tsv" or ".tab" => DatasetFormat.Tsv,
+            ".csv" => DatasetFormat.Csv,
+            ".jsonl" or ".ndjson" => DatasetFormat.Jsonl,
+            _ => null,
+        };
+    }
+
+    /// <summary>Reads the file at <paramref name="path"/>; messages name the file by its name, not its folder.</summary>
+    public static DatasetReadResult Read(string path, DatasetReadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        return Read(stream, Path.GetFileName(path), options, cancellationToken);
+    }
+
+    /// <summary>Reads <paramref name="stream"/>; <paramref name="name"/> (a file name) gives the format when it is
+    /// <see cref="DatasetFormat.Auto"/>, and starts every message.</summary>
+    public static DatasetReadResult Read(Stream stream, string name, DatasetReadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(name);
+        options ??= new DatasetReadOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxLineBytes, 16, nameof(options.MaxLineBytes));
+        var format = options.Format;
+        if (format == DatasetFormat.Auto)
+        {
+            format = FormatFromExtension(name) ?? throw new DatasetException(name,
+                $"cannot tell the format from the extension '{Path.GetExtension(name)}': name the file .tsv, .csv or .jsonl, or give the format");
+        }
+
+        var reader = new Utf8LineReader(stream, name, options.MaxLineBytes);
+        var state = new ReadState(name, options);
+        format = format == DatasetFormat.Jsonl
+            ? ReadJsonLines(reader, state, cancellationToken)
+            : ReadDelimited(reader, state, format, cancellationToken);
+        return state.Finish(format);
+    }
+
+    private static DatasetFormat ReadDelimited(Utf8LineReader reader, ReadState state, DatasetFormat format, CancellationToken cancellationToken)
+    {
+        var delimiter = format == DatasetFormat.Csv ? ',' : '\t';
+        var quoting = format == DatasetFormat.Csv || (format == DatasetFormat.Tsv && state.Options.TsvQuoting);
+        var fields = new List<string>();
+        var maxBytes = state.Options.MaxLineBytes;
+
+        SourceLine headerLine;
+        do
+        {
+            if (!reader.TryReadLine(out headerLine))
+                throw state.Fatal(reader.IsEmpty ? "the file is empty" : "the file has only blank lines: no header");
+        }
+        while (headerLine.Text is { } blank && string.IsNullOrWhiteSpace(blank));
+        if (headerLine.TooLong)
+            throw state.Fatal($"header: line {headerLine.Number} is longer than {maxBytes:N0} bytes");
+        if (DelimitedRecord.Parse(headerLine, reader, delimiter, quoting, maxBytes, fields) is { } headerProblem)
+            throw state.Fatal($"header: {headerProblem}");
+        var columns = fields.Select(f => f.Trim()).ToArray();
+
+        var isPaws = columns.SequenceEqual(s_pawsHeader, StringComparer.OrdinalIgnoreCase);
+        if (format == DatasetFormat.Paws && !isPaws)
+            throw state.Fatal($"header: expected PAWS's 'id<TAB>sentence1<TAB>sentence2<TAB>label', found columns: {Columns(columns)}");
+        if (format == DatasetFormat.Tsv && isPaws)
+        {
+            format = DatasetFormat.Paws;
+            quoting = false;
+        }
+
+        var headerProblems = new List<string>();
+        foreach (var repeated in columns.GroupBy(c => c, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+            headerProblems.Add($"header: column '{repeated.Key}' appears {repeated.Count()} times");
+        var source = Resolve(columns, state.Options.SourceColumn, "source", "sentence1", headerProblems);
+        var target = Resolve(columns, state.Options.TargetColumn, "target", "sentence2", headerProblems);
+        if (source >= 0 && source == target)
+            headerProblems.Add($"header: source and target are the same column ('{columns[source]}')");
+        if (headerProblems.Count > 0)
+            throw new DatasetException(state.Name, headerProblems, headerProblems.Count);
+        var label = Array.FindIndex(columns, c => string.Equals(c, state.Options.LabelColumn, StringComparison.OrdinalIgnoreCase));
+
+        while (reader.TryReadLine(out var line))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (line.Text is { } text && string.IsNullOrWhiteSpace(text))
+                continue;
+            state.BeginRow();
+            if (line.TooLong)
+            {
+                state.Malformed($"line {line.Number}: longer than {maxBytes:N0} bytes");
+                continue;
+            }
+            if (DelimitedRecord.Parse(line, reader, delimiter, quoting, maxBytes, fields) is { } problem)
+            {
+                state.Malformed(problem);
+                continue;
+            }
+            if (fields.Count != columns.Length)
+            {
+                state.Malformed($"line {line.Number}: expected {columns.Length} columns, found {fields.Count}");
+                continue;
+            }
+            if (label >= 0)
+            {
+                var value = fields[label].Trim();
+                if (value == "0")
+                {
+                    state.NonParaphrasesSkipped++;
+                    continue;
+                }
+                if (value != "1")
+                {
+                    state.Malformed($"line {line.Number}: label '{Quote(value)}' is not 0 or 1");
+                    continue;
+                }
+            }
+            state.Add(line.Number, fields[source], columns[source], fields[target], columns[target]);
+        }
+        return format;
+    }
+
+    private static DatasetFormat ReadJsonLines(Utf8LineReader reader, ReadState state, CancellationToken cancellationToken)
+    {
+        var options = state.Options;
+        var sawLine = false;
+        while (reader.TryReadLine(out var line))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            sawLine = true;
+            if (line.Text is { } text && string.IsNullOrWhiteSpace(text))
+                continue;
+            state.BeginRow();
+            if (line.Text is not { } json)
+            {
+                state.Malformed($"line {line.Number}: longer than {options.MaxLineBytes:N0} bytes");
+                continue;
+            }
+            JsonDocument document;
+            try
+            {
+                document = JsonDocument.Parse(json);
+            }
+            catch (JsonException e)
+            {
+                state.Malformed($"line {line.Number}: not valid JSON (at column {e.BytePositionInLine + 1})");
+                continue;
+            }
+            using (document)
+            {
+                var root = document.RootElement;
+                if (root.ValueKind != JsonValueKind.Object)
+                {
+                    state.Malformed($"line {line.Number}: expected a JSON object, found {Kind(root.ValueKind)}");
+                    continue;
+                }
+                if (Property(root, options.LabelColumn) is { } labelProperty)
+                {
+                    var label = JsonLabel(labelProperty.Value);
+                    if (label == 0)
+                    {
+                        state.NonParaphrasesSkipped++;
+                        continue;
+                    }
+                    if (label != 1)
+                    {
+                        state.Malformed($"line {line.Number}: label '{Quote(labelProperty.Value.GetRawText())}' is not 0 or 1");
+                        continue;
+                    }
+                }
+                var source = JsonText(root, line.Number, options.SourceColumn, "source", "sentence1", state);
+                var target = JsonText(root, line.Number, options.TargetColumn, "target", "sentence2", state);
+                if (source is null || target is null)
+                    continue;
+                state.Add(line.Number, source.Value.Text, source.Value.Name, target.Value.Text, target.Value.Name);
+            }
+        }
+        if (state.RowsRead == 0)
+            throw state.Fatal(sawLine ? "the file has only blank lines: no JSON objects" : "the file is empty");
+        return DatasetFormat.Jsonl;
+    }
+
+    /// <summary>The index of the configured column, or of the preferred then the fallback name; -1 with a problem added.</summary>
+    private static int Resolve(string[] columns, string? configured, string preferred, string fallback, List<string> problems)
+    {
+        int Find(string name) => Array.FindIndex(columns, c => string.Equals(c, name, StringComparison.OrdinalIgnoreCase));
+        var index = configured is not null ? Find(configured) : Find(preferred) is var p and >= 0 ? p : Find(fallback);
+        if (index < 0)
+        {
+            var wanted = configured is not null ? $"'{configured}'" : $"'{preferred}' (or '{fallback}')";
+            problems.Add($"header: no column named {wanted} (columns: {Columns(columns)})");
+        }
+        return index;
+    }
+
+    private static (string Name, string Text)? JsonText(JsonElement root, int lineNumber, string? configured, string preferred, string fallback, ReadState state)
+    {
+        var property = configured is not null ? Property(root, configured) : Property(root, preferred) ?? Property(root, fallback);
+        var name = property?.Name ?? configured ?? preferred;
+        if (property is not { } found)
+        {
+            state.Malformed($"line {lineNumber}: missing '{name}'");
+            return null;
+        }
+        if (found.Value.ValueKind != JsonValueKind.String)
+        {
+            state.Malformed($"line {lineNumber}: '{name}' is {Kind(found.Value.ValueKind)}, expected a string");
+            return null;
+        }
+        return (name, found.Value.GetString()!);
+    }
+
+    private static JsonProperty? Property(JsonElement element, string name)
+    {
+        foreach (var property in element.EnumerateObject())
+            if (string.Equals(property.Name, name, StringComparison.OrdinalIgnoreCase))
+                return property;
+        return null;
+    }
+
+    /// <summary>0 or 1 for a label of 0/1 (number or string) or false/true; otherwise -1.</summary>
+    private static int JsonLabel(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.True => 1,
+        JsonValueKind.False => 0,
+        JsonValueKind.Number when value.TryGetDecimal(out var d) && d is 0 or 1 => (int)d,
+        JsonValueKind.String when value.GetString() is "0" or "1" => value.GetString() == "1" ? 1 : 0,
+        _ => -1,
+    };
+
+    private static string Kind(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => kind.ToString(),
+    };
+
+    private static string Columns(string[] columns) => string.Join(", ", columns.Select(Quote));
+
+    /// <summary>A value for a message, cut short: a problem must not carry a megabyte of someone's data.</summary>
+    private static string Quote(string value) =>
+        value.Length <= MaxQuotedValueChars ? value : string.Concat(value.AsSpan(0, MaxQuotedValueChars), "...");
+
+    /// <summary>The counts and pairs of one read, and its problems: collected for the exception, or skipped and counted.</summary>
+    private sealed class ReadState(string name, DatasetReadOptions options)
+    {
+        private readonly List<ParaphrasePair> _pairs = [];
+        private readonly List<string> _problems = [];
+        private int _problemCount;
+
+        private bool _rowMalformed;
+
+        public string Name => name;
+        public DatasetReadOptions Options => options;
+        public int RowsRead { get; private set; }
+        public int NonParaphrasesSkipped { get; set; }
+        private int ParaphraseRows { get; set; }
+        private int MalformedRows { get; set; }
+
+        public void BeginRow()
+        {
+            RowsRead++;
+            _rowMalformed = false;
+        }
+
+        /// <summary>A problem of the current row; a row with two problems is one malformed row.</summary>
+        public void Malformed(string problem)
+        {
+            if (!_rowMalformed)
+                MalformedRows++;
+            _rowMalformed = true;
+            _problemCount++;
+            if (_problems.Count < MaxReportedProblems)
+                _problems.Add(problem);
+        }
+
+        public void Add(int lineNumber, string source, string sourceName, string target, string targetName)
+        {
+            var ok = true;
+            if (string.IsNullOrWhiteSpace(source))
+            {
+                Malformed($"line {lineNumber}: empty '{sourceName}'");
+                ok = false;
+            }
+            if (string.IsNullOrWhiteSpace(target))
+            {
+                Malformed($"line {lineNumber}: empty '{targetName}'");
+                ok = false;
+            }
+            if (!ok)
+                return;
+            ParaphraseRows++;
+            _pairs.Add(new ParaphrasePair(source, target));
+            if (options.BothDirections)
+                _pairs.Add(new ParaphrasePair(target, source));
+        }
+
+        public DatasetException Fatal(string problem) => new(name, problem);
+
+        public DatasetReadResult Finish(DatasetFormat format)
+        {
+            if (_problemCount > 0 && !options.Lenient)
+                throw new DatasetException(name, _problems, _problemCount);
+            if (RowsRead == 0)
+                throw Fatal("header only: no data rows");
+            if (_pairs.Count == 0)
+                throw Fatal($"no paraphrase pairs: {RowsRead} rows read, {NonParaphrasesSkipped} labelled 0 (not paraphrases), {MalformedRows} malformed");
+            return new DatasetReadResult
+            {
+                Pairs = _pairs,
+                Format = format,
+                RowsRead = RowsRead,
+                ParaphraseRows = ParaphraseRows,
+                NonParaphrasesSkipped = NonParaphrasesSkipped,
+                MalformedRowsSkipped = MalformedRows,
+                BothDirections = options.BothDirections,
+                Problems = _problems,
+            };
+        }
+    }
+}
