@@ -1,3 +1,4 @@
+using ParaphraseService.Training.Prompts;
 using System.Text.RegularExpressions;
 
 namespace ParaphraseService.Api.Paraphrasing;

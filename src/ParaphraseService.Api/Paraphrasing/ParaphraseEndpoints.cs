@@ -1,3 +1,4 @@
+using ParaphraseService.Training.Prompts;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.HttpResults;

@@ -1,3 +1,4 @@
+using ParaphraseService.Training.Prompts;
 using ParaphraseService.Api.Paraphrasing;
 
 namespace ParaphraseService.Api.Tests.Paraphrasing;

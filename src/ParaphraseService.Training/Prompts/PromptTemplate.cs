@@ -1,4 +1,4 @@
-namespace ParaphraseService.Api.Paraphrasing;
+namespace ParaphraseService.Training.Prompts;
 
 /// <summary>
 /// How a text is put to the model, and where the model's answer ends. <see cref="Template"/> holds the placeholder

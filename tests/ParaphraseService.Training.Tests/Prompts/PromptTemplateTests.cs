@@ -1,6 +1,6 @@
-using ParaphraseService.Api.Paraphrasing;
+using ParaphraseService.Training.Prompts;
 
-namespace ParaphraseService.Api.Tests.Paraphrasing;
+namespace ParaphraseService.Training.Tests.Prompts;
 
 public class PromptTemplateTests
 {
