@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Lora.Peft;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Lora;
@@ -69,12 +70,29 @@ public sealed class LoraAdapter : IDisposable
             // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = 1 / sqrt(in)
             var bound = 1.0 / Math.Sqrt(inFeatures);
             using var a = rand([rank, inFeatures], generator: generator) * (2 * bound) - bound;
-            modules[path] = new ModuleWeights(Copy(a, device), zeros([outFeatures, rank], device: device).DetachFromDisposeScope(), scaling, dropout);
+            using var b = zeros([outFeatures, rank]);
+            modules[path] = new ModuleWeights(Copy(a, device), Copy(b, device), scaling, dropout);
         }
         return new LoraAdapter(name, rank, scaling, modules);
     }
 
-    private static Tensor Copy(Tensor t, Device device) => t.to(ScalarType.Float32, device, copy: true).DetachFromDisposeScope();
+    // Parameters (not plain tensors), so an optimizer can train them; frozen until Trainable() is called.
+    private static Parameter Copy(Tensor t, Device device)
+    {
+        using var copy = t.to(ScalarType.Float32, device, copy: true);
+        return (Parameter)new Parameter(copy, requires_grad: false).DetachFromDisposeScope();
+    }
+
+    /// <summary>The A and B matrices, switched to require gradients, for an optimizer to train.</summary>
+    public IReadOnlyList<Parameter> Trainable()
+    {
+        var parameters = _modules.Values.SelectMany(m => new[] { m.A, m.B }).ToList();
+        foreach (var p in parameters) p.requires_grad = true;
+        return parameters;
+    }
+
+    /// <summary>Module path → (A, B) as they are now, for saving (the tensors are the adapter's own; do not dispose them).</summary>
+    public IReadOnlyDictionary<string, (Tensor A, Tensor B)> Matrices => _modules.ToDictionary(m => m.Key, m => ((Tensor)m.Value.A, (Tensor)m.Value.B));
 
     public void Dispose()
     {
@@ -86,5 +104,5 @@ public sealed class LoraAdapter : IDisposable
     }
 
     /// <summary>One targeted module's matrices and how they are applied.</summary>
-    internal sealed record ModuleWeights(Tensor A, Tensor B, double Scaling, double Dropout);
+    internal sealed record ModuleWeights(Parameter A, Parameter B, double Scaling, double Dropout);
 }

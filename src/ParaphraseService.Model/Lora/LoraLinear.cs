@@ -77,7 +77,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 
     private Stack Stacked(List<LoraAdapter> used)
     {
-        if (_stack is { } cached && cached.Adapters.SequenceEqual(used))
+        // Matrices being trained change at every optimizer step and need their autograd graph: no cache then.
+        var frozen = used.All(u => !_adapters[u].A.requires_grad && !_adapters[u].B.requires_grad);
+        if (frozen && _stack is { } cached && cached.Adapters.SequenceEqual(used))
             return cached;
         _stack?.Dispose();
         var segments = new Dictionary<LoraAdapter, (int Start, int Rank)>();
@@ -89,8 +91,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             start += rank;
         }
         using var scope = NewDisposeScope();
-        var a = cat(used.Select(u => _adapters[u].A).ToList(), 0).DetachFromDisposeScope();
-        var b = cat(used.Select(u => _adapters[u].B).ToList(), 1).DetachFromDisposeScope();
+        var a = cat(used.Select(u => (Tensor)_adapters[u].A).ToList(), 0).DetachFromDisposeScope();
+        var b = cat(used.Select(u => (Tensor)_adapters[u].B).ToList(), 1).DetachFromDisposeScope();
         _stack = new Stack(used, segments, start, a, b);
         return _stack;
     }
