@@ -8,6 +8,7 @@ var root = new RootCommand("ParaphraseService command line: generate text and ma
     QuantizeCommand.Create(),
     MakeCheckpointCommand.Create(),
     MergeCommand.Create(),
+    TrainCommand.Create(),
     BenchCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,99 @@
+using System.CommandLine;
+using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora.Peft;
+using ParaphraseService.Training.Datasets;
+using ParaphraseService.Training.Prompts;
+using ParaphraseService.Training.Training;
+
+namespace ParaphraseService.Cli.Commands;
+
+/// <summary><c>train</c>: fine-tune a LoRA adapter offline on a paraphrase dataset and write it as a PEFT folder.</summary>
+internal static class TrainCommand
+{
+    /// <summary>The prompt an adapter is trained with (and later served with, from its metadata).</summary>
+    public const string DefaultTemplate = "Original: {text}\nParaphrase:";
+
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var device = CommonOptions.Device();
+        var quantization = CommonOptions.Quantization();
+        var data = new Option<string>("--data", "-d") { Description = "PAWS TSV, TSV/CSV with source/target columns, or JSONL {source, target}.", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Folder for the adapter (PEFT format + paraphrase_adapter.json).", Required = true };
+        var both = new Option<bool>("--both-directions") { Description = "Train on each pair both ways." };
+        var lenient = new Option<bool>("--lenient") { Description = "Skip malformed rows (counted) instead of failing." };
+        var sample = new Option<int?>("--sample") { Description = "Use this many pairs, sampled with the seed." };
+        var evalFraction = new Option<double>("--eval-fraction") { Description = "Share held out for evaluation.", DefaultValueFactory = _ => 0.1 };
+        var rank = new Option<int>("--rank", "-r") { DefaultValueFactory = _ => 16 };
+        var alpha = new Option<double>("--alpha") { DefaultValueFactory = _ => 32 };
+        var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.05 };
+        var targets = new Option<string>("--targets") { Description = "Comma-separated module names, or all-linear.", DefaultValueFactory = _ => "q_proj,v_proj" };
+        var learningRate = new Option<double>("--lr") { DefaultValueFactory = _ => 2e-4 };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 1 };
+        var maxSteps = new Option<int?>("--max-steps");
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 4 };
+        var accumulation = new Option<int>("--grad-accum") { DefaultValueFactory = _ => 1 };
+        var maxLength = new Option<int>("--max-length") { Description = "Prompt plus target tokens.", DefaultValueFactory = _ => 128 };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 0 };
+        var schedule = new Option<LearningRateSchedule>("--schedule") { DefaultValueFactory = _ => LearningRateSchedule.Linear };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 42 };
+        var template = new Option<string>("--template") { Description = "Prompt with {text}; the target follows it, ended by a newline.", DefaultValueFactory = _ => DefaultTemplate };
+
+        var command = new Command("train", "Fine-tune a LoRA adapter on paraphrase pairs (offline) and write it as a Hugging Face PEFT folder.")
+        {
+            model, data, output, both, lenient, sample, evalFraction, rank, alpha, dropout, targets, learningRate, epochs, maxSteps,
+            batchSize, accumulation, maxLength, warmup, schedule, seed, template, device, quantization,
+        };
+        command.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            var prompt = new PromptTemplate(parse.GetValue(template)!);
+            var targetNames = parse.GetValue(targets)!;
+            var options = new LoraTrainingOptions
+            {
+                Rank = parse.GetValue(rank), Alpha = parse.GetValue(alpha), Dropout = parse.GetValue(dropout),
+                TargetModules = targetNames.Equals("all-linear", StringComparison.OrdinalIgnoreCase) ? null : targetNames.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                LearningRate = parse.GetValue(learningRate), Epochs = parse.GetValue(epochs), MaxSteps = parse.GetValue(maxSteps),
+                BatchSize = parse.GetValue(batchSize), GradientAccumulation = parse.GetValue(accumulation), MaxSequenceLength = parse.GetValue(maxLength),
+                WarmupSteps = parse.GetValue(warmup), Schedule = parse.GetValue(schedule), Seed = parse.GetValue(seed),
+            };
+            options.Validate();
+            var outputFolder = parse.GetValue(output)!;
+            if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
+                throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
+
+            var read = ParaphraseDatasetReader.Read(parse.GetValue(data)!, new DatasetReadOptions { BothDirections = parse.GetValue(both), Lenient = parse.GetValue(lenient) }, ct);
+            // The base must pass gradients to the adapters of earlier layers: int8 trains with the dequantize kernel.
+            using var loaded = await ModelSource.LoadAsync(parse.GetValue(model)!, new ModelLoadOptions
+            {
+                Device = parse.GetValue(device)!, Quantization = parse.GetValue(quantization)!, MaxResidentAdapters = 1,
+                Int8 = new Int8Options(Int8Kernel.Dequantize),
+            }, ProgressReporter.ForDownloads(), ct);
+            if (loaded.IsDemo)
+                await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
+            var prepared = DatasetPreparation.Prepare(read, new DatasetPreparationOptions
+            {
+                SampleSize = parse.GetValue(sample), EvalFraction = parse.GetValue(evalFraction), Seed = (int)options.Seed,
+                MaxTokensPerSide = options.MaxSequenceLength / 2, TokenCounter = text => loaded.Tokenizer.Encode(text).Count,
+            }, Path.GetFileName(parse.GetValue(data)!));
+            var s = prepared.Summary;
+            await Console.Error.WriteLineAsync($"data: {s.PairsRead} pairs read, {s.TrainCount} train, {s.EvalCount} eval " +
+                $"({s.CopiesDropped} copies, {s.DuplicatesDropped} duplicates, {s.TooLongDropped} too long dropped)");
+
+            var trainer = new LoraTrainer(loaded.Model, loaded.Adapters!, loaded.Tokenizer, prompt);
+            var before = trainer.EvalLoss(prepared.Eval, adapter: null, options.MaxSequenceLength);
+            var lastLoss = double.NaN;
+            var adapter = trainer.Train(Path.GetFileName(outputFolder.TrimEnd(Path.DirectorySeparatorChar)), prepared.Train, options, step =>
+            {
+                lastLoss = step.Loss;
+                Console.Error.WriteLine($"step {step.Step}/{step.TotalSteps} epoch {step.Epoch}: loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s");
+            }, ct);
+            var after = trainer.EvalLoss(prepared.Eval, adapter, options.MaxSequenceLength);
+            var metrics = new Dictionary<string, double> { ["eval_loss"] = after, ["eval_loss_base"] = before, ["train_loss"] = lastLoss };
+            AdapterExport.Save(outputFolder, adapter, options, loaded.Adapters!.Target, loaded.Source, prompt, s, metrics);
+            Console.WriteLine($"{outputFolder}: eval loss {before:F4} -> {after:F4} over {s.EvalCount} held-out pairs");
+            return 0;
+        }));
+        return command;
+    }
+}
