@@ -16,8 +16,9 @@ public class OpenApiTests
         foreach (var path in new[] { "/paraphrase", "/v1/completions", "/v1/models", "/adapters", "/adapters/{name}", "/admin/adapters", "/admin/adapters/{name}", "/health/live", "/health/ready" })
             Assert.True(paths.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document");
         var schemas = document.GetProperty("components").GetProperty("schemas");
-        foreach (var schema in new[] { "ParaphraseRequest", "CompletionRequest" })
-            Assert.True(schemas.GetProperty(schema).TryGetProperty("example", out _), $"{schema} has no example");
+        foreach (var schema in new[] { "ParaphraseRequest", "CompletionRequest", "ParaphraseResponse", "CompletionResponse", "ModelList", "AdapterInfo", "HealthStatus" })
+            Assert.True(schemas.TryGetProperty(schema, out var found) && found.TryGetProperty("example", out _),
+                $"{schema} has no example (schemas: {string.Join(", ", schemas.EnumerateObject().Select(p => p.Name))})");
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/swagger/index.html")).StatusCode);
     }
 

@@ -19,7 +19,11 @@ public static class CompletionsEndpoints
         var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").WithMetadata(new RequestSizeLimitAttribute(1 << 20));
         group.MapGet("/models", ListModels).WithSummary("The base model and every adapter, as OpenAI model ids.");
         group.MapPost("/completions", Complete)
-            .WithSummary("Text completion: model (base id or adapter name), prompt, max_tokens, temperature, top_p, n, stop, seed, stream.");
+            .WithSummary("Text completion: model (base id or adapter name), prompt, max_tokens, temperature, top_p, n, stop, seed, stream.")
+            .Produces<CompletionResponse>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
         return group;
     }
 

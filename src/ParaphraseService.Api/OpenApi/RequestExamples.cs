@@ -7,7 +7,10 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 
 namespace ParaphraseService.Api.OpenApi;
 
-/// <summary>A ready-to-send example body for each request type, so "Try it out" in Swagger UI works as is.</summary>
+/// <summary>
+/// An example for every body the API takes or returns: request examples are ready to send ("Try it out" in Swagger UI
+/// works as is), response examples show what comes back.
+/// </summary>
 internal sealed class RequestExamples : ISchemaFilter
 {
     private static readonly Dictionary<Type, string> s_examples = new()
@@ -20,6 +23,31 @@ internal sealed class RequestExamples : ISchemaFilter
             """,
         [typeof(RegisterAdapterRequest)] = """
             {"name": "formal-tone", "path": "/data/adapters-incoming/formal-tone", "replace": false}
+            """,
+        [typeof(ParaphraseResponse)] = """
+            {"model": "EleutherAI/gpt-j-6b", "adapter": null, "demo": false,
+             "results": [{"input": "The meeting has been moved to Friday afternoon.",
+                          "candidates": [{"text": "The meeting is now on Friday afternoon.", "similarity": 0.93, "novelty": 0.45, "score": 0.93}],
+                          "dropped": {"empty": 0, "copies": 1, "duplicates": 1}}],
+             "usage": {"promptTokens": 96, "completionTokens": 31}, "timings": {"queueMilliseconds": 2.1, "generationMilliseconds": 812.5}}
+            """,
+        [typeof(CompletionResponse)] = """
+            {"id": "cmpl-6f1c", "object": "text_completion", "created": 1796031720, "model": "demo",
+             "choices": [{"text": " Could you send me the report, please?", "index": 0, "logprobs": null, "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20}}
+            """,
+        [typeof(ModelList)] = """
+            {"object": "list", "data": [{"id": "EleutherAI/gpt-j-6b", "object": "model", "created": 1796031720, "owned_by": "paraphrase-service"},
+                                        {"id": "formal-tone", "object": "model", "created": 1796031720, "owned_by": "paraphrase-service:adapter"}]}
+            """,
+        [typeof(AdapterInfo)] = """
+            {"name": "formal-tone", "baseModel": "EleutherAI/gpt-j-6b", "rank": 16, "alpha": 32, "useRslora": false,
+             "targetModules": ["q_proj", "v_proj"], "targetModulesPattern": null, "sizeBytes": 15335424,
+             "created": "2026-11-30T12:00:00Z", "origin": "fine-tune", "promptTemplate": "Original: {text}\nParaphrase:",
+             "requestsServed": 42, "problem": null, "loaded": true}
+            """,
+        [typeof(Health.HealthEndpoints.HealthStatus)] = """
+            {"status": "ready", "model": "EleutherAI/gpt-j-6b", "device": "cpu", "dtype": "Float32", "demo": false}
             """,
     };
 
