@@ -2,10 +2,10 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Admin;
-using ParaphraseService.Model.Lora.Peft;
-
 using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Api.Adapters;
 
@@ -28,6 +28,8 @@ public static class AdapterEndpoints
     public static RouteGroupBuilder MapAdminAdapters(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/admin/adapters").WithTags("Admin").RequireAdminApiKey();
+        if (app.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value.Port is { } port)
+            group.RequireHost($"*:{port}"); // admin only on its own port
         group.MapPost("", Create)
             .WithSummary("Add an adapter: a multipart form with 'name', 'file' (a zip of a PEFT adapter folder) and optional " +
                 "'replace', or JSON { name, path, replace } naming a folder on the server.");

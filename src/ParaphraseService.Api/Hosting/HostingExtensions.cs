@@ -1,0 +1,63 @@
+using OpenTelemetry.Metrics;
+using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.OpenApi;
+using ParaphraseService.Api.Scheduling;
+using Serilog;
+using Serilog.Formatting.Compact;
+
+namespace ParaphraseService.Api.Hosting;
+
+/// <summary>The service's parts, registered as groups so Program.cs reads as a table of contents.</summary>
+public static class HostingExtensions
+{
+    /// <summary>JSON logs (Serilog), Prometheus metrics (OpenTelemetry), ProblemDetails and the OpenAPI document.</summary>
+    public static IServiceCollection AddOperations(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSerilog((_, logger) => logger
+            .ReadFrom.Configuration(configuration)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(new RenderedCompactJsonFormatter()));
+        services.AddProblemDetails();
+        services.AddEndpointsApiExplorer();
+        services.AddSwaggerGen(swagger => swagger.SchemaFilter<RequestExamples>());
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(ServiceMetrics.MeterName)
+            .AddAspNetCoreInstrumentation()
+            .AddPrometheusExporter());
+        return services;
+    }
+
+    /// <summary>The model (loaded in the background) and the scheduler that alone runs it, with its queue and adapters.</summary>
+    public static IServiceCollection AddModelServing(this IServiceCollection services)
+    {
+        services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ModelHost>();
+        services.AddHostedService(provider => provider.GetRequiredService<ModelHost>());
+        services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<GenerationQueue>();
+        services.AddSingleton<ServiceMetrics>();
+        services.AddSingleton<ResidentAdapters>();
+        services.AddAdapterStore();
+        services.AddSingleton<StoreAdapterFolders>();
+        services.AddSingleton<IAdapterFolders>(provider => provider.GetRequiredService<StoreAdapterFolders>());
+        services.AddSingleton<Scheduler>();
+        services.AddHostedService(provider => provider.GetRequiredService<Scheduler>());
+        return services;
+    }
+
+    /// <summary>Request logs with request ids, and every error as ProblemDetails (the framework's 4xx too, never a 500).</summary>
+    public static WebApplication UseOperations(this WebApplication app)
+    {
+        app.UseSerilogRequestLogging(logging => logging.EnrichDiagnosticContext = (diagnostics, http) =>
+            diagnostics.Set("RequestId", http.TraceIdentifier));
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+        });
+        app.UseStatusCodePages();
+        app.UseSwagger();
+        app.UseSwaggerUI();
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+}
