@@ -202,16 +202,22 @@ public sealed class Scheduler(
     /// <summary>Unloads resident copies of adapters that changed on disk, once no running sequence uses them.</summary>
     private void DropChanged(LoadedModel model)
     {
-        if (model.Adapters is not { } registry) return;
+        // Runs at every step: nothing to do, nothing allocated.
+        if (_changed.IsEmpty || model.Adapters is not { } registry) return;
         var inUse = InUse();
         var later = new List<string>();
+        var dropped = false;
         while (_changed.TryDequeue(out var name))
         {
             if (inUse.Contains(name)) later.Add(name);
-            else if (registry.Unload(name)) logger.LogInformation("Adapter {Adapter} changed on disk; its resident copy was dropped", name);
+            else if (registry.Unload(name))
+            {
+                dropped = true;
+                logger.LogInformation("Adapter {Adapter} changed on disk; its resident copy was dropped", name);
+            }
         }
         foreach (var name in later) _changed.Enqueue(name);
-        PublishResident(model);
+        if (dropped) PublishResident(model);
     }
 
     private HashSet<string> InUse() => _running.Keys.Where(j => j.Adapter is not null).Select(j => j.Adapter!).ToHashSet(StringComparer.Ordinal);
@@ -225,7 +231,8 @@ public sealed class Scheduler(
         if (job.Adapter is null || model.Adapters is not { } registry || registry.Contains(job.Adapter))
             return true;
         var inUse = InUse();
-        return registry.List().Count < registry.MaxResident || registry.List().Any(a => !inUse.Contains(a.Name));
+        var resident = registry.List();
+        return resident.Count < registry.MaxResident || resident.Any(a => !inUse.Contains(a.Name));
     }
 
     /// <summary>Frees the slots of jobs whose client disconnected or whose deadline passed.</summary>

@@ -92,22 +92,11 @@ public sealed class ContinuousBatcher : IDisposable
     {
         using var scope = NewDisposeScope();
         var admitted = groups.Select(g => g[0]).ToList();
-        var length = admitted.Max(s => _slots[s]!.State.Prompt.Count);
-        var ids = new long[admitted.Count, length];
-        var mask = new long[admitted.Count, length];
-        for (var r = 0; r < admitted.Count; r++)
-        {
-            var prompt = _slots[admitted[r]]!.State.Prompt;
-            var pad = length - prompt.Count;
-            for (var t = 0; t < length; t++)
-            {
-                ids[r, t] = t < pad ? _model.Config.EosTokenId : prompt[t - pad];
-                mask[r, t] = t < pad ? 0 : 1;
-            }
-        }
+        var (ids, mask) = LeftPadded.Batch(admitted.Select(s => _slots[s]!.State.Prompt).ToList(), _model.Config.EosTokenId, _device);
+        var length = (int)ids.shape[1];
         using var cache = new KvCache(_model.Config.LayerCount, length);
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
-        var logits = _model.forward(new CausalLMInput(tensor(ids, device: _device), tensor(mask, device: _device), Cache: cache,
+        var logits = _model.forward(new CausalLMInput(ids, mask, Cache: cache,
             LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
         for (var r = 0; r < groups.Count; r++)
         {

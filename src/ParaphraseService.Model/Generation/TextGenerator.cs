@@ -49,20 +49,7 @@ public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer
         using var noGrad = no_grad();
         using var cache = new KvCache(model.Config.LayerCount, promptLength + maxNew);
 
-        // Left padding: every row's last prompt token sits in the last column, so one step serves all rows.
-        var ids = new long[batch, promptLength];
-        var mask = new long[batch, promptLength];
-        for (var r = 0; r < batch; r++)
-        {
-            var pad = promptLength - rows[r].Prompt.Count;
-            for (var t = 0; t < promptLength; t++)
-            {
-                ids[r, t] = t < pad ? model.Config.EosTokenId : rows[r].Prompt[t - pad];
-                mask[r, t] = t < pad ? 0 : 1;
-            }
-        }
-        var attentionMask = tensor(mask, device: device);
-        var next = tensor(ids, device: device);
+        var (next, attentionMask) = LeftPadded.Batch(rows.Select(r => r.Prompt).ToList(), model.Config.EosTokenId, device);
         for (var step = 0; step < maxNew && rows.Any(r => !r.Finished); step++)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -39,8 +39,8 @@ public sealed class GptJAttention : nn.Module<AttentionInput, Tensor>
 
         // Rotary on (B, T, H, D), then heads first: (B, H, T, D). Keys are kept in the model dtype so the cached and
         // the uncached paths attend to exactly the same keys.
-        var q = _rotary.Apply(q_proj.forward(x).view(b, t, _heads, _headDim), input.PositionIds).permute(0, 2, 1, 3);
-        var k = _rotary.Apply(k_proj.forward(x).view(b, t, _heads, _headDim), input.PositionIds).to(dtype).permute(0, 2, 1, 3);
+        var q = _rotary.Apply(q_proj.forward(x).view(b, t, _heads, _headDim), input.Rotary).permute(0, 2, 1, 3);
+        var k = _rotary.Apply(k_proj.forward(x).view(b, t, _heads, _headDim), input.Rotary).to(dtype).permute(0, 2, 1, 3);
         var v = v_proj.forward(x).view(b, t, _heads, _headDim).permute(0, 2, 1, 3);
         if (input.Cache is { } cache)
             (k, v) = cache.Append(k, v); // (B, H, S, D) with S = past + T

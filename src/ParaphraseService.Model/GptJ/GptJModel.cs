@@ -37,6 +37,7 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
         if (mask.shape[1] != past + t)
             throw new ArgumentException($"attention_mask covers {mask.shape[1]} positions but the cache holds {past} and the input {t}.");
         var positions = input.PositionIds ?? PositionIds.FromAttentionMask(mask)[.., (int)past..];
+        var rotary = _rotary.Angles(positions);
 
         // Query t (absolute past + t) may see key s when s <= past + t and s is not padding: (B, 1, T, S).
         var causal = torch.ones(t, past + t, ScalarType.Bool, device).tril(past);
@@ -44,7 +45,7 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
 
         var hidden = wte.forward(ids);
         for (var i = 0; i < h.Count; i++)
-            hidden = h[i].forward(new AttentionInput(hidden, allowed, positions, input.Cache?.Layer(i)));
+            hidden = h[i].forward(new AttentionInput(hidden, allowed, rotary, input.Cache?.Layer(i)));
         input.Cache?.Advance(t);
         return ln_f.forward(hidden).MoveToOuterDisposeScope();
     }

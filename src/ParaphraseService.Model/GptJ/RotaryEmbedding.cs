@@ -30,22 +30,36 @@ public sealed class RotaryEmbedding : IDisposable
         cos = angles.cos().DetachFromDisposeScope();
     }
 
-    /// <summary>Rotates q or k, shaped (B, T, H, D), at the given absolute positions (B, T). Returns fp32.</summary>
-    public Tensor Apply(Tensor x, Tensor positionIds)
+    /// <summary>
+    /// The sin and cos of absolute positions (B, T), each (B, T, 1, rotary_dim): gathered once per forward and shared by
+    /// every layer's q and k.
+    /// </summary>
+    public RotaryAngles Angles(Tensor positionIds)
     {
-        using var scope = NewDisposeScope();
         if (positionIds.numel() > 0 && positionIds.max().item<long>() >= _maxPositions)
             throw new ArgumentOutOfRangeException(nameof(positionIds), $"Position exceeds the model's context of {_maxPositions} tokens.");
-        EnsureOn(x.device);
+        EnsureOn(positionIds.device);
+        // sin = torch.repeat_interleave(sin[:, :, None, :], 2, 3)
+        return new RotaryAngles(sin[positionIds].unsqueeze(2).repeat_interleave(2, 3), cos[positionIds].unsqueeze(2).repeat_interleave(2, 3));
+    }
+
+    /// <summary>Rotates q or k, shaped (B, T, H, D), by precomputed angles. Returns fp32.</summary>
+    public Tensor Apply(Tensor x, RotaryAngles angles)
+    {
+        using var scope = NewDisposeScope();
         x = x.to(ScalarType.Float32);
         var rot = x[.., .., .., ..(int)_rotaryDim];
         var pass = x[.., .., .., (int)_rotaryDim..];
-        // sin = torch.repeat_interleave(sin[:, :, None, :], 2, 3)
-        var s = sin[positionIds].unsqueeze(2).repeat_interleave(2, 3); // (B, T, 1, rd)
-        var c = cos[positionIds].unsqueeze(2).repeat_interleave(2, 3);
         // (tensor * cos) + (rotate_every_two(tensor) * sin)
-        var rotated = rot * c + RotateEveryTwo(rot) * s;
+        var rotated = rot * angles.Cos + RotateEveryTwo(rot) * angles.Sin;
         return torch.cat([rotated, pass], dim: -1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rotates q or k, shaped (B, T, H, D), at absolute positions (B, T). Returns fp32.</summary>
+    public Tensor Apply(Tensor x, Tensor positionIds)
+    {
+        using var scope = NewDisposeScope();
+        return Apply(x, Angles(positionIds)).MoveToOuterDisposeScope();
     }
 
     // x1 = x[:, :, :, ::2]; x2 = x[:, :, :, 1::2]; torch.stack((-x2, x1), dim=-1).flatten(-2)
@@ -74,3 +88,6 @@ public sealed class RotaryEmbedding : IDisposable
         oldCos.Dispose();
     }
 }
+
+/// <summary>sin and cos of the positions of one forward pass, (B, T, 1, rotary_dim) each.</summary>
+public sealed record RotaryAngles(Tensor Sin, Tensor Cos);

@@ -27,7 +27,7 @@ public static class DemoModel
     {
         var (device, dtype) = options.Resolve();
         using var weights = new RandomCheckpoint(Config, seed: 0);
-        var layers = ModelLoader.LayersFor(Config, weights, options, dtype, device);
+        var layers = ModelLoader.LayersFor(weights, options, dtype, device);
         var model = ModelLoader.Build(Config, weights, layers, SourceName);
         return new LoadedModel(model, Gpt2Tokenizer.BuiltIn(), SourceName, isDemo: true, device, dtype, layers.Quantization, options.MaxResidentAdapters);
     }

@@ -19,19 +19,18 @@ public static class ModelLoader
         var (device, dtype) = options.Resolve();
         var config = GptJConfig.Load(Path.Combine(folder, "config.json"));
         using var checkpoint = CheckpointFiles.Open(folder);
-        var layers = LayersFor(config, checkpoint, options, dtype, device);
+        var layers = LayersFor(checkpoint, options, dtype, device);
         var model = Build(config, checkpoint, layers, folder);
         return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization,
             options.MaxResidentAdapters);
     }
 
     /// <summary>The layer settings for a checkpoint: dtype, device, and int8 or full precision (see ModelLoadOptions).</summary>
-    internal static LayerFactory LayersFor(GptJConfig config, ICheckpointSource checkpoint, ModelLoadOptions options, ScalarType dtype, Device device)
+    internal static LayerFactory LayersFor(ICheckpointSource checkpoint, ModelLoadOptions options, ScalarType dtype, Device device)
     {
         var isInt8 = checkpoint.Tensors.Keys.Any(k => k.EndsWith(".weight" + StateDictLoader.ScaleSuffix, StringComparison.Ordinal));
-        long parameters;
-        using (var meta = new GptJForCausalLM(config, dtype, torch.device("meta")))
-            parameters = meta.parameters().Sum(p => p.numel());
+        // The checkpoint's own tensor sizes say how big the model is; no need to build it twice.
+        var parameters = checkpoint.Tensors.Values.Where(t => !StateDictLoader.IsIgnored(t.Name)).Sum(t => t.ElementCount);
         return new LayerFactory(dtype, device, options.ResolveQuantization(parameters, isInt8), options.Int8,
             options.MaxResidentAdapters > 0 ? new LoraRouting() : null);
     }

@@ -47,16 +47,7 @@ public sealed record AdapterMetadata
     public static AdapterMetadata Load(string path) => FromJson(JsonFields.ReadFile(path), path);
 
     /// <exception cref="AdapterValidationException">Not JSON, or a field missing or of the wrong type.</exception>
-    public static AdapterMetadata FromJson(string json, string source)
-    {
-        var problems = new List<string>();
-        var metadata = Parse(json, problems);
-        if (metadata is null || problems.Count > 0)
-        {
-            throw new AdapterValidationException(source, problems);
-        }
-        return metadata;
-    }
+    public static AdapterMetadata FromJson(string json, string source) => JsonFields.ParseOrThrow(json, source, Parse);
 
     /// <summary>Writes the file through a temporary file and a rename.</summary>
     /// <exception cref="InvalidOperationException">A field cannot be written (see <see cref="ToJson"/>).</exception>

@@ -9,6 +9,16 @@ namespace ParaphraseService.Model.Lora.Peft;
 /// </summary>
 internal sealed class JsonFields
 {
+    /// <summary>Runs a parser that collects problems; any problem (or no result) is one <see cref="AdapterValidationException"/>.</summary>
+    public static T ParseOrThrow<T>(string json, string source, Func<string, List<string>, T?> parse) where T : class
+    {
+        var problems = new List<string>();
+        var parsed = parse(json, problems);
+        if (parsed is null || problems.Count > 0)
+            throw new AdapterValidationException(source, problems);
+        return parsed;
+    }
+
     /// <summary>A JSON file's text; a missing or unreadable file is an <see cref="AdapterValidationException"/>.</summary>
     public static string ReadFile(string path)
     {

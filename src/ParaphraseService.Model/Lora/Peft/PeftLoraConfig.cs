@@ -92,16 +92,7 @@ public sealed record PeftLoraConfig
 
     /// <summary>Parses the text of an <c>adapter_config.json</c>; <paramref name="source"/> names it in errors.</summary>
     /// <exception cref="AdapterValidationException">Not JSON, or fields of the wrong type.</exception>
-    public static PeftLoraConfig FromJson(string json, string source)
-    {
-        var problems = new List<string>();
-        var config = Parse(json, problems);
-        if (config is null || problems.Count > 0)
-        {
-            throw new AdapterValidationException(source, problems);
-        }
-        return config;
-    }
+    public static PeftLoraConfig FromJson(string json, string source) => JsonFields.ParseOrThrow(json, source, Parse);
 
     /// <summary>Writes the file as PEFT does (keys sorted, two-space indent), through a temporary file and a rename.</summary>
     public void Save(string path)
