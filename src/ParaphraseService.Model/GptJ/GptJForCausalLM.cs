@@ -32,6 +32,13 @@ public sealed class GptJForCausalLM : nn.Module<CausalLMInput, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Recompute each block's activations in the backward pass instead of keeping them (training only).</summary>
+    public bool GradientCheckpointing
+    {
+        get => transformer.GradientCheckpointing;
+        set => transformer.GradientCheckpointing = value;
+    }
+
     public override Tensor forward(CausalLMInput input)
     {
         using var scope = NewDisposeScope();

@@ -56,15 +56,35 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             : _options.Kernel;
         if (kernel == Int8Kernel.Fbgemm && device.type != DeviceType.CPU)
             throw new NotSupportedException("The fbgemm int8 kernel runs on the CPU only.");
-        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device) : Weights.ForDequantize(q, scale, device);
+        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device, _options.KeepWeightForTraining) : Weights.ForDequantize(q, scale, device);
     }
 
-    /// <summary>The weight as int8 values and row scales (the dequantize kernel only: fbgemm keeps just its packed form).</summary>
+    /// <summary>
+    /// The weight as int8 values and row scales: kept by the dequantize kernel, and by fbgemm only when asked
+    /// (<see cref="Int8Options.KeepWeightForTraining"/>); otherwise fbgemm keeps just its packed form.
+    /// </summary>
     public (Tensor Q, Tensor Scale) QuantizedWeight() => _weights is { Q: { } q } w
         ? (q, w.Scale)
-        : throw new InvalidOperationException("Only the dequantize kernel keeps the int8 weight; fbgemm keeps its packed form.");
+        : throw new InvalidOperationException(
+            "This int8 layer keeps only fbgemm's packed weight, so gradients cannot pass through it: load the model with " +
+            "Int8Options.KeepWeightForTraining (the service does when fine-tuning is enabled) or the dequantize kernel.");
+
+    /// <summary>Whether gradients can flow back through this layer.</summary>
+    public bool SupportsTraining => _weights?.Q is not null;
 
     public override Tensor forward(Tensor x)
+    {
+        // The weight is frozen; only the input may need a gradient (towards LoRA adapters of earlier layers).
+        if (x.requires_grad && is_grad_enabled())
+        {
+            // Checked here: an exception thrown inside the backward pass would cross native code and end the process.
+            _ = QuantizedWeight();
+            return Int8LinearFunction.apply(x, this);
+        }
+        return ForwardWithoutGraph(x);
+    }
+
+    internal Tensor ForwardWithoutGraph(Tensor x)
     {
         var w = _weights ?? throw new InvalidOperationException("Int8Linear has no weight loaded.");
         using var scope = NewDisposeScope();
@@ -125,12 +145,13 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             Scale = scale.to(ScalarType.Float32, device).DetachFromDisposeScope(),
         };
 
-        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device)
+        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device, bool keepQ)
         {
             using var cpu = q.to(CPU);
             return new Weights
             {
                 Kernel = Int8Kernel.Fbgemm,
+                Q = keepQ ? cpu.clone().DetachFromDisposeScope() : null,
                 Packed = FbgemmKernels.Pack(cpu).DetachFromDisposeScope(),
                 ColOffsets = cpu.sum([1], type: ScalarType.Int32).DetachFromDisposeScope(),
                 // fbgemm checks the weight's sizes only: a broadcast scalar stands in for the 1-byte-per-weight matrix.

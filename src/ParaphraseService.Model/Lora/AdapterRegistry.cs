@@ -15,6 +15,7 @@ public sealed class AdapterRegistry : IDisposable
 {
     private readonly Dictionary<string, LoraLinear> _layers;
     private readonly Dictionary<string, (LoraAdapter Adapter, long LastUsed)> _resident = new(StringComparer.Ordinal);
+    private readonly HashSet<LoraAdapter> _training = new(ReferenceEqualityComparer.Instance);
     private readonly TorchSharp.torch.Device _device;
     private long _clock;
 
@@ -111,6 +112,29 @@ public sealed class AdapterRegistry : IDisposable
         return evicted;
     }
 
+    /// <summary>
+    /// Attaches an adapter being trained to the model's layers without making it resident: it is not listed, not
+    /// counted against <see cref="MaxResident"/> and never unloaded to make room. The caller keeps ownership and
+    /// detaches it with <see cref="DetachTraining"/>.
+    /// </summary>
+    public void AttachTraining(LoraAdapter adapter)
+    {
+        var unknown = adapter.Modules.Where(m => !_layers.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"Adapter '{adapter.Name}' targets modules the model does not have or cannot adapt: {string.Join(", ", unknown.Take(5))}.");
+        if (!_training.Add(adapter)) return;
+        foreach (var (path, weights) in adapter.Weights)
+            _layers[path].Attach(adapter, weights);
+    }
+
+    /// <summary>Detaches an adapter attached by <see cref="AttachTraining"/> (it is not disposed).</summary>
+    public void DetachTraining(LoraAdapter adapter)
+    {
+        if (!_training.Remove(adapter)) return;
+        foreach (var path in adapter.Modules)
+            _layers[path].Detach(adapter);
+    }
+
     /// <summary>The resident adapter of that name, marked as just used; null when it is not resident.</summary>
     public LoraAdapter? Get(string name)
     {
@@ -135,6 +159,8 @@ public sealed class AdapterRegistry : IDisposable
 
     public void Dispose()
     {
+        foreach (var adapter in _training.ToList())
+            DetachTraining(adapter);
         foreach (var name in _resident.Keys.ToList())
             Unload(name);
     }

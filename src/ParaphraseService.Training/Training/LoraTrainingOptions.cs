@@ -34,6 +34,10 @@ public sealed record LoraTrainingOptions
     public int MaxSequenceLength { get; init; } = 128;
 
     public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Recompute each block's activations in the backward pass instead of keeping them: one more forward
+    /// pass per step for activation memory of one block instead of all (the original 8-bit GPT-J recipe uses it).</summary>
+    public bool GradientCheckpointing { get; init; } = true;
     public double WeightDecay { get; init; }
     public long Seed { get; init; } = 42;
 

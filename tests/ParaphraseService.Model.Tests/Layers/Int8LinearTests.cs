@@ -135,4 +135,36 @@ public class Int8LinearTests(ITestOutputHelper output)
         Assert.Equal([2L, 2, 16], rows.shape);
         Assert.InRange(RelativeError(rows, table.index_select(0, ids.flatten()).view(2, 2, 16)), 1e-5, 1e-2);
     }
+
+    [Theory]
+    [InlineData(Int8Kernel.Fbgemm)]
+    [InlineData(Int8Kernel.Dequantize)]
+    public void InputGradientFlowsThroughTheKeptInt8Matrix(Int8Kernel kernel)
+    {
+        var (weight, bias) = RandomLayer(11);
+        using var layer = Quantized(weight, bias, new Int8Options(kernel, KeepWeightForTraining: true));
+        var x = Inputs(12).requires_grad_(true);
+        var upstream = randn([8, Out], generator: new Generator(13, CPU));
+        (layer.forward(x) * upstream).sum().backward();
+
+        // dL/dx = upstream · W, with W the dequantized weight the layer holds
+        var (q, scale) = layer.QuantizedWeight();
+        var expected = upstream.matmul(RowwiseInt8.Dequantize(q, scale, ScalarType.Float32));
+        Assert.True(RelativeError(x.grad!, expected) < 1e-6, $"gradient error {RelativeError(x.grad!, expected)}");
+        // ... and close to the full-precision layer's gradient (the weight's rounding only)
+        var error = RelativeError(x.grad!, upstream.matmul(weight));
+        output.WriteLine($"{kernel}: input gradient vs fp32 layer, relative L2 {error:E2}");
+        Assert.True(error < 1e-2, $"gradient vs fp32: {error}");
+    }
+
+    [Fact]
+    public void FbgemmWithoutTheKeptMatrixRefusesToTrainWithAClearMessage()
+    {
+        var (weight, bias) = RandomLayer(11);
+        using var layer = Quantized(weight, bias, new Int8Options(Int8Kernel.Fbgemm));
+        Assert.False(layer.SupportsTraining);
+        var x = Inputs(12).requires_grad_(true);
+        var error = Assert.Throws<InvalidOperationException>(() => layer.forward(x));
+        Assert.Contains("KeepWeightForTraining", error.Message);
+    }
 }
