@@ -1,4 +1,5 @@
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.Health;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.OpenAi;
@@ -16,6 +17,7 @@ app.MapParaphrase();
 app.MapAdapters();
 app.MapAdminAdapters();
 app.MapOpenAiCompletions();
+app.MapFineTunes();
 app.Run();
 
 /// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>

@@ -13,10 +13,12 @@ internal sealed class ServiceApplication(
 {
     // Adapters go to a folder of this instance's own unless the test names one: never into the source tree.
     private readonly string _adapters = Directory.CreateTempSubdirectory("service-adapters-").FullName;
+    private readonly string _fineTunes = Directory.CreateTempSubdirectory("service-fine-tunes-").FullName;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("Adapters:Directory", _adapters);
+        builder.UseSetting("FineTunes:Directory", _fineTunes);
         // With UseKestrel: a free loopback port, so parallel tests never collide (the in-memory server ignores it).
         builder.UseUrls("http://127.0.0.1:0");
         foreach (var (key, value) in settings ?? [])
@@ -31,6 +33,7 @@ internal sealed class ServiceApplication(
     {
         await base.DisposeAsync();
         Directory.Delete(_adapters, recursive: true);
+        Directory.Delete(_fineTunes, recursive: true);
     }
 
     /// <summary>Waits for the model to finish loading (not for a fixed time).</summary>

@@ -1,5 +1,6 @@
 using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.OpenApi;
 using ParaphraseService.Api.Scheduling;
 using Serilog;
@@ -40,6 +41,7 @@ public static class HostingExtensions
         services.AddAdapterStore();
         services.AddSingleton<StoreAdapterFolders>();
         services.AddSingleton<IAdapterFolders>(provider => provider.GetRequiredService<StoreAdapterFolders>());
+        services.AddFineTuning();
         services.AddSingleton<Scheduler>();
         services.AddHostedService(provider => provider.GetRequiredService<Scheduler>());
         return services;

@@ -18,7 +18,7 @@ namespace ParaphraseService.Api.Scheduling;
 /// </summary>
 public sealed class Scheduler(
     ModelHost modelHost, GenerationQueue queue, IAdapterFolders adapterFolders, ResidentAdapters resident, ServiceMetrics metrics,
-    IOptions<SchedulerOptions> options, ILogger<Scheduler> logger)
+    IOptions<SchedulerOptions> options, ILogger<Scheduler> logger, IModelBackgroundWork? background = null)
     : BackgroundService
 {
     private readonly Dictionary<int, (GenerationJob Job, int Candidate)> _slots = [];
@@ -77,6 +77,7 @@ public sealed class Scheduler(
             // Graceful shutdown: what runs is cancelled cleanly, what waits is told the service is stopping.
             foreach (var job in _running.Keys.ToList())
                 Finish(job, batcher, new JobFailedException(JobFailure.ShuttingDown, "The service is shutting down."));
+            background?.Stop();
             queue.Close();
             FailQueued(JobFailure.ShuttingDown, "The service is shutting down.");
         }
@@ -84,14 +85,21 @@ public sealed class Scheduler(
 
     private async Task Loop(ContinuousBatcher batcher, LoadedModel model, CancellationToken stoppingToken)
     {
+        var decodeStepsPerSlice = options.Value.DecodeStepsPerTrainingSlice;
+        var stepsSinceSlice = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            if (batcher.ActiveCount == 0 && _commands.Reader.Count == 0)
+            if (batcher.ActiveCount == 0 && _commands.Reader.Count == 0 && !queue.Reader.TryPeek(out _) && background?.HasWork != true)
             {
-                // Idle: wake for a job or an admin command.
-                var job = queue.Reader.WaitToReadAsync(stoppingToken).AsTask();
-                var command = _commands.Reader.WaitToReadAsync(stoppingToken).AsTask();
-                if (await Task.WhenAny(job, command) == job && !await job)
+                // Idle: wake for a job, an admin command or background work.
+                using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                var job = queue.Reader.WaitToReadAsync(wake.Token).AsTask();
+                var command = _commands.Reader.WaitToReadAsync(wake.Token).AsTask();
+                var work = background?.WaitForWorkAsync(wake.Token) ?? Task.Delay(Timeout.Infinite, wake.Token);
+                var first = await Task.WhenAny(job, command, work);
+                wake.Cancel();
+                if (stoppingToken.IsCancellationRequested) return;
+                if (first == job && !await job)
                     return;
             }
             RunCommands(model);
@@ -99,7 +107,17 @@ public sealed class Scheduler(
             Admit(batcher, model);
             DropAbandoned(batcher);
             if (batcher.ActiveCount == 0)
+            {
+                // Nothing to decode: background work (a fine-tune) has the model until a request arrives.
+                if (background?.HasWork == true) background.RunSlice(model);
                 continue;
+            }
+            // Under load, background work still gets a slice every few decode steps, so it never starves.
+            if (background?.HasWork == true && ++stepsSinceSlice >= decodeStepsPerSlice)
+            {
+                background.RunSlice(model);
+                stepsSinceSlice = 0;
+            }
             var rows = batcher.ActiveCount;
             var updates = batcher.Step();
             metrics.Step(rows, updates.Count);

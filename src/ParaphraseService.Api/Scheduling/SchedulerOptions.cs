@@ -19,6 +19,14 @@ public sealed class SchedulerOptions
     [Range(16, 2048)]
     public int MaxSequenceTokens { get; set; } = 512;
 
+    /// <summary>
+    /// While requests are being decoded, background work (a fine-tune's micro-batch) gets one slice after this many
+    /// decode steps; when nothing is decoded it runs continuously. Lower trains faster under load, higher keeps
+    /// request latency lower.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int DecodeStepsPerTrainingSlice { get; set; } = 16;
+
     /// <summary>How long a request may wait and run before it is dropped with 504.</summary>
     [Range(1, 3600)]
     public int RequestTimeoutSeconds { get; set; } = 120;

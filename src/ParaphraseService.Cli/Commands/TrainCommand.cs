@@ -11,8 +11,7 @@ namespace ParaphraseService.Cli.Commands;
 /// <summary><c>train</c>: fine-tune a LoRA adapter offline on a paraphrase dataset and write it as a PEFT folder.</summary>
 internal static class TrainCommand
 {
-    /// <summary>The prompt an adapter is trained with (and later served with, from its metadata).</summary>
-    public const string DefaultTemplate = "Original: {text}\nParaphrase:";
+    public const string DefaultTemplate = PromptTemplate.FineTuneTemplateText;
 
     public static Command Create()
     {

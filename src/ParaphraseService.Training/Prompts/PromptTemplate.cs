@@ -12,6 +12,9 @@ public sealed class PromptTemplate
     /// <summary>GPT-style models end a one-line answer with a newline, so that is the default end marker.</summary>
     public const string DefaultEndMarker = "\n";
 
+    /// <summary>The prompt an adapter is trained with unless told otherwise (and later served with, from its metadata).</summary>
+    public const string FineTuneTemplateText = "Original: {text}\nParaphrase:";
+
     /// <summary>
     /// The few-shot prompt for the base model without an adapter: four short, varied "Original:/Paraphrase:" pairs
     /// separated by a blank line, then the input. It ends with "Paraphrase:" and no space, because GPT-2 tokens carry

@@ -1,5 +1,8 @@
+using System.Text.Json.Serialization;
+
 namespace ParaphraseService.Training.Training;
 
+[JsonConverter(typeof(JsonStringEnumConverter<LearningRateSchedule>))]
 public enum LearningRateSchedule
 {
     /// <summary>Linear warmup, then linear decay to zero.</summary>

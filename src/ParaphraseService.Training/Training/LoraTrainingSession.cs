@@ -162,7 +162,8 @@ public sealed class LoraTrainingSession : IDisposable
     /// Writes the adapter, the optimizer state and the step to <paramref name="folder"/>, which appears complete or not
     /// at all. Only between optimizer steps (gradients half accumulated are not saved).
     /// </summary>
-    public void SaveCheckpoint(string folder)
+    /// <param name="addFiles">Writes the caller's own files into the checkpoint's staging folder.</param>
+    public void SaveCheckpoint(string folder, Action<string>? addFiles = null)
     {
         if (_micro != 0)
             throw new InvalidOperationException("A checkpoint is taken between optimizer steps, not in the middle of one.");
@@ -178,6 +179,8 @@ public sealed class LoraTrainingSession : IDisposable
             using (var stream = File.Create(Path.Combine(staging, OptimizerFile)))
             using (var writer = new BinaryWriter(stream))
                 _optimizer.save_state_dict(writer);
+            addFiles?.Invoke(staging);
+            // Written last: a folder with state.json is a complete checkpoint.
             File.WriteAllText(Path.Combine(staging, StateFile), JsonSerializer.Serialize(new CheckpointState(Step, Adapter.Name, Adapter.Rank)));
         });
     }

@@ -1,0 +1,266 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora.Peft;
+using ParaphraseService.Training.Datasets;
+using ParaphraseService.Training.Prompts;
+using ParaphraseService.Training.Training;
+
+namespace ParaphraseService.Api.FineTuning;
+
+/// <summary>
+/// Runs fine-tune jobs on the model the service holds, one slice at a time on the scheduler's thread (see
+/// <see cref="IModelBackgroundWork"/>): at most <see cref="FineTuneOptions.MaxConcurrentJobs"/> jobs at once, taking
+/// slices in turn, the rest waiting in order. A job interrupted by a restart resumes from its newest checkpoint; a
+/// cancelled one stops before its next slice. On success the adapter is published to the store, which makes
+/// <c>/paraphrase</c> serve it at once.
+/// </summary>
+public sealed class FineTuneRunner : IModelBackgroundWork
+{
+    private readonly FineTuneJobStore _store;
+    private readonly AdapterStore _adapters;
+    private readonly FineTuneEvents _events;
+    private readonly FineTuneOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<FineTuneRunner> _logger;
+    private readonly ConcurrentQueue<string> _pending = new();
+    private readonly ConcurrentDictionary<string, byte> _cancelled = new();
+    private readonly List<ActiveJob> _active = [];
+    private readonly SemaphoreSlim _signal = new(0);
+    private int _turn;
+
+    public FineTuneRunner(FineTuneJobStore store, AdapterStore adapters, FineTuneEvents events, IOptions<FineTuneOptions> options,
+        TimeProvider time, ILogger<FineTuneRunner> logger)
+    {
+        (_store, _adapters, _events, _options, _time, _logger) = (store, adapters, events, options.Value, time, logger);
+        var interrupted = store.RequeueInterrupted();
+        if (interrupted > 0)
+            logger.LogInformation("{Count} fine-tune job(s) interrupted by the last shutdown will resume from their checkpoints", interrupted);
+        foreach (var job in store.Queued())
+            _pending.Enqueue(job.Id);
+    }
+
+    public bool HasWork => _options.Enabled && (_active.Count > 0 || !_pending.IsEmpty);
+
+    /// <summary>Jobs training now.</summary>
+    public int RunningCount => Volatile.Read(ref _runningCount);
+    private int _runningCount;
+
+    public async Task WaitForWorkAsync(CancellationToken cancellationToken) => await _signal.WaitAsync(cancellationToken);
+
+    /// <summary>A job was queued.</summary>
+    public void Enqueue(string id)
+    {
+        _pending.Enqueue(id);
+        _signal.Release();
+    }
+
+    /// <summary>Cancels a job: a queued one ends now, a running one before its next slice. False when it had already finished.</summary>
+    public bool Cancel(string id)
+    {
+        if (_store.TryFinish(id, FineTuneState.Cancelled, null, _time.GetUtcNow(), onlyIfQueued: true))
+        {
+            PublishState(id);
+            return true;
+        }
+        if (!_store.RequestCancel(id))
+            return false;
+        _cancelled[id] = 0;
+        _signal.Release();
+        return true;
+    }
+
+    public void RunSlice(LoadedModel model)
+    {
+        try
+        {
+            StopCancelled();
+            Activate(model);
+            if (_active.Count == 0) return;
+            var job = _active[_turn++ % _active.Count];
+            Advance(job, model);
+        }
+        catch (Exception e)
+        {
+            // Never let a job's failure reach the scheduler's loop.
+            _logger.LogError(e, "Fine-tune runner failed");
+        }
+    }
+
+    public void Stop()
+    {
+        // The jobs stay 'running' in the store: the next start resumes them from their checkpoints.
+        foreach (var job in _active) job.Dispose();
+        _active.Clear();
+        Interlocked.Exchange(ref _runningCount, 0);
+    }
+
+    private void StopCancelled()
+    {
+        if (_cancelled.IsEmpty) return;
+        foreach (var job in _active.Where(j => _cancelled.ContainsKey(j.Id)).ToList())
+        {
+            End(job, FineTuneState.Cancelled, null);
+            _logger.LogInformation("Fine-tune {Job} cancelled at step {Step}", job.Id, job.Run.Step);
+        }
+    }
+
+    private void Activate(LoadedModel model)
+    {
+        while (_active.Count < _options.MaxConcurrentJobs && _pending.TryDequeue(out var id))
+        {
+            var job = _store.Get(id);
+            if (job is not { State: FineTuneState.Queued }) continue;
+            if (job.CancelRequested) // cancelled while running, then the process stopped before it could end the job
+            {
+                _store.TryFinish(id, FineTuneState.Cancelled, null, _time.GetUtcNow());
+                PublishState(id);
+                continue;
+            }
+            FineTuneRun? run = null;
+            try
+            {
+                var registry = model.Adapters ?? throw new InvalidOperationException("The model was loaded without LoRA support.");
+                var request = job.Options;
+                var template = PromptTemplate.ForAdapter(request.PromptTemplate);
+                var data = FineTuneRequests.Prepare(_store.DatasetFile(id)!, request, model.Tokenizer);
+                run = new FineTuneRun(model.Model, registry, model.Tokenizer, template, "fine-tune:" + id, data,
+                    FineTuneRequests.Settings(request, _options), _store.CheckpointFolder(id));
+                var summary = JsonSerializer.SerializeToElement(data.Summary, FineTuneJobStore.Json);
+                if (!_store.TryStart(id, run.TotalSteps, run.Step, run.ResumedFromStep, summary, _time.GetUtcNow()))
+                {
+                    run.Dispose();
+                    continue;
+                }
+                _active.Add(new ActiveJob(id, request, run, template, data.Summary, model));
+                Interlocked.Exchange(ref _runningCount, _active.Count);
+                _logger.LogInformation("Fine-tune {Job} started: adapter {Adapter}, {Steps} steps{Resumed}", id, request.Adapter, run.TotalSteps,
+                    run.ResumedFromStep is { } from ? $", resumed from step {from}" : "");
+                PublishState(id);
+            }
+            catch (Exception e) when (e is DatasetException or ArgumentException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
+            {
+                run?.Dispose();
+                _store.TryFinish(id, FineTuneState.Failed, e.Message, _time.GetUtcNow());
+                _logger.LogWarning("Fine-tune {Job} could not start: {Error}", id, e.Message);
+                PublishState(id);
+            }
+        }
+    }
+
+    private void Advance(ActiveJob job, LoadedModel model)
+    {
+        try
+        {
+            if (!job.Work.MoveNext())
+            {
+                Complete(job, model);
+                return;
+            }
+            switch (job.Work.Current)
+            {
+                case Training.Training.FineTuneEvent.StepTaken { Step: var step }:
+                    var eta = job.SecondsPerStep(step.Step) * (step.TotalSteps - step.Step);
+                    _store.RecordStep(job.Id, step.Step, step.Epoch, step.Loss, step.TokensPerSecond, eta);
+                    _events.Publish(job.Id, new JobEvent("step", new
+                    {
+                        step.Step, step.TotalSteps, step.Epoch, step.Loss, step.LearningRate, step.TokensPerSecond, EtaSeconds = eta,
+                    }));
+                    break;
+                case Training.Training.FineTuneEvent.Evaluated e:
+                    if (!e.Base) _store.RecordEval(job.Id, e.Step, e.EvalLoss);
+                    _store.RecordMetrics(job.Id, job.Run.Metrics);
+                    _events.Publish(job.Id, new JobEvent("eval", new { e.Step, Loss = e.EvalLoss, e.Base }));
+                    break;
+                case Training.Training.FineTuneEvent.CheckpointSaved c:
+                    _events.Publish(job.Id, new JobEvent("checkpoint", new { c.Step }));
+                    break;
+                case Training.Training.FineTuneEvent.Scored s:
+                    _store.RecordMetrics(job.Id, job.Run.Metrics);
+                    _events.Publish(job.Id, new JobEvent("scored", new { s.Scores.Bleu, s.Scores.SelfBleu, s.Scores.IBleu, s.Scores.Count, s.Examples }));
+                    break;
+            }
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Fine-tune {Job} failed", job.Id);
+            End(job, FineTuneState.Failed, e.Message);
+        }
+    }
+
+    private void Complete(ActiveJob job, LoadedModel model)
+    {
+        var metrics = job.Run.Metrics;
+        using (var adapter = job.Run.TakeAdapter())
+        {
+            var staging = _adapters.CreateStagingFolder();
+            Directory.Delete(staging); // AdapterExport creates the folder itself, atomically
+            try
+            {
+                AdapterExport.Save(staging, adapter, job.Options.Training(), model.Adapters!.Target, model.Source, job.Template, job.Dataset, metrics);
+            }
+            catch
+            {
+                if (Directory.Exists(staging)) _adapters.DiscardStaging(staging);
+                throw;
+            }
+            _adapters.Publish(job.Options.Adapter!, staging, job.Options.Replace, AdapterOrigin.FineTune);
+        }
+        _store.RecordMetrics(job.Id, metrics);
+        End(job, FineTuneState.Succeeded, null);
+        _logger.LogInformation("Fine-tune {Job} succeeded: adapter {Adapter} published; eval loss {Before:F4} -> {After:F4}", job.Id, job.Options.Adapter,
+            metrics.GetValueOrDefault("eval_loss_base"), metrics.GetValueOrDefault("eval_loss"));
+    }
+
+    /// <summary>Ends a running job: frees its tensors, deletes its checkpoints, records the outcome.</summary>
+    private void End(ActiveJob job, FineTuneState state, string? error)
+    {
+        job.Dispose();
+        _active.Remove(job);
+        Interlocked.Exchange(ref _runningCount, _active.Count);
+        _cancelled.TryRemove(job.Id, out _);
+        try
+        {
+            var checkpoints = _store.CheckpointFolder(job.Id);
+            if (Directory.Exists(checkpoints)) Directory.Delete(checkpoints, recursive: true);
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning("Fine-tune {Job}: checkpoints not deleted: {Error}", job.Id, e.Message);
+        }
+        _store.TryFinish(job.Id, state, error, _time.GetUtcNow());
+        PublishState(job.Id);
+    }
+
+    private void PublishState(string id)
+    {
+        if (_store.Get(id) is { } job) _events.Publish(id, new JobEvent("state", job));
+    }
+
+    private sealed class ActiveJob(string id, FineTuneRequest options, FineTuneRun run, PromptTemplate template, DatasetSummary dataset, LoadedModel model) : IDisposable
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly int _firstStep = run.Step;
+
+        public string Id => id;
+        public FineTuneRequest Options => options;
+        public FineTuneRun Run => run;
+        public PromptTemplate Template => template;
+        public DatasetSummary Dataset => dataset;
+        public LoadedModel Model => model;
+        public IEnumerator<Training.Training.FineTuneEvent> Work { get; } = run.Run().GetEnumerator();
+
+        /// <summary>Wall-clock seconds per step since the job (re)started, serving included: what an ETA needs.</summary>
+        public double SecondsPerStep(int step) => _clock.Elapsed.TotalSeconds / Math.Max(1, step - _firstStep);
+
+        public void Dispose()
+        {
+            Work.Dispose();
+            run.Dispose();
+        }
+    }
+}
