@@ -14,7 +14,7 @@ public sealed class TrainCommandTests : IDisposable
     {
         var output = Path.Combine(_temp, "adapter");
         var train = await CliRunner.RunAsync("train", "--model", "demo", "--data", Fixtures.Get("datasets", "pairs.jsonl"), "--out", output,
-            "--max-steps", "2", "--epochs", "3", "--batch-size", "2", "--rank", "4", "--eval-fraction", "0.34");
+            "--max-steps", "2", "--epochs", "3", "--batch-size", "2", "--rank", "4", "--eval-fraction", "0.34", "--bleu-samples", "2", "--checkpoint-every", "1");
         Assert.True(train.ExitCode == 0, train.StandardError);
         Assert.Contains("step 2/2", train.StandardError);
         foreach (var file in new[] { "adapter_config.json", "adapter_model.safetensors", "paraphrase_adapter.json" })
@@ -23,6 +23,9 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal("fine-tune", metadata.GetProperty("origin").GetString());
         Assert.Equal("Original: {text}\nParaphrase:", metadata.GetProperty("prompt_template").GetString());
         Assert.True(metadata.GetProperty("metrics").TryGetProperty("eval_loss", out _));
+        Assert.True(metadata.GetProperty("metrics").TryGetProperty("ibleu", out _)); // generated paraphrases were scored
+        Assert.Contains("step 1: checkpoint saved", train.StandardError);
+        Assert.False(Directory.Exists(output + ".checkpoints")); // deleted once the adapter is written
         Assert.Equal(4, metadata.GetProperty("training").GetProperty("hyperparameters").GetProperty("rank").GetInt32());
 
         var generate = await CliRunner.RunAsync("generate", "--model", "demo", "--adapter", output, "--prompt", "Hello", "--greedy", "--max-new-tokens", "3", "--json");

@@ -41,14 +41,33 @@ internal static class BenchCommand
         var requests = new Option<int>("--requests") { Description = "Requests per client.", DefaultValueFactory = _ => 4 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens per completion.", DefaultValueFactory = _ => 32 };
         var serveJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
-        var serve = new Command("serve", "Drive a running service (scripts/bench-serve.sh starts one): 1 client vs N concurrent, tokens/s, latency, time to first token.")
+        var fineTuneData = new Option<string?>("--fine-tune-data") { Description = "Repeat the runs while a fine-tune job trains on this dataset (needs the admin key)." };
+        var fineTuneOptions = new Option<string>("--fine-tune-options")
         {
-            url, clients, requests, maxTokens, serveJson,
+            Description = "The job's options as JSON.",
+            DefaultValueFactory = _ => """{"adapter":"bench-fine-tune","replace":true,"targetModules":["all-linear"],"rank":16,"epochs":100,"bleuSamples":0}""",
+        };
+        var adminKey = new Option<string?>("--admin-key") { Description = "The service's admin API key (default: PARAPHRASE_ADMIN_KEY)." };
+        var serve = new Command("serve", "Drive a running service (scripts/bench-serve.sh starts one): 1 client vs N concurrent, tokens/s, latency, " +
+            "time to first token; with --fine-tune-data, again while a fine-tune job trains on the same model.")
+        {
+            url, clients, requests, maxTokens, serveJson, fineTuneData, fineTuneOptions, adminKey,
         };
         serve.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
+            ServeBenchFineTune? fineTune = null;
+            if (parse.GetValue(fineTuneData) is { } data)
+            {
+                var key = parse.GetValue(adminKey) ?? Environment.GetEnvironmentVariable("PARAPHRASE_ADMIN_KEY")
+                    ?? throw new ArgumentException("--fine-tune-data needs the admin key: --admin-key or PARAPHRASE_ADMIN_KEY.");
+                if (!File.Exists(data))
+                    throw new FileNotFoundException($"No dataset file '{data}'.", data);
+                var jobOptions = System.Text.Json.Nodes.JsonNode.Parse(parse.GetValue(fineTuneOptions)!) as System.Text.Json.Nodes.JsonObject
+                    ?? throw new ArgumentException("--fine-tune-options must be a JSON object.");
+                fineTune = new ServeBenchFineTune(data, key, jobOptions);
+            }
             var report = await ServeBenchmark.Run(new Uri(parse.GetValue(url)!), parse.GetValue(clients), parse.GetValue(requests), parse.GetValue(maxTokens),
-                line => Console.Error.WriteLine(line), ct);
+                line => Console.Error.WriteLine(line), ct, fineTune);
             Console.WriteLine(parse.GetValue(serveJson) ? JsonSerializer.Serialize(report, s_json) : ServeTable(report));
             return 0;
         }));
@@ -68,7 +87,18 @@ internal static class BenchCommand
             {Row(r.Concurrent)}
 
             aggregate throughput, {r.Concurrent.Clients} clients vs 1: {r.ThroughputRatio:F2}x
-            """;
+            """ + (r.WithFineTune is not { } f ? "" : $"""
+
+
+            while fine-tune {f.JobId} trains on the same model:
+
+            | clients | requests | tokens/s | p50 ms  | p99 ms  | TTFT p50 | TTFT p99 |
+            |---------|----------|----------|---------|---------|----------|----------|
+            {Row(f.Single)}
+            {Row(f.Concurrent)}
+
+            p50 latency of 1 client, with / without the job: {f.LatencyP50Ratio:F2}x; the job took {f.StepsDuringRuns} steps meanwhile ({f.JobTokensPerSecond:F0} training tokens/s)
+            """);
     }
 
     private static string LoraTable(LoraBenchReport r)

@@ -38,11 +38,21 @@ internal static class TrainCommand
         var schedule = new Option<LearningRateSchedule>("--schedule") { DefaultValueFactory = _ => LearningRateSchedule.Linear };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 42 };
         var template = new Option<string>("--template") { Description = "Prompt with {text}; the target follows it, ended by a newline.", DefaultValueFactory = _ => DefaultTemplate };
+        var evalEvery = new Option<int>("--eval-every") { Description = "Measure the eval loss every N steps (0: only at the end).", DefaultValueFactory = _ => 0 };
+        var patience = new Option<int?>("--early-stopping") { Description = "Stop after N evaluations without a better eval loss (needs --eval-every)." };
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Save a checkpoint every N steps in <out>.checkpoints; a later run with the same arguments resumes from it.",
+            DefaultValueFactory = _ => 0,
+        };
+        var bleuSamples = new Option<int>("--bleu-samples") { Description = "Held-out sources paraphrased and scored (BLEU, self-BLEU, iBLEU).", DefaultValueFactory = _ => 32 };
+        var noCheckpointing = new Option<bool>("--no-gradient-checkpointing") { Description = "Keep every block's activations (faster, more memory)." };
 
         var command = new Command("train", "Fine-tune a LoRA adapter on paraphrase pairs (offline) and write it as a Hugging Face PEFT folder.")
         {
             model, data, output, both, lenient, sample, evalFraction, rank, alpha, dropout, targets, learningRate, epochs, maxSteps,
-            batchSize, accumulation, maxLength, warmup, schedule, seed, template, device, quantization,
+            batchSize, accumulation, maxLength, warmup, schedule, seed, template, device, quantization, evalEvery, patience, checkpointEvery,
+            bleuSamples, noCheckpointing,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -55,18 +65,24 @@ internal static class TrainCommand
                 LearningRate = parse.GetValue(learningRate), Epochs = parse.GetValue(epochs), MaxSteps = parse.GetValue(maxSteps),
                 BatchSize = parse.GetValue(batchSize), GradientAccumulation = parse.GetValue(accumulation), MaxSequenceLength = parse.GetValue(maxLength),
                 WarmupSteps = parse.GetValue(warmup), Schedule = parse.GetValue(schedule), Seed = parse.GetValue(seed),
+                GradientCheckpointing = !parse.GetValue(noCheckpointing),
             };
-            options.Validate();
+            var settings = new FineTuneSettings
+            {
+                Training = options, EvalEverySteps = parse.GetValue(evalEvery), EarlyStoppingPatience = parse.GetValue(patience),
+                CheckpointEverySteps = parse.GetValue(checkpointEvery), BleuSamples = parse.GetValue(bleuSamples),
+            };
+            settings.Validate();
             var outputFolder = parse.GetValue(output)!;
             if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
                 throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
 
             var read = ParaphraseDatasetReader.Read(parse.GetValue(data)!, new DatasetReadOptions { BothDirections = parse.GetValue(both), Lenient = parse.GetValue(lenient) }, ct);
-            // The base must pass gradients to the adapters of earlier layers: int8 trains with the dequantize kernel.
+            // The base must pass gradients to the adapters of earlier layers: int8 layers keep their matrix for the backward pass.
             using var loaded = await ModelSource.LoadAsync(parse.GetValue(model)!, new ModelLoadOptions
             {
                 Device = parse.GetValue(device)!, Quantization = parse.GetValue(quantization)!, MaxResidentAdapters = 1,
-                Int8 = new Int8Options(Int8Kernel.Dequantize),
+                Int8 = Int8Options.Default with { KeepWeightForTraining = true },
             }, ProgressReporter.ForDownloads(), ct);
             if (loaded.IsDemo)
                 await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
@@ -79,18 +95,33 @@ internal static class TrainCommand
             await Console.Error.WriteLineAsync($"data: {s.PairsRead} pairs read, {s.TrainCount} train, {s.EvalCount} eval " +
                 $"({s.CopiesDropped} copies, {s.DuplicatesDropped} duplicates, {s.TooLongDropped} too long dropped)");
 
-            var trainer = new LoraTrainer(loaded.Model, loaded.Adapters!, loaded.Tokenizer, prompt);
-            var before = trainer.EvalLoss(prepared.Eval, adapter: null, options.MaxSequenceLength);
-            var lastLoss = double.NaN;
-            var adapter = trainer.Train(Path.GetFileName(outputFolder.TrimEnd(Path.DirectorySeparatorChar)), prepared.Train, options, step =>
+            var checkpoints = settings.CheckpointEverySteps > 0 ? Path.TrimEndingDirectorySeparator(Path.GetFullPath(outputFolder)) + ".checkpoints" : null;
+            using var run = new FineTuneRun(loaded.Model, loaded.Adapters!, loaded.Tokenizer, prompt,
+                Path.GetFileName(outputFolder.TrimEnd(Path.DirectorySeparatorChar)), prepared, settings, checkpoints);
+            if (run.ResumedFromStep is { } from)
+                await Console.Error.WriteLineAsync($"resuming from the checkpoint at step {from} in {checkpoints}");
+            foreach (var e in run.Run())
             {
-                lastLoss = step.Loss;
-                Console.Error.WriteLine($"step {step.Step}/{step.TotalSteps} epoch {step.Epoch}: loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s");
-            }, ct);
-            var after = trainer.EvalLoss(prepared.Eval, adapter, options.MaxSequenceLength);
-            var metrics = new Dictionary<string, double> { ["eval_loss"] = after, ["eval_loss_base"] = before, ["train_loss"] = lastLoss };
+                ct.ThrowIfCancellationRequested();
+                var line = e switch
+                {
+                    FineTuneEvent.StepTaken { Step: var step } =>
+                        $"step {step.Step}/{step.TotalSteps} epoch {step.Epoch}: loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s",
+                    FineTuneEvent.Evaluated { Base: true } b => $"eval loss of the base model: {b.EvalLoss:F4}",
+                    FineTuneEvent.Evaluated v => $"step {v.Step}: eval loss {v.EvalLoss:F4}",
+                    FineTuneEvent.CheckpointSaved c => $"step {c.Step}: checkpoint saved",
+                    FineTuneEvent.Scored sc => $"{sc.Scores.Count} held-out sources: BLEU {sc.Scores.Bleu:F1}, self-BLEU {sc.Scores.SelfBleu:F1}, iBLEU {sc.Scores.IBleu:F1}",
+                    _ => null,
+                };
+                if (line is not null) await Console.Error.WriteLineAsync(line);
+            }
+            using var adapter = run.TakeAdapter();
+            var metrics = run.Metrics;
             AdapterExport.Save(outputFolder, adapter, options, loaded.Adapters!.Target, loaded.Source, prompt, s, metrics);
-            Console.WriteLine($"{outputFolder}: eval loss {before:F4} -> {after:F4} over {s.EvalCount} held-out pairs");
+            if (checkpoints is not null && Directory.Exists(checkpoints)) Directory.Delete(checkpoints, recursive: true);
+            Console.WriteLine(metrics.TryGetValue("eval_loss", out var after)
+                ? $"{outputFolder}: eval loss {metrics["eval_loss_base"]:F4} -> {after:F4} over {s.EvalCount} held-out pairs"
+                : $"{outputFolder}: trained on {s.TrainCount} pairs (no pair held out for evaluation)");
             return 0;
         }));
         return command;
