@@ -83,10 +83,16 @@ internal static class TrainCommand
             var trainer = new LoraTrainer(loaded.Model, loaded.Adapters!, loaded.Tokenizer, prompt);
             var before = trainer.EvalLoss(prepared.Eval, adapter: null, options.MaxSequenceLength);
             var lastLoss = double.NaN;
+            var bar = new ProgressBar("train", 0, "steps");
             var adapter = trainer.Train(Path.GetFileName(outputFolder.TrimEnd(Path.DirectorySeparatorChar)), prepared.Train, options, step =>
             {
                 lastLoss = step.Loss;
-                Console.Error.WriteLine($"step {step.Step}/{step.TotalSteps} epoch {step.Epoch}: loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s");
+                bar.Total = step.TotalSteps;
+                var detail = FormattableString.Invariant($"epoch {step.Epoch}, loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s");
+                if (step.Step >= step.TotalSteps)
+                    bar.Complete(step.Step, detail);
+                else
+                    bar.Report(step.Step, detail);
             }, ct);
             var after = trainer.EvalLoss(prepared.Eval, adapter, options.MaxSequenceLength);
             var metrics = new Dictionary<string, double> { ["eval_loss"] = after, ["eval_loss_base"] = before, ["train_loss"] = lastLoss };
