@@ -16,7 +16,7 @@ public sealed class TrainCommandTests : IDisposable
         var train = await CliRunner.RunAsync("train", "--model", "demo", "--data", Fixtures.Get("datasets", "pairs.jsonl"), "--out", output,
             "--max-steps", "2", "--epochs", "3", "--batch-size", "2", "--rank", "4", "--eval-fraction", "0.34", "--bleu-samples", "2", "--checkpoint-every", "1");
         Assert.True(train.ExitCode == 0, train.StandardError);
-        Assert.Contains("step 2/2", train.StandardError);
+        Assert.Contains("train: 2/2 steps (100%)", train.StandardError);
         foreach (var file in new[] { "adapter_config.json", "adapter_model.safetensors", "paraphrase_adapter.json" })
             Assert.True(File.Exists(Path.Combine(output, file)), file);
         var metadata = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "paraphrase_adapter.json"))).RootElement;

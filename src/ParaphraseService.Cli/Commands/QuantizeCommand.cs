@@ -19,14 +19,14 @@ internal static class QuantizeCommand
         {
             var source = await ModelSource.ResolveFolderAsync(parse.GetValue(model)!, ProgressReporter.ForDownloads(), ct);
             var clock = Stopwatch.StartNew();
-            var lastReport = TimeSpan.Zero;
+            var bar = new ProgressBar("quantize", 0, "tensors");
             QuantizedCheckpoint.Write(source, parse.GetValue(output)!, (done, total) =>
             {
-                if (done == total || clock.Elapsed - lastReport > TimeSpan.FromSeconds(1))
-                {
-                    lastReport = clock.Elapsed;
-                    Console.Error.WriteLine($"quantize: tensor {done}/{total}, {clock.Elapsed.TotalSeconds:F0} s");
-                }
+                bar.Total = total;
+                if (done == total)
+                    bar.Complete(done);
+                else
+                    bar.Report(done);
             });
             var bytes = Directory.EnumerateFiles(parse.GetValue(output)!).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"{parse.GetValue(output)}: {bytes / 1e9:F2} GB in {clock.Elapsed.TotalSeconds:F1} s");

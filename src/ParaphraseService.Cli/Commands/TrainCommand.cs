@@ -100,21 +100,30 @@ internal static class TrainCommand
                 Path.GetFileName(outputFolder.TrimEnd(Path.DirectorySeparatorChar)), prepared, settings, checkpoints);
             if (run.ResumedFromStep is { } from)
                 await Console.Error.WriteLineAsync($"resuming from the checkpoint at step {from} in {checkpoints}");
+            var bar = new ProgressBar("train", run.TotalSteps, "steps");
             foreach (var e in run.Run())
             {
                 ct.ThrowIfCancellationRequested();
+                if (e is FineTuneEvent.StepTaken { Step: var step })
+                {
+                    var detail = FormattableString.Invariant($"epoch {step.Epoch}, loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s");
+                    if (step.Step >= step.TotalSteps) bar.Complete(step.Step, detail);
+                    else bar.Report(step.Step, detail);
+                    continue;
+                }
                 var line = e switch
                 {
-                    FineTuneEvent.StepTaken { Step: var step } =>
-                        $"step {step.Step}/{step.TotalSteps} epoch {step.Epoch}: loss {step.Loss:F4}, lr {step.LearningRate:E2}, {step.TokensPerSecond:F0} tokens/s",
                     FineTuneEvent.Evaluated { Base: true } b => $"eval loss of the base model: {b.EvalLoss:F4}",
                     FineTuneEvent.Evaluated v => $"step {v.Step}: eval loss {v.EvalLoss:F4}",
                     FineTuneEvent.CheckpointSaved c => $"step {c.Step}: checkpoint saved",
                     FineTuneEvent.Scored sc => $"{sc.Scores.Count} held-out sources: BLEU {sc.Scores.Bleu:F1}, self-BLEU {sc.Scores.SelfBleu:F1}, iBLEU {sc.Scores.IBleu:F1}",
                     _ => null,
                 };
-                if (line is not null) await Console.Error.WriteLineAsync(line);
+                if (line is null) continue;
+                bar.Interrupt();
+                await Console.Error.WriteLineAsync(line);
             }
+            bar.Complete(run.Step, run.Step < run.TotalSteps ? "stopped early" : null); // no-op when the last step completed it
             using var adapter = run.TakeAdapter();
             var metrics = run.Metrics;
             AdapterExport.Save(outputFolder, adapter, options, loaded.Adapters!.Target, loaded.Source, prompt, s, metrics);

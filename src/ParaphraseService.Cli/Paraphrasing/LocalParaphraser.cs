@@ -1,0 +1,151 @@
+using System.Text.RegularExpressions;
+using ParaphraseService.Model.Checkpoints.Hub;
+using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
+using ParaphraseService.Model.Lora.Peft;
+using ParaphraseService.Training.Prompts;
+
+namespace ParaphraseService.Cli.Paraphrasing;
+
+/// <summary>
+/// Paraphrases with a model loaded in this process, the way <c>generate</c> loads and runs it, prompted and cut as the
+/// service does (the adapter's own template, else the few-shot default; candidate i seeded Seed + i; the input's copies
+/// and repeated candidates dropped). Candidates are not scored: that needs the service's sentence encoder.
+/// </summary>
+internal sealed partial class LocalParaphraser : IParaphraseBackend
+{
+    private readonly LoadedModel _loaded;
+    private readonly LoraAdapter? _adapter;
+    private readonly PromptTemplate _template;
+    private readonly ParaphraseSettings _settings;
+    private readonly TextGenerator _generator;
+
+    private LocalParaphraser(LoadedModel loaded, LoraAdapter? adapter, PromptTemplate template, ParaphraseSettings settings, int maxBatch)
+    {
+        _loaded = loaded;
+        _adapter = adapter;
+        _template = template;
+        _settings = settings;
+        _generator = loaded.CreateGenerator();
+        MaxBatch = maxBatch;
+    }
+
+    public int MaxBatch { get; }
+
+    public string Description => _loaded.IsDemo ? $"{_loaded.Source} ({DemoModel.Notice})" : _loaded.Source;
+
+    /// <summary>Loads <paramref name="model"/> (folder, hub id or demo) and the adapter folder in the settings, if any.</summary>
+    public static async Task<LocalParaphraser> LoadAsync(
+        string model, ModelLoadOptions options, ParaphraseSettings settings, int maxBatch, IProgress<HubDownloadProgress> downloads,
+        Action<string> warn, CancellationToken cancellationToken)
+    {
+        var loaded = await ModelSource.LoadAsync(model, options with { MaxResidentAdapters = settings.Adapter is null ? 0 : 1 }, downloads, cancellationToken);
+        try
+        {
+            LoraAdapter? adapter = null;
+            var template = PromptTemplate.Default;
+            if (settings.Adapter is { } folder)
+            {
+                var (loadedAdapter, _, warnings) = loaded.Adapters!.LoadFolder(folder);
+                adapter = loadedAdapter;
+                foreach (var warning in warnings)
+                    warn(warning);
+                var metadata = Path.Combine(folder, AdapterMetadata.FileName);
+                if (File.Exists(metadata))
+                    template = PromptTemplate.ForAdapter(AdapterMetadata.Load(metadata).PromptTemplate);
+            }
+            return new LocalParaphraser(loaded, adapter, template, settings, maxBatch);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+    }
+
+    public Task<IReadOnlyList<LineOutcome>> ParaphraseAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken) =>
+        Task.FromResult(Run(texts, cancellationToken));
+
+    private IReadOnlyList<LineOutcome> Run(IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    {
+        var outcomes = new LineOutcome?[texts.Count];
+        var rows = new List<(int Text, IReadOnlyList<int> Ids, GenerationOptions Options)>();
+        var context = _loaded.Config.MaxPositions;
+        for (var t = 0; t < texts.Count; t++)
+        {
+            var ids = _loaded.Tokenizer.Encode(_template.Render(Whitespace().Replace(texts[t], " ").Trim()));
+            if (ids.Count + _settings.MaxNewTokens > context)
+            {
+                outcomes[t] = LineOutcome.Failed(
+                    $"The text's prompt is {ids.Count} tokens; with --max-new-tokens {_settings.MaxNewTokens} it exceeds the model's context of {context} tokens.");
+                continue;
+            }
+            var candidates = _settings.Greedy ? 1 : _settings.Candidates;
+            for (var i = 0; i < candidates; i++)
+                rows.Add((t, ids, Options(i)));
+        }
+
+        if (rows.Count > 0)
+        {
+            try
+            {
+                var results = _generator.Generate(rows.Select(r => r.Ids).ToList(), rows.Select(r => r.Options).ToList(), cancellationToken,
+                    _adapter is null ? null : rows.Select(_ => _adapter).ToList());
+                foreach (var group in rows.Select((row, i) => (Index: row.Text, Generated: results[i].Text)).GroupBy(r => r.Index))
+                    outcomes[group.Key] = Filter(texts[group.Key], group.Select(g => g.Generated).ToList());
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                var failed = rows.Select(r => r.Text).Distinct().ToList();
+                // One text may be what broke the batch: each alone, so only that one is reported.
+                foreach (var t in failed)
+                    outcomes[t] = failed.Count > 1 ? Run([texts[t]], cancellationToken)[0] : LineOutcome.Failed(e.Message.ReplaceLineEndings(" "));
+            }
+        }
+        return outcomes.Select(o => o!).ToArray();
+    }
+
+    private GenerationOptions Options(int candidate)
+    {
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = _settings.MaxNewTokens,
+            Greedy = _settings.Greedy,
+            Temperature = _settings.Greedy ? 1 : _settings.Temperature,
+            TopP = _settings.TopP,
+            TopK = _settings.TopK,
+            RepetitionPenalty = _settings.RepetitionPenalty,
+            StopSequences = [_template.EndMarker],
+            Seed = _settings.Greedy ? null : _settings.Seed + candidate,
+        };
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>Cut at the end marker; the input again and repeats dropped (compared with whitespace collapsed, ignoring case).</summary>
+    private LineOutcome Filter(string source, IReadOnlyList<string> raw)
+    {
+        var normalizedSource = Whitespace().Replace(source.Trim(), " ");
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var kept = new List<Candidate>();
+        int empty = 0, copies = 0, duplicates = 0;
+        foreach (var text in raw)
+        {
+            if (_template.Cut(text) is not { } candidate)
+                empty++;
+            else if (Whitespace().Replace(candidate, " ") is var normalized && string.Equals(normalized, normalizedSource, StringComparison.OrdinalIgnoreCase))
+                copies++;
+            else if (!seen.Add(normalized))
+                duplicates++;
+            else
+                kept.Add(new Candidate(candidate));
+        }
+        return new LineOutcome(kept, new DropCounts(empty, copies, duplicates), null);
+    }
+
+    [GeneratedRegex(@"\s+")]
+    private static partial Regex Whitespace();
+
+    public void Dispose() => _loaded.Dispose();
+}
