@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes this machine able to load TorchSharp (LibTorch 2.10 needs GLIBCXX_3.4.32).
 # Debian 12's libstdc++ stops at 3.4.30, so on Debian 12 it installs libstdc++6 from
-# Debian 13 (trixie) with a low-priority pin, leaving every other package on bookworm.
+# Debian 13 (trixie), with what it needs from there (libc6 >= 2.38, gcc-14-base; apt's -t also
+# moves a few base packages, so /etc/os-release then reads Debian 13). A low-priority pin
+# keeps later installs and upgrades on bookworm.
 # Idempotent: where the symbol is already there it does nothing.
 set -euo pipefail
 
