@@ -17,10 +17,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app .
-# One volume for the Hugging Face cache (and, later, adapters and the job database).
+# One volume for the Hugging Face cache, the adapters and the fine-tune jobs (SQLite database, datasets, checkpoints).
 ENV ASPNETCORE_URLS=http://+:8080 \
     HF_HOME=/data/huggingface \
-    Adapters__Directory=/data/adapters
+    Adapters__Directory=/data/adapters \
+    FineTunes__Directory=/data/fine-tunes
 RUN mkdir -p /data && chown app:app /data
 VOLUME /data
 USER app

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.OpenApi;
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.OpenAi;
 using ParaphraseService.Api.Paraphrasing;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -45,6 +46,19 @@ internal sealed class RequestExamples : ISchemaFilter
              "targetModules": ["q_proj", "v_proj"], "targetModulesPattern": null, "sizeBytes": 15335424,
              "created": "2026-11-30T12:00:00Z", "origin": "fine-tune", "promptTemplate": "Original: {text}\nParaphrase:",
              "requestsServed": 42, "problem": null, "loaded": true}
+            """,
+        [typeof(FineTuneRequest)] = """
+            {"adapter": "paws", "datasetPath": "/data/datasets/paws-dev.tsv", "format": "paws", "sampleSize": 5000, "evalFraction": 0.1,
+             "targetModules": ["all-linear"], "rank": 16, "alpha": 32, "learningRate": 0.0002, "epochs": 1, "batchSize": 4, "evalEverySteps": 100}
+            """,
+        [typeof(FineTuneJob)] = """
+            {"id": "ft-3f2a9c1b7d4e", "adapter": "paws", "state": "running", "createdAt": "2026-11-30T12:00:00Z", "startedAt": "2026-11-30T12:00:01Z",
+             "finishedAt": null, "step": 120, "totalSteps": 793, "epoch": 1, "tokensPerSecond": 131.5, "etaSeconds": 2410.0, "error": null,
+             "queuePosition": null, "resumedFromStep": null, "cancelRequested": false,
+             "options": {"adapter": "paws", "rank": 16, "targetModules": ["all-linear"]},
+             "dataset": {"rowsRead": 8000, "pairsRead": 3539, "trainCount": 3170, "evalCount": 356},
+             "metrics": {"eval_loss_base": 4.91, "train_loss": 2.87},
+             "trainLoss": [{"step": 1, "loss": 4.95}, {"step": 2, "loss": 4.71}], "evalLoss": [{"step": 100, "loss": 3.02}]}
             """,
         [typeof(Health.HealthEndpoints.HealthStatus)] = """
             {"status": "ready", "model": "EleutherAI/gpt-j-6b", "device": "cpu", "dtype": "Float32", "demo": false}

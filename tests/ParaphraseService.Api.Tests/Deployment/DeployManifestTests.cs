@@ -28,6 +28,7 @@ public class DeployManifestTests
         [SchedulerOptions.Section] = typeof(SchedulerOptions),
         [AdaptersOptions.Section] = typeof(AdaptersOptions),
         [AdminOptions.Section] = typeof(AdminOptions),
+        [ParaphraseService.Api.FineTuning.FineTuneOptions.Section] = typeof(ParaphraseService.Api.FineTuning.FineTuneOptions),
     };
 
     /// <summary>Plain environment variables the service (or its hub client) reads.</summary>
