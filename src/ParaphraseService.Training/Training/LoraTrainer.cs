@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
@@ -15,7 +16,7 @@ namespace ParaphraseService.Training.Training;
 /// with gradient clipping and a warmup-then-decay learning rate. Deterministic for a seed on one device.
 /// The base's Linears must be differentiable: full precision, or int8 with the dequantize kernel.
 /// </summary>
-public sealed class LoraTrainer(GptJForCausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template)
+public sealed class LoraTrainer(CausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template)
 {
     private readonly Device _device = model.parameters().First().device;
 
