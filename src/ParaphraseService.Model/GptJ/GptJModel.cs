@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -13,6 +13,7 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
     private ModuleList<GptJBlock> h;
     private nn.Module<Tensor, Tensor> ln_f;
     private readonly RotaryEmbedding _rotary;
+    private readonly int _maxPositions;
 
     public GptJModel(GptJConfig config, LayerFactory layers) : base(nameof(GptJModel))
     {
@@ -21,6 +22,7 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
         h = new ModuleList<GptJBlock>(Enumerable.Range(0, config.LayerCount)
             .Select(_ => new GptJBlock(config, _rotary, layers)).ToArray());
         ln_f = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
+        _maxPositions = config.MaxPositions;
         RegisterComponents();
     }
 
@@ -28,25 +30,14 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
     public override Tensor forward(CausalLMInput input)
     {
         using var scope = NewDisposeScope();
-        var ids = input.InputIds;
-        var (b, t) = (ids.shape[0], ids.shape[1]);
-        var past = input.Cache?.Length ?? 0;
-        var device = ids.device;
+        // Causal and padding mask (B, 1, T, S) and the new tokens' positions, as for every family.
+        var mask = new CausalMask(input, _maxPositions);
+        var rotary = _rotary.Angles(mask.Positions);
 
-        var mask = input.AttentionMask?.to(ScalarType.Bool) ?? torch.ones(b, past + t, ScalarType.Bool, device);
-        if (mask.shape[1] != past + t)
-            throw new ArgumentException($"attention_mask covers {mask.shape[1]} positions but the cache holds {past} and the input {t}.");
-        var positions = input.PositionIds ?? PositionIds.FromAttentionMask(mask)[.., (int)past..];
-        var rotary = _rotary.Angles(positions);
-
-        // Query t (absolute past + t) may see key s when s <= past + t and s is not padding: (B, 1, T, S).
-        var causal = torch.ones(t, past + t, ScalarType.Bool, device).tril(past);
-        var allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(mask.unsqueeze(1).unsqueeze(1));
-
-        var hidden = wte.forward(ids);
+        var hidden = wte.forward(input.InputIds);
         for (var i = 0; i < h.Count; i++)
-            hidden = h[i].forward(new AttentionInput(hidden, allowed, rotary, input.Cache?.Layer(i)));
-        input.Cache?.Advance(t);
+            hidden = h[i].forward(new AttentionInput(hidden, mask.Allowed, rotary, input.Cache?.Layer(i)));
+        input.Cache?.Advance(input.InputIds.shape[1]);
         return ln_f.forward(hidden).MoveToOuterDisposeScope();
     }
 
