@@ -11,11 +11,13 @@ namespace ParaphraseService.Api.Tests;
 /// <summary>
 /// Tiny GPT-Neo and GPT-2 model folders with random weights, written once per test run in the layout of the hub's
 /// files (GPT-2: no "transformer." prefix, Conv1D weights [in, out]), for <c>Model:Source</c>. GPT-2's vocabulary, so
-/// the service's tokenizer fits; a context long enough for the few-shot paraphrase prompt.
+/// the service's tokenizer fits; a context long enough for the few-shot paraphrase prompt. The folders are deterministic
+/// and kept in one temp folder across runs (written to a staging folder and renamed, so a half-written one is never used).
 /// </summary>
 internal static class TinyFamilyModels
 {
-    private static readonly string s_root = Directory.CreateTempSubdirectory("family-models-").FullName;
+    // Bump when the configs or the layout below change.
+    private static readonly string s_root = Path.Combine(Path.GetTempPath(), "paraphrase-family-models-v1");
 
     private static readonly Dictionary<string, Lazy<string>> s_folders = new()
     {
@@ -27,8 +29,6 @@ internal static class TinyFamilyModels
         ["gpt2"] = new(() => Write(new Gpt2Config { VocabSize = 50257, MaxPositions = 1024, HiddenSize = 32, LayerCount = 2, HeadCount = 4 })),
     };
 
-    static TinyFamilyModels() => AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(s_root, recursive: true);
-
     /// <summary>The folder of the tiny model of a model_type ("gpt_neo", "gpt2").</summary>
     public static string Folder(string modelType)
     {
@@ -38,7 +38,10 @@ internal static class TinyFamilyModels
 
     private static string Write(ICausalLMConfig config)
     {
-        var folder = Path.Combine(s_root, config.ModelType);
+        var target = Path.Combine(s_root, config.ModelType);
+        if (Directory.Exists(target))
+            return target;
+        var folder = Path.Combine(s_root, $".{config.ModelType}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "config.json"), JsonSerializer.Serialize(config, config.GetType()));
         using var weights = new RandomCheckpoint(config, seed: 11);
@@ -58,6 +61,14 @@ internal static class TinyFamilyModels
             using (tensor)
                 return tensor.t().contiguous();
         }, new Dictionary<string, string> { ["format"] = "pt" });
-        return folder;
+        try
+        {
+            Directory.Move(folder, target);
+        }
+        catch (IOException) when (Directory.Exists(target))
+        {
+            Directory.Delete(folder, recursive: true); // another run finished first
+        }
+        return target;
     }
 }
