@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
@@ -23,7 +24,7 @@ internal static class TinyModels
         return ModelLoader.Build(config, weights, new LayerFactory(dtype, CPU, quantization, int8), "tiny");
     }
 
-    public static Tensor Logits(GptJForCausalLM model, long[] ids)
+    public static Tensor Logits(CausalLM model, long[] ids)
     {
         using var noGrad = no_grad();
         return model.forward(new CausalLMInput(tensor(ids).unsqueeze(0)));

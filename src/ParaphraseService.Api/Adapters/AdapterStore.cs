@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Api.Adapters;
@@ -65,7 +65,7 @@ public sealed class AdapterStore
         var cached = _target;
         if (cached is null || !ReferenceEquals(cached.Config, config))
         {
-            _target = cached = new TargetCache(config, AdapterTarget.ForGptJ(config));
+            _target = cached = new TargetCache(config, AdapterTarget.For(config));
         }
         return cached.Target;
     }
@@ -418,5 +418,5 @@ public sealed class AdapterStore
         }
     }
 
-    private sealed record TargetCache(GptJConfig Config, AdapterTarget Target);
+    private sealed record TargetCache(ICausalLMConfig Config, AdapterTarget Target);
 }

@@ -46,12 +46,14 @@ public static class FineTuneRequests
         return problems;
     }
 
-    public static LoraTrainingOptions Training(this FineTuneRequest request) => new()
+    /// <param name="familyDefault">The model family's default target modules (PEFT's: q_proj, v_proj for GPT-J and
+    /// GPT-Neo; c_attn for GPT-2), used when the request names none.</param>
+    public static LoraTrainingOptions Training(this FineTuneRequest request, IReadOnlyList<string>? familyDefault = null) => new()
     {
         Rank = request.Rank,
         Alpha = request.Alpha,
         Dropout = request.Dropout,
-        TargetModules = request.TargetModules is null ? ["q_proj", "v_proj"]
+        TargetModules = request.TargetModules is null ? familyDefault ?? ["q_proj", "v_proj"]
             : request.TargetModules.Any(m => m.Equals(AllLinear, StringComparison.OrdinalIgnoreCase)) ? null : request.TargetModules,
         LearningRate = request.LearningRate,
         Schedule = request.Schedule,
@@ -65,9 +67,9 @@ public static class FineTuneRequests
         GradientCheckpointing = request.GradientCheckpointing,
     };
 
-    public static FineTuneSettings Settings(FineTuneRequest request, FineTuneOptions options) => new()
+    public static FineTuneSettings Settings(FineTuneRequest request, FineTuneOptions options, IReadOnlyList<string>? familyDefault = null) => new()
     {
-        Training = request.Training(),
+        Training = request.Training(familyDefault),
         EvalEverySteps = request.EvalEverySteps,
         EarlyStoppingPatience = request.EarlyStoppingPatience,
         CheckpointEverySteps = request.CheckpointEverySteps ?? options.CheckpointEverySteps,

@@ -129,7 +129,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                 var template = PromptTemplate.ForAdapter(request.PromptTemplate);
                 var data = FineTuneRequests.Prepare(_store.DatasetFile(id)!, request, model.Tokenizer);
                 run = new FineTuneRun(model.Model, registry, model.Tokenizer, template, "fine-tune:" + id, data,
-                    FineTuneRequests.Settings(request, _options), _store.CheckpointFolder(id));
+                    FineTuneRequests.Settings(request, _options, registry.Target.DefaultTargetModules), _store.CheckpointFolder(id));
                 var summary = JsonSerializer.SerializeToElement(data.Summary, FineTuneJobStore.Json);
                 if (!_store.TryStart(id, run.TotalSteps, run.Step, run.ResumedFromStep, summary, _time.GetUtcNow()))
                 {
@@ -201,7 +201,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             Directory.Delete(staging); // AdapterExport creates the folder itself, atomically
             try
             {
-                AdapterExport.Save(staging, adapter, job.Options.Training(), model.Adapters!.Target, model.Source, job.Template, job.Dataset, metrics);
+                AdapterExport.Save(staging, adapter, job.Options.Training(model.Adapters!.Target.DefaultTargetModules), model.Adapters.Target, model.Source, job.Template, job.Dataset, metrics);
             }
             catch
             {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
@@ -16,7 +17,7 @@ internal static class DecodeTimer
 
     /// <summary>Generated tokens per second over <paramref name="steps"/> decode steps, best of two runs.</summary>
     /// <param name="adapters">Each row's LoRA adapter, or null for the base model.</param>
-    public static double TokensPerSecond(GptJForCausalLM model, int batch, int steps, IReadOnlyList<LoraAdapter?>? adapters = null)
+    public static double TokensPerSecond(CausalLM model, int batch, int steps, IReadOnlyList<LoraAdapter?>? adapters = null)
     {
         using var noGrad = no_grad();
         var best = double.MaxValue;

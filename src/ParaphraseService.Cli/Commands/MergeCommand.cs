@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Lora.Peft;
@@ -22,8 +22,8 @@ internal static class MergeCommand
         {
             var folder = await ModelSource.ResolveFolderAsync(parse.GetValue(model)!, ProgressReporter.ForDownloads(), ct);
             // Checked against the base's config only: merging streams the weights and never loads the model.
-            var config = GptJConfig.Load(Path.Combine(folder, "config.json"));
-            using var peft = PeftAdapterFiles.Load(parse.GetValue(adapter)!, AdapterTarget.ForGptJ(config));
+            var (family, config) = ModelFamilies.LoadConfig(Path.Combine(folder, "config.json"));
+            using var peft = PeftAdapterFiles.Load(parse.GetValue(adapter)!, family.AdapterTarget(config));
             foreach (var warning in peft.Warnings)
                 await Console.Error.WriteLineAsync($"warning: {warning}");
             using var lora = LoraAdapter.FromPeft(peft, TorchSharp.torch.CPU);

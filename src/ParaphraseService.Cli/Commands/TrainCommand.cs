@@ -27,7 +27,11 @@ internal static class TrainCommand
         var rank = new Option<int>("--rank", "-r") { DefaultValueFactory = _ => 16 };
         var alpha = new Option<double>("--alpha") { DefaultValueFactory = _ => 32 };
         var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.05 };
-        var targets = new Option<string>("--targets") { Description = "Comma-separated module names, or all-linear.", DefaultValueFactory = _ => "q_proj,v_proj" };
+        var targets = new Option<string>("--targets")
+        {
+            Description = "Comma-separated module names, all-linear, or default (PEFT's default for the model family: q_proj,v_proj for GPT-J and GPT-Neo, c_attn for GPT-2).",
+            DefaultValueFactory = _ => "default",
+        };
         var learningRate = new Option<double>("--lr") { DefaultValueFactory = _ => 2e-4 };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 1 };
         var maxSteps = new Option<int?>("--max-steps");
@@ -61,7 +65,12 @@ internal static class TrainCommand
             var options = new LoraTrainingOptions
             {
                 Rank = parse.GetValue(rank), Alpha = parse.GetValue(alpha), Dropout = parse.GetValue(dropout),
-                TargetModules = targetNames.Equals("all-linear", StringComparison.OrdinalIgnoreCase) ? null : targetNames.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                TargetModules = targetNames.ToLowerInvariant() switch
+                {
+                    "all-linear" => null,
+                    "default" => new LoraTrainingOptions().TargetModules, // until the model says its family's default
+                    _ => targetNames.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                },
                 LearningRate = parse.GetValue(learningRate), Epochs = parse.GetValue(epochs), MaxSteps = parse.GetValue(maxSteps),
                 BatchSize = parse.GetValue(batchSize), GradientAccumulation = parse.GetValue(accumulation), MaxSequenceLength = parse.GetValue(maxLength),
                 WarmupSteps = parse.GetValue(warmup), Schedule = parse.GetValue(schedule), Seed = parse.GetValue(seed),
@@ -86,6 +95,8 @@ internal static class TrainCommand
             }, ProgressReporter.ForDownloads(), ct);
             if (loaded.IsDemo)
                 await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
+            if (targetNames.Equals("default", StringComparison.OrdinalIgnoreCase))
+                options = options with { TargetModules = loaded.Adapters!.Target.DefaultTargetModules ?? options.TargetModules };
             var prepared = DatasetPreparation.Prepare(read, new DatasetPreparationOptions
             {
                 SampleSize = parse.GetValue(sample), EvalFraction = parse.GetValue(evalFraction), Seed = (int)options.Seed,

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
@@ -16,14 +17,14 @@ public sealed record SlotUpdate(int Slot, int Token, bool Finished, GenerationRe
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
 {
-    private readonly GptJForCausalLM _model;
+    private readonly CausalLM _model;
     private readonly Gpt2Tokenizer _tokenizer;
     private readonly SlotKvCache _cache;
     private readonly Slot?[] _slots;
     private readonly Device _device;
     private readonly int _allowedVocabulary;
 
-    public ContinuousBatcher(GptJForCausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity)
+    public ContinuousBatcher(CausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity)
     {
         _model = model;
         _tokenizer = tokenizer;

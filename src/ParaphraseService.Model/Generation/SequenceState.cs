@@ -1,10 +1,10 @@
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Tokenization;
 
 namespace ParaphraseService.Model.Generation;
 
 /// <summary>One sequence while it generates: its tokens so far, its sampler, and whether and why it stopped.</summary>
-internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions options, GptJConfig config, int allowedVocabulary)
+internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions options, ICausalLMConfig config, int allowedVocabulary)
 {
     private readonly List<int> _history = [.. prompt];
     private readonly int _eos = options.EosTokenId ?? config.EosTokenId;
@@ -19,7 +19,7 @@ internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions
 
     /// <summary>Throws <see cref="ArgumentException"/> for an empty prompt, ids outside the vocabulary, or too long a total.</summary>
     /// <param name="room">Positions available: the model's context, or a batch slot's capacity.</param>
-    public static void Validate(IReadOnlyList<int> prompt, int maxNewTokens, GptJConfig config, int room)
+    public static void Validate(IReadOnlyList<int> prompt, int maxNewTokens, ICausalLMConfig config, int room)
     {
         if (prompt.Count == 0)
             throw new ArgumentException("A prompt must have at least one token.");

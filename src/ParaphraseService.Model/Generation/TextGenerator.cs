@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
@@ -9,7 +10,7 @@ namespace ParaphraseService.Model.Generation;
 /// Autoregressive generation for a batch of prompts: one prefill of the left-padded batch, then one cached decode
 /// step per token for every unfinished row. Each row samples with its own seeded generator.
 /// </summary>
-public sealed class TextGenerator(GptJForCausalLM model, Gpt2Tokenizer tokenizer)
+public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
 {
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default,
         LoraAdapter? adapter = null) =>

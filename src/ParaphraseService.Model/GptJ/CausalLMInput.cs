@@ -10,10 +10,13 @@ namespace ParaphraseService.Model.GptJ;
 /// <param name="Cache">Keys and values of earlier positions; extended in place by this forward.</param>
 /// <param name="LastTokenOnly">Compute logits for the last position only (what generation needs).</param>
 /// <param name="Adapters">The LoRA adapter of each row (null entries: base model), for a model built with LoRA support.</param>
+/// <param name="GradientCheckpointing">While training: recompute each block's activations in the backward pass instead of
+/// keeping them (one more forward pass for the memory of one block's activations instead of all).</param>
 public sealed record CausalLMInput(
     Tensor InputIds,
     Tensor? AttentionMask = null,
     Tensor? PositionIds = null,
     IKvCache? Cache = null,
     bool LastTokenOnly = false,
-    IReadOnlyList<LoraAdapter?>? Adapters = null);
+    IReadOnlyList<LoraAdapter?>? Adapters = null,
+    bool GradientCheckpointing = false);

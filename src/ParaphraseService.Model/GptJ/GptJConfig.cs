@@ -1,10 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ParaphraseService.Model.Families;
 
 namespace ParaphraseService.Model.GptJ;
 
 /// <summary>GPT-J hyperparameters, read straight from a Hugging Face <c>config.json</c>.</summary>
-public sealed record GptJConfig
+public sealed record GptJConfig : ICausalLMConfig
 {
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "gptj";
     [JsonPropertyName("vocab_size"), JsonRequired] public int VocabSize { get; init; }

@@ -35,7 +35,14 @@ public sealed class Int8Embedding : nn.Module<Tensor, Tensor>, IQuantizedWeightL
     {
         Dispose(_weights);
         _weights = (q.DetachFromDisposeScope(), scale.DetachFromDisposeScope());
+        Version++;
     }
+
+    /// <summary>The int8 table [count, dim] and its row scales [count], for a tied output layer; null before loading.</summary>
+    internal (Tensor Q, Tensor Scale)? Quantized => _weights;
+
+    /// <summary>Counts weight loads, so a tied output layer knows when to rebuild from the table.</summary>
+    internal int Version { get; private set; }
 
     /// <summary>(…) ids → (…, dim) vectors in the model dtype.</summary>
     public override Tensor forward(Tensor ids)

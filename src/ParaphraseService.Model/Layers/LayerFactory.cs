@@ -29,5 +29,11 @@ public sealed record LayerFactory(
         _ => new TokenEmbedding(count, dim, Dtype, Device),
     };
 
+    /// <summary>Learned position vectors: always full precision (a small table, and not among the weights int8 targets).</summary>
+    public nn.Module<Tensor, Tensor> PositionEmbedding(long count, long dim) => new TokenEmbedding(count, dim, Dtype, Device);
+
+    /// <summary>An output layer that shares <paramref name="embedding"/>'s weight (a tied lm_head); see <see cref="TiedLmHead"/>.</summary>
+    public TiedLmHead TiedHead(nn.Module<Tensor, Tensor> embedding) => new(embedding, Dtype, Int8 ?? Int8Options.Default);
+
     public nn.Module<Tensor, Tensor> LayerNorm(long dim, double eps) => nn.LayerNorm(dim, eps, device: Device, dtype: Dtype);
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
@@ -34,17 +35,17 @@ public static class DemoModel
 }
 
 /// <summary>
-/// GPT-J weights drawn as Hugging Face initialises them (normal(0, 0.02) matrices, zero biases, unit LayerNorms), each
+/// Weights of any supported family, named and shaped as the model holds them, drawn as Hugging Face initialises them (normal(0, 0.02) matrices, zero biases, unit LayerNorms), each
 /// tensor from its own generator seeded by its name, so the values do not depend on the order they are read in.
 /// </summary>
 public sealed class RandomCheckpoint : ICheckpointSource
 {
     private readonly long _seed;
 
-    public RandomCheckpoint(GptJConfig config, long seed)
+    public RandomCheckpoint(ICausalLMConfig config, long seed)
     {
         _seed = seed;
-        using var meta = new GptJForCausalLM(config, ScalarType.Float32, device("meta"));
+        using var meta = ModelFamilies.Create(config, new Layers.LayerFactory(ScalarType.Float32, device("meta")));
         Tensors = meta.named_parameters().ToDictionary(
             p => p.name, p => new CheckpointTensorInfo(p.name, ScalarType.Float32, p.parameter.shape));
     }

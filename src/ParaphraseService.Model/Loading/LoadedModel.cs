@@ -1,5 +1,5 @@
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
@@ -9,12 +9,12 @@ namespace ParaphraseService.Model.Loading;
 
 /// <summary>A ready-to-run model with its tokenizer and a description of where it came from.</summary>
 public sealed class LoadedModel(
-    GptJForCausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype, Quantization quantization,
+    CausalLM model, Gpt2Tokenizer tokenizer, string source, bool isDemo, Device device, ScalarType dtype, Quantization quantization,
     int maxResidentAdapters = 0) : IDisposable
 {
-    public GptJForCausalLM Model { get; } = model;
+    public CausalLM Model { get; } = model;
     public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
-    public GptJConfig Config => Model.Config;
+    public ICausalLMConfig Config => Model.Config;
 
     /// <summary>The folder, hub id or "demo" it was loaded from.</summary>
     public string Source { get; } = source;

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;
@@ -8,17 +9,24 @@ using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Loading;
 
-/// <summary>Builds GPT-J from a Hugging Face model folder (config.json, weights, tokenizer files).</summary>
+/// <summary>
+/// Builds a model from a Hugging Face model folder (config.json, weights, tokenizer files); config.json's
+/// <c>model_type</c> picks the family (<see cref="ModelFamilies"/>).
+/// </summary>
 public static class ModelLoader
 {
     /// <param name="sourceName">How to name the model in logs and responses; the folder by default.</param>
+    /// <exception cref="InvalidDataException">config.json is missing, invalid, or names a model_type this service does not run.</exception>
     public static LoadedModel LoadFolder(string folder, ModelLoadOptions options, string? sourceName = null)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
         var (device, dtype) = options.Resolve();
-        var config = GptJConfig.Load(Path.Combine(folder, "config.json"));
-        using var checkpoint = CheckpointFiles.Open(folder);
+        var (family, config) = ModelFamilies.LoadConfig(Path.Combine(folder, "config.json"));
+        using var files = CheckpointFiles.Open(folder);
+        // The family's file conventions (a missing "transformer." prefix, Conv1D weights stored [in, out]) are undone here,
+        // so everything below sees the model's own names and shapes.
+        using var checkpoint = family.Checkpoint.View(files);
         var layers = LayersFor(checkpoint, options, dtype, device);
         var model = Build(config, checkpoint, layers, folder);
         return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization,
@@ -37,9 +45,14 @@ public static class ModelLoader
 
     /// <summary>Shapes first on the meta device, then each weight streamed in from the checkpoint.</summary>
     /// <remarks>Int8 layers quantize each weight as it arrives, so the full-precision model never exists.</remarks>
-    public static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
+    public static GptJForCausalLM Build(GptJConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName) =>
+        (GptJForCausalLM)Build((ICausalLMConfig)config, checkpoint, layers, sourceName);
+
+    /// <summary>Builds the config's family on the meta device, then streams each weight in from the checkpoint.</summary>
+    /// <param name="checkpoint">Tensors named and shaped as the model holds them (see <see cref="CheckpointConventions.View"/>).</param>
+    public static CausalLM Build(ICausalLMConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
     {
-        var model = new GptJForCausalLM(config, layers with { Device = torch.device("meta") });
+        var model = ModelFamilies.Create(config, layers with { Device = torch.device("meta") });
         try
         {
             StateDictLoader.Load(model, checkpoint, layers.Dtype, layers.Device, sourceName);

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Layers;
 using static TorchSharp.torch;
 
@@ -10,7 +10,8 @@ namespace ParaphraseService.Model.Loading;
 /// Writes an int8 copy of a model folder: every Linear weight and the token embedding become int8 values
 /// (<c>name</c>) with fp32 row scales (<c>name_scale</c>); LayerNorms and biases keep their stored dtype. The output
 /// is an ordinary Hugging Face folder (config.json with a <c>quantization_config</c>, model.safetensors, the tokenizer
-/// files) that loads without quantizing again.
+/// files) that loads without quantizing again. Tensors are written under the model's own names and int8 weights in the
+/// model's [out, in] layout (a GPT-2 file's Conv1D weights, [in, out], are transposed before quantizing per row).
 /// </summary>
 public static class QuantizedCheckpoint
 {
@@ -23,8 +24,9 @@ public static class QuantizedCheckpoint
     public static void Write(string sourceFolder, string outputFolder, Action<int, int>? progress = null)
     {
         var configPath = Path.Combine(sourceFolder, "config.json");
-        var config = GptJConfig.Load(configPath);
-        using var source = CheckpointFiles.Open(sourceFolder);
+        var (family, config) = ModelFamilies.LoadConfig(configPath);
+        using var files = CheckpointFiles.Open(sourceFolder);
+        using var source = family.Checkpoint.View(files);
         if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
             throw new CheckpointException($"{sourceFolder} is already int8-quantized.");
 
@@ -67,9 +69,9 @@ public static class QuantizedCheckpoint
     }
 
     /// <summary>Keys whose tensors are stored in 8 bits: the weights of the layers the int8 model builds quantized.</summary>
-    public static IReadOnlySet<string> QuantizedWeightKeys(GptJConfig config)
+    public static IReadOnlySet<string> QuantizedWeightKeys(ICausalLMConfig config)
     {
-        using var meta = new GptJForCausalLM(config, new LayerFactory(ScalarType.Float32, device("meta"), Quantization.Int8));
+        using var meta = ModelFamilies.Create(config, new LayerFactory(ScalarType.Float32, device("meta"), Quantization.Int8));
         return meta.named_modules().Where(m => m.module is IQuantizedWeightLayer).Select(m => m.name + ".weight").ToHashSet();
     }
 

@@ -15,13 +15,14 @@ namespace ParaphraseService.Model.Loading;
 /// </summary>
 public static partial class StateDictLoader
 {
-    // Old GPT-J checkpoints carry the causal mask as buffers; the model builds its own.
-    [GeneratedRegex(@"^transformer\.h\.\d+\.attn\.(bias|masked_bias)$")]
+    // Old checkpoints carry the causal mask as buffers; the model builds its own. GPT-J and GPT-2 keep them in
+    // h.N.attn (GPT-2 files may lack the "transformer." prefix), GPT-Neo in h.N.attn.attention.
+    [GeneratedRegex(@"^(transformer\.)?h\.\d+\.attn\.(attention\.)?(bias|masked_bias)$")]
     private static partial Regex IgnoredKey();
 
     private const int ListedKeys = 8;
 
-    /// <summary>Checkpoint tensors the model does not read (old GPT-J causal-mask buffers).</summary>
+    /// <summary>Checkpoint tensors the model does not read (old causal-mask buffers).</summary>
     public static bool IsIgnored(string key) => IgnoredKey().IsMatch(key);
 
     /// <summary>Suffix of the fp32 row scales that sit beside an int8 weight in a quantized checkpoint.</summary>

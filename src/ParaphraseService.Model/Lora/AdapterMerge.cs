@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Loading;
 using static TorchSharp.torch;
 
@@ -7,7 +8,8 @@ namespace ParaphraseService.Model.Lora;
 
 /// <summary>
 /// Bakes a LoRA adapter into a full-precision copy of the base weights (W' = W + scaling · B · A) and writes the
-/// result as an ordinary Hugging Face model folder, for users who want one fixed model to run elsewhere.
+/// result as an ordinary Hugging Face model folder, for users who want one fixed model to run elsewhere. The files keep
+/// the base's own layout: a GPT-2 Conv1D weight, stored [in, out], gets the transposed delta (PEFT's fan_in_fan_out).
 /// </summary>
 public static class AdapterMerge
 {
@@ -17,10 +19,12 @@ public static class AdapterMerge
     /// <param name="baseFolder">The base model in full precision (an int8 folder has lost the precision to merge into).</param>
     public static void Export(string baseFolder, LoraAdapter adapter, string outputFolder)
     {
+        var (family, _) = ModelFamilies.LoadConfig(Path.Combine(baseFolder, "config.json"));
         using var source = CheckpointFiles.Open(baseFolder);
+        using var view = family.Checkpoint.View(source);
         if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
             throw new CheckpointException($"{baseFolder} is int8-quantized; merge into the full-precision base model instead.");
-        var missing = adapter.Modules.Where(m => !source.Tensors.ContainsKey(m + ".weight")).ToList();
+        var missing = adapter.Modules.Where(m => !view.Tensors.ContainsKey(m + ".weight")).ToList();
         if (missing.Count > 0)
             throw new CheckpointException($"{baseFolder} has no weights for the adapter's modules: {string.Join(", ", missing.Take(5))}.");
 
@@ -28,23 +32,28 @@ public static class AdapterMerge
         {
             var infos = source.Tensors.Values.Where(i => !StateDictLoader.IsIgnored(i.Name)).ToList();
             SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), infos,
-                info => Merged(source, info, adapter), new Dictionary<string, string> { ["format"] = "pt", ["merged_adapter"] = adapter.Name });
+                info => Merged(source, view, info, adapter), new Dictionary<string, string> { ["format"] = "pt", ["merged_adapter"] = adapter.Name });
             foreach (var file in CopiedFiles.Where(f => File.Exists(Path.Combine(baseFolder, f))))
                 File.Copy(Path.Combine(baseFolder, file), Path.Combine(staging, file));
             NoteTheMerge(Path.Combine(staging, "config.json"), adapter);
         });
     }
 
-    private static Tensor Merged(ICheckpointSource source, CheckpointTensorInfo info, LoraAdapter adapter)
+    private static Tensor Merged(ICheckpointSource source, CheckpointView view, CheckpointTensorInfo info, LoraAdapter adapter)
     {
         var stored = source.Read(info.Name);
-        if (!info.Name.EndsWith(".weight", StringComparison.Ordinal) || !adapter.Weights.TryGetValue(info.Name[..^".weight".Length], out var lora))
+        var key = view.ModelKey(info.Name);
+        if (key is null || !key.EndsWith(".weight", StringComparison.Ordinal) || !adapter.Weights.TryGetValue(key[..^".weight".Length], out var lora))
             return stored;
         using (stored)
         using (var scope = NewDisposeScope())
         {
-            // W' = W + scaling * (B @ A), computed in fp32 and stored back in the checkpoint's dtype
-            var merged = stored.to(ScalarType.Float32) + lora.B.cpu().matmul(lora.A.cpu()) * lora.Scaling;
+            // delta_weight = transpose(weight_B @ weight_A, self.fan_in_fan_out) * self.scaling
+            var delta = lora.B.cpu().matmul(lora.A.cpu()) * lora.Scaling;
+            if (view.IsTransposed(key))
+                delta = delta.t();
+            // W' = W + delta, computed in fp32 and stored back in the checkpoint's dtype
+            var merged = stored.to(ScalarType.Float32) + delta;
             return merged.to(info.DType).MoveToOuterDisposeScope();
         }
     }

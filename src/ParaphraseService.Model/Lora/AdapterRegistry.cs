@@ -1,4 +1,4 @@
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Model.Lora;
@@ -20,9 +20,9 @@ public sealed class AdapterRegistry : IDisposable
     private long _clock;
 
     /// <param name="maxResident">Most adapters kept in memory at once.</param>
-    public AdapterRegistry(GptJForCausalLM model, int maxResident)
+    public AdapterRegistry(CausalLM model, int maxResident)
     {
-        Target = AdapterTarget.ForGptJ(model.Config);
+        Target = model.AdapterTarget;
         if (model.Lora is null)
             throw new ArgumentException("The model was built without LoRA support (LayerFactory.Lora).", nameof(model));
         if (maxResident < 1)

@@ -26,6 +26,8 @@ public static class AdapterExport
             UseRslora = options.UseRsLora,
             TargetModules = options.TargetModules is null ? PeftTargetModules.AllLinear : PeftTargetModules.FromNames(options.TargetModules),
             BaseModelNameOrPath = baseModel,
+            // What PEFT writes for the base's layer kind: true for GPT-2's Conv1D targets, false for nn.Linear.
+            FanInFanOut = target.Conv1D,
         };
         var metadata = new AdapterMetadata
         {

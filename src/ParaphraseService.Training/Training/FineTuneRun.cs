@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
@@ -24,7 +25,7 @@ public sealed class FineTuneRun : IDisposable
     // The best eval loss starts at infinity.
     private static readonly JsonSerializerOptions s_json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    private readonly GptJForCausalLM _model;
+    private readonly CausalLM _model;
     private readonly Gpt2Tokenizer _tokenizer;
     private readonly PromptTemplate _template;
     private readonly PreparedDataset _data;
@@ -34,7 +35,7 @@ public sealed class FineTuneRun : IDisposable
     private readonly LoraTrainer _evaluator;
     private RunProgress _progress = new();
 
-    public FineTuneRun(GptJForCausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template,
+    public FineTuneRun(CausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template,
         string adapterName, PreparedDataset data, FineTuneSettings settings, string? checkpointFolder = null)
     {
         settings.Validate();

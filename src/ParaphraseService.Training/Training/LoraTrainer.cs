@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
@@ -12,7 +13,7 @@ namespace ParaphraseService.Training.Training;
 /// <see cref="LoraTrainingSession"/>, and measures losses. For step-by-step control (interleaving with serving,
 /// checkpoints), use the session directly.
 /// </summary>
-public sealed class LoraTrainer(GptJForCausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template)
+public sealed class LoraTrainer(CausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template)
 {
     /// <summary>Trains a new adapter on <paramref name="train"/>; it stays resident in the registry under <paramref name="name"/>.</summary>
     public LoraAdapter Train(string name, IReadOnlyList<ParaphrasePair> train, LoraTrainingOptions options,

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
@@ -28,7 +29,7 @@ public sealed class LoraTrainingSession : IDisposable
 {
     private const string AdapterFile = "adapter.safetensors", OptimizerFile = "optimizer.bin", StateFile = "state.json";
 
-    private readonly GptJForCausalLM _model;
+    private readonly CausalLM _model;
     private readonly AdapterRegistry _registry;
     private readonly LoraTrainingOptions _options;
     private readonly List<TokenizedExample> _examples;
@@ -44,7 +45,7 @@ public sealed class LoraTrainingSession : IDisposable
     private readonly Stopwatch _stepClock = new();
 
     /// <param name="resumeFrom">A checkpoint folder written by <see cref="SaveCheckpoint"/> for the same data and options.</param>
-    public LoraTrainingSession(GptJForCausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template,
+    public LoraTrainingSession(CausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template,
         string adapterName, IReadOnlyList<ParaphrasePair> train, LoraTrainingOptions options, string? resumeFrom = null)
     {
         options.Validate();
@@ -115,13 +116,12 @@ public sealed class LoraTrainingSession : IDisposable
         }
         var batch = batches[_micro];
         _model.train();
-        _model.GradientCheckpointing = _options.GradientCheckpointing;
         try
         {
             // Dropout masks depend on (seed, step, micro-batch) only, so a resumed run draws the same ones.
             random.manual_seed(_options.Seed * 1_000_003 + Step * 1_009L + _micro);
             using var scope = NewDisposeScope();
-            var loss = Loss(_model, batch, Adapter);
+            var loss = Loss(_model, batch, Adapter, _options.GradientCheckpointing);
             // Each micro-batch weighs by its share of the step's examples.
             (loss * (batch.Length / (double)group.Count)).backward();
             _stepLoss += loss.item<float>() * batch.Length / group.Count;
@@ -130,7 +130,6 @@ public sealed class LoraTrainingSession : IDisposable
         finally
         {
             _model.eval();
-            _model.GradientCheckpointing = false;
         }
         _micro++;
         if (_micro < batches.Count)
@@ -239,11 +238,12 @@ public sealed class LoraTrainingSession : IDisposable
     }
 
     /// <summary>Mean loss over the target tokens of <paramref name="batch"/> (with <paramref name="adapter"/> on every row, or the base alone).</summary>
-    internal static Tensor Loss(GptJForCausalLM model, IReadOnlyList<TokenizedExample> batch, LoraAdapter? adapter)
+    internal static Tensor Loss(CausalLM model, IReadOnlyList<TokenizedExample> batch, LoraAdapter? adapter, bool gradientCheckpointing = false)
     {
         var device = model.parameters().First().device;
         var (ids, mask, labels) = TrainingBatches.Collate(batch, model.Config.EosTokenId, device);
-        var logits = model.forward(new CausalLMInput(ids, mask, Adapters: adapter is null ? null : Enumerable.Repeat(adapter, batch.Count).ToList()));
+        var logits = model.forward(new CausalLMInput(ids, mask, Adapters: adapter is null ? null : Enumerable.Repeat(adapter, batch.Count).ToList(),
+            GradientCheckpointing: gradientCheckpointing));
         // shift: position t predicts token t + 1
         var predicted = logits[.., ..^1].reshape(-1, logits.shape[2]);
         var wanted = labels[.., 1..].reshape(-1);

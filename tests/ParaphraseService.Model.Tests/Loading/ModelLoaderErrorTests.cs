@@ -114,10 +114,12 @@ public sealed class ModelLoaderErrorTests : IDisposable
     }
 
     [Theory]
-    [InlineData("{\"model_type\": \"gpt_neo\", \"vocab_size\": 1, \"n_positions\": 1, \"n_embd\": 4, \"n_layer\": 1, \"n_head\": 1}", "only 'gptj'")]
+    [InlineData("{\"model_type\": \"llama\", \"vocab_size\": 1}", "model_type 'llama' is not supported; supported model types: 'gptj' (GPT-J), 'gpt_neo' (GPT-Neo), 'gpt2' (GPT-2)")]
+    [InlineData("{\"model_type\": \"gpt_neo\", \"vocab_size\": 1, \"n_positions\": 1, \"n_embd\": 4, \"n_layer\": 1, \"n_head\": 1}", "not a valid GPT-Neo config")]
+    [InlineData("{\"model_type\": \"gpt2\", \"vocab_size\": 8, \"n_positions\": 8, \"n_embd\": 8, \"n_layer\": 1, \"n_head\": 3}", "invalid GPT-2 config: n_embd (8) is not divisible by n_head (3)")]
     [InlineData("{\"vocab_size\": 128, \"n_positions\": 64, \"n_embd\": 64, \"n_layer\": 2, \"n_head\": 5}", "not divisible")]
     [InlineData("{\"vocab_size\": 128, \"n_positions\": 64, \"n_embd\": 64, \"n_layer\": 2, \"n_head\": 4, \"activation_function\": \"relu\"}", "relu")]
-    [InlineData("{\"vocab_size\": \"many\"", "not a valid GPT-J config")]
+    [InlineData("{\"vocab_size\": \"many\"", "not a valid config.json")]
     public void InvalidConfigIsExplained(string json, string expected)
     {
         File.WriteAllText(Path.Combine(_folder, "config.json"), json);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Tests.Checkpoints;
@@ -250,7 +251,7 @@ public sealed class SyntheticCheckpointTests : IDisposable
         Assert.Equal(["lm_head.weight", "lm_head.bias"], shards[^1].Select(t => t.Name));
     }
 
-    private static void AssertSameParameters(GptJForCausalLM expected, GptJForCausalLM actual, ScalarType? dtype)
+    private static void AssertSameParameters(CausalLM expected, CausalLM actual, ScalarType? dtype)
     {
         var actualParameters = actual.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, parameter) in expected.named_parameters())

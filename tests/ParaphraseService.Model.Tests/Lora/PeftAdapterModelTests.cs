@@ -26,7 +26,7 @@ public class PeftAdapterModelTests
 
         // Direct computation: W + scaling * B @ A written into a plain model's weights, from the raw adapter file.
         var config = PeftLoraConfig.Load(Path.Combine(folder, "adapter_config.json"));
-        using var peft = PeftAdapterFiles.Load(folder, AdapterTarget.ForGptJ(model.Config));
+        using var peft = PeftAdapterFiles.Load(folder, AdapterTarget.For(model.Config));
         using var plain = ModelLoader.LoadFolder(Base, new ModelLoadOptions { Device = "cpu" });
         var parameters = plain.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using (no_grad())

@@ -11,6 +11,7 @@ using static TorchSharp.torch;
 
 namespace ParaphraseService.Training.Tests.Training;
 
+[Collection(TrainingCollection.Name)]
 public class LoraTrainerTests(ITestOutputHelper output)
 {
     private static readonly string[] Words = ["red", "blue", "green", "cat", "dog", "bird", "sun", "moon", "tree", "river"];

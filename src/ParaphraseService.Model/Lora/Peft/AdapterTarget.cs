@@ -1,4 +1,7 @@
+using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Gpt2;
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.GptNeo;
 
 namespace ParaphraseService.Model.Lora.Peft;
 
@@ -7,8 +10,19 @@ namespace ParaphraseService.Model.Lora.Peft;
 /// LoRA may target with its Linear shape, e.g. "transformer.h.0.attn.q_proj" -> (In: 4096, Out: 4096). Adapters are
 /// checked against it when they are loaded.
 /// </summary>
-public sealed record AdapterTarget(string Architecture, int HiddenSize, int LayerCount, IReadOnlyDictionary<string, (long In, long Out)> Modules)
+/// <param name="Conv1D">The adaptable modules are Hugging Face Conv1D layers (GPT-2), for which PEFT forces
+/// <c>fan_in_fan_out</c> to true. lora_A [r, in] and lora_B [out, r] are stored as for a Linear either way: the flag
+/// only says the base weight is [in, out] when a delta is merged into it.</param>
+public sealed record AdapterTarget(string Architecture, int HiddenSize, int LayerCount, IReadOnlyDictionary<string, (long In, long Out)> Modules,
+    bool Conv1D = false)
 {
+    /// <summary>The targets of a model of any supported family.</summary>
+    public static AdapterTarget For(ICausalLMConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return ModelFamilies.Get(config.ModelType).AdapterTarget(config);
+    }
+
     /// <summary>
     /// GPT-J's LoRA targets, named as in its Hugging Face checkpoints: per layer attn.q_proj, k_proj, v_proj, out_proj
     /// (n_embd -> n_embd), mlp.fc_in (n_embd -> n_inner) and mlp.fc_out (n_inner -> n_embd). The output layer
@@ -33,12 +47,55 @@ public sealed record AdapterTarget(string Architecture, int HiddenSize, int Laye
     }
 
     /// <summary>
+    /// GPT-Neo's LoRA targets: per layer attn.attention.q_proj, k_proj, v_proj, out_proj (hidden -> hidden),
+    /// mlp.c_fc (hidden -> intermediate) and mlp.c_proj (intermediate -> hidden); never the tied lm_head.
+    /// </summary>
+    public static AdapterTarget ForGptNeo(GptNeoConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        long e = config.HiddenSize, inner = config.EffectiveInnerSize;
+        var modules = new SortedDictionary<string, (long In, long Out)>(StringComparer.Ordinal);
+        for (var layer = 0; layer < config.LayerCount; layer++)
+        {
+            var prefix = $"transformer.h.{layer}.";
+            foreach (var projection in (string[])["q_proj", "k_proj", "v_proj", "out_proj"])
+            {
+                modules[prefix + "attn.attention." + projection] = (e, e);
+            }
+            modules[prefix + "mlp.c_fc"] = (e, inner);
+            modules[prefix + "mlp.c_proj"] = (inner, e);
+        }
+        return new AdapterTarget("gpt_neo", config.HiddenSize, config.LayerCount, modules);
+    }
+
+    /// <summary>
+    /// GPT-2's LoRA targets, all Conv1D in Hugging Face: per layer attn.c_attn (n_embd -> 3 n_embd, q, k and v fused),
+    /// attn.c_proj (n_embd -> n_embd), mlp.c_fc (n_embd -> n_inner), mlp.c_proj (n_inner -> n_embd); never the tied lm_head.
+    /// </summary>
+    public static AdapterTarget ForGpt2(Gpt2Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        long e = config.HiddenSize, inner = config.EffectiveInnerSize;
+        var modules = new SortedDictionary<string, (long In, long Out)>(StringComparer.Ordinal);
+        for (var layer = 0; layer < config.LayerCount; layer++)
+        {
+            var prefix = $"transformer.h.{layer}.";
+            modules[prefix + "attn.c_attn"] = (e, 3 * e);
+            modules[prefix + "attn.c_proj"] = (e, e);
+            modules[prefix + "mlp.c_fc"] = (e, inner);
+            modules[prefix + "mlp.c_proj"] = (inner, e);
+        }
+        return new AdapterTarget("gpt2", config.HiddenSize, config.LayerCount, modules, Conv1D: true);
+    }
+
+    /// <summary>
     /// The target_modules PEFT picks when a config has none (its TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING);
     /// null for an architecture PEFT has no default for.
     /// </summary>
     public IReadOnlyList<string>? DefaultTargetModules => Architecture switch
     {
-        "gptj" => ["q_proj", "v_proj"],
+        "gptj" or "gpt_neo" => ["q_proj", "v_proj"],
+        "gpt2" => ["c_attn"],
         _ => null,
     };
 }

@@ -29,7 +29,7 @@ public sealed class PeftAdapter : IDisposable
 
     public string Name { get; }
 
-    /// <summary>The config as PEFT would use it (fan_in_fan_out already forced to false, see <see cref="Warnings"/>).</summary>
+    /// <summary>The config as PEFT would use it (fan_in_fan_out already set as the adapted layers need, see <see cref="Warnings"/>).</summary>
     public PeftLoraConfig Config { get; }
 
     /// <summary>Module path (e.g. "transformer.h.0.attn.q_proj") to its weights, in ordinal order of the paths.</summary>
@@ -66,7 +66,7 @@ public sealed class PeftAdapter : IDisposable
 
         var problems = new List<string>();
         var warnings = new List<string>();
-        config = Prepare(config, problems, warnings);
+        config = Prepare(config, target, problems, warnings);
         var selected = PeftAdapterChecks.ResolveTargets(config, target, problems);
         var tensors = new Dictionary<string, CheckpointTensorInfo>(StringComparer.Ordinal);
         var byKey = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -104,16 +104,28 @@ public sealed class PeftAdapter : IDisposable
         }
     }
 
-    /// <summary>The config checks, and PEFT's one silent correction: fan_in_fan_out means nothing for nn.Linear.</summary>
-    internal static PeftLoraConfig Prepare(PeftLoraConfig config, List<string> problems, List<string> warnings)
+    /// <summary>
+    /// The config checks, and PEFT's one silent correction: fan_in_fan_out follows the adapted layers, false for
+    /// nn.Linear (GPT-J, GPT-Neo), true for Conv1D (GPT-2).
+    /// </summary>
+    internal static PeftLoraConfig Prepare(PeftLoraConfig config, AdapterTarget target, List<string> problems, List<string> warnings)
     {
         PeftAdapterChecks.CheckConfig(config, problems);
-        if (!config.FanInFanOut)
+        if (config.FanInFanOut == target.Conv1D)
         {
             return config;
         }
+        if (target.Conv1D)
+        {
+            // PEFT's lora dispatch_default: "fan_in_fan_out is set to False but the target module is `Conv1D`. Setting
+            // fan_in_fan_out to True." lora_A/lora_B are stored as for nn.Linear either way; the flag only transposes
+            // the delta merged into a Conv1D weight ([in, out]).
+            warnings.Add("fan_in_fan_out is false, but the adapted layers are Conv1D (weights stored [in, out]); " +
+                "as PEFT does, it is set to true");
+            return config with { FanInFanOut = true };
+        }
         // PEFT's lora dispatch_default: "fan_in_fan_out is set to True but the target module is `torch.nn.Linear`.
-        // Setting fan_in_fan_out to False." GPT-J's targets are all nn.Linear (weights stored [out, in]).
+        // Setting fan_in_fan_out to False." GPT-J's and GPT-Neo's targets are all nn.Linear (weights stored [out, in]).
         warnings.Add("fan_in_fan_out is true, but the adapted layers are nn.Linear (weights stored [out, in]); " +
             "as PEFT does, it is set to false");
         return config with { FanInFanOut = false };

@@ -43,7 +43,7 @@ public static class PeftAdapterFiles
         var weightsPath = LocateWeights(folder, problems, warnings);
         if (config is not null)
         {
-            config = PeftAdapter.Prepare(config, problems, warnings);
+            config = PeftAdapter.Prepare(config, target, problems, warnings);
         }
 
         using var source = weightsPath is null ? null : OpenWeights(weightsPath, problems);

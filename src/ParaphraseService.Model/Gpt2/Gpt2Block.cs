@@ -1,0 +1,33 @@
+using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Gpt2;
+
+/// <summary>One decoder block with two LayerNorms and a sequential residual: h = x + attn(ln_1(x)); h + mlp(ln_2(h)).</summary>
+public sealed class Gpt2Block : nn.Module<BlockInput, Tensor>
+{
+    private nn.Module<Tensor, Tensor> ln_1;
+    private Gpt2Attention attn;
+    private nn.Module<Tensor, Tensor> ln_2;
+    private Gpt2Mlp mlp;
+
+    public Gpt2Block(Gpt2Config config, int layerIndex, LayerFactory layers) : base(nameof(Gpt2Block))
+    {
+        ln_1 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
+        attn = new Gpt2Attention(config, layerIndex, layers);
+        ln_2 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
+        mlp = new Gpt2Mlp(config, layers);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(BlockInput input)
+    {
+        using var scope = NewDisposeScope();
+        // hidden_states = attn_output + residual
+        var h = attn.forward(input with { Hidden = ln_1.forward(input.Hidden) }) + input.Hidden;
+        // hidden_states = residual + feed_forward_hidden_states
+        return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+    }
+}
