@@ -181,7 +181,8 @@ public sealed class FineTuneRun : IDisposable
         public void Record(int step, double loss, int? patience)
         {
             Evals.Add(new EvalPoint(step, loss));
-            if (loss < BestEvalLoss)
+            // Better means by more than a relative 1e-4: steps too small to matter do not postpone the stop forever.
+            if (Evals.Count == 1 || loss < BestEvalLoss - 1e-4 * Math.Abs(BestEvalLoss))
                 (BestEvalLoss, EvalsWithoutImprovement) = (loss, 0);
             else if (patience is { } p && ++EvalsWithoutImprovement >= p)
                 StoppedEarly = true;
@@ -216,7 +217,8 @@ public sealed record FineTuneSettings
     /// <summary>Measure the eval loss every this many steps (0: only at the end).</summary>
     public int EvalEverySteps { get; init; }
 
-    /// <summary>Stop when this many evaluations in a row did not improve the best eval loss; null never stops early.</summary>
+    /// <summary>Stop when this many evaluations in a row did not improve the best eval loss (by more than a relative
+    /// 1e-4); null never stops early. The adapter is the one of the last step taken.</summary>
     public int? EarlyStoppingPatience { get; init; }
 
     /// <summary>Save a checkpoint every this many steps (0: none).</summary>

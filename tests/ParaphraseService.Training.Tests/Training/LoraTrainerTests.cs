@@ -29,13 +29,13 @@ public class LoraTrainerTests(ITestOutputHelper output)
     }
 
     private static (GptJForCausalLM Model, AdapterRegistry Registry) DemoShapedModel(Quantization quantization = Quantization.None,
-        Int8Options? int8 = null)
+        Int8Options? int8 = null, ScalarType dtype = ScalarType.Float32)
     {
         var config = DemoModel.Config with { LayerCount = 2, MaxPositions = 256 };
         using var random = new RandomCheckpoint(config, 5);
         using var weights = new ConfidentOutput(random);
         var model = ModelLoader.Build(config, weights,
-            new LayerFactory(ScalarType.Float32, CPU, quantization, int8 ?? new Int8Options(Int8Kernel.Dequantize), new LoraRouting()), "demo-2");
+            new LayerFactory(dtype, CPU, quantization, int8 ?? new Int8Options(Int8Kernel.Dequantize), new LoraRouting()), "demo-2");
         return (model, new AdapterRegistry(model, 2));
     }
 
@@ -188,6 +188,48 @@ public class LoraTrainerTests(ITestOutputHelper output)
         finally
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void MixedPrecisionABfloat16BaseTrainsFp32Adapters()
+    {
+        var (model, registry) = DemoShapedModel(dtype: ScalarType.BFloat16);
+        using (model)
+        using (registry)
+        {
+            var trainer = new LoraTrainer(model, registry, Gpt2Tokenizer.BuiltIn(), Template);
+            var eval = Pairs(16, 2);
+            var before = trainer.EvalLoss(eval, adapter: null);
+            var adapter = trainer.Train("bf16", Pairs(64, 1), new LoraTrainingOptions { Rank = 8, Alpha = 16, TargetModules = null, LearningRate = 5e-3, BatchSize = 8, MaxSteps = 12, WarmupSteps = 2 });
+            var after = trainer.EvalLoss(eval, adapter);
+            output.WriteLine($"bfloat16 base: eval loss {before:F3} -> {after:F3}");
+            Assert.All(adapter.Matrices.Values, m => Assert.Equal(ScalarType.Float32, m.A.dtype)); // adapters and AdamW state stay fp32
+            Assert.True(after < 0.8 * before, $"eval loss {before} -> {after}");
+        }
+    }
+
+    [Fact]
+    public void EarlyStoppingEndsARunWhoseEvalLossStopsImproving()
+    {
+        var (model, registry) = DemoShapedModel();
+        using (model)
+        using (registry)
+        {
+            var data = DatasetPreparation.Prepare(Pairs(60, 7), new DatasetPreparationOptions { EvalFraction = 0.2 });
+            // A learning rate too small to move the loss: every evaluation after the first fails to improve it.
+            var settings = new FineTuneSettings
+            {
+                Training = new LoraTrainingOptions { Rank = 2, BatchSize = 4, LearningRate = 1e-9, MaxSteps = 30, Epochs = 10 },
+                EvalEverySteps = 2, EarlyStoppingPatience = 2, CheckpointEverySteps = 0, BleuSamples = 2, BleuMaxNewTokens = 4,
+            };
+            using var run = new FineTuneRun(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "early", data, settings);
+            var events = run.Run().ToList();
+            Assert.Equal(6, run.Step); // evaluations at steps 2, 4, 6: no better after 4 and 6
+            Assert.Equal(1, run.Metrics["stopped_early"]);
+            Assert.Equal([2, 4, 6], events.OfType<FineTuneEvent.Evaluated>().Where(e => !e.Base).Select(e => e.Step).Take(3));
+            Assert.Single(events.OfType<FineTuneEvent.Scored>()); // still evaluated and scored at the end
+            Assert.True(run.Metrics.ContainsKey("ibleu"));
         }
     }
 
