@@ -11,14 +11,14 @@ public sealed class Gpt2Block : nn.Module<BlockInput, Tensor>
     private nn.Module<Tensor, Tensor> ln_1;
     private Gpt2Attention attn;
     private nn.Module<Tensor, Tensor> ln_2;
-    private Gpt2Mlp mlp;
+    private GeluMlp mlp;
 
     public Gpt2Block(Gpt2Config config, int layerIndex, LayerFactory layers) : base(nameof(Gpt2Block))
     {
         ln_1 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
         attn = new Gpt2Attention(config, layerIndex, layers);
         ln_2 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
-        mlp = new Gpt2Mlp(config, layers);
+        mlp = new GeluMlp(config.HiddenSize, config.EffectiveInnerSize, layers);
         RegisterComponents();
     }
 

@@ -11,14 +11,14 @@ public sealed class GptNeoBlock : nn.Module<BlockInput, Tensor>
     private nn.Module<Tensor, Tensor> ln_1;
     private GptNeoAttention attn;
     private nn.Module<Tensor, Tensor> ln_2;
-    private GptNeoMlp mlp;
+    private GeluMlp mlp;
 
     public GptNeoBlock(GptNeoConfig config, LayerFactory layers) : base(nameof(GptNeoBlock))
     {
         ln_1 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
         attn = new GptNeoAttention(config, layers);
         ln_2 = layers.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
-        mlp = new GptNeoMlp(config, layers);
+        mlp = new GeluMlp(config.HiddenSize, config.EffectiveInnerSize, layers);
         RegisterComponents();
     }
 

@@ -28,64 +28,36 @@ public sealed record AdapterTarget(string Architecture, int HiddenSize, int Laye
     /// (n_embd -> n_embd), mlp.fc_in (n_embd -> n_inner) and mlp.fc_out (n_inner -> n_embd). The output layer
     /// lm_head is not offered, as PEFT's "all-linear" leaves out a model's output layer.
     /// </summary>
-    public static AdapterTarget ForGptJ(GptJConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        long e = config.HiddenSize, inner = config.EffectiveInnerSize;
-        var modules = new SortedDictionary<string, (long In, long Out)>(StringComparer.Ordinal);
-        for (var layer = 0; layer < config.LayerCount; layer++)
-        {
-            var prefix = $"transformer.h.{layer}.";
-            foreach (var projection in (string[])["q_proj", "k_proj", "v_proj", "out_proj"])
-            {
-                modules[prefix + "attn." + projection] = (e, e);
-            }
-            modules[prefix + "mlp.fc_in"] = (e, inner);
-            modules[prefix + "mlp.fc_out"] = (inner, e);
-        }
-        return new AdapterTarget("gptj", config.HiddenSize, config.LayerCount, modules);
-    }
+    public static AdapterTarget ForGptJ(GptJConfig config) => PerLayer("gptj", config, config.EffectiveInnerSize, (e, inner) =>
+        [("attn.q_proj", e, e), ("attn.k_proj", e, e), ("attn.v_proj", e, e), ("attn.out_proj", e, e), ("mlp.fc_in", e, inner), ("mlp.fc_out", inner, e)]);
 
     /// <summary>
     /// GPT-Neo's LoRA targets: per layer attn.attention.q_proj, k_proj, v_proj, out_proj (hidden -> hidden),
     /// mlp.c_fc (hidden -> intermediate) and mlp.c_proj (intermediate -> hidden); never the tied lm_head.
     /// </summary>
-    public static AdapterTarget ForGptNeo(GptNeoConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        long e = config.HiddenSize, inner = config.EffectiveInnerSize;
-        var modules = new SortedDictionary<string, (long In, long Out)>(StringComparer.Ordinal);
-        for (var layer = 0; layer < config.LayerCount; layer++)
-        {
-            var prefix = $"transformer.h.{layer}.";
-            foreach (var projection in (string[])["q_proj", "k_proj", "v_proj", "out_proj"])
-            {
-                modules[prefix + "attn.attention." + projection] = (e, e);
-            }
-            modules[prefix + "mlp.c_fc"] = (e, inner);
-            modules[prefix + "mlp.c_proj"] = (inner, e);
-        }
-        return new AdapterTarget("gpt_neo", config.HiddenSize, config.LayerCount, modules);
-    }
+    public static AdapterTarget ForGptNeo(GptNeoConfig config) => PerLayer("gpt_neo", config, config.EffectiveInnerSize, (e, inner) =>
+        [("attn.attention.q_proj", e, e), ("attn.attention.k_proj", e, e), ("attn.attention.v_proj", e, e), ("attn.attention.out_proj", e, e),
+         ("mlp.c_fc", e, inner), ("mlp.c_proj", inner, e)]);
 
     /// <summary>
     /// GPT-2's LoRA targets, all Conv1D in Hugging Face: per layer attn.c_attn (n_embd -> 3 n_embd, q, k and v fused),
     /// attn.c_proj (n_embd -> n_embd), mlp.c_fc (n_embd -> n_inner), mlp.c_proj (n_inner -> n_embd); never the tied lm_head.
     /// </summary>
-    public static AdapterTarget ForGpt2(Gpt2Config config)
+    public static AdapterTarget ForGpt2(Gpt2Config config) => PerLayer("gpt2", config, config.EffectiveInnerSize, (e, inner) =>
+        [("attn.c_attn", e, 3 * e), ("attn.c_proj", e, e), ("mlp.c_fc", e, inner), ("mlp.c_proj", inner, e)]) with { Conv1D = true };
+
+    /// <summary>Every layer's modules, "transformer.h.N." + name, with their (in, out) shapes given (hidden, inner).</summary>
+    private static AdapterTarget PerLayer(string architecture, ICausalLMConfig config, long innerSize,
+        Func<long, long, (string Module, long In, long Out)[]> layerModules)
     {
         ArgumentNullException.ThrowIfNull(config);
-        long e = config.HiddenSize, inner = config.EffectiveInnerSize;
         var modules = new SortedDictionary<string, (long In, long Out)>(StringComparer.Ordinal);
         for (var layer = 0; layer < config.LayerCount; layer++)
         {
-            var prefix = $"transformer.h.{layer}.";
-            modules[prefix + "attn.c_attn"] = (e, 3 * e);
-            modules[prefix + "attn.c_proj"] = (e, e);
-            modules[prefix + "mlp.c_fc"] = (e, inner);
-            modules[prefix + "mlp.c_proj"] = (inner, e);
+            foreach (var (module, inFeatures, outFeatures) in layerModules(config.HiddenSize, innerSize))
+                modules[$"transformer.h.{layer}.{module}"] = (inFeatures, outFeatures);
         }
-        return new AdapterTarget("gpt2", config.HiddenSize, config.LayerCount, modules, Conv1D: true);
+        return new AdapterTarget(architecture, config.HiddenSize, config.LayerCount, modules);
     }
 
     /// <summary>
