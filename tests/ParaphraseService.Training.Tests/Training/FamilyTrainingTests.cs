@@ -18,8 +18,7 @@ namespace ParaphraseService.Training.Tests.Training;
 [Collection(TrainingCollection.Name)]
 public class FamilyTrainingTests(ITestOutputHelper output)
 {
-    private static readonly string[] Words = ["red", "blue", "green", "cat", "dog", "bird", "sun", "moon", "tree", "river"];
-    private static readonly PromptTemplate Template = new("Source: {text}\nTarget:");
+    private static readonly PromptTemplate Template = ReverseWords.Template;
 
     /// <summary>GPT-2's vocabulary (the tokenizer's), a small trunk; GPT-Neo with a window shorter than the examples.</summary>
     private static ICausalLMConfig Config(string family) => family switch
@@ -32,15 +31,7 @@ public class FamilyTrainingTests(ITestOutputHelper output)
         _ => new Gpt2Config { VocabSize = 50257, MaxPositions = 256, HiddenSize = 64, LayerCount = 2, HeadCount = 4 },
     };
 
-    private static List<ParaphrasePair> Pairs(int count, int seed)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ =>
-        {
-            var w = Enumerable.Range(0, 3).Select(_ => Words[random.Next(Words.Length)]).ToArray();
-            return new ParaphrasePair(string.Join(' ', w), string.Join(' ', w.Reverse()));
-        }).ToList();
-    }
+    private static List<ParaphrasePair> Pairs(int count, int seed) => ReverseWords.Pairs(count, seed);
 
     [Theory]
     [InlineData("gpt_neo", Quantization.Int8)]

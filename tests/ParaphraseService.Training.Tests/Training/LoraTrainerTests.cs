@@ -14,19 +14,9 @@ namespace ParaphraseService.Training.Tests.Training;
 [Collection(TrainingCollection.Name)]
 public class LoraTrainerTests(ITestOutputHelper output)
 {
-    private static readonly string[] Words = ["red", "blue", "green", "cat", "dog", "bird", "sun", "moon", "tree", "river"];
-    private static readonly PromptTemplate Template = new("Source: {text}\nTarget:");
+    private static readonly PromptTemplate Template = ReverseWords.Template;
 
-    /// <summary>A synthetic paraphrase mapping: the same three words in reverse order.</summary>
-    private static List<ParaphrasePair> Pairs(int count, int seed)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ =>
-        {
-            var w = Enumerable.Range(0, 3).Select(_ => Words[random.Next(Words.Length)]).ToArray();
-            return new ParaphrasePair(string.Join(' ', w), string.Join(' ', w.Reverse()));
-        }).ToList();
-    }
+    private static List<ParaphrasePair> Pairs(int count, int seed) => ReverseWords.Pairs(count, seed);
 
     private static (GptJForCausalLM Model, AdapterRegistry Registry) DemoShapedModel(Quantization quantization = Quantization.None,
         Int8Options? int8 = null, ScalarType dtype = ScalarType.Float32)
