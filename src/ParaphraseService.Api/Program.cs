@@ -4,6 +4,7 @@ using ParaphraseService.Api.Health;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.OpenAi;
 using ParaphraseService.Api.Paraphrasing;
+using ParaphraseService.Api.Status;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddOperations(builder.Configuration);
@@ -18,6 +19,7 @@ app.MapAdapters();
 app.MapAdminAdapters();
 app.MapOpenAiCompletions();
 app.MapFineTunes();
+app.MapStatusPage();
 app.Run();
 
 /// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>

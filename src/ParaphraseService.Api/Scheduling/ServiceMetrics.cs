@@ -12,9 +12,11 @@ public sealed class ServiceMetrics
     private readonly Histogram<int> _batchRows;
     private readonly Histogram<double> _timeToFirstToken;
     private readonly Histogram<double> _requestDuration;
+    private readonly TokenRate _tokenRate;
 
-    public ServiceMetrics(IMeterFactory meters, GenerationQueue queue)
+    public ServiceMetrics(IMeterFactory meters, GenerationQueue queue, TimeProvider? time = null)
     {
+        _tokenRate = new TokenRate(time);
         var meter = meters.Create(MeterName);
         _tokens = meter.CreateCounter<long>("paraphrase.generated_tokens", "{token}", "Tokens generated; its rate is tokens per second.");
         _adapterRequests = meter.CreateCounter<long>("paraphrase.adapter_requests", "{request}", "Requests served per adapter.");
@@ -28,10 +30,14 @@ public sealed class ServiceMetrics
     /// <summary>Set by the scheduler after every step.</summary>
     public int ActiveRows { get; set; }
 
+    /// <summary>Generated tokens per second over the last few seconds (Prometheus computes its own rate from the counter).</summary>
+    public double TokensPerSecond => _tokenRate.PerSecond();
+
     public void Step(int rows, int tokens)
     {
         _batchRows.Record(rows);
         _tokens.Add(tokens);
+        _tokenRate.Add(tokens);
     }
 
     public void FirstToken(TimeSpan sinceEnqueue) => _timeToFirstToken.Record(sinceEnqueue.TotalSeconds);

@@ -12,7 +12,7 @@ using static ParaphraseService.Api.Tests.FineTuning.FineTuneFixtures;
 namespace ParaphraseService.Api.Tests.FineTuning;
 
 /// <summary>Fine-tune jobs end to end: the real service on loopback, the real trainer, a real SQLite file.</summary>
-[Collection(TrainingCollection.Name)]
+[Collection(FineTuneCollection.Name)]
 public class FineTuneJobTests(ITestOutputHelper output)
 {
     private static readonly object Learn = new
