@@ -85,22 +85,33 @@ public sealed class Scheduler(
 
     private async Task Loop(ContinuousBatcher batcher, LoadedModel model, CancellationToken stoppingToken)
     {
-        var decodeStepsPerSlice = options.Value.DecodeStepsPerTrainingSlice;
-        var stepsSinceSlice = 0;
+        // Serving first: background work (a fine-tune) runs once nothing has been decoded for a moment, so requests that
+        // follow each other closely never wait for it; under sustained load it still gets a slice now and then.
+        var idleBeforeWork = TimeSpan.FromMilliseconds(options.Value.TrainingIdleMilliseconds);
+        var maxWorkPause = TimeSpan.FromSeconds(options.Value.MaxTrainingPauseSeconds);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var lastServed = -idleBeforeWork; // background work may start at once
+        var lastSlice = TimeSpan.Zero;
         while (!stoppingToken.IsCancellationRequested)
         {
-            if (batcher.ActiveCount == 0 && _commands.Reader.Count == 0 && !queue.Reader.TryPeek(out _) && background?.HasWork != true)
+            if (batcher.ActiveCount == 0 && _commands.Reader.Count == 0 && !queue.Reader.TryPeek(out _))
             {
-                // Idle: wake for a job, an admin command or background work.
-                using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                var job = queue.Reader.WaitToReadAsync(wake.Token).AsTask();
-                var command = _commands.Reader.WaitToReadAsync(wake.Token).AsTask();
-                var work = background?.WaitForWorkAsync(wake.Token) ?? Task.Delay(Timeout.Infinite, wake.Token);
-                var first = await Task.WhenAny(job, command, work);
-                wake.Cancel();
-                if (stoppingToken.IsCancellationRequested) return;
-                if (first == job && !await job)
-                    return;
+                var workDueIn = background?.HasWork == true ? lastServed + idleBeforeWork - clock.Elapsed : Timeout.InfiniteTimeSpan;
+                if (workDueIn == Timeout.InfiniteTimeSpan || workDueIn > TimeSpan.Zero)
+                {
+                    // Idle: wake for a job, an admin command, background work arriving, or background work falling due.
+                    using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                    var job = queue.Reader.WaitToReadAsync(wake.Token).AsTask();
+                    var command = _commands.Reader.WaitToReadAsync(wake.Token).AsTask();
+                    var work = workDueIn == Timeout.InfiniteTimeSpan
+                        ? background?.WaitForWorkAsync(wake.Token) ?? Task.Delay(Timeout.Infinite, wake.Token)
+                        : Task.Delay(workDueIn, wake.Token);
+                    var first = await Task.WhenAny(job, command, work);
+                    wake.Cancel();
+                    if (stoppingToken.IsCancellationRequested) return;
+                    if (first == job && !await job)
+                        return;
+                }
             }
             RunCommands(model);
             DropChanged(model);
@@ -108,15 +119,18 @@ public sealed class Scheduler(
             DropAbandoned(batcher);
             if (batcher.ActiveCount == 0)
             {
-                // Nothing to decode: background work (a fine-tune) has the model until a request arrives.
-                if (background?.HasWork == true) background.RunSlice(model);
+                if (background?.HasWork == true && clock.Elapsed - lastServed >= idleBeforeWork)
+                {
+                    background.RunSlice(model);
+                    lastSlice = clock.Elapsed;
+                }
                 continue;
             }
-            // Under load, background work still gets a slice every few decode steps, so it never starves.
-            if (background?.HasWork == true && ++stepsSinceSlice >= decodeStepsPerSlice)
+            // Sustained load: background work gets one slice per pause, so a fine-tune never starves.
+            if (background?.HasWork == true && clock.Elapsed - lastSlice >= maxWorkPause)
             {
                 background.RunSlice(model);
-                stepsSinceSlice = 0;
+                lastSlice = clock.Elapsed;
             }
             var rows = batcher.ActiveCount;
             var updates = batcher.Step();
@@ -138,6 +152,7 @@ public sealed class Scheduler(
                 }
             }
             metrics.ActiveRows = _slots.Count;
+            lastServed = clock.Elapsed;
         }
     }
 

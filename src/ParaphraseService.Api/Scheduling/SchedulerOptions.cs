@@ -20,12 +20,17 @@ public sealed class SchedulerOptions
     public int MaxSequenceTokens { get; set; } = 512;
 
     /// <summary>
-    /// While requests are being decoded, background work (a fine-tune's micro-batch) gets one slice after this many
-    /// decode steps; when nothing is decoded it runs continuously. Lower trains faster under load, higher keeps
-    /// request latency lower.
+    /// Background work (a fine-tune's micro-batch) starts only after nothing has been decoded for this long, so
+    /// requests that follow each other closely never wait behind it. A request that arrives while a micro-batch runs
+    /// waits for it to end.
     /// </summary>
-    [Range(1, 100_000)]
-    public int DecodeStepsPerTrainingSlice { get; set; } = 16;
+    [Range(0, 60_000)]
+    public int TrainingIdleMilliseconds { get; set; } = 250;
+
+    /// <summary>Under sustained load, background work still gets one micro-batch after this long without one, so it
+    /// never starves; the requests being decoded then wait for that micro-batch.</summary>
+    [Range(1, 86_400)]
+    public int MaxTrainingPauseSeconds { get; set; } = 30;
 
     /// <summary>How long a request may wait and run before it is dropped with 504.</summary>
     [Range(1, 3600)]

@@ -159,6 +159,28 @@ public class FineTuneJobTests(ITestOutputHelper output)
         Assert.False(host.Store.Exists("a")); // a cancelled job publishes nothing
     }
 
+    [Fact]
+    public async Task ServingGoesOnWhileAJobTrainsAndTheJobGoesOnAfterwards()
+    {
+        await using var host = await StartAsync();
+        var job = await SubmitAsync(host.Admin, Endless("busy"), ReverseWordsJsonl(40, 6));
+        var steps = await FollowAsync(host.Admin, job.Id, (type, _) => type == "step");
+        var stepBefore = steps.Last().Data.GetProperty("step").GetInt32();
+
+        // Requests are served between the job's micro-batches...
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await host.Client.PostAsJsonAsync("/paraphrase", new { text = "red cat sun", candidates = 2, maxNewTokens = 8, seed = i });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        // ...and the job trains on once they are done.
+        var later = await FollowAsync(host.Admin, job.Id, (type, e) => type == "step" && e.GetProperty("step").GetInt32() > stepBefore + 1);
+        Assert.Equal(FineTuneState.Running, (await GetAsync(host.Admin, job.Id)).State);
+        using (var cancel = await host.Admin.PostAsync($"/admin/fine-tunes/{job.Id}/cancel", null))
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal(FineTuneState.Cancelled, (await FinishedAsync(host.Admin, job.Id)).State);
+    }
+
     public static TheoryData<string, string, string> BadDatasets => new()
     {
         { "wrong columns", "pairs.tsv", "text\tother\nhello\tworld\n" },
