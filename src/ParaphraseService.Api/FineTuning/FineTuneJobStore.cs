@@ -85,11 +85,19 @@ public sealed class FineTuneJobStore
         return Read(connection, "WHERE id = $id", ("$id", id)).FirstOrDefault();
     }
 
-    /// <summary>Every job, newest first.</summary>
-    public IReadOnlyList<FineTuneJob> List()
+    /// <summary>Every job (or the <paramref name="limit"/> newest), newest first.</summary>
+    public IReadOnlyList<FineTuneJob> List(int? limit = null)
     {
         using var connection = Open();
-        return Read(connection, "ORDER BY seq DESC");
+        return limit is { } n ? Read(connection, "ORDER BY seq DESC LIMIT $limit", ("$limit", n)) : Read(connection, "ORDER BY seq DESC");
+    }
+
+    /// <summary>How many jobs there are, in every state.</summary>
+    public int Count()
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT COUNT(*) FROM jobs");
+        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>Queued jobs in the order they start.</summary>

@@ -34,9 +34,10 @@ public sealed record StatusSources(
         var adapters = Adapters.List().Select(a => new AdapterStatus(
             a.Name, a.Rank, a.Alpha, a.TargetModulesPattern ?? (a.TargetModules is { } list ? string.Join(", ", list) : null),
             a.SizeBytes, a.Created, a.Origin, Resident.Contains(a.Name), a.RequestsServed, a.Problem)).ToList();
-        var jobs = Jobs.List();
+        // Only the jobs shown are read with their loss curves: the page polls this.
+        var jobs = Jobs.List(MaxFineTunes);
         return new StatusSnapshot(Time.GetUtcNow(), Model(), serving, adapters,
-            jobs.Take(MaxFineTunes).Select(FineTune).ToList(), Math.Max(0, jobs.Count - MaxFineTunes));
+            jobs.Select(FineTune).ToList(), Math.Max(0, Jobs.Count() - MaxFineTunes));
     }
 
     private ModelStatus Model()
