@@ -20,14 +20,27 @@ public sealed class FineTuneJobStore
     public FineTuneJobStore(IOptions<FineTuneOptions> options, IHostEnvironment environment)
     {
         Directory = Path.GetFullPath(options.Value.Directory, environment.ContentRootPath);
-        System.IO.Directory.CreateDirectory(Directory);
-        _connectionString = new SqliteConnectionStringBuilder
+        try
         {
-            DataSource = Path.Combine(Directory, "jobs.db"),
+            System.IO.Directory.CreateDirectory(Directory);
+            _connectionString = CreateSchema(Directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException)
+        {
+            throw new InvalidOperationException($"FineTunes:Directory '{Directory}' cannot hold the job database: {e.Message}", e);
+        }
+    }
+
+    private static string CreateSchema(string directory)
+    {
+        var connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(directory, "jobs.db"),
             Mode = SqliteOpenMode.ReadWriteCreate,
             DefaultTimeout = 30,
         }.ToString();
-        using var connection = Open();
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
         Execute(connection, """
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS jobs (
@@ -57,6 +70,7 @@ public sealed class FineTuneJobStore
                 loss REAL NOT NULL,
                 PRIMARY KEY (job_id, kind, step));
             """);
+        return connectionString;
     }
 
     /// <summary>The fine-tunes directory (absolute).</summary>

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Layers;
@@ -36,6 +37,13 @@ public static class GradientCheckpoint
             ctx.save_data("segment", segment);
             // preserve_rng_state=True: dropout masks of the recomputation must equal the first run's.
             ctx.save_for_backward([x, random.get_rng_state(), .. constants]);
+            if (x.device.type == DeviceType.CUDA)
+            {
+                // TorchSharp cannot read a CUDA generator's state: seed it here, and again before the recomputation.
+                var seed = randint(0, int.MaxValue, [1], ScalarType.Int64).item<long>();
+                cuda.manual_seed(seed);
+                ctx.save_data("cudaSeed", seed);
+            }
             return segment(x, constants);
         }
 
@@ -46,6 +54,8 @@ public static class GradientCheckpoint
             var (x, rngState, constants) = (saved[0], saved[1], saved.Skip(2).ToList());
             var current = random.get_rng_state();
             random.set_rng_state(rngState);
+            if (ctx.get_data("cudaSeed") is long cudaSeed)
+                cuda.manual_seed(cudaSeed);
             try
             {
                 using var scope = NewDisposeScope();

@@ -62,6 +62,16 @@ public sealed class FineTuneJobStoreTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_folder, "jobs.db")));
     }
 
+    [Fact]
+    public void ADirectoryThatCannotHoldTheDatabaseIsNamedInTheError()
+    {
+        var file = Path.Combine(_folder, "not-a-folder");
+        File.WriteAllText(file, "x");
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            new FineTuneJobStore(Options.Create(new FineTuneOptions { Directory = file }), new Environment(_folder)));
+        Assert.Contains("FineTunes:Directory", error.Message);
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools(); // release the file before deleting it
