@@ -8,8 +8,8 @@ public sealed class FineTuneOptions
     public const string Section = "FineTunes";
 
     /// <summary>
-    /// Accept fine-tune jobs. On a CPU int8 model this keeps each layer's int8 matrix beside fbgemm's packed copy so
-    /// gradients can pass (one more byte per weight); turn it off to serve in the least memory.
+    /// Accept fine-tune jobs. On a CPU int8 model a job needs each layer's int8 matrix beside fbgemm's packed copy (one
+    /// more byte per weight): derived from the checkpoint before the first job starts, freed when the last one ends.
     /// </summary>
     public bool Enabled { get; set; } = true;
 

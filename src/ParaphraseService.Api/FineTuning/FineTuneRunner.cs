@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Training.Datasets;
@@ -32,6 +33,8 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     private readonly List<ActiveJob> _active = [];
     private readonly SemaphoreSlim _signal = new(0);
     private int _turn;
+    // Open while int8 training matrices are being derived, one layer per slice, before the first job starts.
+    private ICheckpointSource? _checkpoint;
 
     public FineTuneRunner(FineTuneJobStore store, AdapterStore adapters, FineTuneEvents events, IOptions<FineTuneOptions> options,
         TimeProvider time, ILogger<FineTuneRunner> logger)
@@ -79,6 +82,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         try
         {
             StopCancelled();
+            if (PrepareTrainingMatrices(model)) return;
             Activate(model);
             if (_active.Count == 0) return;
             var job = _active[_turn++ % _active.Count];
@@ -96,7 +100,47 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         // The jobs stay 'running' in the store: the next start resumes them from their checkpoints.
         foreach (var job in _active) job.Dispose();
         _active.Clear();
+        _checkpoint?.Dispose();
+        _checkpoint = null;
         Interlocked.Exchange(ref _runningCount, 0);
+    }
+
+    /// <summary>
+    /// Before the first job starts on an int8 model served by fbgemm, derives the int8 matrix of one more layer from
+    /// the model's checkpoint (one layer per slice, so serving goes on). True while there is such work.
+    /// </summary>
+    private bool PrepareTrainingMatrices(LoadedModel model)
+    {
+        if (_active.Count > 0 || _pending.IsEmpty) return false;
+        var missing = Int8TrainingMatrices.Missing(model.Model);
+        if (missing.Count == 0)
+        {
+            _checkpoint?.Dispose();
+            _checkpoint = null;
+            return false;
+        }
+        try
+        {
+            if (_checkpoint is null)
+            {
+                _checkpoint = model.OpenCheckpoint?.Invoke()
+                    ?? throw new InvalidOperationException("The model has no checkpoint to derive the int8 matrices for training from.");
+                _logger.LogInformation("Deriving the int8 matrices of {Layers} layers from the checkpoint, for fine-tuning", missing.Count);
+            }
+            var (key, layer) = missing[0];
+            Int8TrainingMatrices.Attach(layer, key, _checkpoint);
+        }
+        catch (Exception e) when (e is CheckpointException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            _checkpoint?.Dispose();
+            _checkpoint = null;
+            Int8TrainingMatrices.Release(model.Model);
+            // The next job in line cannot train on this model now: it fails with the reason.
+            if (_pending.TryDequeue(out var id) && _store.TryFinish(id, FineTuneState.Failed, $"The base weights could not be prepared for training: {e.Message}", _time.GetUtcNow()))
+                PublishState(id);
+            _logger.LogWarning("Preparing the int8 matrices for training failed: {Error}", e.Message);
+        }
+        return true;
     }
 
     private void StopCancelled()
@@ -221,6 +265,9 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     {
         job.Dispose();
         _active.Remove(job);
+        // Serving alone needs one byte per int8 weight: the matrices kept for training go until the next job.
+        if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(job.Model.Model) is > 0 and var released)
+            _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
         Interlocked.Exchange(ref _runningCount, _active.Count);
         _cancelled.TryRemove(job.Id, out _);
         try

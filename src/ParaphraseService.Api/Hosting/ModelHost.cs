@@ -1,6 +1,4 @@
 using Microsoft.Extensions.Options;
-using ParaphraseService.Api.FineTuning;
-using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
 
 namespace ParaphraseService.Api.Hosting;
@@ -9,7 +7,7 @@ namespace ParaphraseService.Api.Hosting;
 /// Loads the configured model in the background when the app starts, so the process answers liveness probes while a
 /// large checkpoint loads; readiness turns true once it is in memory.
 /// </summary>
-public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<FineTuneOptions> fineTunes, ILogger<ModelHost> logger) : BackgroundService
+public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost> logger) : BackgroundService
 {
     private volatile LoadedModel? _model;
     private readonly TaskCompletionSource<LoadedModel> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -31,8 +29,6 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<FineTuneO
             var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions
             {
                 Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization, MaxResidentAdapters = o.MaxResidentAdapters,
-                // Fine-tunes pass gradients through the int8 layers, which needs their int8 matrices (fbgemm packs them away).
-                Int8 = Int8Options.Default with { KeepWeightForTraining = fineTunes.Value.Enabled },
             }, progress: null, stoppingToken);
             _model = loaded;
             _ready.TrySetResult(loaded);

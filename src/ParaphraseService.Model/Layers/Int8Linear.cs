@@ -17,6 +17,9 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
     // Tensors live in a holder, not in Tensor fields: a parent registering this module would otherwise register them
     // as buffers, and Module.to() would try to move fbgemm's packed matrix.
     private Weights? _weights;
+    // fbgemm's packed weight cannot be read back: for gradients the layer needs its int8 matrix too, kept from loading
+    // (Int8Options.KeepWeightForTraining) or attached while a fine-tune runs (Int8TrainingMatrices).
+    private Tensor? _trainingQ;
 
     public Int8Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Int8Options options) : base(nameof(Int8Linear))
     {
@@ -27,7 +30,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
     public long[] WeightShape => [_out, _in];
 
-    public long WeightBytes => _weights?.Bytes ?? 0;
+    public long WeightBytes => (_weights?.Bytes ?? 0) + (_trainingQ?.NumberOfElements ?? 0);
 
     /// <summary>The kernel in use once a weight is loaded.</summary>
     public Int8Kernel Kernel => _weights?.Kernel ?? Int8Kernel.Auto;
@@ -51,26 +54,51 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         if (!q.shape.SequenceEqual(WeightShape) || q.dtype != ScalarType.Int8 || !scale.shape.SequenceEqual([_out]))
             throw new ArgumentException($"Int8Linear [{_out}, {_in}] got weight {q.dtype} [{string.Join(", ", q.shape)}] and scale [{string.Join(", ", scale.shape)}].");
         _weights?.Dispose();
+        ReleaseTrainingMatrix();
         var kernel = _options.Kernel == Int8Kernel.Auto
             ? device.type == DeviceType.CPU ? Int8Kernel.Fbgemm : Int8Kernel.Dequantize
             : _options.Kernel;
         if (kernel == Int8Kernel.Fbgemm && device.type != DeviceType.CPU)
             throw new NotSupportedException("The fbgemm int8 kernel runs on the CPU only.");
-        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device, _options.KeepWeightForTraining) : Weights.ForDequantize(q, scale, device);
+        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device) : Weights.ForDequantize(q, scale, device);
+        if (kernel == Int8Kernel.Fbgemm && _options.KeepWeightForTraining)
+            AttachTrainingMatrix(q);
     }
 
     /// <summary>
     /// The weight as int8 values and row scales: kept by the dequantize kernel, and by fbgemm only when asked
     /// (<see cref="Int8Options.KeepWeightForTraining"/>); otherwise fbgemm keeps just its packed form.
     /// </summary>
-    public (Tensor Q, Tensor Scale) QuantizedWeight() => _weights is { Q: { } q } w
+    public (Tensor Q, Tensor Scale) QuantizedWeight() => _weights is { } w && (w.Q ?? _trainingQ) is { } q
         ? (q, w.Scale)
         : throw new InvalidOperationException(
             "This int8 layer keeps only fbgemm's packed weight, so gradients cannot pass through it: load the model with " +
-            "Int8Options.KeepWeightForTraining (the service does when fine-tuning is enabled) or the dequantize kernel.");
+            "Int8Options.KeepWeightForTraining, attach it (Int8TrainingMatrices, as the service does for a fine-tune) or use the dequantize kernel.");
 
     /// <summary>Whether gradients can flow back through this layer.</summary>
-    public bool SupportsTraining => _weights?.Q is not null;
+    public bool SupportsTraining => _weights?.Q is not null || _trainingQ is not null;
+
+    /// <summary>
+    /// Gives an fbgemm layer its int8 matrix back (as quantized at load: same values, so the same gradients), for as
+    /// long as a fine-tune runs. The dequantize kernel has it anyway.
+    /// </summary>
+    public void AttachTrainingMatrix(Tensor q)
+    {
+        if (_weights is not { Kernel: Int8Kernel.Fbgemm }) return;
+        if (!q.shape.SequenceEqual(WeightShape) || q.dtype != ScalarType.Int8)
+            throw new ArgumentException($"Int8Linear [{_out}, {_in}] got a training matrix {q.dtype} [{string.Join(", ", q.shape)}].");
+        _trainingQ?.Dispose();
+        _trainingQ = q.to(CPU, copy: true).DetachFromDisposeScope();
+    }
+
+    /// <summary>Frees the matrix attached for training (one byte per weight); false when there was none.</summary>
+    public bool ReleaseTrainingMatrix()
+    {
+        if (_trainingQ is null) return false;
+        _trainingQ.Dispose();
+        _trainingQ = null;
+        return true;
+    }
 
     public override Tensor forward(Tensor x)
     {
@@ -119,7 +147,11 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _weights?.Dispose();
+        if (disposing)
+        {
+            _weights?.Dispose();
+            _trainingQ?.Dispose();
+        }
         base.Dispose(disposing);
     }
 
@@ -145,13 +177,12 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             Scale = scale.to(ScalarType.Float32, device).DetachFromDisposeScope(),
         };
 
-        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device, bool keepQ)
+        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device)
         {
             using var cpu = q.to(CPU);
             return new Weights
             {
                 Kernel = Int8Kernel.Fbgemm,
-                Q = keepQ ? cpu.clone().DetachFromDisposeScope() : null,
                 Packed = FbgemmKernels.Pack(cpu).DetachFromDisposeScope(),
                 ColOffsets = cpu.sum([1], type: ScalarType.Int32).DetachFromDisposeScope(),
                 // fbgemm checks the weight's sizes only: a broadcast scalar stands in for the 1-byte-per-weight matrix.

@@ -30,7 +30,10 @@ public static class DemoModel
         using var weights = new RandomCheckpoint(Config, seed: 0);
         var layers = ModelLoader.LayersFor(weights, options, dtype, device);
         var model = ModelLoader.Build(Config, weights, layers, SourceName);
-        return new LoadedModel(model, Gpt2Tokenizer.BuiltIn(), SourceName, isDemo: true, device, dtype, layers.Quantization, options.MaxResidentAdapters);
+        return new LoadedModel(model, Gpt2Tokenizer.BuiltIn(), SourceName, isDemo: true, device, dtype, layers.Quantization, options.MaxResidentAdapters)
+        {
+            OpenCheckpoint = () => new RandomCheckpoint(Config, seed: 0),
+        };
     }
 }
 

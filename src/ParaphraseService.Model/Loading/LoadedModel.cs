@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Layers;
@@ -28,6 +29,12 @@ public sealed class LoadedModel(
 
     /// <summary>Resident LoRA adapters, when the model was loaded with LoRA support (ModelLoadOptions.MaxResidentAdapters).</summary>
     public AdapterRegistry? Adapters { get; } = model.Lora is null ? null : new AdapterRegistry(model, maxResidentAdapters);
+
+    /// <summary>
+    /// Opens the checkpoint the model was loaded from again (named and shaped as the model holds it), e.g. to derive
+    /// the int8 matrices a fine-tune needs; null when there is none to open.
+    /// </summary>
+    public Func<ICheckpointSource>? OpenCheckpoint { get; init; }
 
     public TextGenerator CreateGenerator() => new(Model, Tokenizer);
 

@@ -30,7 +30,26 @@ public static class ModelLoader
         var layers = LayersFor(checkpoint, options, dtype, device);
         var model = Build(config, checkpoint, layers, folder);
         return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization,
-            options.MaxResidentAdapters);
+            options.MaxResidentAdapters)
+        {
+            OpenCheckpoint = () => new OwnedView(CheckpointFiles.Open(folder), family.Checkpoint),
+        };
+    }
+
+    /// <summary>A family's view of a folder's files that closes the files with it.</summary>
+    private sealed class OwnedView(ICheckpointSource files, CheckpointConventions conventions) : ICheckpointSource
+    {
+        private readonly CheckpointView _view = conventions.View(files);
+
+        public IReadOnlyDictionary<string, CheckpointTensorInfo> Tensors => _view.Tensors;
+
+        public Tensor Read(string name) => _view.Read(name);
+
+        public void Dispose()
+        {
+            _view.Dispose();
+            files.Dispose();
+        }
     }
 
     /// <summary>The layer settings for a checkpoint: dtype, device, and int8 or full precision (see ModelLoadOptions).</summary>

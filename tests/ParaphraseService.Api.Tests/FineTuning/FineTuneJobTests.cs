@@ -63,6 +63,25 @@ public class FineTuneJobTests(ITestOutputHelper output)
         Assert.Contains("Source: {text}", metadata);
     }
 
+    [Fact]
+    public async Task OnAnInt8ModelTheMatricesForTrainingExistOnlyWhileAJobRuns()
+    {
+        await using var host = await StartAsync(new() { ["Model:Quantization"] = "int8" });
+        var model = host.Services.GetRequiredService<ParaphraseService.Api.Hosting.ModelHost>().Model!.Model;
+        var layers = ParaphraseService.Model.Loading.Int8TrainingMatrices.Missing(model).Count;
+        Assert.True(layers > 0); // serving keeps only fbgemm's packed weights
+
+        var job = await SubmitAsync(host.Admin, Learn, ReverseWordsJsonl(110, 1));
+        var done = await FinishedAsync(host.Admin, job.Id);
+        Assert.Equal(FineTuneState.Succeeded, done.State);
+        output.WriteLine($"int8 base: eval loss {done.Metrics["eval_loss_base"]:F3} -> {done.Metrics["eval_loss"]:F3}");
+        Assert.True(done.Metrics["eval_loss"] <= 0.5 * done.Metrics["eval_loss_base"]);
+        // Derived from the checkpoint for the job, released after it.
+        Assert.Equal(layers, ParaphraseService.Model.Loading.Int8TrainingMatrices.Missing(model).Count);
+        using var paraphrase = await host.Client.PostAsJsonAsync("/paraphrase", new { text = "red cat sun", adapter = "reverse", temperature = 0, candidates = 1 });
+        Assert.Equal(HttpStatusCode.OK, paraphrase.StatusCode);
+    }
+
     private static string AdapterMetadataOf(AdapterServiceHost host, string name) =>
         File.ReadAllText(Path.Combine(host.Store.GetFolder(name)!, ParaphraseService.Model.Lora.Peft.AdapterMetadata.FileName));
 
