@@ -23,13 +23,17 @@ public static class Int8TrainingMatrices
     /// <exception cref="CheckpointException">The checkpoint no longer holds that weight as it did.</exception>
     public static void Attach(Int8Linear layer, string key, ICheckpointSource checkpoint)
     {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        if (!checkpoint.Tensors.TryGetValue(key, out var info) || !info.Shape.SequenceEqual(layer.WeightShape))
-            throw new CheckpointException($"The model's checkpoint no longer holds {key} [{string.Join(", ", layer.WeightShape)}]: it changed since loading.");
-        var stored = checkpoint.Read(key);
-        var q = stored.dtype == ScalarType.Int8 ? stored : RowwiseInt8.Quantize(stored, CPU).Q;
-        layer.AttachTrainingMatrix(q);
+        using (NewDisposeScope())
+        using (no_grad())
+        {
+            if (!checkpoint.Tensors.TryGetValue(key, out var info) || !info.Shape.SequenceEqual(layer.WeightShape))
+                throw new CheckpointException($"The model's checkpoint no longer holds {key} [{string.Join(", ", layer.WeightShape)}]: it changed since loading.");
+            var stored = checkpoint.Read(key);
+            var q = stored.dtype == ScalarType.Int8 ? stored : RowwiseInt8.Quantize(stored, CPU).Q;
+            layer.AttachTrainingMatrix(q);
+        }
+        // As while loading: the conversion buffers just freed go back to the system, or they pile up layer after layer.
+        ProcessMemory.ReleaseFreedMemory();
     }
 
     /// <summary>Frees every attached training matrix (and gives the memory back to the system); the count freed.</summary>
