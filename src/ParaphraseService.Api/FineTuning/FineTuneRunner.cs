@@ -82,11 +82,15 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         try
         {
             StopCancelled();
-            if (PrepareTrainingMatrices(model)) return;
-            Activate(model);
-            if (_active.Count == 0) return;
-            var job = _active[_turn++ % _active.Count];
-            Advance(job, model);
+            if (!PrepareTrainingMatrices(model))
+            {
+                Activate(model);
+                if (_active.Count > 0)
+                    Advance(_active[_turn++ % _active.Count], model);
+            }
+            // Serving alone needs one byte per int8 weight: the matrices derived for training go until the next job.
+            if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(model.Model) is > 0 and var released)
+                _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
         }
         catch (Exception e)
         {
@@ -180,7 +184,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                     run.Dispose();
                     continue;
                 }
-                _active.Add(new ActiveJob(id, request, run, template, data.Summary, model));
+                _active.Add(new ActiveJob(id, request, run, template, data.Summary));
                 Interlocked.Exchange(ref _runningCount, _active.Count);
                 _logger.LogInformation("Fine-tune {Job} started: adapter {Adapter}, {Steps} steps{Resumed}", id, request.Adapter, run.TotalSteps,
                     run.ResumedFromStep is { } from ? $", resumed from step {from}" : "");
@@ -265,9 +269,6 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     {
         job.Dispose();
         _active.Remove(job);
-        // Serving alone needs one byte per int8 weight: the matrices kept for training go until the next job.
-        if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(job.Model.Model) is > 0 and var released)
-            _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
         Interlocked.Exchange(ref _runningCount, _active.Count);
         _cancelled.TryRemove(job.Id, out _);
         try
@@ -288,7 +289,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         if (_store.Get(id) is { } job) _events.Publish(id, new JobEvent("state", job));
     }
 
-    private sealed class ActiveJob(string id, FineTuneRequest options, FineTuneRun run, PromptTemplate template, DatasetSummary dataset, LoadedModel model) : IDisposable
+    private sealed class ActiveJob(string id, FineTuneRequest options, FineTuneRun run, PromptTemplate template, DatasetSummary dataset) : IDisposable
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly int _firstStep = run.Step;
@@ -298,7 +299,6 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         public FineTuneRun Run => run;
         public PromptTemplate Template => template;
         public DatasetSummary Dataset => dataset;
-        public LoadedModel Model => model;
         public IEnumerator<Training.Training.FineTuneEvent> Work { get; } = run.Run().GetEnumerator();
 
         /// <summary>Wall-clock seconds per step since the job (re)started, serving included: what an ETA needs.</summary>
