@@ -21,6 +21,13 @@ public sealed class FineTuneOptions
     [Range(1, 16)]
     public int MaxConcurrentJobs { get; set; } = 1;
 
+    /// <summary>
+    /// Most examples a job runs through the model in one go (its batches are split, with the same result): a request
+    /// that arrives meanwhile waits for at most one such pass.
+    /// </summary>
+    [Range(1, 256)]
+    public int MaxExamplesPerPass { get; set; } = 1;
+
     /// <summary>Default checkpoint interval in optimizer steps (a job may set its own).</summary>
     [Range(1, 1_000_000)]
     public int CheckpointEverySteps { get; set; } = 50;

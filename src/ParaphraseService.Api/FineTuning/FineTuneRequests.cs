@@ -69,7 +69,7 @@ public static class FineTuneRequests
 
     public static FineTuneSettings Settings(FineTuneRequest request, FineTuneOptions options, IReadOnlyList<string>? familyDefault = null) => new()
     {
-        Training = request.Training(familyDefault),
+        Training = request.Training(familyDefault) with { MaxExamplesPerPass = options.MaxExamplesPerPass },
         EvalEverySteps = request.EvalEverySteps,
         EarlyStoppingPatience = request.EarlyStoppingPatience,
         CheckpointEverySteps = request.CheckpointEverySteps ?? options.CheckpointEverySteps,

@@ -81,16 +81,14 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     {
         try
         {
-            StopCancelled();
+            StopCancelled(model);
             if (!PrepareTrainingMatrices(model))
             {
                 Activate(model);
                 if (_active.Count > 0)
                     Advance(_active[_turn++ % _active.Count], model);
             }
-            // Serving alone needs one byte per int8 weight: the matrices derived for training go until the next job.
-            if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(model.Model) is > 0 and var released)
-                _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
+            ReleaseMatricesWhenIdle(model); // also when the jobs they were derived for were cancelled before starting
         }
         catch (Exception e)
         {
@@ -147,12 +145,19 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         return true;
     }
 
-    private void StopCancelled()
+    /// <summary>Serving alone needs one byte per int8 weight: the matrices derived for training go until the next job.</summary>
+    private void ReleaseMatricesWhenIdle(LoadedModel model)
+    {
+        if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(model.Model) is > 0 and var released)
+            _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
+    }
+
+    private void StopCancelled(LoadedModel model)
     {
         if (_cancelled.IsEmpty) return;
         foreach (var job in _active.Where(j => _cancelled.ContainsKey(j.Id)).ToList())
         {
-            End(job, FineTuneState.Cancelled, null);
+            End(job, FineTuneState.Cancelled, null, model);
             _logger.LogInformation("Fine-tune {Job} cancelled at step {Step}", job.Id, job.Run.Step);
         }
     }
@@ -236,7 +241,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         catch (Exception e)
         {
             _logger.LogError(e, "Fine-tune {Job} failed", job.Id);
-            End(job, FineTuneState.Failed, e.Message);
+            End(job, FineTuneState.Failed, e.Message, model);
         }
     }
 
@@ -259,16 +264,17 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             _adapters.Publish(job.Options.Adapter!, staging, job.Options.Replace, AdapterOrigin.FineTune);
         }
         _store.RecordMetrics(job.Id, metrics);
-        End(job, FineTuneState.Succeeded, null);
+        End(job, FineTuneState.Succeeded, null, model);
         _logger.LogInformation("Fine-tune {Job} succeeded: adapter {Adapter} published; eval loss {Before:F4} -> {After:F4}", job.Id, job.Options.Adapter,
             metrics.GetValueOrDefault("eval_loss_base"), metrics.GetValueOrDefault("eval_loss"));
     }
 
     /// <summary>Ends a running job: frees its tensors, deletes its checkpoints, records the outcome.</summary>
-    private void End(ActiveJob job, FineTuneState state, string? error)
+    private void End(ActiveJob job, FineTuneState state, string? error, LoadedModel model)
     {
         job.Dispose();
         _active.Remove(job);
+        ReleaseMatricesWhenIdle(model); // before the outcome is published: whoever sees it sees the memory back
         Interlocked.Exchange(ref _runningCount, _active.Count);
         _cancelled.TryRemove(job.Id, out _);
         try

@@ -31,6 +31,13 @@ public sealed record LoraTrainingOptions
     public int? MaxSteps { get; init; }
 
     public int BatchSize { get; init; } = 4;
+
+    /// <summary>
+    /// Most examples in one forward and backward pass; a batch is then run in several passes with the same result (the
+    /// loss is weighted by target tokens over the whole step). Smaller passes hold the model for less time at once,
+    /// which is what a service sharing it with requests wants; null: the whole batch.
+    /// </summary>
+    public int? MaxExamplesPerPass { get; init; }
     public int GradientAccumulation { get; init; } = 1;
 
     /// <summary>Prompt plus target tokens per example; longer examples are cut (the target's end first).</summary>
@@ -56,6 +63,7 @@ public sealed record LoraTrainingOptions
         if (MaxSteps is < 1) throw new ArgumentException("max steps must be at least 1.");
         if (BatchSize is < 1 or > 256) throw new ArgumentException("batch size must be 1-256.");
         if (GradientAccumulation is < 1 or > 1024) throw new ArgumentException("gradient accumulation must be 1-1024.");
+        if (MaxExamplesPerPass is < 1) throw new ArgumentException("examples per pass must be at least 1.");
         if (MaxSequenceLength is < 8 or > 2048) throw new ArgumentException("max sequence length must be 8-2048.");
         if (!(MaxGradNorm > 0)) throw new ArgumentException("max gradient norm must be positive.");
         if (WeightDecay < 0) throw new ArgumentException("weight decay must not be negative.");

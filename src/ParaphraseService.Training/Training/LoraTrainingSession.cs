@@ -103,7 +103,10 @@ public sealed class LoraTrainingSession : IDisposable
         if (IsComplete)
             throw new InvalidOperationException("The session has taken all its steps.");
         var group = GroupOf(Step);
-        var batches = group.Chunk(_options.BatchSize).ToList();
+        // Passes of at most MaxExamplesPerPass examples; the loss is weighted by target tokens over the whole step, so
+        // how the step is cut changes nothing but how long one pass holds the model.
+        var batches = group.Chunk(Math.Min(_options.BatchSize, _options.MaxExamplesPerPass ?? int.MaxValue)).ToList();
+        var stepTokens = group.Sum(e => e.Target.Count);
         if (_micro == 0)
         {
             _stepClock.Restart();
@@ -121,10 +124,10 @@ public sealed class LoraTrainingSession : IDisposable
             // Dropout masks depend on (seed, step, micro-batch) only, so a resumed run draws the same ones.
             random.manual_seed(_options.Seed * 1_000_003 + Step * 1_009L + _micro);
             using var scope = NewDisposeScope();
-            var loss = Loss(_model, batch, Adapter, _options.GradientCheckpointing);
-            // Each micro-batch weighs by its share of the step's examples.
-            (loss * (batch.Length / (double)group.Count)).backward();
-            _stepLoss += loss.item<float>() * batch.Length / group.Count;
+            // The step's loss: the mean over all its target tokens, whichever pass they are in.
+            var loss = Loss(_model, batch, Adapter, _options.GradientCheckpointing, nn.Reduction.Sum) / stepTokens;
+            loss.backward();
+            _stepLoss += loss.item<float>();
             _stepTokens += batch.Sum(e => e.Length);
         }
         finally
@@ -238,7 +241,9 @@ public sealed class LoraTrainingSession : IDisposable
     }
 
     /// <summary>Mean loss over the target tokens of <paramref name="batch"/> (with <paramref name="adapter"/> on every row, or the base alone).</summary>
-    internal static Tensor Loss(CausalLM model, IReadOnlyList<TokenizedExample> batch, LoraAdapter? adapter, bool gradientCheckpointing = false)
+    /// <summary>Cross-entropy over the target tokens of <paramref name="batch"/>: their mean, or with <paramref name="reduction"/> Sum their sum.</summary>
+    internal static Tensor Loss(CausalLM model, IReadOnlyList<TokenizedExample> batch, LoraAdapter? adapter, bool gradientCheckpointing = false,
+        nn.Reduction reduction = nn.Reduction.Mean)
     {
         var device = model.parameters().First().device;
         var (ids, mask, labels) = TrainingBatches.Collate(batch, model.Config.EosTokenId, device);
@@ -247,7 +252,7 @@ public sealed class LoraTrainingSession : IDisposable
         // shift: position t predicts token t + 1
         var predicted = logits[.., ..^1].reshape(-1, logits.shape[2]);
         var wanted = labels[.., 1..].reshape(-1);
-        return nn.functional.cross_entropy(predicted, wanted, ignore_index: TrainingBatches.Ignore);
+        return nn.functional.cross_entropy(predicted, wanted, ignore_index: TrainingBatches.Ignore, reduction: reduction);
     }
 
     private static double LearningRateAt(int step, int total, LoraTrainingOptions o)

@@ -47,7 +47,9 @@ internal sealed class AdapterServiceHost : IAsyncDisposable
     /// Starts the service with the tiny model, an admin key and a fresh store, overridden by <paramref name="settings"/>,
     /// and (unless told not to) waits for the model to load.
     /// </summary>
-    public static async Task<AdapterServiceHost> StartAsync(Dictionary<string, string?>? settings = null, bool waitForModel = true)
+    /// <param name="services">Test services registered after the app's own (a later registration replaces a single service).</param>
+    public static async Task<AdapterServiceHost> StartAsync(Dictionary<string, string?>? settings = null, bool waitForModel = true,
+        Action<IServiceCollection>? services = null)
     {
         var root = Directory.CreateTempSubdirectory("adapters-api-").FullName;
         var all = new Dictionary<string, string?>
@@ -60,7 +62,11 @@ internal sealed class AdapterServiceHost : IAsyncDisposable
         foreach (var (key, value) in settings ?? [])
             all[key] = value;
         var statuses = Channel.CreateUnbounded<int>();
-        var app = new ServiceApplication(all, services => services.AddTransient<IStartupFilter>(_ => new StatusRecorder(statuses)), Environments.Production);
+        var app = new ServiceApplication(all, collection =>
+        {
+            collection.AddTransient<IStartupFilter>(_ => new StatusRecorder(statuses));
+            services?.Invoke(collection);
+        }, Environments.Production);
         try
         {
             app.UseKestrel();

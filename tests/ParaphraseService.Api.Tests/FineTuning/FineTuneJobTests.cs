@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.FineTuning;
+using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Api.Tests.Adapters;
 using ParaphraseService.Model.Checkpoints;
 using Xunit.Abstractions;
@@ -22,12 +23,41 @@ public class FineTuneJobTests(ITestOutputHelper output)
         promptTemplate = "Source: {text}\nTarget:",
     };
 
-    private static Task<AdapterServiceHost> StartAsync(Dictionary<string, string?>? settings = null)
+    private static Task<AdapterServiceHost> StartAsync(Dictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         var all = new Dictionary<string, string?> { ["Model:Source"] = LearnableModel };
         foreach (var (key, value) in settings ?? []) all[key] = value;
         all.TryAdd("FineTunes:Directory", Path.Combine(Directory.CreateTempSubdirectory("fine-tunes-").FullName));
-        return AdapterServiceHost.StartAsync(all);
+        return AdapterServiceHost.StartAsync(all, services: services);
+    }
+
+    /// <summary>
+    /// The runner as the scheduler sees it, but frozen right after the slice that saved a job's first checkpoint: a
+    /// service stopped then is interrupted exactly there, however fast the job would otherwise go on.
+    /// </summary>
+    private sealed class FreezeAtFirstCheckpoint(FineTuneRunner runner, FineTuneJobStore store) : IModelBackgroundWork
+    {
+        private volatile bool _frozen;
+        private readonly TaskCompletionSource _frozenAt = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completes once the job is frozen with its checkpoint on disk.</summary>
+        public Task Frozen => _frozenAt.Task;
+
+        public bool HasWork => !_frozen && runner.HasWork;
+
+        public Task WaitForWorkAsync(CancellationToken cancellationToken) => _frozen
+            ? Task.Delay(Timeout.Infinite, cancellationToken)
+            : runner.WaitForWorkAsync(cancellationToken);
+
+        public void RunSlice(ParaphraseService.Model.Loading.LoadedModel model)
+        {
+            runner.RunSlice(model);
+            var jobs = Path.Combine(store.Directory, "jobs");
+            _frozen = Directory.Exists(jobs) && Directory.EnumerateDirectories(jobs, "step-*", SearchOption.AllDirectories).Any();
+            if (_frozen) _frozenAt.TrySetResult();
+        }
+
+        public void Stop() => runner.Stop();
     }
 
     [Fact]
@@ -96,18 +126,20 @@ public class FineTuneJobTests(ITestOutputHelper output)
         };
         var data = ReverseWordsJsonl(60, 2);
         string id;
-        await using (var first = await StartAsync(new() { ["FineTunes:Directory"] = jobs }))
+        await using (var first = await StartAsync(new() { ["FineTunes:Directory"] = jobs }, services =>
+            services.AddSingleton<IModelBackgroundWork>(provider =>
+                new FreezeAtFirstCheckpoint(provider.GetRequiredService<FineTuneRunner>(), provider.GetRequiredService<FineTuneJobStore>()))))
         {
             id = (await SubmitAsync(first.Admin, options, data)).Id;
-            // Stop the service as soon as the job has saved a checkpoint.
-            await FollowAsync(first.Admin, id, (type, _) => type == "checkpoint");
+            // The service stops with the job frozen right after its first checkpoint (step 3).
+            await ((FreezeAtFirstCheckpoint)first.Services.GetRequiredService<IModelBackgroundWork>()).Frozen.WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.Equal(FineTuneState.Running, (await GetAsync(first.Admin, id)).State);
         }
         string resumedFolder;
         await using var second = await StartAsync(new() { ["FineTunes:Directory"] = jobs });
         var resumed = await FinishedAsync(second.Admin, id);
         Assert.Equal(FineTuneState.Succeeded, resumed.State);
-        Assert.NotNull(resumed.ResumedFromStep);
-        Assert.True(resumed.ResumedFromStep >= 3, $"resumed from {resumed.ResumedFromStep}");
+        Assert.Equal(3, resumed.ResumedFromStep);
         Assert.Equal(12, resumed.TrainLoss.Count); // the steps before the restart are kept, the redone ones replaced
         resumedFolder = second.Store.GetFolder("resumed")!;
 
