@@ -101,14 +101,14 @@ public static class FineTuneEndpoints
             if (!fineTune.Replace && adapters.Exists(fineTune.Adapter!))
                 return Cleanup(folder, TypedResults.Problem($"An adapter named '{fineTune.Adapter}' exists; set replace to overwrite it when the job succeeds.",
                     statusCode: StatusCodes.Status409Conflict, title: "Adapter exists"));
-            if (jobs.List().FirstOrDefault(j => !j.IsFinished && j.Adapter == fineTune.Adapter) is { } other)
-                return Cleanup(folder, TypedResults.Problem($"Job {other.Id} is already producing adapter '{fineTune.Adapter}'.",
+            if (jobs.UnfinishedJobFor(fineTune.Adapter!) is { } other)
+                return Cleanup(folder, TypedResults.Problem($"Job {other} is already producing adapter '{fineTune.Adapter}'.",
                     statusCode: StatusCodes.Status409Conflict, title: "Adapter being trained"));
 
             // The whole dataset is read now, so a bad file is refused here with its line numbers, not later in the job.
             var prepared = FineTuneRequests.Prepare(datasetFile, fineTune, model.Tokenizer);
             jobs.Create(id, fineTune, datasetFile, JsonSerializer.SerializeToElement(prepared.Summary, FineTuneJobStore.Json), time.GetUtcNow());
-            runner.Enqueue(id);
+            runner.Enqueue(id, prepared);
             return TypedResults.Accepted($"/admin/fine-tunes/{id}", jobs.Get(id)!);
         }
         catch (DatasetException e)

@@ -106,6 +106,14 @@ public sealed class FineTuneJobStore
         return limit is { } n ? Read(connection, "ORDER BY seq DESC LIMIT $limit", ("$limit", n)) : Read(connection, "ORDER BY seq DESC");
     }
 
+    /// <summary>The id of a queued or running job that produces <paramref name="adapter"/>, or null.</summary>
+    public string? UnfinishedJobFor(string adapter)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT id FROM jobs WHERE adapter = $adapter AND state IN ('queued', 'running') LIMIT 1", ("$adapter", adapter));
+        return command.ExecuteScalar() as string;
+    }
+
     /// <summary>How many jobs there are, in every state.</summary>
     public int Count()
     {

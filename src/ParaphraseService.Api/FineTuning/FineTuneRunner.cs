@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
+using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Loading;
@@ -28,7 +30,11 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     private readonly FineTuneOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<FineTuneRunner> _logger;
-    private readonly ConcurrentQueue<string> _pending = new();
+    // Jobs whose data is read and prepared, in the order they start. Preparing a large dataset takes seconds of CPU, so
+    // it happens on the intake task, never on the scheduler's thread.
+    private readonly ConcurrentQueue<(string Id, PreparedDataset Data)> _pending = new();
+    private readonly Channel<(string Id, PreparedDataset? Data)> _intake = Channel.CreateUnbounded<(string, PreparedDataset?)>(new() { SingleReader = true });
+    private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, byte> _cancelled = new();
     private readonly List<ActiveJob> _active = [];
     private readonly SemaphoreSlim _signal = new(0);
@@ -36,15 +42,56 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     // Open while int8 training matrices are being derived, one layer per slice, before the first job starts.
     private ICheckpointSource? _checkpoint;
 
-    public FineTuneRunner(FineTuneJobStore store, AdapterStore adapters, FineTuneEvents events, IOptions<FineTuneOptions> options,
+    public FineTuneRunner(FineTuneJobStore store, AdapterStore adapters, FineTuneEvents events, ModelHost host, IOptions<FineTuneOptions> options,
         TimeProvider time, ILogger<FineTuneRunner> logger)
     {
         (_store, _adapters, _events, _options, _time, _logger) = (store, adapters, events, options.Value, time, logger);
         var interrupted = store.RequeueInterrupted();
         if (interrupted > 0)
             logger.LogInformation("{Count} fine-tune job(s) interrupted by the last shutdown will resume from their checkpoints", interrupted);
+        // Jobs queued before a restart come first; their data is prepared again (deterministic for their seed).
         foreach (var job in store.Queued())
-            _pending.Enqueue(job.Id);
+            _intake.Writer.TryWrite((job.Id, null));
+        _ = Task.Run(() => Intake(host));
+    }
+
+    /// <summary>Prepares the data of jobs that come without it (after a restart), then hands every job on in order.</summary>
+    private async Task Intake(ModelHost host)
+    {
+        LoadedModel model;
+        try
+        {
+            model = await host.Ready.WaitAsync(_stopping.Token);
+        }
+        catch (Exception)
+        {
+            return; // no model (load failed or shutting down): nothing can train
+        }
+        try
+        {
+            await foreach (var (id, ready) in _intake.Reader.ReadAllAsync(_stopping.Token))
+            {
+                var data = ready;
+                if (data is null && _store.Get(id) is { State: FineTuneState.Queued } job)
+                {
+                    try
+                    {
+                        data = FineTuneRequests.Prepare(_store.DatasetFile(id)!, job.Options, model.Tokenizer);
+                    }
+                    catch (Exception e) when (e is DatasetException or IOException or UnauthorizedAccessException)
+                    {
+                        if (_store.TryFinish(id, FineTuneState.Failed, e.Message, _time.GetUtcNow())) PublishState(id);
+                        continue;
+                    }
+                }
+                if (data is null) continue; // ended meanwhile
+                _pending.Enqueue((id, data));
+                _signal.Release();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     public bool HasWork => _options.Enabled && (_active.Count > 0 || !_pending.IsEmpty);
@@ -55,12 +102,8 @@ public sealed class FineTuneRunner : IModelBackgroundWork
 
     public async Task WaitForWorkAsync(CancellationToken cancellationToken) => await _signal.WaitAsync(cancellationToken);
 
-    /// <summary>A job was queued.</summary>
-    public void Enqueue(string id)
-    {
-        _pending.Enqueue(id);
-        _signal.Release();
-    }
+    /// <summary>A job was queued, with the data the request already read and prepared.</summary>
+    public void Enqueue(string id, PreparedDataset data) => _intake.Writer.TryWrite((id, data));
 
     /// <summary>Cancels a job: a queued one ends now, a running one before its next slice. False when it had already finished.</summary>
     public bool Cancel(string id)
@@ -104,6 +147,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         _active.Clear();
         _checkpoint?.Dispose();
         _checkpoint = null;
+        _stopping.Cancel();
         Interlocked.Exchange(ref _runningCount, 0);
     }
 
@@ -138,8 +182,8 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             _checkpoint = null;
             Int8TrainingMatrices.Release(model.Model);
             // The next job in line cannot train on this model now: it fails with the reason.
-            if (_pending.TryDequeue(out var id) && _store.TryFinish(id, FineTuneState.Failed, $"The base weights could not be prepared for training: {e.Message}", _time.GetUtcNow()))
-                PublishState(id);
+            if (_pending.TryDequeue(out var next) && _store.TryFinish(next.Id, FineTuneState.Failed, $"The base weights could not be prepared for training: {e.Message}", _time.GetUtcNow()))
+                PublishState(next.Id);
             _logger.LogWarning("Preparing the int8 matrices for training failed: {Error}", e.Message);
         }
         return true;
@@ -164,8 +208,9 @@ public sealed class FineTuneRunner : IModelBackgroundWork
 
     private void Activate(LoadedModel model)
     {
-        while (_active.Count < _options.MaxConcurrentJobs && _pending.TryDequeue(out var id))
+        while (_active.Count < _options.MaxConcurrentJobs && _pending.TryDequeue(out var next))
         {
+            var (id, data) = next;
             var job = _store.Get(id);
             if (job is not { State: FineTuneState.Queued }) continue;
             if (job.CancelRequested) // cancelled while running, then the process stopped before it could end the job
@@ -180,7 +225,6 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                 var registry = model.Adapters ?? throw new InvalidOperationException("The model was loaded without LoRA support.");
                 var request = job.Options;
                 var template = PromptTemplate.ForAdapter(request.PromptTemplate);
-                var data = FineTuneRequests.Prepare(_store.DatasetFile(id)!, request, model.Tokenizer);
                 run = new FineTuneRun(model.Model, registry, model.Tokenizer, template, "fine-tune:" + id, data,
                     FineTuneRequests.Settings(request, _options, registry.Target.DefaultTargetModules), _store.CheckpointFolder(id));
                 var summary = JsonSerializer.SerializeToElement(data.Summary, FineTuneJobStore.Json);
@@ -195,7 +239,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                     run.ResumedFromStep is { } from ? $", resumed from step {from}" : "");
                 PublishState(id);
             }
-            catch (Exception e) when (e is DatasetException or ArgumentException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
+            catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
             {
                 run?.Dispose();
                 _store.TryFinish(id, FineTuneState.Failed, e.Message, _time.GetUtcNow());

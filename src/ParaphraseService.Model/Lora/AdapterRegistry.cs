@@ -81,24 +81,9 @@ public sealed class AdapterRegistry : IDisposable
         if (!_resident.ContainsKey(adapter.Name) && _resident.Count >= MaxResident
             && _resident.Keys.All(n => pinned?.Contains(n) == true))
             throw new InvalidOperationException($"All {MaxResident} resident adapters are in use; '{adapter.Name}' must wait.");
-        var unknown = adapter.Modules.Where(m => !_layers.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
-        if (unknown.Count > 0)
-            throw new ArgumentException($"Adapter '{adapter.Name}' targets modules the model does not have or cannot adapt: {string.Join(", ", unknown.Take(5))}.");
+        CheckModules(adapter);
         Unload(adapter.Name);
-        var attached = new List<LoraLinear>();
-        try
-        {
-            foreach (var (path, weights) in adapter.Weights)
-            {
-                _layers[path].Attach(adapter, weights);
-                attached.Add(_layers[path]);
-            }
-        }
-        catch
-        {
-            foreach (var layer in attached) layer.Detach(adapter);
-            throw;
-        }
+        AttachToLayers(adapter);
         _resident[adapter.Name] = (adapter, ++_clock);
 
         var evicted = new List<string>();
@@ -119,12 +104,9 @@ public sealed class AdapterRegistry : IDisposable
     /// </summary>
     public void AttachTraining(LoraAdapter adapter)
     {
-        var unknown = adapter.Modules.Where(m => !_layers.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
-        if (unknown.Count > 0)
-            throw new ArgumentException($"Adapter '{adapter.Name}' targets modules the model does not have or cannot adapt: {string.Join(", ", unknown.Take(5))}.");
+        CheckModules(adapter);
         if (!_training.Add(adapter)) return;
-        foreach (var (path, weights) in adapter.Weights)
-            _layers[path].Attach(adapter, weights);
+        AttachToLayers(adapter);
     }
 
     /// <summary>Detaches an adapter attached by <see cref="AttachTraining"/> (it is not disposed).</summary>
@@ -133,6 +115,32 @@ public sealed class AdapterRegistry : IDisposable
         if (!_training.Remove(adapter)) return;
         foreach (var path in adapter.Modules)
             _layers[path].Detach(adapter);
+    }
+
+    private void CheckModules(LoraAdapter adapter)
+    {
+        var unknown = adapter.Modules.Where(m => !_layers.ContainsKey(m)).Order(StringComparer.Ordinal).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"Adapter '{adapter.Name}' targets modules the model does not have or cannot adapt: {string.Join(", ", unknown.Take(5))}.");
+    }
+
+    /// <summary>Attaches every module's weights to its layer, all or none.</summary>
+    private void AttachToLayers(LoraAdapter adapter)
+    {
+        var attached = new List<LoraLinear>();
+        try
+        {
+            foreach (var (path, weights) in adapter.Weights)
+            {
+                _layers[path].Attach(adapter, weights);
+                attached.Add(_layers[path]);
+            }
+        }
+        catch
+        {
+            foreach (var layer in attached) layer.Detach(adapter);
+            throw;
+        }
     }
 
     /// <summary>The resident adapter of that name, marked as just used; null when it is not resident.</summary>

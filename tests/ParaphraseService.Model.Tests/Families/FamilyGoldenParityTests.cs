@@ -21,6 +21,10 @@ public sealed class FamilyGoldenParityTests(ITestOutputHelper output)
     /// <summary>Fixture folder and each checkpoint layout it holds.</summary>
     public static TheoryData<string, string> Checkpoints() => new()
     {
+        { "gptj-tiny", "safetensors" },     // GPT-J: single file, shards, PyTorch .bin and sharded .bin
+        { "gptj-tiny", "sharded-safetensors" },
+        { "gptj-tiny", "bin" },
+        { "gptj-tiny", "sharded-bin" },
         { "gptneo-tiny", "safetensors" },   // transformer.* keys, fp32
         { "gptneo-tiny", "bin" },           // with attn.attention.bias/masked_bias buffers and a copy of the tied lm_head.weight
         { "gpt2-tiny", "safetensors" },     // the hub's layout: no "transformer." prefix, attn.bias buffers, Conv1D [in, out]
@@ -28,6 +32,8 @@ public sealed class FamilyGoldenParityTests(ITestOutputHelper output)
     };
 
     public static TheoryData<string> Families() => ["gptneo-tiny", "gpt2-tiny"];
+
+    public static TheoryData<string> AllFamilies() => ["gptj-tiny", "gptneo-tiny", "gpt2-tiny"];
 
     [Theory, MemberData(nameof(Checkpoints))]
     public void SingleSequenceLogitsMatchTheReference(string family, string format)
@@ -62,7 +68,7 @@ public sealed class FamilyGoldenParityTests(ITestOutputHelper output)
         Assert.False(logits.isnan().any().item<bool>());
     }
 
-    [Theory, MemberData(nameof(Families))]
+    [Theory, MemberData(nameof(AllFamilies))]
     public void GreedyGenerationMatchesTheReference(string family)
     {
         using var golden = new SafetensorsReader(Fixtures.Get(family, "golden.safetensors"));

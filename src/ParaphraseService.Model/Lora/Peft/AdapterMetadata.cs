@@ -94,18 +94,7 @@ public sealed record AdapterMetadata
             w.WriteEndObject();
         };
 
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, JsonFields.WriterOptions))
-        {
-            writer.WriteStartObject();
-            foreach (var (name, write) in fields)
-            {
-                writer.WritePropertyName(name);
-                write(writer);
-            }
-            writer.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(stream.ToArray());
+        return JsonFields.Write(fields);
     }
 
     internal static AdapterMetadata? Parse(string json, List<string> problems)

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
@@ -56,6 +57,23 @@ internal sealed class JsonFields
             // JSON allows repeated keys; Python's json keeps the last one, and so do we.
             _fields[property.Name] = property.Value.Clone();
         }
+    }
+
+    /// <summary>A JSON object of the given fields, each written by its own writer, in the dictionary's order.</summary>
+    public static string Write(IEnumerable<KeyValuePair<string, Action<Utf8JsonWriter>>> fields)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, WriterOptions))
+        {
+            writer.WriteStartObject();
+            foreach (var (name, write) in fields)
+            {
+                writer.WritePropertyName(name);
+                write(writer);
+            }
+            writer.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(stream.ToArray());
     }
 
     /// <summary>Parses <paramref name="json"/> as an object; null (with a problem recorded) when it is not one.</summary>

@@ -135,18 +135,7 @@ public sealed record PeftLoraConfig
         };
         fields["inference_mode"] = w => w.WriteBooleanValue(InferenceMode);
 
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, JsonFields.WriterOptions))
-        {
-            writer.WriteStartObject();
-            foreach (var (name, write) in fields)
-            {
-                writer.WritePropertyName(name);
-                write(writer);
-            }
-            writer.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(stream.ToArray());
+        return JsonFields.Write(fields);
     }
 
     /// <summary>Parses the typed fields, recording each problem; null when the text is not a JSON object at all.</summary>
