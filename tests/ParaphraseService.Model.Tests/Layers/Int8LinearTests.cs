@@ -82,6 +82,22 @@ public class Int8LinearTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ProductsThatOverflowSixteenBitPairsStayExact()
+    {
+        // uint8 255 times int8 127, summed in pairs, is past 32767: CPUs without VNNI would clip it unless the
+        // activations are quantized in 7 bits (FbgemmKernels.PairsSaturate says which path this machine takes).
+        const int features = 256;
+        using var weight = full([Out, features], 0.5f);
+        using var layer = new Int8Linear(features, Out, hasBias: false, ScalarType.Float32, new Int8Options(Int8Kernel.Fbgemm));
+        layer.LoadWeight(weight, CPU);
+        using var x = ones([3, features]);
+        x[0, 0] = 0;
+        using var expected = nn.functional.linear(x, weight);
+        output.WriteLine($"pairs saturate on this CPU: {FbgemmKernels.PairsSaturate}");
+        Assert.InRange(RelativeError(layer.forward(x), expected), 0, 1e-2);
+    }
+
+    [Fact]
     public void OutlierFeaturesGetTheirOwnPass()
     {
         var (w, b) = RandomLayer(4);
