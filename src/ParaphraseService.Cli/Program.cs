@@ -10,6 +10,7 @@ var root = new RootCommand("ParaphraseService command line: generate text and ma
     MakeCheckpointCommand.Create(),
     MergeCommand.Create(),
     TrainCommand.Create(),
+    EvalCommand.Create(),
     BenchCommand.Create(),
 };
 var parse = root.Parse(args);

@@ -5,9 +5,9 @@ namespace ParaphraseService.Cli.Tests;
 public class GenerateCommandTests
 {
     [Fact]
-    public async Task DemoModelPrintsPromptIdsGeneratedIdsAndTextAsJson()
+    public async Task RandomDemoModelPrintsPromptIdsGeneratedIdsAndTextAsJson()
     {
-        var run = await CliRunner.RunAsync("generate", "--model", "demo", "--prompt", "Hello world!", "--json", "--max-new-tokens", "5", "--seed", "9");
+        var run = await CliRunner.RunAsync("generate", "--model", "demo-random", "--prompt", "Hello world!", "--json", "--max-new-tokens", "5", "--seed", "9");
 
         Assert.Equal(0, run.ExitCode);
         Assert.Contains("not meaningful", run.StandardError);
@@ -19,7 +19,7 @@ public class GenerateCommandTests
         Assert.True(json.GetProperty("demo").GetBoolean());
         Assert.Equal(JsonValueKind.String, json.GetProperty("text").ValueKind);
 
-        var again = await CliRunner.RunAsync("generate", "--model", "demo", "--prompt", "Hello world!", "--json", "--max-new-tokens", "5", "--seed", "9");
+        var again = await CliRunner.RunAsync("generate", "--model", "demo-random", "--prompt", "Hello world!", "--json", "--max-new-tokens", "5", "--seed", "9");
         Assert.Equal(run.StandardOutput, again.StandardOutput); // same seed, same output, across processes
     }
 
@@ -29,7 +29,8 @@ public class GenerateCommandTests
     [InlineData("not in the Hugging Face cache", "generate", "--model", "EleutherAI/gpt-j-6b", "--prompt", "x")]
     [InlineData("temperature", "generate", "--prompt", "x", "--temperature", "0")]
     [InlineData("--greedy cannot be combined", "generate", "--prompt", "x", "--greedy", "--top-k", "5")]
-    [InlineData("context of 2048 tokens", "generate", "--prompt", "x", "--max-new-tokens", "5000")]
+    [InlineData("context of 512 tokens", "generate", "--prompt", "x", "--max-new-tokens", "5000")]
+    [InlineData("context of 2048 tokens", "generate", "--model", "demo-random", "--prompt", "x", "--max-new-tokens", "5000")]
     [InlineData("Unknown dtype", "generate", "--prompt", "x", "--dtype", "int4")]
     public async Task FailuresExitNonZeroWithOneLineReason(string reason, params string[] args)
     {

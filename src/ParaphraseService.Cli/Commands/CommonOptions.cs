@@ -8,7 +8,7 @@ internal static class CommonOptions
 {
     public static Option<string> Model() => new("--model", "-m")
     {
-        Description = "A model folder, a Hugging Face hub id (Org/Name[@revision]) or 'demo' (random weights, offline).",
+        Description = "A model folder, a Hugging Face hub id (Org/Name[@revision]), 'demo' (a small trained model that ships with the tool) or 'demo-random' (random weights).",
         DefaultValueFactory = _ => DemoModel.SourceName,
     };
 

@@ -75,8 +75,8 @@ internal static class GenerateCommand
                     MaxResidentAdapters = parse.GetValue(adapter) is null ? 0 : 1,
                 },
                 ProgressReporter.ForDownloads(), ct);
-            if (loaded.IsDemo)
-                await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
+            if (loaded.Notice is { } notice)
+                await Console.Error.WriteLineAsync($"note: {notice}");
 
             LoraAdapter? lora = null;
             if (parse.GetValue(adapter) is { } adapterFolder)
@@ -107,7 +107,7 @@ internal static class GenerateCommand
                     Demo = loaded.IsDemo,
                     Quantization = loaded.Quantization.ToString().ToLowerInvariant(),
                     Adapter = lora?.Name,
-                    Notice = loaded.IsDemo ? DemoModel.Notice : null,
+                    Notice = loaded.Notice,
                     Prompt = text,
                     PromptIds = result.PromptIds,
                     GeneratedIds = result.GeneratedIds,

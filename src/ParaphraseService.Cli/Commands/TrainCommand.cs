@@ -93,8 +93,8 @@ internal static class TrainCommand
                 Device = parse.GetValue(device)!, Quantization = parse.GetValue(quantization)!, MaxResidentAdapters = 1,
                 Int8 = Int8Options.Default with { KeepWeightForTraining = true },
             }, ProgressReporter.ForDownloads(), ct);
-            if (loaded.IsDemo)
-                await Console.Error.WriteLineAsync($"note: {DemoModel.Notice}");
+            if (loaded.Notice is { } notice)
+                await Console.Error.WriteLineAsync($"note: {notice}");
             if (targetNames.Equals("default", StringComparison.OrdinalIgnoreCase))
                 options = options with { TargetModules = loaded.Adapters!.Target.DefaultTargetModules ?? options.TargetModules };
             var prepared = DatasetPreparation.Prepare(read, new DatasetPreparationOptions

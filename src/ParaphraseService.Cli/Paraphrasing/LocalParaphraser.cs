@@ -33,19 +33,22 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
 
     public int MaxBatch { get; }
 
-    public string Description => _loaded.IsDemo ? $"{_loaded.Source} ({DemoModel.Notice})" : _loaded.Source;
+    public string Description =>
+        (_loaded.Notice is { } notice ? $"{_loaded.Source} ({notice})" : _loaded.Source) + (_adapter is null ? "" : $", adapter {_adapter.Name}");
 
     /// <summary>Loads <paramref name="model"/> (folder, hub id or demo) and the adapter folder in the settings, if any.</summary>
     public static async Task<LocalParaphraser> LoadAsync(
         string model, ModelLoadOptions options, ParaphraseSettings settings, int maxBatch, IProgress<HubDownloadProgress> downloads,
         Action<string> warn, CancellationToken cancellationToken)
     {
-        var loaded = await ModelSource.LoadAsync(model, options with { MaxResidentAdapters = settings.Adapter is null ? 0 : 1 }, downloads, cancellationToken);
+        // The demo model paraphrases with the adapter it ships with unless another is named, as the service does.
+        var bundled = settings.Adapter is null && string.Equals(model, DemoModel.SourceName, StringComparison.OrdinalIgnoreCase);
+        var loaded = await ModelSource.LoadAsync(model, options with { MaxResidentAdapters = settings.Adapter is null && !bundled ? 0 : 1 }, downloads, cancellationToken);
         try
         {
             LoraAdapter? adapter = null;
             var template = PromptTemplate.Default;
-            if (settings.Adapter is { } folder)
+            if ((settings.Adapter ?? (bundled ? loaded.BundledAdapter?.Folder : null)) is { } folder)
             {
                 var (loadedAdapter, _, warnings) = loaded.Adapters!.LoadFolder(folder);
                 adapter = loadedAdapter;

@@ -2,10 +2,10 @@ using ParaphraseService.Model.GptJ;
 
 namespace ParaphraseService.Model.Loading;
 
-/// <summary>Named GPT-J shapes for synthetic checkpoints: the demo model, a 250M-parameter benchmark model, GPT-J-6B.</summary>
+/// <summary>Named GPT-J shapes for synthetic checkpoints: the random-weight demo model, a 250M-parameter benchmark model, GPT-J-6B.</summary>
 public static class CheckpointPresets
 {
-    public const string Demo = "demo";
+    public const string Demo = RandomDemoModel.SourceName;
     public const string Bench250M = "bench-250m";
     public const string GptJ6B = "gptj-6b";
 
@@ -18,7 +18,7 @@ public static class CheckpointPresets
     /// <summary>Every preset by name, in the order they are listed to users.</summary>
     public static IReadOnlyDictionary<string, GptJConfig> All { get; } = new OrderedDictionary<string, GptJConfig>(StringComparer.Ordinal)
     {
-        [Demo] = DemoModel.Config,
+        [Demo] = RandomDemoModel.Config,
         [Bench250M] = Bench250MConfig,
         [GptJ6B] = GptJConfig.GptJ6B,
     };

@@ -1,71 +1,55 @@
-using System.Security.Cryptography;
-using System.Text;
-using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
-using ParaphraseService.Model.Tokenization;
-using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Loading;
 
 /// <summary>
-/// A small GPT-J with deterministic random weights, so every command and endpoint works offline with no download.
-/// Its output is not meaningful text.
+/// The built-in demo model (<c>demo</c>): a small GPT-J (3.7M parameters, a 1024-id byte-level BPE vocabulary) trained
+/// here as a plain language model on the sentences of PAWS-Wiki's dev file (tests/fixtures/make_demo_model.py), and its
+/// paraphrase adapter, trained by <c>paraphrase train</c> on the PAWS pairs. Both ship as files beside this assembly
+/// (copied on build and publish from src/ParaphraseService.Model/Demo), so everything works offline, and a
+/// <c>/paraphrase</c> with the adapter returns rough but real rewrites. It is a test and demo model, not a useful LLM.
+/// <see cref="RandomDemoModel"/> keeps the earlier random-weight model for tests that need one.
 /// </summary>
 public static class DemoModel
 {
     public const string SourceName = "demo";
 
-    public const string Notice = "demo model: random weights, the output is not meaningful text";
+    /// <summary>The paraphrase adapter that ships with the demo model (<see cref="LoadedModel.BundledAdapter"/>).</summary>
+    public const string AdapterName = "paws-demo";
 
-    /// <summary>GPT-J's vocabulary and context with a small trunk (13M parameters, mostly the two vocabulary tables).</summary>
-    public static GptJConfig Config { get; } = new()
-    {
-        VocabSize = 50400, MaxPositions = 2048, HiddenSize = 128, LayerCount = 4, HeadCount = 4, RotaryDim = 16,
-    };
+    public const string Notice =
+        "demo model: a 3.7M-parameter GPT-J trained on 6k English sentences; with its adapter paws-demo its paraphrases are rough, without it its text is not useful";
 
+    /// <summary>The folder the demo files were copied to: <c>demo/</c> beside this assembly.</summary>
+    public static string Root => Path.Combine(Path.GetDirectoryName(typeof(DemoModel).Assembly.Location) is { Length: > 0 } dir ? dir : AppContext.BaseDirectory, "demo");
+
+    /// <summary>The trained base model, a Hugging Face folder (config.json, model.safetensors, vocab.json, merges.txt).</summary>
+    public static string Folder => Path.Combine(Root, "model");
+
+    /// <summary>The paraphrase adapter's PEFT folder.</summary>
+    public static string AdapterFolder => Path.Combine(Root, "adapters", AdapterName);
+
+    /// <summary>
+    /// The shape of the random-weight model (<see cref="RandomDemoModel.Config"/>), which tests use to build tiny random
+    /// GPT-Js with GPT-2's vocabulary; the trained demo's own config is its folder's config.json.
+    /// </summary>
+    public static GptJConfig Config => RandomDemoModel.Config;
+
+    /// <summary>
+    /// The trained demo, with its adapter as <see cref="LoadedModel.BundledAdapter"/> (null only while the adapter
+    /// folder does not exist: when it is being trained, by <c>paraphrase train --model demo</c>).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The demo files are missing beside the assembly (a broken build or publish).</exception>
     public static LoadedModel Load(ModelLoadOptions options)
     {
-        var (device, dtype) = options.Resolve();
-        using var weights = new RandomCheckpoint(Config, seed: 0);
-        var layers = ModelLoader.LayersFor(weights, options, dtype, device);
-        var model = ModelLoader.Build(Config, weights, layers, SourceName);
-        return new LoadedModel(model, Gpt2Tokenizer.BuiltIn(), SourceName, isDemo: true, device, dtype, layers.Quantization, options.MaxResidentAdapters)
+        foreach (var file in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt" }.Select(f => Path.Combine(Folder, f)))
         {
-            OpenCheckpoint = () => new RandomCheckpoint(Config, seed: 0),
-        };
+            if (!File.Exists(file))
+                throw new FileNotFoundException(
+                    $"The demo model's file {file} is missing: the demo files are copied beside ParaphraseService.Model.dll on build and publish (from src/ParaphraseService.Model/Demo).",
+                    file);
+        }
+        var adapter = Directory.Exists(AdapterFolder) ? new BundledAdapter(AdapterName, AdapterFolder) : null;
+        return ModelLoader.LoadFolder(Folder, options, SourceName, isDemo: true, Notice, adapter);
     }
-}
-
-/// <summary>
-/// Weights of any supported family, named and shaped as the model holds them, drawn as Hugging Face initialises them (normal(0, 0.02) matrices, zero biases, unit LayerNorms), each
-/// tensor from its own generator seeded by its name, so the values do not depend on the order they are read in.
-/// </summary>
-public sealed class RandomCheckpoint : ICheckpointSource
-{
-    private readonly long _seed;
-
-    public RandomCheckpoint(ICausalLMConfig config, long seed)
-    {
-        _seed = seed;
-        using var meta = ModelFamilies.Create(config, new Layers.LayerFactory(ScalarType.Float32, device("meta")));
-        Tensors = meta.named_parameters().ToDictionary(
-            p => p.name, p => new CheckpointTensorInfo(p.name, ScalarType.Float32, p.parameter.shape));
-    }
-
-    public IReadOnlyDictionary<string, CheckpointTensorInfo> Tensors { get; }
-
-    public Tensor Read(string name)
-    {
-        var info = Tensors.TryGetValue(name, out var found) ? found : throw new CheckpointException($"random checkpoint: no tensor '{name}'.");
-        if (name.Contains(".ln_") && name.EndsWith(".weight", StringComparison.Ordinal))
-            return ones(info.Shape);
-        if (name.EndsWith(".bias", StringComparison.Ordinal))
-            return zeros(info.Shape);
-        var nameHash = BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes(name)));
-        using var generator = new Generator((ulong)(_seed ^ nameHash), CPU);
-        return normal(0, 0.02, info.Shape, generator: generator);
-    }
-
-    public void Dispose() { }
 }

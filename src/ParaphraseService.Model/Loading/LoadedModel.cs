@@ -17,11 +17,20 @@ public sealed class LoadedModel(
     public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
     public ICausalLMConfig Config => Model.Config;
 
-    /// <summary>The folder, hub id or "demo" it was loaded from.</summary>
+    /// <summary>The folder, hub id, "demo" or "demo-random" it was loaded from.</summary>
     public string Source { get; } = source;
 
-    /// <summary>Random weights: runs everything offline, but its text means nothing.</summary>
+    /// <summary>A built-in demo model (<see cref="DemoModel"/>, <see cref="RandomDemoModel"/>): runs offline, but it is no real LLM.</summary>
     public bool IsDemo { get; } = isDemo;
+
+    /// <summary>What a user should be told about the model's output (the demo models), or null.</summary>
+    public string? Notice { get; init; }
+
+    /// <summary>
+    /// A LoRA adapter that ships with the model (the demo's paraphrase adapter): to be listed with the stored adapters
+    /// and used for paraphrasing when a request names none. Null for models that bring none.
+    /// </summary>
+    public BundledAdapter? BundledAdapter { get; init; }
 
     public Device Device { get; } = device;
     public ScalarType Dtype { get; } = dtype;

@@ -17,7 +17,10 @@ public static class ModelLoader
 {
     /// <param name="sourceName">How to name the model in logs and responses; the folder by default.</param>
     /// <exception cref="InvalidDataException">config.json is missing, invalid, or names a model_type this service does not run.</exception>
-    public static LoadedModel LoadFolder(string folder, ModelLoadOptions options, string? sourceName = null)
+    public static LoadedModel LoadFolder(string folder, ModelLoadOptions options, string? sourceName = null) =>
+        LoadFolder(folder, options, sourceName, isDemo: false, notice: null, bundledAdapter: null);
+
+    internal static LoadedModel LoadFolder(string folder, ModelLoadOptions options, string? sourceName, bool isDemo, string? notice, BundledAdapter? bundledAdapter)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
@@ -29,10 +32,12 @@ public static class ModelLoader
         using var checkpoint = family.Checkpoint.View(files);
         var layers = LayersFor(checkpoint, options, dtype, device);
         var model = Build(config, checkpoint, layers, folder);
-        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo: false, device, dtype, layers.Quantization,
+        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo, device, dtype, layers.Quantization,
             options.MaxResidentAdapters)
         {
             OpenCheckpoint = () => new OwnedView(CheckpointFiles.Open(folder), family.Checkpoint),
+            Notice = notice,
+            BundledAdapter = bundledAdapter,
         };
     }
 

@@ -2,10 +2,10 @@ using ParaphraseService.Model.Checkpoints.Hub;
 
 namespace ParaphraseService.Model.Loading;
 
-/// <summary>Turns what a user names as the model (a folder, a hub id, or "demo") into a loaded model.</summary>
+/// <summary>Turns what a user names as the model (a folder, a hub id, "demo" or "demo-random") into a loaded model.</summary>
 public static class ModelSource
 {
-    /// <param name="source">"demo", an existing folder, or a hub id like <c>EleutherAI/gpt-j-6b@float16</c>.</param>
+    /// <param name="source">"demo" (<see cref="DemoModel"/>), "demo-random" (<see cref="RandomDemoModel"/>), an existing folder, or a hub id like <c>EleutherAI/gpt-j-6b@float16</c>.</param>
     /// <param name="hubOptions">Hub settings; null reads HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE from the environment.</param>
     public static async Task<LoadedModel> LoadAsync(
         string source, ModelLoadOptions options, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken,
@@ -13,6 +13,8 @@ public static class ModelSource
     {
         if (string.Equals(source, DemoModel.SourceName, StringComparison.OrdinalIgnoreCase))
             return DemoModel.Load(options);
+        if (string.Equals(source, RandomDemoModel.SourceName, StringComparison.OrdinalIgnoreCase))
+            return RandomDemoModel.Load(options);
         var folder = await ResolveFolderAsync(source, progress, cancellationToken, hubOptions);
         return ModelLoader.LoadFolder(folder, options, sourceName: Directory.Exists(source) ? source : HubModelId.Parse(source).ToString());
     }
@@ -26,7 +28,7 @@ public static class ModelSource
         if (LooksLikePath(source))
             throw new DirectoryNotFoundException($"Model folder '{source}' does not exist.");
         if (!HubModelId.TryParse(source, out var id, out var error))
-            throw new ArgumentException($"Model '{source}' is not a folder, not 'demo', and not a hub id: {error}");
+            throw new ArgumentException($"Model '{source}' is not a folder, not 'demo' or 'demo-random', and not a hub id: {error}");
         using var http = HubClient.CreateHttpClient();
         var hub = new HubClient(http, hubOptions ?? HubOptions.FromEnvironment());
         return await hub.DownloadModelAsync(id, progress, cancellationToken);

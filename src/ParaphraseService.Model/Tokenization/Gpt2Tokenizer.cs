@@ -7,7 +7,8 @@ namespace ParaphraseService.Model.Tokenization;
 
 /// <summary>
 /// GPT-2's byte-level BPE, which GPT-J and GPT-Neo share: ids equal Hugging Face's GPT-2 tokenizer, and
-/// <c>&lt;|endoftext|&gt;</c> in the text is the single special token 50256.
+/// <c>&lt;|endoftext|&gt;</c> in the text is the single special token (50256 in GPT-2's vocabulary; the id a folder's own
+/// vocabulary gives it, as the demo model's 1024-id vocabulary does).
 /// </summary>
 public sealed partial class Gpt2Tokenizer
 {
@@ -16,12 +17,16 @@ public sealed partial class Gpt2Tokenizer
 
     private readonly Tokenizer _tokenizer;
 
-    private Gpt2Tokenizer(Tokenizer tokenizer, int vocabularySize, string source)
+    private Gpt2Tokenizer(Tokenizer tokenizer, int vocabularySize, string source, int endOfTextTokenId = EndOfTextId)
     {
         _tokenizer = tokenizer;
         VocabularySize = vocabularySize;
         Source = source;
+        EndOfTextTokenId = endOfTextTokenId;
     }
+
+    /// <summary>The id <c>&lt;|endoftext|&gt;</c> in the text encodes to: the vocabulary's own, else GPT-2's 50256.</summary>
+    public int EndOfTextTokenId { get; }
 
     /// <summary>Ids the tokenizer can produce and decode (50257 for GPT-2's vocabulary; GPT-J's embedding has 50400).</summary>
     public int VocabularySize { get; }
@@ -66,13 +71,14 @@ public sealed partial class Gpt2Tokenizer
     private static Gpt2Tokenizer FromBpe(IEnumerable<KeyValuePair<string, int>> vocabulary, IEnumerable<string> merges, string source)
     {
         var vocab = vocabulary.ToList();
+        var endOfText = vocab.Where(v => v.Key == EndOfTextToken).Select(v => (int?)v.Value).FirstOrDefault() ?? EndOfTextId;
         var options = new BpeOptions(vocab)
         {
             Merges = merges.Where(line => line.Length > 0 && !line.StartsWith("#version", StringComparison.Ordinal)).ToList(),
             ByteLevel = true,
             PreTokenizer = new RegexPreTokenizer(Gpt2Split(), specialTokens: null),
         };
-        return new Gpt2Tokenizer(BpeTokenizer.Create(options), vocab.Max(v => v.Value) + 1, source);
+        return new Gpt2Tokenizer(BpeTokenizer.Create(options), vocab.Max(v => v.Value) + 1, source, endOfText);
     }
 
     private static Gpt2Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath)
@@ -105,7 +111,7 @@ public sealed partial class Gpt2Tokenizer
         var parts = text.Split(EndOfTextToken);
         for (var i = 0; i < parts.Length; i++)
         {
-            if (i > 0) ids.Add(EndOfTextId);
+            if (i > 0) ids.Add(EndOfTextTokenId);
             if (parts[i].Length > 0) ids.AddRange(_tokenizer.EncodeToIds(parts[i]));
         }
         return ids;
