@@ -9,10 +9,13 @@ random GPT-J-shaped bench-250m checkpoint (float32, 1 GB) with `paraphrase make-
 On the same token windows (the first lines of tests/fixtures/demo-model/heldout.txt, GPT-2 tokens), it measures the
 relative L2 error of int8 logits against fp32 logits (every position but each window's last):
 - ours: `paraphrase eval --compare none,int8` with the fbgemm kernel and with the dequantize kernel;
-- PyTorch's `quantize_dynamic` on every nn.Linear (lm_head included; the embedding stays fp32), with per-channel int8
-  weights (the ONNX Runtime `quantize_dynamic(per_channel=True)` scheme) and with per-tensor weights (PyTorch's
-  default): int8 weights, activations quantized per tensor at run time in 7 bits (its dynamic Linear passes
-  reduce_range=True to fbgemm on x86).
+- the standard scheme (ONNX Runtime's `quantize_dynamic(per_channel=True)`, PyTorch's `quantize_dynamic` with a
+  per-channel qconfig) on every nn.Linear (lm_head included; the embedding stays fp32): per-channel symmetric int8
+  weights, each Linear's input quantized per tensor at run time; computed exactly in fp32 (fake quantization) with
+  8-bit activations and with 7 (PyTorch's reduce_range, what fbgemm CPUs without VNNI need); our scheme simulated
+  the same way (its 7-bit row checks the simulation against the kernel; its 8-bit row is what CPUs with VNNI run);
+- PyTorch's own `quantize_dynamic` kernels with per-channel and per-tensor weights, on the engine this PyTorch has
+  (Debian's has oneDNN, not fbgemm).
 The fp32 perplexities of both sides are printed too: equal, they show both ran the same model on the same tokens.
 """
 import argparse
@@ -101,6 +104,45 @@ class GptJ(nn.Module):
         return self
 
 
+class FakeQuantized:
+    """A dynamic int8 scheme computed exactly in fp32 (fake quantization), free of any kernel's quirks. Every nn.Linear
+    gets per-output-channel symmetric int8 weights; its input is quantized at each call, asymmetric over
+    [min(x, 0), max(x, 0)] in 2^bits levels with an integer zero point (PyTorch's ChooseQuantizationParams):
+    per tensor (the standard scheme) or per row (ours, with values beyond 6.0 in a second pass of their own). bits
+    None leaves activations in fp32; embedding=True stores the token embedding in per-row int8 too (ours)."""
+
+    def __init__(self, model, bits, per_row=False, embedding=False):
+        import copy
+        self.model = copy.deepcopy(model)
+        for module in self.model.modules():
+            if isinstance(module, nn.Linear) or (embedding and isinstance(module, nn.Embedding)):
+                w = module.weight.data
+                scale = (w.abs().amax(1, keepdim=True) / 127).clamp_min(1e-12)
+                module.weight.data = (w / scale).round().clamp(-127, 127) * scale
+            if isinstance(module, nn.Linear) and bits is not None:
+                quantize = per_row_activations if per_row else quantize_activations
+                module.register_forward_pre_hook(lambda m, args, q=quantize: (q(args[0], 2 ** bits - 1),))
+
+    def __call__(self, ids):
+        return self.model(ids)
+
+
+def quantize_activations(x, levels, dim=None):
+    """Asymmetric quantization over [min(x, 0), max(x, 0)], over the whole tensor or along `dim`."""
+    low = (x.amin(dim, keepdim=True) if dim is not None else x.min()).clamp(max=0)
+    high = (x.amax(dim, keepdim=True) if dim is not None else x.max()).clamp(min=0)
+    scale = (high - low) / levels
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    zero = (-low / scale).round().clamp(0, levels)
+    return ((x / scale).round() + zero).clamp(0, levels).sub(zero) * scale
+
+
+def per_row_activations(x, levels, threshold=6.0):
+    """Ours: each row over its own range; values beyond the threshold in a second pass, also per row."""
+    outliers = torch.where(x.abs() > threshold, x, torch.zeros_like(x))
+    return quantize_activations(x - outliers, levels, -1) + quantize_activations(outliers, levels, -1)
+
+
 def logits_of(model, windows):
     with torch.no_grad():
         return [model(torch.tensor([w]))[0, :-1] for w in windows]
@@ -126,7 +168,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.backends.quantized.engine = "fbgemm"
+    # Debian's python3-torch has no fbgemm engine; oneDNN runs the same dynamic int8 Linear on x86.
+    engine = next(e for e in ("fbgemm", "x86", "onednn", "qnnpack") if e in torch.backends.quantized.supported_engines)
+    torch.backends.quantized.engine = engine
 
     with tempfile.TemporaryDirectory(prefix="compare-int8-") as temp:
         folder = args.model
@@ -160,11 +204,19 @@ def main():
         fp32 = GptJ(config).load(tensors).eval()
         reference = logits_of(fp32, windows)
         rows = []
+        simulated = [("standard scheme, simulated: per-channel int8 weights, no activation quantization", dict(bits=None)),
+                     ("standard scheme, simulated: per-channel int8 weights, per-tensor dynamic 8-bit activations", dict(bits=8)),
+                     ("standard scheme, simulated: per-channel int8 weights, per-tensor dynamic 7-bit activations", dict(bits=7)),
+                     ("our scheme, simulated: embedding too, per-row 8-bit activations (CPUs with VNNI)", dict(bits=8, per_row=True, embedding=True)),
+                     ("our scheme, simulated: embedding too, per-row 7-bit activations (this kernel here)", dict(bits=7, per_row=True, embedding=True))]
+        for name, options in simulated:
+            logits = logits_of(FakeQuantized(fp32, **options), windows)
+            rows.append((name, relative_error(logits, reference), math.exp(nll(logits, windows) - nll(reference, windows)) - 1))
         for name, qconfig in (("per-channel", torch.ao.quantization.per_channel_dynamic_qconfig),
                               ("per-tensor", torch.ao.quantization.default_dynamic_qconfig)):
             quantized = torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear: qconfig}, dtype=torch.qint8)
             logits = logits_of(quantized, windows)
-            rows.append((f"PyTorch quantize_dynamic, {name} int8 weights, per-tensor 7-bit activations",
+            rows.append((f"PyTorch quantize_dynamic ({engine}), {name} int8 weights, per-tensor dynamic activations",
                          relative_error(logits, reference), math.exp(nll(logits, windows) - nll(reference, windows)) - 1))
 
     print(f"{folder}: {len(windows)} windows of up to {args.window} tokens, {sum(len(w) - 1 for w in windows)} positions; "
