@@ -37,15 +37,15 @@ public class ModelSourceTests
     }
 
     [Fact]
-    public async Task DemoIsTheSmallRandomGptJAndSaysSo()
+    public async Task DemoRandomIsTheSmallRandomGptJAndSaysSo()
     {
-        using var demo = await ModelSource.LoadAsync("demo", Cpu, null, CancellationToken.None);
+        using var demo = await ModelSource.LoadAsync("demo-random", Cpu, null, CancellationToken.None);
         Assert.True(demo.IsDemo);
         Assert.Equal(50400, demo.Config.VocabSize);
         Assert.Equal(DeviceType.CPU, demo.Model.parameters().First().device_type);
 
         // Deterministic: a second load has bit-identical weights.
-        using var again = await ModelSource.LoadAsync("DEMO", Cpu, null, CancellationToken.None);
+        using var again = await ModelSource.LoadAsync("DEMO-RANDOM", Cpu, null, CancellationToken.None);
         Assert.All(demo.Model.named_parameters().Zip(again.Model.named_parameters()),
             pair => Assert.True(pair.First.parameter.eq(pair.Second.parameter).all().item<bool>(), pair.First.name));
     }
