@@ -82,6 +82,24 @@ public sealed class PeftPatternAdapterTests : IDisposable
             Assert.Empty(adapter.Warnings);
     }
 
+    [Theory]
+    [InlineData("rank-pattern")]
+    [InlineData("partial-layers")]
+    [InlineData("layers-to-transform")]
+    public void SavingKeepsThePatternsAndEachModulesRank(string fixture)
+    {
+        using var loaded = PeftAdapterFiles.Load(PeftFixtures.Folder(fixture), PeftFixtures.Target);
+        var folder = Path.Combine(_root, "saved-" + fixture);
+
+        PeftAdapterFiles.Save(folder, loaded);
+        using var again = PeftAdapterFiles.Load(folder, PeftFixtures.Target);
+
+        Assert.Equal(loaded.Config, again.Config);
+        Assert.Equal(loaded.ModuleSettings, again.ModuleSettings);
+        Assert.Equal(loaded.Warnings, again.Warnings);
+        Assert.All(loaded.Modules, m => Assert.True(m.Value.A.Equals(again.Modules[m.Key].A) && m.Value.B.Equals(again.Modules[m.Key].B)));
+    }
+
     [Fact]
     public void SelectedModulesWithoutWeightsAreLeftUnadaptedWithAWarningNamingThem()
     {
