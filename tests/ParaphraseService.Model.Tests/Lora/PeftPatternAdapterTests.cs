@@ -107,7 +107,7 @@ public sealed class PeftPatternAdapterTests : IDisposable
 
         Assert.Equal(
             ["2 of the 4 modules the config selects have no LoRA weights in the file and are left unadapted, as PEFT leaves them " +
-             "(it warns of missing adapter keys): layer 1: every selected module, attn.q_proj, attn.v_proj"], adapter.Warnings);
+             "(it warns of missing adapter keys): layer 1: every selected module (attn.q_proj, attn.v_proj)"], adapter.Warnings);
     }
 
     [Fact]

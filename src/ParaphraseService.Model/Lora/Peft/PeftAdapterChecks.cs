@@ -318,7 +318,7 @@ internal static class PeftAdapterChecks
                 $"and are left unadapted, as PEFT leaves them (it warns of missing adapter keys): {where}");
     }
 
-    /// <summary>"layer 1: every selected module (attn.q_proj, attn.v_proj); layer 0: mlp.fc_in"-style listing.</summary>
+    /// <summary>"layer 0: mlp.fc_in; layer 1: every selected module (attn.q_proj, attn.v_proj)"-style listing.</summary>
     private static string DescribeByLayer(IEnumerable<string> selected, List<string> missing)
     {
         var selectedByLayer = selected.GroupBy(m => LayerTemplate(m).Layer).ToDictionary(g => g.Key, g => g.Count());
@@ -327,8 +327,9 @@ internal static class PeftAdapterChecks
             if (g.Key < 0)
                 return List(g.ToList());
             var names = g.Select(ModuleInLayer).ToList();
-            var all = g.Count() == selectedByLayer[g.Key] ? "every selected module, " : "";
-            return $"layer {g.Key}: {all}{List(names)}";
+            return g.Count() == selectedByLayer[g.Key]
+                ? $"layer {g.Key}: every selected module ({List(names)})"
+                : $"layer {g.Key}: {List(names)}";
         }).ToList();
         return parts.Count <= Shown ? string.Join("; ", parts) : string.Join("; ", parts.Take(Shown)) + $"; and {parts.Count - Shown} more layers";
     }
