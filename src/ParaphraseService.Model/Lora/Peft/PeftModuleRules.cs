@@ -29,6 +29,7 @@ internal sealed class PeftModuleRules
     private readonly List<(string Pattern, Regex Regex)>? _layerPatterns;
     private readonly List<PatternEntry<int>> _ranks;
     private readonly List<PatternEntry<double>> _alphas;
+    private readonly HashSet<string> _reported = new(StringComparer.Ordinal);
 
     private PeftModuleRules(PeftLoraConfig config, List<long>? layers, List<(string, Regex)>? layerPatterns,
         List<PatternEntry<int>> ranks, List<PatternEntry<double>> alphas)
@@ -120,13 +121,14 @@ internal sealed class PeftModuleRules
             return false;
         // layer_index = int(layer_index.group(1)): the pattern's own first group, if it has one, comes first.
         var group = found.Groups[1];
-        if (!group.Success || !long.TryParse(group.ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var layer))
-        {
+        // An index too large for a long is in no list either.
+        if (group.Success && group.Value.Length > 0 && group.Value.All(char.IsAsciiDigit))
+            return long.TryParse(group.ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var layer) && Layers.Contains(layer);
+        // Once per pattern: every module of every layer would say the same. (The default pattern always captures digits.)
+        if (_reported.Add(pattern!))
             problems.Add($"layers_pattern '{pattern}' matches '{modulePath}' but its first group captures " +
                 $"{(group.Success ? $"'{group.Value}'" : "nothing")}, not the layer index: PEFT fails on it (it reads group 1 as the index)");
-            return false;
-        }
-        return Layers.Contains(layer);
+        return false;
     }
 
     /// <summary>A module's r and alpha, and the keys that gave them (null: the config's r / lora_alpha).</summary>

@@ -95,6 +95,7 @@ public sealed class PeftModuleRulesTests
         PeftAdapterChecks.ResolveTargets(config, target, rules, problems, []);
 
         Assert.Contains(problems, p => p.Contains(expected, StringComparison.Ordinal));
+        Assert.Single(problems);  // once, not once per module
     }
 
     [Theory]
