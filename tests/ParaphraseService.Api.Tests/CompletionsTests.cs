@@ -126,8 +126,11 @@ public class CompletionsTests
         Assert.Equal(HttpStatusCode.TooManyRequests, c.StatusCode);
         Assert.Equal("1", c.Headers.RetryAfter?.ToString());
 
-        // A's client goes away: its slot frees and B completes.
+        // A's client goes away (it stops reading and drops the response, which aborts the request): its rows free
+        // and B completes.
         cancelA.Cancel();
+        readerA.Dispose();
+        streamA.Dispose();
         var bResponse = await b.WaitAsync(TimeSpan.FromMinutes(1));
         Assert.Equal(HttpStatusCode.OK, bResponse.StatusCode);
         await WaitUntil(() => scheduler.ActiveRows == 0);

@@ -1,3 +1,4 @@
+using ParaphraseService.Training.Prompts;
 using System.Text.Json.Serialization;
 
 namespace ParaphraseService.Api.Paraphrasing;

@@ -123,25 +123,11 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
         return options;
     }
 
-    /// <summary>Cut at the end marker; the input again and repeats dropped (compared with whitespace collapsed, ignoring case).</summary>
+    /// <summary>Cut, the input's copies and repeats dropped, as the service does (<see cref="CandidateFilter"/>).</summary>
     private LineOutcome Filter(string source, IReadOnlyList<string> raw)
     {
-        var normalizedSource = Whitespace().Replace(source.Trim(), " ");
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var kept = new List<Candidate>();
-        int empty = 0, copies = 0, duplicates = 0;
-        foreach (var text in raw)
-        {
-            if (_template.Cut(text) is not { } candidate)
-                empty++;
-            else if (Whitespace().Replace(candidate, " ") is var normalized && string.Equals(normalized, normalizedSource, StringComparison.OrdinalIgnoreCase))
-                copies++;
-            else if (!seen.Add(normalized))
-                duplicates++;
-            else
-                kept.Add(new Candidate(candidate));
-        }
-        return new LineOutcome(kept, new DropCounts(empty, copies, duplicates), null);
+        var (kept, dropped) = CandidateFilter.Apply(source, raw, _template);
+        return new LineOutcome(kept.Select(text => new Candidate(text)).ToList(), dropped, null);
     }
 
     [GeneratedRegex(@"\s+")]
