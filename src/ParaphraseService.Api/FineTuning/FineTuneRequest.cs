@@ -1,4 +1,4 @@
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Api.FineTuning;
 

@@ -11,7 +11,7 @@ using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Api.FineTuning;
 
@@ -260,7 +260,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             }
             switch (job.Work.Current)
             {
-                case Training.Training.FineTuneEvent.StepTaken { Step: var step }:
+                case FineTuneEvent.StepTaken { Step: var step }:
                     var eta = job.SecondsPerStep(step.Step) * (step.TotalSteps - step.Step);
                     _store.RecordStep(job.Id, step.Step, step.Epoch, step.Loss, step.TokensPerSecond, eta);
                     _events.Publish(job.Id, new JobEvent("step", new
@@ -268,15 +268,15 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                         step.Step, step.TotalSteps, step.Epoch, step.Loss, step.LearningRate, step.TokensPerSecond, EtaSeconds = eta,
                     }));
                     break;
-                case Training.Training.FineTuneEvent.Evaluated e:
+                case FineTuneEvent.Evaluated e:
                     if (!e.Base) _store.RecordEval(job.Id, e.Step, e.EvalLoss);
                     _store.RecordMetrics(job.Id, job.Run.Metrics);
                     _events.Publish(job.Id, new JobEvent("eval", new { e.Step, Loss = e.EvalLoss, e.Base }));
                     break;
-                case Training.Training.FineTuneEvent.CheckpointSaved c:
+                case FineTuneEvent.CheckpointSaved c:
                     _events.Publish(job.Id, new JobEvent("checkpoint", new { c.Step }));
                     break;
-                case Training.Training.FineTuneEvent.Scored s:
+                case FineTuneEvent.Scored s:
                     _store.RecordMetrics(job.Id, job.Run.Metrics);
                     _events.Publish(job.Id, new JobEvent("scored", new { s.Scores.Bleu, s.Scores.SelfBleu, s.Scores.IBleu, s.Scores.Count, s.Examples }));
                     break;
@@ -349,7 +349,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         public FineTuneRun Run => run;
         public PromptTemplate Template => template;
         public DatasetSummary Dataset => dataset;
-        public IEnumerator<Training.Training.FineTuneEvent> Work { get; } = run.Run().GetEnumerator();
+        public IEnumerator<FineTuneEvent> Work { get; } = run.Run().GetEnumerator();
 
         /// <summary>Wall-clock seconds per step since the job (re)started, serving included: what an ETA needs.</summary>
         public double SecondsPerStep(int step) => _clock.Elapsed.TotalSeconds / Math.Max(1, step - _firstStep);

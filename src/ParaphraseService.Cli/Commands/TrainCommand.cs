@@ -4,7 +4,7 @@ using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Cli.Commands;
 

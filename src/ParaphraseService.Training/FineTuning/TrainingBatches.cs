@@ -3,7 +3,7 @@ using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 /// <summary>One example as token ids: the rendered prompt, then the target the model should write after it.</summary>
 public sealed record TokenizedExample(IReadOnlyList<int> Prompt, IReadOnlyList<int> Target)

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 [JsonConverter(typeof(JsonStringEnumConverter<LearningRateSchedule>))]
 public enum LearningRateSchedule

@@ -11,7 +11,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 /// <summary>
 /// One LoRA fine-tune, run a micro-batch at a time so its owner can interleave it with other work on the same model

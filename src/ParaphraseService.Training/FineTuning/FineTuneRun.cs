@@ -9,7 +9,7 @@ using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Evaluation;
 using ParaphraseService.Training.Prompts;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 /// <summary>
 /// A whole fine-tune: the base's eval loss, training with periodic evaluation, early stopping and checkpoints, the
@@ -32,7 +32,7 @@ public sealed class FineTuneRun : IDisposable
     private readonly FineTuneSettings _settings;
     private readonly string? _checkpoints;
     private readonly LoraTrainingSession _session;
-    private readonly LoraTrainer _evaluator;
+    private readonly LossEvaluator _evaluator;
     private RunProgress _progress = new();
 
     public FineTuneRun(CausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template,
@@ -44,7 +44,7 @@ public sealed class FineTuneRun : IDisposable
         _session = new LoraTrainingSession(model, registry, tokenizer, template, adapterName, data.Train, settings.Training, resume);
         if (resume is not null && File.Exists(Path.Combine(resume, ProgressFile)))
             _progress = JsonSerializer.Deserialize<RunProgress>(File.ReadAllText(Path.Combine(resume, ProgressFile)), s_json) ?? new();
-        _evaluator = new LoraTrainer(model, registry, tokenizer, template);
+        _evaluator = new LossEvaluator(model, tokenizer, template);
         ResumedFromStep = resume is null ? null : _session.Step;
     }
 
