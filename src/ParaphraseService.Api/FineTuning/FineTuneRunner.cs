@@ -39,8 +39,9 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     private readonly List<ActiveJob> _active = [];
     private readonly SemaphoreSlim _signal = new(0);
     private int _turn;
-    // Open while int8 training matrices are being derived, one layer per slice, before the first job starts.
-    private ICheckpointSource? _checkpoint;
+    // When the int8 matrices for training exist (derived before the first job, released when none is left).
+    private Int8TrainingMatrixSchedule? _matrices;
+    private LoadedModel? _matricesModel;
 
     public FineTuneRunner(FineTuneJobStore store, AdapterStore adapters, FineTuneEvents events, ModelHost host, IOptions<FineTuneOptions> options,
         TimeProvider time, ILogger<FineTuneRunner> logger)
@@ -145,55 +146,51 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         // The jobs stay 'running' in the store: the next start resumes them from their checkpoints.
         foreach (var job in _active) job.Dispose();
         _active.Clear();
-        _checkpoint?.Dispose();
-        _checkpoint = null;
+        _matrices?.Dispose();
+        _matrices = null;
         _stopping.Cancel();
         Interlocked.Exchange(ref _runningCount, 0);
     }
 
     /// <summary>
-    /// Before the first job starts on an int8 model served by fbgemm, derives the int8 matrix of one more layer from
-    /// the model's checkpoint (one layer per slice, so serving goes on). True while there is such work.
+    /// Before the first job starts on an int8 model served by fbgemm, derives the int8 matrix of one more layer (see
+    /// <see cref="Int8TrainingMatrixSchedule"/>). True while there is such work: the slice is used up.
     /// </summary>
     private bool PrepareTrainingMatrices(LoadedModel model)
     {
-        if (_active.Count > 0 || _pending.IsEmpty) return false;
-        var missing = Int8TrainingMatrices.Missing(model.Model);
-        if (missing.Count == 0)
-        {
-            _checkpoint?.Dispose();
-            _checkpoint = null;
-            return false;
-        }
+        var matrices = Matrices(model);
         try
         {
-            if (_checkpoint is null)
-            {
-                _checkpoint = model.OpenCheckpoint?.Invoke()
-                    ?? throw new InvalidOperationException("The model has no checkpoint to derive the int8 matrices for training from.");
-                _logger.LogInformation("Deriving the int8 matrices of {Layers} layers from the checkpoint, for fine-tuning", missing.Count);
-            }
-            var (key, layer) = missing[0];
-            Int8TrainingMatrices.Attach(layer, key, _checkpoint);
+            var step = matrices.BeforeTraining(jobsRunning: _active.Count > 0, jobsWaiting: !_pending.IsEmpty);
+            if (step == Int8TrainingPreparation.Started)
+                _logger.LogInformation("Deriving the int8 matrices of {Layers} layers from the checkpoint, for fine-tuning", matrices.LayersMissing + 1);
+            return step != Int8TrainingPreparation.Ready;
         }
-        catch (Exception e) when (e is CheckpointException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Int8TrainingMatricesException e)
         {
-            _checkpoint?.Dispose();
-            _checkpoint = null;
-            Int8TrainingMatrices.Release(model.Model);
             // The next job in line cannot train on this model now: it fails with the reason.
-            if (_pending.TryDequeue(out var next) && _store.TryFinish(next.Id, FineTuneState.Failed, $"The base weights could not be prepared for training: {e.Message}", _time.GetUtcNow()))
+            if (_pending.TryDequeue(out var next) && _store.TryFinish(next.Id, FineTuneState.Failed, e.Message, _time.GetUtcNow()))
                 PublishState(next.Id);
             _logger.LogWarning("Preparing the int8 matrices for training failed: {Error}", e.Message);
+            return true;
         }
-        return true;
     }
 
     /// <summary>Serving alone needs one byte per int8 weight: the matrices derived for training go until the next job.</summary>
     private void ReleaseMatricesWhenIdle(LoadedModel model)
     {
-        if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(model.Model) is > 0 and var released)
+        if (Matrices(model).AfterTraining(jobsLeft: _active.Count > 0 || !_pending.IsEmpty) is > 0 and var released)
             _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
+    }
+
+    private Int8TrainingMatrixSchedule Matrices(LoadedModel model)
+    {
+        if (_matrices is null || !ReferenceEquals(_matricesModel, model))
+        {
+            _matrices?.Dispose();
+            (_matrices, _matricesModel) = (new Int8TrainingMatrixSchedule(model.Model, model.OpenCheckpoint), model);
+        }
+        return _matrices;
     }
 
     private void StopCancelled(LoadedModel model)
