@@ -221,7 +221,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             {
                 var registry = model.Adapters ?? throw new InvalidOperationException("The model was loaded without LoRA support.");
                 var request = job.Options;
-                var template = PromptTemplate.ForAdapter(request.PromptTemplate);
+                var template = FineTuneRequests.Template(request);
                 run = new FineTuneRun(model.Model, registry, model.Tokenizer, template, "fine-tune:" + id, data,
                     FineTuneRequests.Settings(request, _options, registry.Target.DefaultTargetModules), _store.CheckpointFolder(id));
                 var summary = JsonSerializer.SerializeToElement(data.Summary, FineTuneJobStore.Json);

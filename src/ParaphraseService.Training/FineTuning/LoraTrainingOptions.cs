@@ -51,22 +51,41 @@ public sealed record LoraTrainingOptions
     public double WeightDecay { get; init; }
     public long Seed { get; init; } = 42;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    /// <summary>The most epochs, optimizer steps and warmup steps a run may ask for: far beyond any real run, small enough to count in an int.</summary>
+    public const int MaxEpochs = 10_000, MaxStepCount = 100_000_000;
+
+    /// <summary>The largest alpha (the adapter's output is scaled by alpha / rank).</summary>
+    public const double MaxAlpha = 10_000;
+
+    /// <summary>Every value out of range, by field (the fine-tune request's camelCase names); empty when all are valid.</summary>
+    public IReadOnlyList<(string Field, string Message)> Problems()
+    {
+        var problems = new List<(string, string)>();
+        void Check(bool ok, string field, string message)
+        {
+            if (!ok) problems.Add((field, message));
+        }
+        Check(Rank is >= 1 and <= 256, "rank", $"rank must be 1-256 (got {Rank})");
+        Check(Alpha is > 0 and <= MaxAlpha, "alpha", $"alpha must be in (0, {MaxAlpha}] (got {Alpha})");
+        Check(Dropout is >= 0 and < 1, "dropout", $"dropout must be in [0, 1) (got {Dropout})");
+        Check(LearningRate is > 0 and < 1, "learningRate", $"learning rate must be in (0, 1) (got {LearningRate})");
+        Check(WarmupSteps is >= 0 and <= MaxStepCount, "warmupSteps", $"warmup steps must be 0-{MaxStepCount} (got {WarmupSteps})");
+        Check(Epochs is >= 1 and <= MaxEpochs, "epochs", $"epochs must be 1-{MaxEpochs} (got {Epochs})");
+        Check(MaxSteps is null or (>= 1 and <= MaxStepCount), "maxSteps", $"max steps must be 1-{MaxStepCount} (got {MaxSteps})");
+        Check(BatchSize is >= 1 and <= 256, "batchSize", $"batch size must be 1-256 (got {BatchSize})");
+        Check(GradientAccumulation is >= 1 and <= 1024, "gradientAccumulation", $"gradient accumulation must be 1-1024 (got {GradientAccumulation})");
+        Check(MaxExamplesPerPass is null or (>= 1 and <= 256), "maxExamplesPerPass", $"examples per pass must be 1-256 (got {MaxExamplesPerPass})");
+        Check(MaxSequenceLength is >= 8 and <= 2048, "maxSequenceLength", $"max sequence length must be 8-2048 (got {MaxSequenceLength})");
+        Check(MaxGradNorm is > 0 and <= 1e6, "maxGradNorm", $"max gradient norm must be in (0, 1e6] (got {MaxGradNorm})");
+        Check(WeightDecay is >= 0 and <= 1, "weightDecay", $"weight decay must be in [0, 1] (got {WeightDecay})");
+        return problems;
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming every value out of range.</summary>
     public void Validate()
     {
-        if (Rank is < 1 or > 256) throw new ArgumentException($"rank must be 1-256 (got {Rank}).");
-        if (!(Alpha > 0)) throw new ArgumentException($"alpha must be positive (got {Alpha}).");
-        if (Dropout is < 0 or >= 1) throw new ArgumentException($"dropout must be in [0, 1) (got {Dropout}).");
-        if (!(LearningRate > 0 && LearningRate < 1)) throw new ArgumentException($"learning rate must be in (0, 1) (got {LearningRate}).");
-        if (WarmupSteps < 0) throw new ArgumentException("warmup steps must not be negative.");
-        if (Epochs < 1) throw new ArgumentException("epochs must be at least 1.");
-        if (MaxSteps is < 1) throw new ArgumentException("max steps must be at least 1.");
-        if (BatchSize is < 1 or > 256) throw new ArgumentException("batch size must be 1-256.");
-        if (GradientAccumulation is < 1 or > 1024) throw new ArgumentException("gradient accumulation must be 1-1024.");
-        if (MaxExamplesPerPass is < 1) throw new ArgumentException("examples per pass must be at least 1.");
-        if (MaxSequenceLength is < 8 or > 2048) throw new ArgumentException("max sequence length must be 8-2048.");
-        if (!(MaxGradNorm > 0)) throw new ArgumentException("max gradient norm must be positive.");
-        if (WeightDecay < 0) throw new ArgumentException("weight decay must not be negative.");
+        if (Problems() is { Count: > 0 } problems)
+            throw new ArgumentException(string.Join("; ", problems.Select(p => p.Message)) + ".");
     }
 }
 

@@ -88,6 +88,26 @@ public class LoraTrainingSessionTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => new LoraTrainingOptions { Rank = 0 }.Validate());
     }
 
+    [Fact]
+    public void ASessionRefusesAnExampleTooLongAndTargetNamesThatSelectNothing()
+    {
+        var (model, registry) = DemoShapedModel();
+        using (model)
+        using (registry)
+        {
+            List<ParaphrasePair> pairs = [new("red cat", "cat red"), new(string.Join(' ', Enumerable.Repeat("sun", 30)), "moon")];
+            var tooLong = Assert.Throws<ArgumentException>(() =>
+                new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "x", pairs, new LoraTrainingOptions { MaxSequenceLength = 16 }));
+            Assert.StartsWith("Pair 2: A training example is", tooLong.Message);
+            var unknown = Assert.Throws<ArgumentException>(() => new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "x",
+                pairs[..1], new LoraTrainingOptions { TargetModules = ["q_proj", "query"] }));
+            Assert.Contains("'query' matches no module of the gptj base", unknown.Message);
+            // Neither left an adapter attached for training.
+            using var ok = new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "x", pairs[..1], new LoraTrainingOptions { Epochs = 10_000 });
+            Assert.Equal(10_000, ok.TotalSteps);
+        }
+    }
+
     private static float[] Flatten(LoraAdapter adapter) =>
         adapter.Matrices.OrderBy(m => m.Key, StringComparer.Ordinal).SelectMany(m => m.Value.A.data<float>().ToArray().Concat(m.Value.B.data<float>().ToArray())).ToArray();
 

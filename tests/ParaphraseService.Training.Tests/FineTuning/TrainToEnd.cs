@@ -16,7 +16,10 @@ internal static class TrainToEnd
     {
         using var session = new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), template, name, train, options);
         while (!session.IsComplete)
-            progress?.Invoke(session.RunStep());
+        {
+            var step = session.RunStep();
+            progress?.Invoke(step);
+        }
         var adapter = session.TakeAdapter();
         registry.Load(adapter);
         return adapter;
