@@ -14,7 +14,7 @@ namespace ParaphraseService.Api.Adapters;
 /// Hidden entries (".staging-*", ".deleted-*" folders, ".upload-*" files) are never listed and are swept when the
 /// store starts. One process owns a store folder.
 /// </summary>
-public sealed class AdapterStore
+public sealed class AdapterStore : IAdapterSource
 {
     private const string StagingPrefix = ".staging-", TombstonePrefix = ".deleted-", UploadPrefix = ".upload-";
 

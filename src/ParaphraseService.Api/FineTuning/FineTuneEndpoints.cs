@@ -23,9 +23,7 @@ public static class FineTuneEndpoints
 
     public static RouteGroupBuilder MapFineTunes(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/admin/fine-tunes").WithTags("Fine-tunes").RequireAdminApiKey();
-        if (app.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value.Port is { } port)
-            group.RequireHost($"*:{port}");
+        var group = app.MapAdminGroup("/admin/fine-tunes", "Fine-tunes");
         group.MapPost("", Create)
             .WithSummary("Start a fine-tune: a multipart form with 'dataset' (PAWS TSV, TSV/CSV with named columns, or JSONL) and " +
                 "'options' (JSON), or a JSON body with the options and 'datasetPath', a file under FineTunes:DatasetRoots.")

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.Options;
+using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Api.Requests;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Model.Generation;
 
@@ -11,8 +12,9 @@ namespace ParaphraseService.Api.OpenAi;
 /// <summary>OpenAI-compatible <c>/v1/models</c> and <c>/v1/completions</c>, so OpenAI client libraries work unchanged.</summary>
 public static class CompletionsEndpoints
 {
-    private const int MaxPrompts = 32;
-    private const int MaxChoices = 8;
+    /// <summary>max_tokens above this is refused outright (the token budget refuses far less anyway).</summary>
+    private const int MaxTokensLimit = 1 << 20;
+    private const int DefaultMaxTokens = 16;
 
     public static RouteGroupBuilder MapOpenAiCompletions(this IEndpointRouteBuilder app)
     {
@@ -23,155 +25,190 @@ public static class CompletionsEndpoints
             .Produces<CompletionResponse>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests);
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return group;
     }
 
-    private static Results<Ok<ModelList>, ProblemHttpResult> ListModels(ModelHost host, IAdapterFolders adapters)
+    private static Results<Ok<ModelList>, ProblemHttpResult> ListModels(ModelHost host, AdapterManager adapters)
     {
         if (host.Model is not { } model)
-            return JobProblems.NotReady();
+            return RequestProblems.NotReady(host.LoadError);
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var cards = new List<ModelCard> { new(model.Source, "model", created, "paraphrase-service") };
         cards.AddRange(adapters.Names().Select(name => new ModelCard(name, "model", created, "paraphrase-service:adapter")));
         return TypedResults.Ok(new ModelList("list", cards));
     }
 
-    private static async Task<IResult> Complete(
-        CompletionRequest request, ModelHost host, GenerationQueue queue, IOptions<SchedulerOptions> options, HttpContext context)
+    private static async Task<IResult> Complete(CompletionRequest request, RequestPipeline pipeline, ModelHost host, HttpContext context)
     {
-        if (host.Model is not { } model)
-            return JobProblems.NotReady();
-        var errors = new Dictionary<string, string[]>();
-        var prompts = Strings(request.Prompt, "prompt", MaxPrompts, errors);
-        var stops = request.Stop.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null ? [] : Strings(request.Stop, "stop", 4, errors);
+        var errors = new FieldErrors();
+        var prompts = Strings(request.Prompt, "prompt", RequestRules.MaxInputs, required: true, errors);
+        foreach (var (prompt, i) in prompts.Select((p, i) => (p, i)))
+            if (prompt is not null)
+                RequestRules.Input(prompt, request.Prompt.ValueKind == JsonValueKind.Array ? $"prompt[{i}]" : "prompt", errors);
+        var stops = Strings(request.Stop, "stop", RequestRules.MaxStopSequences, required: false, errors);
+        RequestRules.StopSequences(stops, "stop", errors);
         var n = request.N ?? 1;
-        if (n is < 1 or > MaxChoices) errors["n"] = [$"n must be 1-{MaxChoices}."];
-        if (request.MaxTokens is < 1) errors["max_tokens"] = ["max_tokens must be at least 1."];
-        if (request.Temperature is < 0 or > 2) errors["temperature"] = ["temperature must be in [0, 2]."];
-        if (request.TopP is <= 0 or > 1) errors["top_p"] = ["top_p must be in (0, 1]."];
-        if (stops.Any(string.IsNullOrEmpty)) errors["stop"] = ["stop sequences must not be empty."];
-        string? adapter = null;
-        if (!string.IsNullOrEmpty(request.Model) && request.Model != model.Source)
-            adapter = request.Model;
-        if (errors.Count > 0)
-            return TypedResults.ValidationProblem(errors);
+        RequestRules.Count(n, "n", RequestRules.MaxCandidates, errors);
+        RequestRules.Count(request.MaxTokens ?? DefaultMaxTokens, "max_tokens", MaxTokensLimit, errors);
+        RequestRules.Temperature(request.Temperature ?? 1, "temperature", errors);
+        RequestRules.TopP(request.TopP ?? 1, "top_p", errors);
+        RequestRules.TopK(request.TopK ?? 0, "top_k", errors);
+        RequestRules.RepetitionPenalty(request.RepetitionPenalty ?? 1, "repetition_penalty", errors);
+        if (request.Model is not null) RequestRules.WellFormed(request.Model, "model", errors);
+        if (request.User is not null) RequestRules.WellFormed(request.User, "user", errors);
+        if (request.StreamOptions is not null && !request.Stream)
+            errors.Add("stream_options", "is only allowed with stream: true.");
+        Unsupported(request, n, errors);
+        if (errors.Any)
+            return RequestProblems.Invalid(errors);
 
-        var deadline = DateTimeOffset.UtcNow.AddSeconds(options.Value.RequestTimeoutSeconds);
-        var jobs = new List<(GenerationJob Job, int PromptTokens)>();
-        foreach (var prompt in prompts)
+        // The base model answers to its own id (or no model at all); any other name is an adapter's.
+        var adapter = string.IsNullOrEmpty(request.Model) || request.Model == host.Model?.Source ? null : request.Model;
+        var (prepared, problem) = pipeline.Prepare(new GenerationRequest
         {
-            var ids = model.Tokenizer.Encode(prompt);
-            var candidates = Enumerable.Range(0, n).Select(i => new GenerationOptions
-            {
-                MaxNewTokens = request.MaxTokens ?? 16,
-                Greedy = request.Temperature == 0,
-                Temperature = request.Temperature is > 0 ? request.Temperature.Value : 1.0,
-                TopP = request.TopP ?? 1.0,
-                StopSequences = stops,
-                Seed = request.Seed is { } seed ? seed + i : null,
-            }).ToList();
-            var job = new GenerationJob(ids, candidates, adapter, deadline, context.RequestAborted);
-            if (!queue.TryEnqueue(job))
-                return JobProblems.QueueFull(context);
-            jobs.Add((job, ids.Count));
-        }
-
-        var id = $"cmpl-{Guid.NewGuid():N}";
-        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var modelName = request.Model ?? model.Source;
-        if (request.Stream)
-            return await Stream(jobs, n, stops, id, created, modelName, model.Tokenizer, request.StreamOptions?.IncludeUsage == true, context);
-
-        var choices = new List<CompletionChoice>();
-        int promptTokens = 0, completionTokens = 0;
-        for (var p = 0; p < jobs.Count; p++)
+            Inputs = prompts!,
+            Adapter = adapter,
+            Candidates = n,
+            MaxNewTokens = request.MaxTokens ?? DefaultMaxTokens,
+            Temperature = request.Temperature ?? 1,
+            TopP = request.TopP ?? 1,
+            TopK = request.TopK ?? 0,
+            RepetitionPenalty = request.RepetitionPenalty ?? 1,
+            Seed = request.Seed,
+            Stop = stops!,
+            Stream = request.Stream,
+            Fields = new RequestFields("prompt", request.Prompt.ValueKind == JsonValueKind.Array, "model", "n", "max_tokens"),
+        }, context);
+        if (problem is not null)
+            return problem;
+        using (prepared)
         {
-            JobOutcome outcome;
+            if (pipeline.Enqueue(prepared!, context) is { } refused)
+                return refused;
+            var id = $"cmpl-{Guid.NewGuid():N}";
+            var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            var modelName = adapter ?? prepared!.Model.Source;
+            if (request.Stream)
+                return await Stream(prepared!, id, created, modelName, request.StreamOptions?.IncludeUsage == true, context);
+
+            IReadOnlyList<JobOutcome> outcomes;
             try
             {
-                outcome = await jobs[p].Job.Completion;
+                outcomes = await prepared!.CompleteAsync();
             }
             catch (JobFailedException failure)
             {
-                return JobProblems.ToProblem(failure);
+                return RequestProblems.From(failure);
             }
-            promptTokens += jobs[p].PromptTokens;
-            for (var c = 0; c < outcome.Results.Count; c++)
-            {
-                var result = outcome.Results[c];
-                completionTokens += result.GeneratedIds.Count;
-                choices.Add(new CompletionChoice(result.Text, p * n + c, null, FinishReason(result)));
-            }
+            var choices = outcomes.SelectMany((outcome, p) => outcome.Results.Select((result, c) =>
+                new CompletionChoice(result.Text, p * outcome.Results.Count + c, null, FinishReason(result)))).ToList();
+            return TypedResults.Ok(new CompletionResponse(id, "text_completion", created, modelName, choices, Usage(prepared, outcomes)));
         }
-        return TypedResults.Ok(new CompletionResponse(id, "text_completion", created, modelName, choices,
-            new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens)));
     }
 
     /// <summary>Server-sent events as OpenAI streams them: a chunk per text piece, a final chunk per choice, then [DONE].</summary>
-    private static async Task<IResult> Stream(List<(GenerationJob Job, int PromptTokens)> jobs, int n, IReadOnlyList<string> stops,
-        string id, long created, string modelName, Model.Tokenization.Gpt2Tokenizer tokenizer, bool includeUsage, HttpContext context)
+    private static async Task<IResult> Stream(PreparedRequest prepared, string id, long created, string modelName, bool includeUsage, HttpContext context)
     {
+        if (await prepared.WaitForFirstTokenAsync() is { } early)
+            return early;
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
-        async Task Send(CompletionChoice choice) =>
+        async Task Send(IReadOnlyList<CompletionChoice> choices, CompletionUsage? usage) =>
             await context.Response.WriteAsync(
-                $"data: {JsonSerializer.Serialize(new CompletionResponse(id, "text_completion", created, modelName, [choice], null))}\n\n",
+                $"data: {JsonSerializer.Serialize(new CompletionResponse(id, "text_completion", created, modelName, choices, usage))}\n\n",
                 context.RequestAborted);
 
-        var completionTokens = 0;
-        for (var p = 0; p < jobs.Count; p++)
+        var outcomes = new List<JobOutcome>();
+        try
         {
-            var job = jobs[p].Job;
-            var streams = Enumerable.Range(0, n).Select(_ => new TextStream(tokenizer, stops)).ToArray();
-            try
+            await foreach (var item in prepared.StreamAsync(context.RequestAborted))
             {
-                await foreach (var token in job.Tokens.ReadAllAsync(context.RequestAborted))
+                var index = item.Input * prepared.Jobs[item.Input].Candidates.Count + item.Candidate;
+                if (item.Outcome is { } outcome)
                 {
-                    var piece = streams[token.Candidate].Add(token.Token);
-                    if (piece.Length > 0)
-                        await Send(new CompletionChoice(piece, p * n + token.Candidate, null, null));
+                    await Send([new CompletionChoice(item.Text, index, null, FinishReason(outcome.Results[item.Candidate]))], null);
+                    if (item.Candidate == 0) outcomes.Add(outcome);
                 }
-                var outcome = await job.Completion;
-                completionTokens += outcome.Results.Sum(r => r.GeneratedIds.Count);
-                for (var c = 0; c < outcome.Results.Count; c++)
-                    await Send(new CompletionChoice(streams[c].Finish(outcome.Results[c].Text), p * n + c, null, FinishReason(outcome.Results[c])));
+                else
+                {
+                    await Send([new CompletionChoice(item.Text, index, null, null)], null);
+                }
             }
-            catch (JobFailedException failure)
-            {
-                await context.Response.WriteAsync($"event: error\ndata: {JsonSerializer.Serialize(new { error = failure.Message })}\n\n", context.RequestAborted);
-                return Results.Empty;
-            }
+            if (includeUsage)
+                await Send([], Usage(prepared, outcomes));
+            await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted);
         }
-        if (includeUsage)
+        catch (JobFailedException failure)
         {
-            var promptTokens = jobs.Sum(j => j.PromptTokens);
-            var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens);
+            var status = RequestProblems.From(failure).StatusCode;
             await context.Response.WriteAsync(
-                $"data: {JsonSerializer.Serialize(new CompletionResponse(id, "text_completion", created, modelName, [], usage))}\n\n", context.RequestAborted);
+                $"event: error\ndata: {JsonSerializer.Serialize(new { error = new { message = failure.Message, type = OpenAiErrors.Type(status), code = status } })}\n\n");
         }
-        await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted);
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its jobs end with it.
+        }
         return Results.Empty;
+    }
+
+    private static CompletionUsage Usage(PreparedRequest prepared, IReadOnlyList<JobOutcome> outcomes)
+    {
+        var completion = outcomes.Sum(o => o.Results.Sum(r => r.GeneratedIds.Count));
+        return new CompletionUsage(prepared.PromptTokens, completion, prepared.PromptTokens + completion);
     }
 
     private static string FinishReason(GenerationResult result) => result.FinishReason == Model.Generation.FinishReason.Length ? "length" : "stop";
 
-    private static List<string> Strings(JsonElement value, string field, int max, Dictionary<string, string[]> errors)
+    /// <summary>OpenAI's fields this service does not implement, refused unless they ask for nothing.</summary>
+    private static void Unsupported(CompletionRequest request, int n, FieldErrors errors)
     {
-        if (value.ValueKind == JsonValueKind.String)
+        if (!string.IsNullOrEmpty(request.Suffix)) errors.Add("suffix", "is not supported.");
+        if (request.Echo == true) errors.Add("echo", "is not supported (only false).");
+        if (request.Logprobs is not null) errors.Add("logprobs", "is not supported.");
+        if (request.BestOf is { } bestOf && bestOf != n) errors.Add("best_of", "is not supported (only equal to n).");
+        if (request.PresencePenalty is { } presence && presence != 0) errors.Add("presence_penalty", "is not supported (only 0); repetition_penalty is.");
+        if (request.FrequencyPenalty is { } frequency && frequency != 0) errors.Add("frequency_penalty", "is not supported (only 0); repetition_penalty is.");
+        if (request.LogitBias is { Count: > 0 }) errors.Add("logit_bias", "is not supported (only empty).");
+    }
+
+    /// <summary>A string or an array of strings (null elements kept, for the caller to name).</summary>
+    private static List<string?> Strings(JsonElement value, string field, int max, bool required, FieldErrors errors)
+    {
+        switch (value.ValueKind)
         {
-            var single = value.GetString()!;
-            if (field == "prompt" && string.IsNullOrWhiteSpace(single)) errors[field] = ["prompt must not be empty."];
-            return [single];
+            case JsonValueKind.Undefined or JsonValueKind.Null when !required:
+                return [];
+            case JsonValueKind.String:
+                return [Text(value, field, errors)];
+            case JsonValueKind.Array when value.GetArrayLength() is > 0 and var count && count <= max:
+                if (value.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String))
+                    return value.EnumerateArray().Select((e, i) => Text(e, $"{field}[{i}]", errors)).ToList();
+                if (field == "prompt" && value.EnumerateArray().Any(e => e.ValueKind is JsonValueKind.Number or JsonValueKind.Array))
+                {
+                    errors.Add(field, "token-id prompts are not supported; send text.");
+                    return [];
+                }
+                break;
         }
-        if (value.ValueKind == JsonValueKind.Array && value.GetArrayLength() is > 0 and var count && count <= max
-            && value.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String))
-        {
-            var list = value.EnumerateArray().Select(e => e.GetString()!).ToList();
-            if (field == "prompt" && list.Any(string.IsNullOrWhiteSpace)) errors[field] = ["prompts must not be empty."];
-            return list;
-        }
-        errors[field] = [$"{field} must be a string or an array of 1-{max} strings."];
+        errors.Add(field, $"must be a string or an array of 1-{max} strings.");
         return [];
+    }
+
+    /// <summary>A JSON string's text; null (with an error) when it escapes a lone surrogate, which is not text.</summary>
+    private static string? Text(JsonElement value, string field, FieldErrors errors)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            errors.Add(field, "holds an unpaired UTF-16 surrogate (e.g. \\ud800 alone), which is not text.");
+            return null;
+        }
     }
 }

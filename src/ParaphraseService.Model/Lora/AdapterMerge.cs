@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 namespace ParaphraseService.Model.Lora;
 
 /// <summary>
-/// Bakes a LoRA adapter into a full-precision copy of the base weights (W' = W + scaling · B · A) and writes the
+/// Bakes a LoRA adapter into a full-precision copy of the base weights (W' = W + scaling · B · A, each module with its
+/// own rank and scaling; modules the adapter leaves out are copied unchanged) and writes the
 /// result as an ordinary Hugging Face model folder, for users who want one fixed model to run elsewhere. The files keep
 /// the base's own layout: a GPT-2 Conv1D weight, stored [in, out], gets the transposed delta (PEFT's fan_in_fan_out).
 /// </summary>
@@ -63,7 +64,14 @@ public static class AdapterMerge
         if (!File.Exists(configPath))
             return;
         var json = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
-        json["merged_lora_adapter"] = new JsonObject { ["name"] = adapter.Name, ["rank"] = adapter.Rank, ["scaling"] = adapter.Scaling };
+        var note = new JsonObject { ["name"] = adapter.Name, ["rank"] = adapter.Rank, ["scaling"] = adapter.Scaling };
+        if (adapter.HasModuleSettings)
+        {
+            // rank_pattern / alpha_pattern: the defaults above are not every module's.
+            note["modules"] = new JsonObject(adapter.Weights.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m =>
+                KeyValuePair.Create<string, JsonNode?>(m.Key, new JsonObject { ["rank"] = m.Value.A.shape[0], ["scaling"] = m.Value.Scaling })));
+        }
+        json["merged_lora_adapter"] = note;
         File.WriteAllText(configPath, json.ToJsonString(new() { WriteIndented = true }));
     }
 }

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Generation;
 using System.Text;
 
 namespace ParaphraseService.Training.Datasets;

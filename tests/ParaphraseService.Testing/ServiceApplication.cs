@@ -3,15 +3,19 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using ParaphraseService.Api.Hosting;
 
-namespace ParaphraseService.Api.Tests;
+namespace ParaphraseService.Testing;
 
-/// <summary>The real service with the real (demo-sized) model, configured per test.</summary>
+/// <summary>
+/// The real service with the real model (the built-in demo unless a test names another), configured per test, its
+/// adapters and fine-tunes in folders of its own. In memory by default; <see cref="StartOnLoopback"/> serves it over
+/// real HTTP on a free loopback port, for clients and tests that need a socket (disconnects, OpenAI libraries).
+/// </summary>
 /// <param name="configureServices">Extra test services, e.g. an <c>IStartupFilter</c> that observes every response.</param>
-internal sealed class ServiceApplication(
+public sealed class ServiceApplication(
     Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configureServices = null, string? environment = null)
     : WebApplicationFactory<Program>
 {
-    // Adapters go to a folder of this instance's own unless the test names one: never into the source tree.
+    // Never into the source tree: each instance has folders of its own unless the test names them.
     private readonly string _adapters = Directory.CreateTempSubdirectory("service-adapters-").FullName;
     private readonly string _fineTunes = Directory.CreateTempSubdirectory("service-fine-tunes-").FullName;
 
@@ -27,6 +31,15 @@ internal sealed class ServiceApplication(
             builder.UseEnvironment(environment);
         if (configureServices is not null)
             builder.ConfigureServices(configureServices);
+    }
+
+    /// <summary>Serves over real HTTP on a loopback port; returns its base address once the model is loaded.</summary>
+    public async Task<Uri> StartOnLoopback()
+    {
+        UseKestrel();
+        StartServer();
+        await ModelLoaded();
+        return ClientOptions.BaseAddress;
     }
 
     public override async ValueTask DisposeAsync()

@@ -1,10 +1,10 @@
-namespace ParaphraseService.Training.Datasets;
+namespace ParaphraseService.Model.Generation;
 
 /// <summary>
 /// SplitMix64 (Steele, Lea and Flood, 2014): a small seeded generator of our own, because <see cref="Random"/>'s
-/// seeded sequence may change between .NET versions, and a stored seed must give the same split for good.
+/// seeded sequence may change between .NET versions, and a stored seed must give the same split or the same sampled text for good; and all 64 bits of a seed count (LibTorch's CPU generator keeps only the low 32).
 /// </summary>
-internal sealed class SplitMix64(ulong seed)
+public sealed class SplitMix64(ulong seed)
 {
     private ulong _state = seed;
 

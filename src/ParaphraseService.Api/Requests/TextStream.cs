@@ -1,6 +1,6 @@
 using ParaphraseService.Model.Tokenization;
 
-namespace ParaphraseService.Api.Scheduling;
+namespace ParaphraseService.Api.Requests;
 
 /// <summary>
 /// Turns one candidate's tokens into text pieces as they arrive. A token can end inside a UTF-8 character (the piece
