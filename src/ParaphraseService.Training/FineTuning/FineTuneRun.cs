@@ -9,7 +9,7 @@ using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Evaluation;
 using ParaphraseService.Training.Prompts;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 /// <summary>
 /// A whole fine-tune: the base's eval loss, training with periodic evaluation, early stopping and checkpoints, the
@@ -32,7 +32,7 @@ public sealed class FineTuneRun : IDisposable
     private readonly FineTuneSettings _settings;
     private readonly string? _checkpoints;
     private readonly LoraTrainingSession _session;
-    private readonly LoraTrainer _evaluator;
+    private readonly LossEvaluator _evaluator;
     private RunProgress _progress = new();
 
     public FineTuneRun(CausalLM model, AdapterRegistry registry, Gpt2Tokenizer tokenizer, PromptTemplate template,
@@ -44,7 +44,7 @@ public sealed class FineTuneRun : IDisposable
         _session = new LoraTrainingSession(model, registry, tokenizer, template, adapterName, data.Train, settings.Training, resume);
         if (resume is not null && File.Exists(Path.Combine(resume, ProgressFile)))
             _progress = JsonSerializer.Deserialize<RunProgress>(File.ReadAllText(Path.Combine(resume, ProgressFile)), s_json) ?? new();
-        _evaluator = new LoraTrainer(model, registry, tokenizer, template);
+        _evaluator = new LossEvaluator(model, tokenizer, template);
         ResumedFromStep = resume is null ? null : _session.Step;
     }
 
@@ -234,17 +234,29 @@ public sealed record FineTuneSettings
 
     public int BleuMaxNewTokens { get; init; } = 64;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    /// <summary>Every value out of range, by field (the fine-tune request's camelCase names), the training options' included.</summary>
+    public IReadOnlyList<(string Field, string Message)> Problems()
+    {
+        var problems = Training.Problems().ToList();
+        void Check(bool ok, string field, string message)
+        {
+            if (!ok) problems.Add((field, message));
+        }
+        Check(EvalEverySteps is >= 0 and <= LoraTrainingOptions.MaxStepCount, "evalEverySteps", $"eval every steps must be 0-{LoraTrainingOptions.MaxStepCount} (got {EvalEverySteps})");
+        Check(EarlyStoppingPatience is null or (>= 1 and <= 1_000_000), "earlyStoppingPatience", $"early stopping patience must be 1-1000000 (got {EarlyStoppingPatience})");
+        Check(EarlyStoppingPatience is null || EvalEverySteps > 0, "earlyStoppingPatience", "early stopping patience needs evalEverySteps above 0");
+        Check(CheckpointEverySteps is >= 0 and <= LoraTrainingOptions.MaxStepCount, "checkpointEverySteps", $"checkpoint every steps must be 0-{LoraTrainingOptions.MaxStepCount} (got {CheckpointEverySteps})");
+        Check(EvalBatchSize is >= 1 and <= 256, "evalBatchSize", $"eval batch size must be 1-256 (got {EvalBatchSize})");
+        Check(MaxEvalPairs >= 1, "maxEvalPairs", $"max eval pairs must be at least 1 (got {MaxEvalPairs})");
+        Check(BleuSamples is >= 0 and <= 10_000, "bleuSamples", $"BLEU samples must be 0-10000 (got {BleuSamples})");
+        Check(BleuMaxNewTokens is >= 1 and <= 1024, "bleuMaxNewTokens", $"BLEU max new tokens must be 1-1024 (got {BleuMaxNewTokens})");
+        return problems;
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming every value out of range.</summary>
     public void Validate()
     {
-        Training.Validate();
-        if (EvalEverySteps < 0) throw new ArgumentException("eval_every_steps must not be negative.");
-        if (EarlyStoppingPatience is < 1) throw new ArgumentException("early_stopping_patience must be at least 1.");
-        if (EarlyStoppingPatience is not null && EvalEverySteps == 0) throw new ArgumentException("early_stopping_patience needs eval_every_steps.");
-        if (CheckpointEverySteps < 0) throw new ArgumentException("checkpoint_every_steps must not be negative.");
-        if (EvalBatchSize is < 1 or > 256) throw new ArgumentException("eval_batch_size must be 1-256.");
-        if (MaxEvalPairs < 1) throw new ArgumentException("max_eval_pairs must be at least 1.");
-        if (BleuSamples is < 0 or > 10_000) throw new ArgumentException("bleu_samples must be 0-10000.");
-        if (BleuMaxNewTokens is < 1 or > 1024) throw new ArgumentException("bleu_max_new_tokens must be 1-1024.");
+        if (Problems() is { Count: > 0 } problems)
+            throw new ArgumentException(string.Join("; ", problems.Select(p => p.Message)) + ".");
     }
 }

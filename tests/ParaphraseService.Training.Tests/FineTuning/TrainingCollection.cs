@@ -1,4 +1,4 @@
-namespace ParaphraseService.Training.Tests.Training;
+namespace ParaphraseService.Training.Tests.FineTuning;
 
 /// <summary>
 /// Test classes that train, one after another: dropout draws from LibTorch's process-wide generator, which the trainer

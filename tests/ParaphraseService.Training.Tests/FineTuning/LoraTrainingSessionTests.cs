@@ -5,14 +5,14 @@ using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Training.Tests.Training;
+namespace ParaphraseService.Training.Tests.FineTuning;
 
 [Collection(TrainingCollection.Name)]
-public class LoraTrainerTests(ITestOutputHelper output)
+public class LoraTrainingSessionTests(ITestOutputHelper output)
 {
     private static readonly PromptTemplate Template = ReverseWords.Template;
 
@@ -38,13 +38,13 @@ public class LoraTrainerTests(ITestOutputHelper output)
         using (model)
         using (registry)
         {
-            var trainer = new LoraTrainer(model, registry, Gpt2Tokenizer.BuiltIn(), Template);
+            var trainer = new LossEvaluator(model, Gpt2Tokenizer.BuiltIn(), Template);
             var train = Pairs(96, 1);
             var eval = Pairs(16, 2);
             var before = trainer.EvalLoss(eval, adapter: null);
             var steps = new List<TrainingStep>();
             var options = new LoraTrainingOptions { Rank = 8, Alpha = 16, TargetModules = null, LearningRate = 5e-3, BatchSize = 8, MaxSteps = 40, Epochs = 10, WarmupSteps = 4 };
-            var adapter = trainer.Train("reverse", train, options, steps.Add);
+            var adapter = TrainToEnd.Adapter(model, registry, Template, "reverse", train, options, steps.Add);
             var after = trainer.EvalLoss(eval, adapter);
 
             output.WriteLine($"{quantization}: eval loss {before:F3} -> {after:F3}; train loss {steps[0].Loss:F3} -> {steps[^1].Loss:F3}");
@@ -64,8 +64,7 @@ public class LoraTrainerTests(ITestOutputHelper output)
             using (model)
             using (registry)
             {
-                var trainer = new LoraTrainer(model, registry, Gpt2Tokenizer.BuiltIn(), Template);
-                var adapter = trainer.Train("x", Pairs(32, 3), new LoraTrainingOptions { Rank = 4, MaxSteps = 5, BatchSize = 4, Dropout = 0.1, LearningRate = 1e-3 });
+                var adapter = TrainToEnd.Adapter(model, registry, Template, "x", Pairs(32, 3), new LoraTrainingOptions { Rank = 4, MaxSteps = 5, BatchSize = 4, Dropout = 0.1, LearningRate = 1e-3 });
                 return adapter.Matrices.OrderBy(m => m.Key).SelectMany(m => m.Value.B.data<float>().ToArray()).ToArray();
             }
         }
@@ -87,6 +86,26 @@ public class LoraTrainerTests(ITestOutputHelper output)
         Assert.Equal(0, mask[1, ^1].item<long>()); // the shorter row is padded, and its padding is not learned
         Assert.Equal(TrainingBatches.Ignore, labels[1, ^1].item<long>());
         Assert.Throws<ArgumentException>(() => new LoraTrainingOptions { Rank = 0 }.Validate());
+    }
+
+    [Fact]
+    public void ASessionRefusesAnExampleTooLongAndTargetNamesThatSelectNothing()
+    {
+        var (model, registry) = DemoShapedModel();
+        using (model)
+        using (registry)
+        {
+            List<ParaphrasePair> pairs = [new("red cat", "cat red"), new(string.Join(' ', Enumerable.Repeat("sun", 30)), "moon")];
+            var tooLong = Assert.Throws<ArgumentException>(() =>
+                new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "x", pairs, new LoraTrainingOptions { MaxSequenceLength = 16 }));
+            Assert.StartsWith("Pair 2: A training example is", tooLong.Message);
+            var unknown = Assert.Throws<ArgumentException>(() => new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "x",
+                pairs[..1], new LoraTrainingOptions { TargetModules = ["q_proj", "query"] }));
+            Assert.Contains("'query' matches no module of the gptj base", unknown.Message);
+            // Neither left an adapter attached for training.
+            using var ok = new LoraTrainingSession(model, registry, Gpt2Tokenizer.BuiltIn(), Template, "x", pairs[..1], new LoraTrainingOptions { Epochs = 10_000 });
+            Assert.Equal(10_000, ok.TotalSteps);
+        }
     }
 
     private static float[] Flatten(LoraAdapter adapter) =>
@@ -201,10 +220,10 @@ public class LoraTrainerTests(ITestOutputHelper output)
         using (model)
         using (registry)
         {
-            var trainer = new LoraTrainer(model, registry, Gpt2Tokenizer.BuiltIn(), Template);
+            var trainer = new LossEvaluator(model, Gpt2Tokenizer.BuiltIn(), Template);
             var eval = Pairs(16, 2);
             var before = trainer.EvalLoss(eval, adapter: null);
-            var adapter = trainer.Train("bf16", Pairs(64, 1), new LoraTrainingOptions { Rank = 8, Alpha = 16, TargetModules = null, LearningRate = 5e-3, BatchSize = 8, MaxSteps = 12, WarmupSteps = 2 });
+            var adapter = TrainToEnd.Adapter(model, registry, Template, "bf16", Pairs(64, 1), new LoraTrainingOptions { Rank = 8, Alpha = 16, TargetModules = null, LearningRate = 5e-3, BatchSize = 8, MaxSteps = 12, WarmupSteps = 2 });
             var after = trainer.EvalLoss(eval, adapter);
             output.WriteLine($"bfloat16 base: eval loss {before:F3} -> {after:F3}");
             Assert.All(adapter.Matrices.Values, m => Assert.Equal(ScalarType.Float32, m.A.dtype)); // adapters and AdamW state stay fp32

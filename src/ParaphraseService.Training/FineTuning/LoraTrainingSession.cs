@@ -4,6 +4,7 @@ using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
+using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Model.Tokenization;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
@@ -11,7 +12,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 /// <summary>
 /// One LoRA fine-tune, run a micro-batch at a time so its owner can interleave it with other work on the same model
@@ -53,15 +54,27 @@ public sealed class LoraTrainingSession : IDisposable
             throw new ArgumentException("There is nothing to train on.");
         (_model, _registry, _options) = (model, registry, options);
         _device = model.parameters().First().device;
+        if (options.TargetModules is { } names && LoraTargets.Problem(names, registry.Target) is { } targetProblem)
+            throw new ArgumentException($"Target modules: {targetProblem}.");
+        var all = options.TargetModules is null || LoraTargets.IsAllLinear(options.TargetModules);
         var targets = registry.Targets
-            .Where(t => options.TargetModules is null || options.TargetModules.Any(m => t.Key == m || t.Key.EndsWith("." + m, StringComparison.Ordinal)))
+            .Where(t => all || options.TargetModules!.Any(m => PeftTargetModules.NameMatches(m, t.Key)))
             .ToDictionary(t => t.Key, t => t.Value);
-        if (targets.Count == 0)
-            throw new ArgumentException($"No module of the model matches target modules {string.Join(", ", options.TargetModules ?? [])}.");
 
-        _examples = train.Select(p => TrainingBatches.Tokenize(p, template, tokenizer, options.MaxSequenceLength)).ToList();
+        _examples = train.Select((p, i) =>
+        {
+            try
+            {
+                return TrainingBatches.Tokenize(p, template, tokenizer, options.MaxSequenceLength);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"Pair {i + 1}: {e.Message}", e);
+            }
+        }).ToList();
         StepsPerEpoch = (int)Math.Ceiling(_examples.Count / (double)(options.BatchSize * options.GradientAccumulation));
-        TotalSteps = Math.Min(options.MaxSteps ?? int.MaxValue, StepsPerEpoch * options.Epochs);
+        // In long: a huge epoch count must not wrap around to a negative step count.
+        TotalSteps = (int)Math.Min(options.MaxSteps ?? int.MaxValue, Math.Min(int.MaxValue, (long)StepsPerEpoch * options.Epochs));
 
         _adapter = LoraAdapter.CreateNew(adapterName, options.Rank, options.Alpha, options.UseRsLora, options.Dropout, targets, _device, options.Seed);
         try

@@ -8,11 +8,11 @@ using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Model.Tokenization;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Training.Tests.Training;
+namespace ParaphraseService.Training.Tests.FineTuning;
 
 /// <summary>The LoRA trainer and the adapter export on GPT-Neo and GPT-2 bases, through the same code as GPT-J.</summary>
 [Collection(TrainingCollection.Name)]
@@ -43,7 +43,7 @@ public class FamilyTrainingTests(ITestOutputHelper output)
         using var model = ModelLoader.Build(config, weights,
             new LayerFactory(ScalarType.Float32, CPU, quantization, new Int8Options(Int8Kernel.Dequantize), new LoraRouting()), family);
         using var registry = new AdapterRegistry(model, 2);
-        var trainer = new LoraTrainer(model, registry, Gpt2Tokenizer.BuiltIn(), Template);
+        var trainer = new LossEvaluator(model, Gpt2Tokenizer.BuiltIn(), Template);
         var train = Pairs(48, 1);
         var eval = Pairs(8, 2);
         var before = trainer.EvalLoss(eval, adapter: null);
@@ -53,7 +53,7 @@ public class FamilyTrainingTests(ITestOutputHelper output)
             Rank = 8, Alpha = 16, LearningRate = 2e-2, BatchSize = 4, MaxSteps = 12, Epochs = 10, WarmupSteps = 2,
             TargetModules = registry.Target.DefaultTargetModules,
         };
-        var adapter = trainer.Train("reverse", train, options);
+        var adapter = TrainToEnd.Adapter(model, registry, Template, "reverse", train, options);
         var after = trainer.EvalLoss(eval, adapter);
         output.WriteLine($"{family} {quantization}: eval loss {before:F3} -> {after:F3}");
         // The tied head of random std-0.02 embeddings cannot make confident predictions (the loss starts at ln 50257 = 10.8),

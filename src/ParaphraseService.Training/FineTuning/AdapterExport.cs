@@ -4,7 +4,7 @@ using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
 
-namespace ParaphraseService.Training.Training;
+namespace ParaphraseService.Training.FineTuning;
 
 /// <summary>Writes a trained adapter as a PEFT folder with our metadata beside it (template, data, settings, metrics).</summary>
 public static class AdapterExport

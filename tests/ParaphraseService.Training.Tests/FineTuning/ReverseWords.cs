@@ -1,7 +1,7 @@
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
 
-namespace ParaphraseService.Training.Tests.Training;
+namespace ParaphraseService.Training.Tests.FineTuning;
 
 /// <summary>A synthetic paraphrase mapping a tiny model can learn in a few steps: three words, then the same words reversed.</summary>
 internal static class ReverseWords
