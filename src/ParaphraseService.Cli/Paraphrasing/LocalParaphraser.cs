@@ -10,7 +10,8 @@ namespace ParaphraseService.Cli.Paraphrasing;
 
 /// <summary>
 /// Paraphrases with a model loaded in this process, the way <c>generate</c> loads and runs it, prompted and cut as the
-/// service does (the adapter's own template, else the few-shot default; candidate i seeded Seed + i; the input's copies
+/// service does (the adapter's own template, else the fine-tune prompt; without an adapter the few-shot prompt;
+/// candidate i seeded Seed + i; the input's copies
 /// and repeated candidates dropped). Candidates are not scored: that needs the service's sentence encoder.
 /// </summary>
 internal sealed partial class LocalParaphraser : IParaphraseBackend
@@ -52,8 +53,7 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
                 foreach (var warning in warnings)
                     warn(warning);
                 var metadata = Path.Combine(folder, AdapterMetadata.FileName);
-                if (File.Exists(metadata))
-                    template = PromptTemplate.ForAdapter(AdapterMetadata.Load(metadata).PromptTemplate);
+                template = PromptTemplate.ForAdapter(File.Exists(metadata) ? AdapterMetadata.Load(metadata).PromptTemplate : null);
             }
             return new LocalParaphraser(loaded, adapter, template, settings, maxBatch);
         }

@@ -39,7 +39,10 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             ["Model:Source"] = "demo",
             ["Scheduler:MaxQueuedRequests"] = "8",
             ["Scheduler:MaxBatchRows"] = "8",
+            // Every request must end with a real answer, however slow a loaded machine makes it: no 504 for being slow.
+            ["Scheduler:RequestTimeoutSeconds"] = "900",
         });
+        host.Client.Timeout = host.Admin.Timeout = TimeSpan.FromMinutes(10);
         Assert.Equal(HttpStatusCode.Created, (await host.Admin.PostAsync("/admin/adapters",
             Json($$"""{"name": "{{Adapter}}", "path": {{JsonSerializer.Serialize(DemoAdapter(host.Root))}}}"""))).StatusCode);
 
