@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Gpt2;
 using ParaphraseService.Model.GptJ;

@@ -1,8 +1,7 @@
-using ParaphraseService.Model.Generation;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>The attention arithmetic GPT-Neo and GPT-2 share once q, k and v are projected.</summary>
 internal static class MultiHeadAttention

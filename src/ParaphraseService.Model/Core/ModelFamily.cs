@@ -1,7 +1,7 @@
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora.Peft;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>One supported architecture: how to read its config.json, build its model, name its LoRA targets and read its files.</summary>
 /// <param name="ModelType">config.json's <c>model_type</c>.</param>

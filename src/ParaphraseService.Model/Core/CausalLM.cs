@@ -1,11 +1,11 @@
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Lora.Peft;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>
 /// A causal language model this service can run, whatever its family (GPT-J, GPT-Neo, GPT-2): token ids in, fp32
