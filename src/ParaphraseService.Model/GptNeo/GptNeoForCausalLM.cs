@@ -17,7 +17,7 @@ public sealed class GptNeoForCausalLM : CausalLM
     }
 
     /// <param name="layers">Dtype, device and weight storage (full precision or int8) of every layer.</param>
-    public GptNeoForCausalLM(GptNeoConfig config, LayerFactory layers) : base(nameof(GptNeoForCausalLM), config, layers)
+    public GptNeoForCausalLM(GptNeoConfig config, LayerFactory layers) : base(nameof(GptNeoForCausalLM), GptNeoFamily.Family, config, layers)
     {
         Config = config;
         transformer = new GptNeoModel(config, layers);

@@ -1,5 +1,6 @@
 using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Core;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
