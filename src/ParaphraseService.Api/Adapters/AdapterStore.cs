@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Lora.Peft;
 

@@ -1,8 +1,7 @@
 using System.Text.Json;
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using ParaphraseService.Training.Datasets;

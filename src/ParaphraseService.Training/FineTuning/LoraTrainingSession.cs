@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Model.Tokenization;

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;

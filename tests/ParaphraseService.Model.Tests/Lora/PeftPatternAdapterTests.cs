@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Lora.Peft;

@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Gpt2;
 using ParaphraseService.Model.GptNeo;
 using ParaphraseService.Model.Layers;

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Gpt2;
+using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Model.Tokenization;
@@ -12,7 +13,7 @@ namespace ParaphraseService.Training.Tests.FineTuning;
 public class FineTuneChecksTests
 {
     private static readonly Gpt2Tokenizer Tokenizer = Gpt2Tokenizer.BuiltIn();
-    private static readonly AdapterTarget GptJ = AdapterTarget.ForGptJ(DemoModel.Config with { LayerCount = 2 });
+    private static readonly AdapterTarget GptJ = GptJFamily.LoraTargets(DemoModel.Config with { LayerCount = 2 });
 
     [Theory]
     [InlineData("q_proj")]
@@ -31,7 +32,7 @@ public class FineTuneChecksTests
         foreach (var valid in new[] { "q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out", "all-linear" })
             Assert.Contains(valid, problem);
         // GPT-2's names are its own.
-        var gpt2 = AdapterTarget.ForGpt2(new Gpt2Config { VocabSize = 100, MaxPositions = 16, HiddenSize = 8, LayerCount = 1, HeadCount = 2 });
+        var gpt2 = Gpt2Family.LoraTargets(new Gpt2Config { VocabSize = 100, MaxPositions = 16, HiddenSize = 8, LayerCount = 1, HeadCount = 2 });
         Assert.Null(LoraTargets.Problem(["c_attn"], gpt2));
         Assert.Contains("c_attn, c_proj, c_fc", LoraTargets.Problem(["q_proj"], gpt2));
     }

@@ -46,7 +46,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
     [Fact]
     public void AnAdapterForAnotherHiddenSizeIsRefused()
     {
-        var wider = AdapterTarget.ForGptJ(PeftFixtures.TinyConfig with { HiddenSize = 128 });
+        var wider = GptJFamily.LoraTargets(PeftFixtures.TinyConfig with { HiddenSize = 128 });
 
         var error = Refused(PeftFixtures.Folder("q-v"), wider,
             "shapes that do not fit the gptj base (hidden size 128): " +
@@ -59,7 +59,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
     [Fact]
     public void AnAdapterForADeeperModelIsRefused()
     {
-        var shallower = AdapterTarget.ForGptJ(PeftFixtures.TinyConfig with { LayerCount = 1 });
+        var shallower = GptJFamily.LoraTargets(PeftFixtures.TinyConfig with { LayerCount = 1 });
 
         var error = Refused(PeftFixtures.Folder("q-v"), shallower,
             "LoRA weights for layers beyond the base's 1 (0 to 0): transformer.h.1.attn.q_proj, transformer.h.1.attn.v_proj; " +
@@ -108,7 +108,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
     [Fact]
     public void TargetingTheOutputLayerIsRefused()
     {
-        // lm_head is a Linear of GPT-J, but not one this service adapts (see AdapterTarget.ForGptJ).
+        // lm_head is a Linear of GPT-J, but not one this service adapts (see GptJFamily.LoraTargets).
         var folder = Copy("q-v");
         PeftFixtures.EditConfig(folder, c => c["target_modules"] = new JsonArray("q_proj", "v_proj", "lm_head"));
 

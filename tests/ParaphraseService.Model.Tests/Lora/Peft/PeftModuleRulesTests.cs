@@ -39,9 +39,9 @@ public sealed class PeftModuleRulesTests
         var layers = golden["layers"]!.GetValue<int>();
         var target = golden["family"]!.GetValue<string>() switch
         {
-            "gptj" => AdapterTarget.ForGptJ(GptJConfig.GptJ6B with { LayerCount = layers, HiddenSize = 64 }),
-            "gpt_neo" => AdapterTarget.ForGptNeo(GptNeoConfig.GptNeo27B with { LayerCount = layers, HiddenSize = 64 }),
-            "gpt2" => AdapterTarget.ForGpt2(Gpt2Config.Gpt2Small with { LayerCount = layers, HiddenSize = 64 }),
+            "gptj" => GptJFamily.LoraTargets(GptJConfig.GptJ6B with { LayerCount = layers, HiddenSize = 64 }),
+            "gpt_neo" => GptNeoFamily.LoraTargets(GptNeoConfig.GptNeo27B with { LayerCount = layers, HiddenSize = 64 }),
+            "gpt2" => Gpt2Family.LoraTargets(Gpt2Config.Gpt2Small with { LayerCount = layers, HiddenSize = 64 }),
             var other => throw new InvalidOperationException(other),
         };
         // PEFT's LoraConfig defaults for what the case leaves out (make_module_rules.py's `fields`).
@@ -88,7 +88,7 @@ public sealed class PeftModuleRulesTests
         foreach (var (field, value) in golden["config"]!.AsObject())
             json[field] = value?.DeepClone();
         var config = PeftLoraConfig.FromJson(json.ToJsonString(), name);
-        var target = AdapterTarget.ForGptJ(GptJConfig.GptJ6B with { LayerCount = golden["layers"]!.GetValue<int>(), HiddenSize = 64 });
+        var target = GptJFamily.LoraTargets(GptJConfig.GptJ6B with { LayerCount = golden["layers"]!.GetValue<int>(), HiddenSize = 64 });
 
         var problems = new List<string>();
         var rules = PeftModuleRules.Read(config, problems);
@@ -149,7 +149,7 @@ public sealed class PeftModuleRulesTests
             {"peft_type": "LORA", "target_modules": ["q_proj"], "layers_to_transform": [1, 7],
              "rank_pattern": {"q_proj": 2, "attn.q_proj": 4, "fc_in": 6}, "alpha_pattern": {"nothing": 3}}
             """, "unused");
-        var target = AdapterTarget.ForGptJ(GptJConfig.GptJ6B with { LayerCount = 2, HiddenSize = 64 });
+        var target = GptJFamily.LoraTargets(GptJConfig.GptJ6B with { LayerCount = 2, HiddenSize = 64 });
         var problems = new List<string>();
         var warnings = new List<string>();
         var rules = PeftModuleRules.Read(config, problems);

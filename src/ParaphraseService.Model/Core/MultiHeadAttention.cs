@@ -1,10 +1,12 @@
-using ParaphraseService.Model.Generation;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
-/// <summary>The attention arithmetic GPT-Neo and GPT-2 share once q, k and v are projected.</summary>
+/// <summary>
+/// The attention arithmetic every family shares once q, k and v are projected (and, for GPT-J, rotated): one copy, so a
+/// fix to masking or precision reaches GPT-J, GPT-Neo and GPT-2 alike.
+/// </summary>
 internal static class MultiHeadAttention
 {
     /// <summary>(B, T, E) → (B, H, T, D).</summary>
@@ -14,7 +16,8 @@ internal static class MultiHeadAttention
 
     /// <summary>
     /// Softmax attention of q over k and v, each (B, H, ·, D), scores in fp32 and divided by each of
-    /// <paramref name="divisors"/> in turn (none for GPT-Neo). Appends k and v to the cache first. Returns (B, T, E).
+    /// <paramref name="divisors"/> in turn (sqrt(head_dim) for GPT-J and GPT-2, none for GPT-Neo). Appends k and v to the
+    /// cache first, in the dtype they come in (GPT-J's rotated keys arrive in the model dtype). Returns (B, T, E).
     /// </summary>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor allowed, ILayerKvCache? cache, params float[] divisors)
     {

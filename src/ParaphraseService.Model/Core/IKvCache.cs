@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Generation;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>Keys and values of earlier positions, for every layer, that a forward pass extends.</summary>
 public interface IKvCache

@@ -1,7 +1,6 @@
-using ParaphraseService.Model.Generation;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>What a GPT-2-style decoder block (GPT-Neo, GPT-2) and its attention need besides the hidden states.</summary>
 /// <param name="Hidden">(B, T, E) hidden states.</param>

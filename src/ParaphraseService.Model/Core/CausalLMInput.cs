@@ -1,8 +1,7 @@
-using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.GptJ;
+namespace ParaphraseService.Model.Core;
 
 /// <param name="InputIds">(B, T) token ids of the new positions.</param>
 /// <param name="AttentionMask">(B, past + T), 1 for real tokens and 0 for padding; null means no padding.</param>

@@ -1,11 +1,10 @@
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Lora.Peft;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>
 /// A causal language model this service can run, whatever its family (GPT-J, GPT-Neo, GPT-2): token ids in, fp32
@@ -13,16 +12,22 @@ namespace ParaphraseService.Model.Families;
 /// see only this class. Each family supplies its trunk (embeddings, blocks, final LayerNorm) and its head; the
 /// adapter routing around a forward and the last-token slicing are here, once.
 /// </summary>
-public abstract class CausalLM : nn.Module<CausalLMInput, Tensor>
+public abstract class CausalLM : nn.Module<CausalLMInput, Tensor>, IAdaptableModel
 {
-    protected CausalLM(string name, ICausalLMConfig config, LayerFactory layers) : base(name)
+    /// <param name="family">The family's descriptor (its LoRA targets, checkpoint conventions), supplied by the subclass.</param>
+    protected CausalLM(string name, ModelFamily family, ICausalLMConfig config, LayerFactory layers) : base(name)
     {
+        ArgumentNullException.ThrowIfNull(family);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(layers);
         config.Validate();
+        Family = family;
         Config = config;
         Lora = layers.Lora;
     }
+
+    /// <summary>The architecture this model belongs to.</summary>
+    public ModelFamily Family { get; }
 
     /// <summary>The family-neutral view of config.json (sizes, context, special tokens).</summary>
     public ICausalLMConfig Config { get; }
@@ -34,7 +39,7 @@ public abstract class CausalLM : nn.Module<CausalLMInput, Tensor>
     public LoraRouting? Lora { get; }
 
     /// <summary>What LoRA adapters for this model may target, as the family's checkpoints name the modules.</summary>
-    public AdapterTarget AdapterTarget => ModelFamilies.Get(ModelType).AdapterTarget(Config);
+    public AdapterTarget AdapterTarget => Family.AdapterTarget(Config);
 
     public sealed override Tensor forward(CausalLMInput input)
     {

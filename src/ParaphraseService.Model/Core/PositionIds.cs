@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Generation;
+namespace ParaphraseService.Model.Core;
 
 public static class PositionIds
 {

@@ -1,24 +1,7 @@
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Core;
 
-namespace ParaphraseService.Model.Families;
-
-/// <summary>
-/// How a family's checkpoint files differ from the model's own parameter names and shapes: GPT-2 files may leave out
-/// the <c>transformer.</c> prefix (a bare GPT2Model's state dict) and store Conv1D weights [in, out] where the model
-/// keeps a Linear [out, in]; tied families may still carry a copy of the tied <c>lm_head.weight</c>.
-/// </summary>
-/// <param name="OptionalPrefix">A prefix of the model's trunk keys that files may omit ("transformer."), or null.</param>
-/// <param name="IsTransposed">Model keys whose full-precision tensor a file stores transposed (Conv1D weights).</param>
-/// <param name="TiedHeadKey">A key the model shares with another tensor and never reads from a file ("lm_head.weight").</param>
-public sealed record CheckpointConventions(string? OptionalPrefix = null, Func<string, bool>? IsTransposed = null, string? TiedHeadKey = null)
-{
-    /// <summary>Files named and shaped exactly as the model (GPT-J).</summary>
-    public static CheckpointConventions Identity { get; } = new();
-
-    /// <summary>The files seen with the model's names and shapes; the view owns nothing and does not dispose <paramref name="files"/>.</summary>
-    public CheckpointView View(ICheckpointSource files) => new(files, this);
-}
+namespace ParaphraseService.Model.Loading;
 
 /// <summary>
 /// A checkpoint seen through a family's <see cref="CheckpointConventions"/>: keys carry the model's names, Conv1D
@@ -34,7 +17,8 @@ public sealed class CheckpointView : ICheckpointSource
     private readonly Dictionary<string, string> _modelKeys = new(StringComparer.Ordinal);
     private readonly HashSet<string> _transposed = new(StringComparer.Ordinal);
 
-    internal CheckpointView(ICheckpointSource files, CheckpointConventions conventions)
+    /// <summary>The files seen with the model's names and shapes; the view owns nothing and does not dispose <paramref name="files"/>.</summary>
+    public CheckpointView(ICheckpointSource files, CheckpointConventions conventions)
     {
         _files = files;
         _conventions = conventions;

@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Families;
-using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Lora;
+namespace ParaphraseService.Model.Loading;
 
 /// <summary>
 /// Bakes a LoRA adapter into a full-precision copy of the base weights (W' = W + scaling · B · A, each module with its
@@ -22,7 +22,7 @@ public static class AdapterMerge
     {
         var (family, _) = ModelFamilies.LoadConfig(Path.Combine(baseFolder, "config.json"));
         using var source = CheckpointFiles.Open(baseFolder);
-        using var view = family.Checkpoint.View(source);
+        using var view = new CheckpointView(source, family.Checkpoint);
         if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
             throw new CheckpointException($"{baseFolder} is int8-quantized; merge into the full-precision base model instead.");
         var missing = adapter.Modules.Where(m => !view.Tensors.ContainsKey(m + ".weight")).ToList();

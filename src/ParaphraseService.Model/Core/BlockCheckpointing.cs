@@ -1,9 +1,8 @@
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>Gradient checkpointing of decoder blocks, the same for every family's trunk.</summary>
 internal static class BlockCheckpointing

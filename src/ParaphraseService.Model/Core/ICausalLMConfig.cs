@@ -1,4 +1,4 @@
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>
 /// What callers need to know of any model family's config.json, whatever the family names its keys (GPT-J's

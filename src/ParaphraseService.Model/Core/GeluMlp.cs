@@ -2,7 +2,7 @@ using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>
 /// GPT-2's and GPT-Neo's feed-forward block: c_fc → gelu_new → c_proj, both with bias (GPT-2 stores them as Conv1D,

@@ -1,9 +1,7 @@
-using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.GptJ;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Families;
+namespace ParaphraseService.Model.Core;
 
 /// <summary>
 /// Which keys each new position may attend to, and at which absolute positions the new tokens sit, for a forward
