@@ -223,8 +223,7 @@ public sealed class Scheduler(
                 if (job.Adapter is { } wanted && !AdapterManager.HasRoomFor(wanted, model, AdaptersInUse()))
                     return;
             }
-            queue.TryDequeue(out _);
-            if (job.IsEnded)
+            if (!queue.TryTake(job) || job.IsEnded)
                 continue;
             try
             {

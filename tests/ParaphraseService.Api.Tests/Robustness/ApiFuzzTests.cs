@@ -7,11 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Api.Tests.Adapters;
-using ParaphraseService.Model.Loading;
-using ParaphraseService.Model.Lora;
-using ParaphraseService.Model.Lora.Peft;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace ParaphraseService.Api.Tests.Robustness;
 
@@ -44,7 +40,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         });
         host.Client.Timeout = host.Admin.Timeout = TimeSpan.FromMinutes(10);
         Assert.Equal(HttpStatusCode.Created, (await host.Admin.PostAsync("/admin/adapters",
-            Json($$"""{"name": "{{Adapter}}", "path": {{JsonSerializer.Serialize(DemoAdapter(host.Root))}}}"""))).StatusCode);
+            Json($$"""{"name": "{{Adapter}}", "path": {{JsonSerializer.Serialize(DemoAdapters.Write(Path.Combine(host.Root, "demo-adapter"), Adapter))}}}"""))).StatusCode);
 
         var counts = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
         await FuzzCase.All.SampleAsync(async fuzz =>
@@ -114,25 +110,6 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
 
     private static ByteArrayContent Json(string json) =>
         new(Encoding.UTF8.GetBytes(json)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
-
-    /// <summary>A PEFT adapter for the demo model (rank 4 on q_proj and v_proj, B non-zero so it changes the output).</summary>
-    private static string DemoAdapter(string root)
-    {
-        var folder = Path.Combine(root, "demo-adapter");
-        using var model = DemoModel.Load(new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 1 });
-        var registry = model.Adapters!;
-        var targets = registry.Targets.Where(t => t.Key.EndsWith("q_proj", StringComparison.Ordinal) || t.Key.EndsWith("v_proj", StringComparison.Ordinal))
-            .ToDictionary(t => t.Key, t => t.Value);
-        using var adapter = LoraAdapter.CreateNew(Adapter, rank: 4, alpha: 8, useRsLora: false, dropout: 0, targets, CPU, seed: 7);
-        using (no_grad())
-            foreach (var (_, (_, b)) in adapter.Matrices)
-                b.normal_(0, 0.02);
-        var config = new PeftLoraConfig { R = 4, LoraAlpha = 8, TargetModules = PeftTargetModules.FromNames(["q_proj", "v_proj"]) };
-        var modules = adapter.Matrices.ToDictionary(m => m.Key, m => new LoraWeights(m.Value.A, m.Value.B));
-        using var peft = PeftAdapter.Create(Adapter, config, modules, registry.Target, metadata: null);
-        PeftAdapterFiles.Save(folder, peft);
-        return folder;
-    }
 
     /// <summary>One generated request.</summary>
     private sealed record FuzzCase(string Method, string Path, byte[]? Body, string ContentType, bool Admin, int? DisconnectAfterMilliseconds)
