@@ -130,6 +130,8 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
     [InlineData("""{"model": "demo", "messages": []}""", "messages")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "max_completion_tokens": 5}""", "max_completion_tokens")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "frobnicate": 1}""", "frobnicate")]
+    [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache": true}]}]}""", "messages[0].content[0].cache")]
+    [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"text": "x"}]}]}""", "messages[0].content[1]")]
     public async Task UnsupportedFieldsAreRefusedInOpenAisErrorShape(string body, string field)
     {
         using var http = new HttpClient { BaseAddress = _address };

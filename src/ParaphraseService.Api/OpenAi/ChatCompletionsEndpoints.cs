@@ -163,7 +163,7 @@ public static class ChatCompletionsEndpoints
                 errors.Add($"{partField}.type", $"'{type.GetString()}' parts are not supported; only text.");
             else if (!part.TryGetProperty("text", out var value) || value.ValueKind != JsonValueKind.String)
                 errors.Add($"{partField}.text", "must be a string.");
-            else if (part.EnumerateObject().FirstOrDefault(p => p.Name is not ("type" or "text")) is { Name: { } extra } && extra.Length > 0)
+            else if (part.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => name is not ("type" or "text")) is { } extra)
                 errors.Add($"{partField}.{extra}", "is not a known field.");
             else
                 text.Append(OpenAiStrings.Text(value, $"{partField}.text", errors));

@@ -156,6 +156,18 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             ("best_of", Field(Gen.Const("1"))), ("suffix", Field(Gen.Const("null"))), ("logprobs", Field(Gen.Const("null"))),
         ];
 
+        private static readonly (string Name, Gen<string> Value)[] ChatFields =
+        [
+            ("model", Field(Gen.OneOf("\"demo\"", $"\"{Adapter}\"", "null"))),
+            ("messages", Field(Gen.OneOf("[{\"role\": \"user\", \"content\": \"Hello there.\"}]",
+                "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hi\"}]}]",
+                "[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}]"))),
+            ("max_tokens", Field(Small)), ("max_completion_tokens", Field(Small)), ("temperature", Field(Temperature)), ("n", Field(Gen.Int[1, 3].Select(v => v.ToString()))),
+            ("seed", Field(Seed)), ("stream", Field(Gen.OneOf("true", "false"))), ("stream_options", Field(Gen.Const("{\"include_usage\": true}"))),
+            ("stop", Field(Gen.OneOf("\"\\n\"", "null"))), ("response_format", Field(Gen.Const("{\"type\": \"text\"}"))), ("tools", Field(Gen.Const("[]"))),
+            ("logprobs", Field(Gen.Const("false"))), ("user", Field(Gen.Const("\"someone\""))),
+        ];
+
         private static readonly (string Name, Gen<string> Value)[] AdapterFields =
             [("name", Field(Gen.OneOf("\"new-one\"", $"\"{Adapter}\""))), ("path", Field(Gen.OneOf("\"/nonexistent\"", "\"relative/path\"", "\"/\""))), ("replace", Field(Gen.OneOf("false", "true")))];
 
@@ -195,6 +207,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         public static readonly Gen<FuzzCase> All = Gen.Frequency(
             (8, Gen.Select(Bodies(ParaphraseFields, "text"), ContentTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/paraphrase", b, c, false, d))),
             (8, Gen.Select(Bodies(CompletionFields, "prompt"), ContentTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/v1/completions", b, c, false, d))),
+            (6, Gen.Select(Bodies(ChatFields, "messages"), ContentTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/v1/chat/completions", b, c, false, d))),
             (1, Gen.OneOf("/v1/models", "/adapters", "/health/ready", "/health/live", "/status.json").Select(p => new FuzzCase("GET", p, null, "", false, null))),
             (1, Name.Select(n => new FuzzCase("GET", $"/adapters/{n}", null, "", false, null))),
             (2, Gen.Select(Name, Gen.OneOf("DELETE", "POST-load", "POST-unload"), Gen.Bool, (n, verb, key) => verb switch
