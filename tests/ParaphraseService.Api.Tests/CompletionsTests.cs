@@ -99,7 +99,7 @@ public class CompletionsTests
     {
         await using var app = new ServiceApplication(new()
         {
-            ["Scheduler:MaxBatchRows"] = "1",
+            ["Scheduler:MaxBatchRows"] = "3",
             ["Scheduler:MaxQueuedRequests"] = "1",
             ["Scheduler:MaxSequenceTokens"] = "2048",
         });
@@ -108,16 +108,16 @@ public class CompletionsTests
         var queue = app.Services.GetRequiredService<GenerationQueue>();
         var scheduler = app.Services.GetRequiredService<Scheduler>();
 
-        // A: a long streamed request that takes the only slot.
+        // A: a long streamed request whose three choices take every slot.
         using var cancelA = new CancellationTokenSource();
         var a = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
-            Content = JsonContent.Create(new { prompt = "a", max_tokens = 2000, stream = true, seed = 1 }),
+            Content = JsonContent.Create(new { prompt = "a", max_tokens = 2000, n = 3, stream = true, seed = 1 }),
         };
         using var streamA = await client.SendAsync(a, HttpCompletionOption.ResponseHeadersRead, cancelA.Token);
         using var readerA = new StreamReader(await streamA.Content.ReadAsStreamAsync(cancelA.Token));
         Assert.StartsWith("data: ", await readerA.ReadLineAsync(cancelA.Token)); // A is running
-        Assert.Equal(1, scheduler.ActiveRows);
+        Assert.Equal(3, scheduler.ActiveRows);
 
         // B waits in the queue (no free slot); C finds the queue full.
         var b = client.PostAsJsonAsync("/v1/completions", new { prompt = "b", max_tokens = 2, temperature = 0 });
@@ -126,8 +126,11 @@ public class CompletionsTests
         Assert.Equal(HttpStatusCode.TooManyRequests, c.StatusCode);
         Assert.Equal("1", c.Headers.RetryAfter?.ToString());
 
-        // A's client goes away: its slot frees and B completes.
+        // A's client goes away (it stops reading and drops the response, which aborts the request): its rows free
+        // and B completes.
         cancelA.Cancel();
+        readerA.Dispose();
+        streamA.Dispose();
         var bResponse = await b.WaitAsync(TimeSpan.FromMinutes(1));
         Assert.Equal(HttpStatusCode.OK, bResponse.StatusCode);
         await WaitUntil(() => scheduler.ActiveRows == 0);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Gpt2;
 using ParaphraseService.Model.GptNeo;
 using ParaphraseService.Model.Loading;

@@ -1,10 +1,5 @@
-extern alias api;
 using System.Text.Json;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using api::ParaphraseService.Api.Hosting;
-using ApiProgram = api::Program;
+using ParaphraseService.Testing;
 
 namespace ParaphraseService.Cli.Tests;
 
@@ -110,11 +105,8 @@ public sealed class FileCommandTests : IDisposable
     [Fact]
     public async Task AgainstTheServiceOnLoopback()
     {
-        await using var service = new Service();
-        service.UseKestrel();
-        service.StartServer();
-        await service.Services.GetRequiredService<ModelHost>().ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(1));
-        var url = service.ClientOptions.BaseAddress.ToString();
+        await using var service = new ServiceApplication();
+        var url = (await service.StartOnLoopback()).ToString();
         var input = WriteInput(s_lines);
         var output = Path.Combine(_folder, "server.jsonl");
 
@@ -174,18 +166,4 @@ public sealed class FileCommandTests : IDisposable
 
     private static List<JsonElement> ReadResults(string path) =>
         File.ReadAllLines(path).Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToList();
-
-    private sealed class Service : WebApplicationFactory<ApiProgram>
-    {
-        private readonly string _adapters = Directory.CreateTempSubdirectory("cli-file-adapters-").FullName;
-
-        protected override void ConfigureWebHost(IWebHostBuilder builder) =>
-            builder.UseUrls("http://127.0.0.1:0").UseSetting("Adapters:Directory", _adapters);
-
-        public override async ValueTask DisposeAsync()
-        {
-            await base.DisposeAsync();
-            Directory.Delete(_adapters, recursive: true);
-        }
-    }
 }

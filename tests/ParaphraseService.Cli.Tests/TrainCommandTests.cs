@@ -44,4 +44,40 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("line 2", line);
         Assert.False(Directory.Exists(Path.Combine(_temp, "out")));
     }
+
+    [Fact]
+    public async Task AnMrpcFileTrainsOnItsParaphrasesThroughTheLabelColumnAndTheContentTellsItsFormat()
+    {
+        var data = Path.Combine(_temp, "msr_paraphrase_train.txt");
+        File.WriteAllText(data, "\uFEFFQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\r\n" +
+            "1\t1\t2\tThe cat sat on the mat .\tOn the mat sat the cat .\r\n" +
+            "0\t3\t4\tShares rose on Monday .\tShares fell on Tuesday .\r\n" +
+            "1\t5\t6\tHe left early .\tHe went home early .\r\n" +
+            "1\t7\t8\tThe rain stopped at noon .\tAt noon the rain ended .\r\n");
+        var output = Path.Combine(_temp, "mrpc");
+        var train = await CliRunner.RunAsync("train", "--model", "demo", "--data", data, "--out", output, "--source-column", "#1 String",
+            "--target-column", "#2 String", "--label-column", "Quality", "--max-steps", "1", "--batch-size", "2", "--rank", "2", "--bleu-samples", "0");
+        Assert.True(train.ExitCode == 0, train.StandardError);
+        Assert.Contains("1 rows not paraphrases skipped", train.StandardError);
+        var dataset = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "paraphrase_adapter.json"))).RootElement.GetProperty("training").GetProperty("dataset");
+        Assert.Equal("Quality", dataset.GetProperty("label_column").GetString());
+        Assert.Equal(3, dataset.GetProperty("paraphrase_rows").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("--targets", "query", "'query' matches no module of the gptj base; valid names: k_proj")]
+    [InlineData("--max-length", "9999", "max sequence length must be 8-2048 (got 9999)")]
+    [InlineData("--template", "Rewrite the following sentence in other words, keeping its meaning exactly: {text}\nRewritten:", "raise --max-length")]
+    [InlineData("--label-values", "1", "--label-values needs --label-column")]
+    [InlineData("--rank", "0", "rank must be 1-256 (got 0)")]
+    public async Task OptionsThatCannotWorkAreRefusedBeforeTrainingWithExitCode2(string option, string value, string message)
+    {
+        var output = Path.Combine(_temp, "refused");
+        string[] args = ["train", "--model", "demo", "--data", Fixtures.Get("datasets", "pairs.jsonl"), "--out", output, option, value];
+        if (option == "--template") args = [.. args, "--max-length", "16"];
+        var run = await CliRunner.RunAsync(args);
+        Assert.True(run.ExitCode == 2, $"exit {run.ExitCode}: {run.StandardError}");
+        Assert.Contains(message, run.StandardError);
+        Assert.False(Directory.Exists(output));
+    }
 }

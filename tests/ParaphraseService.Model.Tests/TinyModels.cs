@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;

@@ -1,28 +1,23 @@
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Extensions.DependencyInjection;
 using OpenAI_API;
 using OpenAI_API.Completions;
-using ParaphraseService.Api.Hosting;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
+using ParaphraseService.Testing;
 
 namespace ParaphraseService.OpenAiClient.Tests;
 
 /// <summary>An OpenAI client library, unchanged but for its base address, against the service on a loopback port.</summary>
 public sealed class LegacyCompletionsClientTests : IAsyncLifetime
 {
-    private readonly Service _service = new();
+    private readonly ServiceApplication _service = new();
     private OpenAIAPI _api = null!;
 
     public async Task InitializeAsync()
     {
-        _service.UseKestrel();
-        _service.StartServer();
-        await _service.Services.GetRequiredService<ModelHost>().ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(1));
+        var address = await _service.StartOnLoopback();
         _api = new OpenAIAPI(new APIAuthentication("unused-key"))
         {
-            ApiUrlFormat = _service.ClientOptions.BaseAddress.ToString().TrimEnd('/') + "/{0}/{1}",
+            ApiUrlFormat = address.ToString().TrimEnd('/') + "/{0}/{1}",
             ApiVersion = "v1",
         };
     }
@@ -46,19 +41,5 @@ public sealed class LegacyCompletionsClientTests : IAsyncLifetime
     {
         var models = await _api.Models.GetModelsAsync();
         Assert.Contains(models, m => m.ModelID == "demo");
-    }
-
-    private sealed class Service : WebApplicationFactory<Program>
-    {
-        private readonly string _adapters = Directory.CreateTempSubdirectory("openai-client-adapters-").FullName;
-
-        protected override void ConfigureWebHost(IWebHostBuilder builder) =>
-            builder.UseUrls("http://127.0.0.1:0").UseSetting("Adapters:Directory", _adapters);
-
-        public override async ValueTask DisposeAsync()
-        {
-            await base.DisposeAsync();
-            Directory.Delete(_adapters, recursive: true);
-        }
     }
 }

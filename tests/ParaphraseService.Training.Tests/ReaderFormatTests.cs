@@ -17,15 +17,155 @@ public sealed class ReaderFormatTests
     public void FormatComesFromTheExtension(string name, DatasetFormat? expected) =>
         Assert.Equal(expected, ParaphraseDatasetReader.FormatFromExtension(name));
 
-    [Fact]
-    public void UnknownExtensionAsksForTheFormat()
+    public static TheoryData<string, string, DatasetFormat> ContentOnly => new()
     {
-        var error = Fails("source,target\na,b\n", "pairs.txt");
-        Assert.Contains("pairs.txt", error.Message);
-        Assert.Contains("'.txt'", error.Message);
+        { "data", "{\"source\": \"a b\", \"target\": \"b a\"}\n", DatasetFormat.Jsonl },
+        { "upload.bin", "\n  {\"source\": \"a b\", \"target\": \"b a\"}\r\n", DatasetFormat.Jsonl },
+        { "upload.bin", "source\ttarget\na, b\tb, a\n", DatasetFormat.Tsv },
+        { "pairs.txt", "source,target\na,b\n", DatasetFormat.Csv },
+        { "data", "\"source\",\"target\"\r\n\"a, b\",\"b, a\"\r\n", DatasetFormat.Csv },
+        { "data", "id\tsentence1\tsentence2\tlabel\n1\tA cat sat.\tThe cat sat.\t1\n", DatasetFormat.Paws },
+        { "data", "source,target\na\tb,c\n", DatasetFormat.Csv },
+    };
+
+    [Theory]
+    [MemberData(nameof(ContentOnly))]
+    public void AutoTellsTheFormatFromTheContentWhenTheExtensionSaysNothing(string name, string content, DatasetFormat expected)
+    {
+        var read = Read(content, name, bom: name == "upload.bin");
+        Assert.Equal(expected, read.Format);
+        Assert.Single(read.Pairs);
+        // The same from a stream that cannot seek: the bytes looked at are read again.
+        using var stream = new OneWay(Bytes(content));
+        Assert.Equal(read.Pairs, ParaphraseDatasetReader.Read(stream, name).Pairs);
+    }
+
+    [Fact]
+    public void AutoReadsAJsonLinesFileWhoseFirstLineIsLongerThanTheLookAhead()
+    {
+        var line = "{\"source\": \"" + string.Join(' ', Enumerable.Repeat("word", 40_000)) + "\", \"target\": \"b\"}\n";
+        var read = Read(line + "{\"source\": \"c d\", \"target\": \"d c\"}\n", "upload");
+        Assert.Equal(DatasetFormat.Jsonl, read.Format);
+        Assert.Equal(2, read.Pairs.Count);
+    }
+
+    [Theory]
+    [InlineData("notes.txt", "hello world\nsecond line\n", "'hello world' is neither a JSON object nor a header")]
+    [InlineData("data.json", "[{\"source\": \"a\", \"target\": \"b\"}]\n", "starts with '['")]
+    [InlineData("data", "", "empty")]
+    [InlineData("data", "\n \n", "empty or blank")]
+    [InlineData("data", "single\n", "neither a JSON object nor a header")]
+    public void AutoAsksForTheFormatWhenTheContentDoesNotShowIt(string name, string content, string why)
+    {
+        var error = Fails(content, name);
+        Assert.Contains(name, error.Message);
+        Assert.Contains("cannot tell the format", error.Message);
+        Assert.Contains(why, error.Message);
         Assert.Contains("give the format", error.Message);
-        // Given explicitly, the same bytes read.
-        Assert.Single(Read("source,target\na,b\n", "pairs.txt", new DatasetReadOptions { Format = DatasetFormat.Csv }).Pairs);
+    }
+
+    [Fact]
+    public void AutoCallsABinaryFileBinary()
+    {
+        var error = Fails(new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x10 }, "upload.bin");
+        Assert.Contains("not a UTF-8 text file", error.Message);
+    }
+
+    [Fact]
+    public void TheFormatGivenOverridesTheExtensionAndTheContent()
+    {
+        var read = Read("source,target\na,b\n", "pairs.txt", new DatasetReadOptions { Format = DatasetFormat.Csv });
+        Assert.Equal(DatasetFormat.Csv, read.Format);
+        Assert.Throws<DatasetException>(() => Read("{\"source\": \"a\", \"target\": \"b\"}\n", "data", new DatasetReadOptions { Format = DatasetFormat.Csv }));
+    }
+
+    /// <summary>MRPC as Microsoft distributes it: a BOM, tabs, a Quality label, quotes that are text; .txt says nothing.</summary>
+    private const string Mrpc =
+        "\uFEFFQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\r\n" +
+        "1\t702876\t702977\tAmrozi accused his brother , whom he called \" the witness \" , of deliberately distorting his evidence .\tReferring to him as only \" the witness \" , Amrozi accused his brother of deliberately distorting his evidence .\r\n" +
+        "0\t2108705\t2108831\tYucaipa owned Dominick 's before selling the chain to Safeway in 1998 for $ 2.5 billion .\tYucaipa bought Dominick 's in 1995 for $ 693 million and sold it to Safeway for $ 1.8 billion in 1998 .\r\n" +
+        "1\t1330381\t1330521\tThey had published an advertisement on the Internet on June 10 , offering the cargo for sale , he added .\tOn June 10 , the ship 's owners had published an advertisement on the Internet , offering the explosives for sale .\r\n";
+
+    private static readonly DatasetReadOptions MrpcColumns = new() { SourceColumn = "#1 String", TargetColumn = "#2 String", LabelColumn = "Quality" };
+
+    [Fact]
+    public void AnMrpcFileTrainsOnItsParaphrasePairsOnly()
+    {
+        var read = Read(Mrpc, "msr_paraphrase_train.txt", MrpcColumns);
+        Assert.Equal(DatasetFormat.Tsv, read.Format);
+        Assert.Equal((3, 2, 1), (read.RowsRead, read.ParaphraseRows, read.NonParaphrasesSkipped));
+        Assert.StartsWith("Amrozi accused", read.Pairs[0].Source);
+        Assert.StartsWith("On June 10", read.Pairs[1].Target);
+        Assert.Equal("Quality", read.LabelColumn);
+        Assert.Equal(["1"], read.LabelValues!);
+        var summary = DatasetPreparation.Prepare(read, new DatasetPreparationOptions { EvalFraction = 0 }).Summary;
+        Assert.Equal((1, "Quality"), (summary.NonParaphrasesSkipped, summary.LabelColumn));
+    }
+
+    [Fact]
+    public void LabelValuesAreComparedTrimmedAndIgnoringCaseAndOtherValuesAreSkippedAndCounted()
+    {
+        var options = new DatasetReadOptions { LabelColumn = "verdict", LabelValues = ["yes", "Paraphrase"] };
+        var read = Read("source,target,verdict\na,b,YES\nc,d,no\ne,f, paraphrase \ng,h,maybe\n", "x.csv", options);
+        Assert.Equal([new("a", "b"), new("e", "f")], read.Pairs);
+        Assert.Equal(2, read.NonParaphrasesSkipped);
+    }
+
+    [Fact]
+    public void AnUnknownLabelColumnIsRefusedNamingTheColumnsThereAre()
+    {
+        var error = Fails(Mrpc, "msr_paraphrase_train.txt", MrpcColumns with { LabelColumn = "quality_score" });
+        Assert.Contains("no label column named 'quality_score'", error.Message);
+        Assert.Contains("#1 String", error.Message);
+        Assert.Contains("Quality", error.Message);
+        var same = Fails("source,target\na,b\n", "x.csv", new DatasetReadOptions { LabelColumn = "target" });
+        Assert.Contains("also the target column", same.Message);
+    }
+
+    [Fact]
+    public void AnEmptyLabelIsAProblemOfItsLine()
+    {
+        var error = Fails("source,target,q\na,b,1\nc,d,\n", "x.csv", new DatasetReadOptions { LabelColumn = "q" });
+        Assert.Contains("line 3: empty label 'q'", error.Message);
+        var lenient = Read("source,target,q\na,b,1\nc,d,\n", "x.csv", new DatasetReadOptions { LabelColumn = "q", Lenient = true });
+        Assert.Equal((1, 1), (lenient.Pairs.Count, lenient.MalformedRowsSkipped));
+    }
+
+    [Fact]
+    public void JsonLinesLabelsMayBeStringsNumbersOrBooleans()
+    {
+        var lines = "{\"s\": \"a\", \"t\": \"b\", \"ok\": 1}\n{\"s\": \"c\", \"t\": \"d\", \"ok\": \"1\"}\n" +
+            "{\"s\": \"e\", \"t\": \"f\", \"ok\": 1.0}\n{\"s\": \"g\", \"t\": \"h\", \"ok\": 0}\n{\"s\": \"i\", \"t\": \"j\", \"ok\": true}\n";
+        var options = new DatasetReadOptions { SourceColumn = "s", TargetColumn = "t", LabelColumn = "ok" };
+        var read = Read(lines, "x.jsonl", options);
+        Assert.Equal(["a", "c", "e"], read.Pairs.Select(p => p.Source));
+        Assert.Equal(2, read.NonParaphrasesSkipped);
+        Assert.Equal(["a", "c", "e", "i"], Read(lines, "x.jsonl", options with { LabelValues = ["1", "true"] }).Pairs.Select(p => p.Source));
+        var missing = Fails("{\"s\": \"a\", \"t\": \"b\"}\n", "x.jsonl", options);
+        Assert.Contains("line 1: missing the label 'ok'", missing.Message);
+    }
+
+    [Fact]
+    public void LabelValuesNeedALabelColumn()
+    {
+        Assert.Throws<ArgumentException>(() => Read("source,target\na,b\n", "x.csv", new DatasetReadOptions { LabelValues = ["1"] }));
+        Assert.Throws<ArgumentException>(() => Read("source,target,q\na,b,1\n", "x.csv", new DatasetReadOptions { LabelColumn = "q", LabelValues = [] }));
+    }
+
+    /// <summary>A stream that can only be read forwards, as a network upload is.</summary>
+    private sealed class OneWay(byte[] bytes) : Stream
+    {
+        private readonly MemoryStream _inner = new(bytes);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, Math.Min(count, 7));
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Admin;
+using ParaphraseService.Api.Requests;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Model.Lora.Peft;
 
@@ -27,61 +28,66 @@ public static class AdapterEndpoints
 
     public static RouteGroupBuilder MapAdminAdapters(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/admin/adapters").WithTags("Admin").RequireAdminApiKey();
-        if (app.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value.Port is { } port)
-            group.RequireHost($"*:{port}"); // admin only on its own port
+        var group = app.MapAdminGroup("/admin/adapters", "Admin");
         group.MapPost("", Create)
             .WithSummary("Add an adapter: a multipart form with 'name', 'file' (a zip of a PEFT adapter folder) and optional " +
                 "'replace', or JSON { name, path, replace } naming a folder on the server.");
         group.MapDelete("/{name}", Delete).WithSummary("Delete an adapter.");
-        group.MapPost("/{name}/load", Load).WithSummary("Make an adapter resident on the model now (it also loads on first use).");
-        group.MapPost("/{name}/unload", Unload).WithSummary("Free an adapter's memory; it loads again on its next request.");
+        group.MapPost("/{name}/load", (string name, AdapterStore store, AdapterManager manager) => ChangeResidency(name, store, manager, load: true))
+            .WithSummary("Make an adapter resident on the model now (it also loads on first use).");
+        group.MapPost("/{name}/unload", (string name, AdapterStore store, AdapterManager manager) => ChangeResidency(name, store, manager, load: false))
+            .WithSummary("Free an adapter's memory (once no running request uses it); it loads again on its next request.");
         return group;
     }
 
-    private static Ok<IReadOnlyList<AdapterInfo>> List(AdapterStore store, ResidentAdapters resident) =>
-        TypedResults.Ok<IReadOnlyList<AdapterInfo>>(store.List().Select(a => a with { Loaded = resident.Contains(a.Name) }).ToList());
+    private static Ok<IReadOnlyList<AdapterInfo>> List(AdapterStore store, AdapterManager manager) =>
+        TypedResults.Ok<IReadOnlyList<AdapterInfo>>(store.List().Select(a => a with { Loaded = manager.Resident.Contains(a.Name) }).ToList());
 
-    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, AdapterStore store, ResidentAdapters resident)
+    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, AdapterStore store, AdapterManager manager)
     {
-        try
-        {
-            return store.Get(name) is { } info ? TypedResults.Ok(info with { Loaded = resident.Contains(name) }) : NotFound(name);
-        }
-        catch (AdapterStoreException e)
-        {
-            return Problem(e);
-        }
+        if (AdapterName.Problem(name) is { } problem)
+            return InvalidName(problem);
+        return store.Get(name) is { } info ? TypedResults.Ok(info with { Loaded = manager.Resident.Contains(name) }) : NotFound(name);
     }
 
-    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> Load(string name, AdapterStore store, Scheduler scheduler, ResidentAdapters resident)
+    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> ChangeResidency(string name, AdapterStore store, AdapterManager manager, bool load)
     {
-        if (store.Get(name) is not { } info)
-            return NotFound(name);
-        try
+        switch (manager.Find(name))
         {
-            await scheduler.LoadAdapterAsync(name);
+            case AdapterLookup.Invalid invalid:
+                return InvalidName(invalid.Problem);
+            case AdapterLookup.NotFound:
+                return NotFound(name);
+            case AdapterLookup.Unusable unusable when load:
+                return RequestProblems.UnusableAdapter(name, unusable.Problem);
+            case AdapterLookup.Found found when load:
+                try
+                {
+                    await manager.LoadAsync(found.Adapter);
+                }
+                catch (JobFailedException e)
+                {
+                    return RequestProblems.From(e);
+                }
+                catch (Exception e) when (e is not JobFailedException)
+                {
+                    // Whatever loading the stored files threw: the adapter's problem, said as such.
+                    return TypedResults.Problem($"The adapter '{name}' could not be loaded: {e.Message}",
+                        statusCode: StatusCodes.Status409Conflict, title: "Adapter not loaded");
+                }
+                break;
+            default:
+                try
+                {
+                    await manager.UnloadAsync(name);
+                }
+                catch (JobFailedException e)
+                {
+                    return RequestProblems.From(e);
+                }
+                break;
         }
-        catch (JobFailedException e)
-        {
-            return JobProblems.ToProblem(e);
-        }
-        return TypedResults.Ok(info with { Loaded = resident.Contains(name) });
-    }
-
-    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> Unload(string name, AdapterStore store, Scheduler scheduler, ResidentAdapters resident)
-    {
-        if (store.Get(name) is not { } info)
-            return NotFound(name);
-        try
-        {
-            await scheduler.UnloadAdapterAsync(name);
-        }
-        catch (JobFailedException e)
-        {
-            return JobProblems.ToProblem(e);
-        }
-        return TypedResults.Ok(info with { Loaded = resident.Contains(name) });
+        return store.Get(name) is { } info ? TypedResults.Ok(info with { Loaded = manager.Resident.Contains(name) }) : NotFound(name);
     }
 
     private static Results<NoContent, ProblemHttpResult> Delete(string name, AdapterStore store)
@@ -255,6 +261,9 @@ public static class AdapterEndpoints
         "true" or "1" => true,
         _ => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"'{ReplaceField}' is '{value}'; use true or false"),
     };
+
+    private static ProblemHttpResult InvalidName(string problem) => Invalid(NameField, "Invalid adapter name",
+        new AdapterStoreException(AdapterStoreError.InvalidName, problem), problem);
 
     private static ProblemHttpResult NotFound(string name) => TypedResults.Problem(
         $"There is no adapter named '{name}'.", statusCode: StatusCodes.Status404NotFound, title: "Adapter not found");

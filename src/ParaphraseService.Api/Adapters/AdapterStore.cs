@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Lora.Peft;
 
@@ -14,7 +15,7 @@ namespace ParaphraseService.Api.Adapters;
 /// Hidden entries (".staging-*", ".deleted-*" folders, ".upload-*" files) are never listed and are swept when the
 /// store starts. One process owns a store folder.
 /// </summary>
-public sealed class AdapterStore
+public sealed class AdapterStore : IAdapterSource
 {
     private const string StagingPrefix = ".staging-", TombstonePrefix = ".deleted-", UploadPrefix = ".upload-";
 

@@ -1,5 +1,6 @@
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
+using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Admin;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Model.Loading;
 using ParaphraseService.Training.Datasets;
 
 namespace ParaphraseService.Api.FineTuning;
@@ -21,9 +23,7 @@ public static class FineTuneEndpoints
 
     public static RouteGroupBuilder MapFineTunes(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/admin/fine-tunes").WithTags("Fine-tunes").RequireAdminApiKey();
-        if (app.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value.Port is { } port)
-            group.RequireHost($"*:{port}");
+        var group = app.MapAdminGroup("/admin/fine-tunes", "Fine-tunes");
         group.MapPost("", Create)
             .WithSummary("Start a fine-tune: a multipart form with 'dataset' (PAWS TSV, TSV/CSV with named columns, or JSONL) and " +
                 "'options' (JSON), or a JSON body with the options and 'datasetPath', a file under FineTunes:DatasetRoots.")
@@ -51,11 +51,16 @@ public static class FineTuneEndpoints
         if (!o.Enabled)
             return TypedResults.Problem("Fine-tuning is turned off on this server (FineTunes:Enabled).", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Fine-tuning disabled");
         if (host.Model is not { } model)
-            return TypedResults.Problem(adapters.ModelNotLoadedReason, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Model not loaded");
-        if (request.ContentLength > o.MaxDatasetBytes + (1 << 20))
-            return TooLarge(o.MaxDatasetBytes);
+            return TypedResults.Problem(host.LoadError is { } error
+                    ? $"The base model failed to load ({error}); fine-tunes train on it, so none can start."
+                    : "The base model is still loading; fine-tunes train on it, so none can start yet. Try again once /health/ready answers 200.",
+                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Model not loaded");
+        var json = request.HasJsonContentType();
+        var limit = json ? FineTuneRequests.MaxOptionsBytes : o.MaxDatasetBytes + (1 << 20);
+        if (request.ContentLength > limit)
+            return json ? OptionsTooLarge() : TooLarge(o.MaxDatasetBytes);
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
-            bodySize.MaxRequestBodySize = o.MaxDatasetBytes + (1 << 20);
+            bodySize.MaxRequestBodySize = limit;
 
         var id = "ft-" + Guid.NewGuid().ToString("N")[..12];
         var folder = jobs.JobFolder(id);
@@ -65,23 +70,33 @@ public static class FineTuneEndpoints
             string datasetFile;
             if (request.HasFormContentType)
             {
-                var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = o.MaxDatasetBytes, ValueCountLimit = 8 }, cancellationToken);
-                if (ParseOptions(form[OptionsField].ToString(), out var problem) is not { } parsed)
-                    return problem!;
-                fineTune = parsed;
+                var form = await request.ReadFormAsync(new FormOptions
+                {
+                    MultipartBodyLengthLimit = o.MaxDatasetBytes, ValueCountLimit = 8, ValueLengthLimit = FineTuneRequests.MaxOptionsBytes,
+                }, cancellationToken);
+                var unknown = form.Keys.Concat(form.Files.Select(f => f.Name)).Where(k => k is not (OptionsField or DatasetField)).Distinct().ToList();
+                if (unknown.Count > 0)
+                    return TypedResults.ValidationProblem(unknown.ToDictionary(k => k, k => new[] { $"'{k}' is not a field of this form: send '{OptionsField}' (JSON) and '{DatasetField}' (the file)" }),
+                        title: "Invalid fine-tune request");
+                if (form[OptionsField].Count > 1)
+                    return Invalid(OptionsField, $"Send the '{OptionsField}' field once.");
+                var parsed = Parse(Encoding.UTF8.GetBytes(form[OptionsField].ToString()), OptionsField, model, o, multipart: true);
+                if (parsed.Problem is { } problem) return problem;
+                fineTune = parsed.Request!;
                 if (form.Files.GetFiles(DatasetField) is not [var file])
                     return Invalid(DatasetField, $"Send the dataset as one file in the '{DatasetField}' field.");
-                if (Invalid(fineTune, o) is { } invalid) return invalid;
                 datasetFile = Path.Combine(folder, SafeFileName(file.FileName));
                 Directory.CreateDirectory(folder);
                 await using (var target = File.Create(datasetFile))
                     await file.CopyToAsync(target, cancellationToken);
             }
-            else if (request.HasJsonContentType())
+            else if (json)
             {
-                fineTune = await request.ReadFromJsonAsync<FineTuneRequest>(FineTuneJobStore.Json, cancellationToken)
-                    ?? throw new BadHttpRequestException("The body is empty.");
-                if (Invalid(fineTune, o) is { } invalid) return invalid;
+                if (await ReadBody(request, FineTuneRequests.MaxOptionsBytes, cancellationToken) is not { } body)
+                    return OptionsTooLarge();
+                var parsed = Parse(body, "body", model, o, multipart: false);
+                if (parsed.Problem is { } problem) return problem;
+                fineTune = parsed.Request!;
                 if (ServerDataset(fineTune.DatasetPath, o) is not { } source)
                     return Invalid("datasetPath", o.DatasetRoots.Count == 0
                         ? "This server takes no dataset paths (FineTunes:DatasetRoots is empty): upload the file as multipart/form-data."
@@ -125,14 +140,10 @@ public static class FineTuneEndpoints
         {
             return Cleanup(folder, TypedResults.Problem($"The multipart form cannot be read: {e.Message}", statusCode: StatusCodes.Status400BadRequest, title: "Bad request"));
         }
-        catch (JsonException e)
-        {
-            return Cleanup(folder, Invalid(OptionsField, $"Not valid options JSON: {e.Message}"));
-        }
         catch (BadHttpRequestException e)
         {
             return Cleanup(folder, e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? TooLarge(o.MaxDatasetBytes)
+                ? (json ? OptionsTooLarge() : TooLarge(o.MaxDatasetBytes))
                 : TypedResults.Problem(e.Message, statusCode: e.StatusCode, title: "Bad request"));
         }
         catch
@@ -140,6 +151,30 @@ public static class FineTuneEndpoints
             DeleteFolder(folder);
             throw;
         }
+    }
+
+    /// <summary>The request's options read and checked against the server and the model: the request, or the problem to answer.</summary>
+    private static (FineTuneRequest? Request, ValidationProblem? Problem) Parse(byte[] json, string container, LoadedModel model, FineTuneOptions options, bool multipart)
+    {
+        if (FineTuneRequests.Parse(json, container, out var problems) is not { } request)
+            return (null, TypedResults.ValidationProblem(problems, title: "Invalid fine-tune options"));
+        problems = FineTuneRequests.Problems(request, options, model, multipart);
+        return problems.Count > 0
+            ? (null, TypedResults.ValidationProblem(problems, title: "Invalid fine-tune options"))
+            : (request, null);
+    }
+
+    /// <summary>The body, or null when it is longer than <paramref name="limit"/> bytes.</summary>
+    private static async Task<byte[]?> ReadBody(HttpRequest request, int limit, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        while (await request.Body.ReadAsync(chunk, cancellationToken) is var read and > 0)
+        {
+            if (buffer.Length + read > limit) return null;
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.ToArray();
     }
 
     private static Ok<IReadOnlyList<FineTuneJob>> List(FineTuneJobStore jobs) => TypedResults.Ok(jobs.List());
@@ -183,30 +218,6 @@ public static class FineTuneEndpoints
         }
     }
 
-    private static FineTuneRequest? ParseOptions(string json, out ValidationProblem? problem)
-    {
-        problem = null;
-        if (string.IsNullOrWhiteSpace(json))
-        {
-            problem = Invalid(OptionsField, $"Send the job's options as JSON in the '{OptionsField}' field (at least {{\"adapter\": \"name\"}}).");
-            return null;
-        }
-        try
-        {
-            return JsonSerializer.Deserialize<FineTuneRequest>(json, FineTuneJobStore.Json) ?? throw new JsonException("null");
-        }
-        catch (JsonException e)
-        {
-            problem = Invalid(OptionsField, $"Not valid options JSON: {e.Message}");
-            return null;
-        }
-    }
-
-    private static ValidationProblem? Invalid(FineTuneRequest request, FineTuneOptions options) =>
-        FineTuneRequests.Problems(request, options) is { Count: > 0 } problems
-            ? TypedResults.ValidationProblem(problems, title: "Invalid fine-tune options")
-            : null;
-
     private static ValidationProblem Invalid(string field, string message) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "Invalid fine-tune request");
 
@@ -214,7 +225,15 @@ public static class FineTuneEndpoints
     private static string? ServerDataset(string? path, FineTuneOptions options)
     {
         if (string.IsNullOrWhiteSpace(path)) return null;
-        var full = Path.GetFullPath(path);
+        string full;
+        try
+        {
+            full = Path.GetFullPath(path);
+        }
+        catch (Exception e) when (e is ArgumentException or PathTooLongException or NotSupportedException)
+        {
+            return null;
+        }
         var allowed = options.DatasetRoots.Select(r => Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)) + Path.DirectorySeparatorChar)
             .Any(root => full.StartsWith(root, StringComparison.Ordinal));
         return allowed && File.Exists(full) ? full : null;
@@ -230,6 +249,9 @@ public static class FineTuneEndpoints
 
     private static ProblemHttpResult TooLarge(long limit) => TypedResults.Problem(
         $"The dataset may be at most {limit:N0} bytes (FineTunes:MaxDatasetBytes).", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Dataset too large");
+
+    private static ProblemHttpResult OptionsTooLarge() => TypedResults.Problem(
+        $"The options JSON may be at most {FineTuneRequests.MaxOptionsBytes:N0} bytes.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Options too large");
 
     private static ProblemHttpResult NotFound(string id) =>
         TypedResults.Problem($"No fine-tune job '{id}'.", statusCode: StatusCodes.Status404NotFound, title: "Job not found");

@@ -1,4 +1,4 @@
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Api.FineTuning;
 
@@ -9,9 +9,12 @@ namespace ParaphraseService.Api.FineTuning;
 /// <param name="Adapter">Name of the adapter to produce (letters, digits, '-', '_', '.').</param>
 /// <param name="Replace">Replace an existing adapter of that name when the job succeeds.</param>
 /// <param name="DatasetPath">A dataset file on the server (JSON requests only).</param>
-/// <param name="Format">auto (from the file name and content), paws, tsv, csv or jsonl.</param>
-/// <param name="SourceColumn">TSV/CSV: the column with the original text (default: sentence1 or source).</param>
-/// <param name="TargetColumn">TSV/CSV: the column with the paraphrase (default: sentence2 or target).</param>
+/// <param name="Format">auto (from the extension; for another name, from the content), paws, tsv, csv or jsonl.</param>
+/// <param name="SourceColumn">TSV/CSV column (JSONL property) with the original text (default: source, else sentence1).</param>
+/// <param name="TargetColumn">TSV/CSV column (JSONL property) with the paraphrase (default: target, else sentence2).</param>
+/// <param name="LabelColumn">A column (property) that says which rows are paraphrases, e.g. MRPC's Quality; rows with
+/// another value are skipped and counted. Default: PAWS's optional 'label' (0 or 1).</param>
+/// <param name="LabelValues">With labelColumn, the values that mean paraphrase (default ["1"]), compared ignoring case.</param>
 /// <param name="BothDirections">PAWS: train on each pair both ways.</param>
 /// <param name="Lenient">Skip malformed rows (counted and reported) instead of refusing the dataset.</param>
 /// <param name="SampleSize">Use this many pairs, sampled with the seed (the original notebook used 5,000 PAWS pairs).</param>
@@ -27,9 +30,11 @@ namespace ParaphraseService.Api.FineTuning;
 /// <param name="MaxSteps">Stop after this many optimizer steps (overrides epochs when smaller).</param>
 /// <param name="BatchSize">Examples per micro-batch, 1-256.</param>
 /// <param name="GradientAccumulation">Micro-batches per optimizer step.</param>
-/// <param name="MaxSequenceLength">Prompt plus target tokens per example, 8-2048.</param>
+/// <param name="MaxSequenceLength">Prompt plus target tokens per example, 8-2048 and at most the model's positions;
+/// longer pairs are dropped (counted as too long), never cut.</param>
 /// <param name="Seed">Same seed, same data order, same adapter.</param>
-/// <param name="PromptTemplate">The prompt with {text}; the paraphrase follows it, ended by a newline. Served with the adapter.</param>
+/// <param name="PromptTemplate">The prompt with {text}; the paraphrase follows it, ended by a newline. Default
+/// "Original: {text}\nParaphrase:". Stored in the adapter's metadata and served with it.</param>
 /// <param name="EvalEverySteps">Measure the eval loss every this many steps (0: only at the end).</param>
 /// <param name="EarlyStoppingPatience">Stop after this many evaluations without a better eval loss.</param>
 /// <param name="CheckpointEverySteps">Checkpoint interval (default from FineTunes:CheckpointEverySteps).</param>
@@ -42,6 +47,8 @@ public sealed record FineTuneRequest(
     string Format = "auto",
     string? SourceColumn = null,
     string? TargetColumn = null,
+    string? LabelColumn = null,
+    IReadOnlyList<string>? LabelValues = null,
     bool BothDirections = false,
     bool Lenient = false,
     int? SampleSize = null,

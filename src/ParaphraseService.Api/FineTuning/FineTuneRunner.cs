@@ -11,7 +11,7 @@ using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Api.FineTuning;
 
@@ -39,8 +39,9 @@ public sealed class FineTuneRunner : IModelBackgroundWork
     private readonly List<ActiveJob> _active = [];
     private readonly SemaphoreSlim _signal = new(0);
     private int _turn;
-    // Open while int8 training matrices are being derived, one layer per slice, before the first job starts.
-    private ICheckpointSource? _checkpoint;
+    // When the int8 matrices for training exist (derived before the first job, released when none is left).
+    private Int8TrainingMatrixSchedule? _matrices;
+    private LoadedModel? _matricesModel;
 
     public FineTuneRunner(FineTuneJobStore store, AdapterStore adapters, FineTuneEvents events, ModelHost host, IOptions<FineTuneOptions> options,
         TimeProvider time, ILogger<FineTuneRunner> logger)
@@ -145,55 +146,51 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         // The jobs stay 'running' in the store: the next start resumes them from their checkpoints.
         foreach (var job in _active) job.Dispose();
         _active.Clear();
-        _checkpoint?.Dispose();
-        _checkpoint = null;
+        _matrices?.Dispose();
+        _matrices = null;
         _stopping.Cancel();
         Interlocked.Exchange(ref _runningCount, 0);
     }
 
     /// <summary>
-    /// Before the first job starts on an int8 model served by fbgemm, derives the int8 matrix of one more layer from
-    /// the model's checkpoint (one layer per slice, so serving goes on). True while there is such work.
+    /// Before the first job starts on an int8 model served by fbgemm, derives the int8 matrix of one more layer (see
+    /// <see cref="Int8TrainingMatrixSchedule"/>). True while there is such work: the slice is used up.
     /// </summary>
     private bool PrepareTrainingMatrices(LoadedModel model)
     {
-        if (_active.Count > 0 || _pending.IsEmpty) return false;
-        var missing = Int8TrainingMatrices.Missing(model.Model);
-        if (missing.Count == 0)
-        {
-            _checkpoint?.Dispose();
-            _checkpoint = null;
-            return false;
-        }
+        var matrices = Matrices(model);
         try
         {
-            if (_checkpoint is null)
-            {
-                _checkpoint = model.OpenCheckpoint?.Invoke()
-                    ?? throw new InvalidOperationException("The model has no checkpoint to derive the int8 matrices for training from.");
-                _logger.LogInformation("Deriving the int8 matrices of {Layers} layers from the checkpoint, for fine-tuning", missing.Count);
-            }
-            var (key, layer) = missing[0];
-            Int8TrainingMatrices.Attach(layer, key, _checkpoint);
+            var step = matrices.BeforeTraining(jobsRunning: _active.Count > 0, jobsWaiting: !_pending.IsEmpty);
+            if (step == Int8TrainingPreparation.Started)
+                _logger.LogInformation("Deriving the int8 matrices of {Layers} layers from the checkpoint, for fine-tuning", matrices.LayersMissing + 1);
+            return step != Int8TrainingPreparation.Ready;
         }
-        catch (Exception e) when (e is CheckpointException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Int8TrainingMatricesException e)
         {
-            _checkpoint?.Dispose();
-            _checkpoint = null;
-            Int8TrainingMatrices.Release(model.Model);
             // The next job in line cannot train on this model now: it fails with the reason.
-            if (_pending.TryDequeue(out var next) && _store.TryFinish(next.Id, FineTuneState.Failed, $"The base weights could not be prepared for training: {e.Message}", _time.GetUtcNow()))
+            if (_pending.TryDequeue(out var next) && _store.TryFinish(next.Id, FineTuneState.Failed, e.Message, _time.GetUtcNow()))
                 PublishState(next.Id);
             _logger.LogWarning("Preparing the int8 matrices for training failed: {Error}", e.Message);
+            return true;
         }
-        return true;
     }
 
     /// <summary>Serving alone needs one byte per int8 weight: the matrices derived for training go until the next job.</summary>
     private void ReleaseMatricesWhenIdle(LoadedModel model)
     {
-        if (_active.Count == 0 && _pending.IsEmpty && Int8TrainingMatrices.Release(model.Model) is > 0 and var released)
+        if (Matrices(model).AfterTraining(jobsLeft: _active.Count > 0 || !_pending.IsEmpty) is > 0 and var released)
             _logger.LogInformation("Released the int8 training matrices of {Layers} layers", released);
+    }
+
+    private Int8TrainingMatrixSchedule Matrices(LoadedModel model)
+    {
+        if (_matrices is null || !ReferenceEquals(_matricesModel, model))
+        {
+            _matrices?.Dispose();
+            (_matrices, _matricesModel) = (new Int8TrainingMatrixSchedule(model.Model, model.OpenCheckpoint), model);
+        }
+        return _matrices;
     }
 
     private void StopCancelled(LoadedModel model)
@@ -224,7 +221,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             {
                 var registry = model.Adapters ?? throw new InvalidOperationException("The model was loaded without LoRA support.");
                 var request = job.Options;
-                var template = PromptTemplate.ForAdapter(request.PromptTemplate);
+                var template = FineTuneRequests.Template(request);
                 run = new FineTuneRun(model.Model, registry, model.Tokenizer, template, "fine-tune:" + id, data,
                     FineTuneRequests.Settings(request, _options, registry.Target.DefaultTargetModules), _store.CheckpointFolder(id));
                 var summary = JsonSerializer.SerializeToElement(data.Summary, FineTuneJobStore.Json);
@@ -260,7 +257,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             }
             switch (job.Work.Current)
             {
-                case Training.Training.FineTuneEvent.StepTaken { Step: var step }:
+                case FineTuneEvent.StepTaken { Step: var step }:
                     var eta = job.SecondsPerStep(step.Step) * (step.TotalSteps - step.Step);
                     _store.RecordStep(job.Id, step.Step, step.Epoch, step.Loss, step.TokensPerSecond, eta);
                     _events.Publish(job.Id, new JobEvent("step", new
@@ -268,15 +265,15 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                         step.Step, step.TotalSteps, step.Epoch, step.Loss, step.LearningRate, step.TokensPerSecond, EtaSeconds = eta,
                     }));
                     break;
-                case Training.Training.FineTuneEvent.Evaluated e:
+                case FineTuneEvent.Evaluated e:
                     if (!e.Base) _store.RecordEval(job.Id, e.Step, e.EvalLoss);
                     _store.RecordMetrics(job.Id, job.Run.Metrics);
                     _events.Publish(job.Id, new JobEvent("eval", new { e.Step, Loss = e.EvalLoss, e.Base }));
                     break;
-                case Training.Training.FineTuneEvent.CheckpointSaved c:
+                case FineTuneEvent.CheckpointSaved c:
                     _events.Publish(job.Id, new JobEvent("checkpoint", new { c.Step }));
                     break;
-                case Training.Training.FineTuneEvent.Scored s:
+                case FineTuneEvent.Scored s:
                     _store.RecordMetrics(job.Id, job.Run.Metrics);
                     _events.Publish(job.Id, new JobEvent("scored", new { s.Scores.Bleu, s.Scores.SelfBleu, s.Scores.IBleu, s.Scores.Count, s.Examples }));
                     break;
@@ -349,7 +346,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         public FineTuneRun Run => run;
         public PromptTemplate Template => template;
         public DatasetSummary Dataset => dataset;
-        public IEnumerator<Training.Training.FineTuneEvent> Work { get; } = run.Run().GetEnumerator();
+        public IEnumerator<FineTuneEvent> Work { get; } = run.Run().GetEnumerator();
 
         /// <summary>Wall-clock seconds per step since the job (re)started, serving included: what an ETA needs.</summary>
         public double SecondsPerStep(int step) => _clock.Elapsed.TotalSeconds / Math.Max(1, step - _firstStep);

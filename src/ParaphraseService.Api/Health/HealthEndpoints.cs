@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Api.Scheduling;
 
 namespace ParaphraseService.Api.Health;
 
@@ -17,9 +18,21 @@ public static class HealthEndpoints
 
     private static Ok<HealthStatus> Live() => TypedResults.Ok(new HealthStatus("live"));
 
-    private static Results<Ok<HealthStatus>, ProblemHttpResult> Ready(ModelHost host) => host.Model is { } model
-        ? TypedResults.Ok(new HealthStatus("ready", model.Source, model.Device.type.ToString().ToLowerInvariant(), model.Dtype.ToString(), model.IsDemo))
-        : TypedResults.Problem(
-            host.LoadError is { } error ? $"Loading the model failed: {error}" : "The model is still loading.",
-            statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
+    /// <summary>
+    /// Ready when the model is loaded, decode steps work, and the service is not stopping (it turns 503 as soon as
+    /// shutdown starts, so a load balancer stops sending requests while the queue drains).
+    /// </summary>
+    private static Results<Ok<HealthStatus>, ProblemHttpResult> Ready(ModelHost host, SchedulerHealth scheduler, IHostApplicationLifetime lifetime)
+    {
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+            return NotReady("The service is shutting down.");
+        if (host.Model is not { } model)
+            return NotReady(host.LoadError is { } error ? $"Loading the model failed: {error}" : "The model is still loading.");
+        if (scheduler.Problem is { } problem)
+            return NotReady(problem);
+        return TypedResults.Ok(new HealthStatus("ready", model.Source, model.Device.type.ToString().ToLowerInvariant(), model.Dtype.ToString(), model.IsDemo));
+    }
+
+    private static ProblemHttpResult NotReady(string detail) =>
+        TypedResults.Problem(detail, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
 }

@@ -1,7 +1,9 @@
 using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.FineTuning;
+using ParaphraseService.Api.OpenAi;
 using ParaphraseService.Api.OpenApi;
+using ParaphraseService.Api.Requests;
 using ParaphraseService.Api.Scheduling;
 using Serilog;
 using Serilog.Formatting.Compact;
@@ -18,7 +20,15 @@ public static class HostingExtensions
             .ReadFrom.Configuration(configuration)
             .Enrich.FromLogContext()
             .WriteTo.Console(new RenderedCompactJsonFormatter()));
-        services.AddProblemDetails();
+        // Every error is a ProblemDetails; under /v1 it also carries OpenAI's error member. Route handlers throw what
+        // they refuse before running (bad JSON, wrong types), so BadRequestHandler can name the field.
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+        {
+            ProblemReasons.Fill(context);
+            OpenAiErrors.AddTo(context);
+        });
+        services.AddExceptionHandler<BadRequestHandler>();
+        services.Configure<RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(swagger => swagger.SchemaFilter<RequestExamples>());
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
@@ -28,19 +38,25 @@ public static class HostingExtensions
         return services;
     }
 
-    /// <summary>The model (loaded in the background) and the scheduler that alone runs it, with its queue and adapters.</summary>
+    /// <summary>
+    /// The model (loaded in the background); the request pipeline in front of the queue; the scheduler that alone runs
+    /// the model; the adapter manager that says which adapters sit on it; fine-tunes that share it.
+    /// </summary>
     public static IServiceCollection AddModelServing(this IServiceCollection services)
     {
         services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<ModelHost>();
         services.AddHostedService(provider => provider.GetRequiredService<ModelHost>());
         services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<SchedulerOptions>, SchedulerOptionsValidation>();
         services.AddSingleton<GenerationQueue>();
         services.AddSingleton<ServiceMetrics>();
-        services.AddSingleton<ResidentAdapters>();
+        services.AddSingleton<SchedulerHealth>();
+        services.AddSingleton<ModelThreadCommands>();
         services.AddAdapterStore();
-        services.AddSingleton<StoreAdapterFolders>();
-        services.AddSingleton<IAdapterFolders>(provider => provider.GetRequiredService<StoreAdapterFolders>());
+        services.AddSingleton<IAdapterSource>(provider => provider.GetRequiredService<AdapterStore>());
+        services.AddSingleton<AdapterManager>();
+        services.AddSingleton<RequestPipeline>();
         services.AddFineTuning();
         services.AddSingleton<Scheduler>();
         services.AddHostedService(provider => provider.GetRequiredService<Scheduler>());

@@ -3,31 +3,19 @@ using System.Text.Json.Serialization;
 
 namespace ParaphraseService.Api.OpenAi;
 
-/// <summary>OpenAI's legacy completions request (the fields this service implements).</summary>
-public sealed record CompletionRequest
+/// <summary>OpenAI's legacy completions request (see <see cref="OpenAiRequest"/> for the shared fields).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record CompletionRequest : OpenAiRequest
 {
-    /// <summary>The base model's id or an adapter's name (see GET /v1/models).</summary>
-    [JsonPropertyName("model")] public string? Model { get; init; }
-
-    /// <summary>A string, or an array of strings (one completion set per prompt).</summary>
+    /// <summary>A string, or an array of 1-32 strings (one completion set per prompt).</summary>
     [JsonPropertyName("prompt")] public JsonElement Prompt { get; init; }
 
-    [JsonPropertyName("max_tokens")] public int? MaxTokens { get; init; }
-    [JsonPropertyName("temperature")] public double? Temperature { get; init; }
-    [JsonPropertyName("top_p")] public double? TopP { get; init; }
-    [JsonPropertyName("n")] public int? N { get; init; }
-
-    /// <summary>A string or up to 4 strings.</summary>
-    [JsonPropertyName("stop")] public JsonElement Stop { get; init; }
-
-    [JsonPropertyName("seed")] public long? Seed { get; init; }
-    [JsonPropertyName("stream")] public bool Stream { get; init; }
-
-    /// <summary>With include_usage, a stream ends with a chunk that carries the usage and no choices (as OpenAI does).</summary>
-    [JsonPropertyName("stream_options")] public StreamOptions? StreamOptions { get; init; }
+    // OpenAI fields this service does not implement: accepted at their neutral values only.
+    [JsonPropertyName("suffix")] public string? Suffix { get; init; }
+    [JsonPropertyName("echo")] public bool? Echo { get; init; }
+    [JsonPropertyName("logprobs")] public int? Logprobs { get; init; }
+    [JsonPropertyName("best_of")] public int? BestOf { get; init; }
 }
-
-public sealed record StreamOptions([property: JsonPropertyName("include_usage")] bool IncludeUsage);
 
 public sealed record CompletionChoice(
     [property: JsonPropertyName("text")] string Text,

@@ -4,15 +4,11 @@ using System.Text.RegularExpressions;
 namespace ParaphraseService.Api.Paraphrasing;
 
 /// <summary>
-/// Turns what the model generated into paraphrases: cut, filtered, scored and sorted.
-/// <list type="number">
-/// <item>Each raw candidate is cut at the template's end marker (<see cref="PromptTemplate.Cut"/>); nothing left: dropped as empty.</item>
-/// <item>Compared after <see cref="Normalize"/> (trimmed, whitespace runs collapsed to one space, case ignored): the
-/// source again is dropped as a copy; the same as an earlier kept candidate, as a duplicate (the first one stays).</item>
-/// <item>The rest are scored for meaning (<see cref="ISentenceSimilarity"/>: cosine of MiniLM embeddings) and for
-/// <see cref="Novelty"/>, and sorted by <see cref="Score"/>, best first; ties keep their generated order.</item>
-/// </list>
-/// Nothing is dropped for a low score: the caller sees every distinct candidate, with its scores.
+/// Turns what the model generated into paraphrases: <see cref="CandidateFilter"/> cuts them at the template's end
+/// marker and drops empties, copies of the source and duplicates; the rest are scored for meaning
+/// (<see cref="ISentenceSimilarity"/>: cosine of MiniLM embeddings) and for <see cref="Novelty"/>, and sorted by
+/// <see cref="Score"/>, best first; ties keep their generated order. Nothing is dropped for a low score: the caller
+/// sees every distinct candidate, with its scores.
 /// </summary>
 public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarity)
 {
@@ -24,31 +20,7 @@ public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarit
 
     public ProcessedCandidates Process(string source, IReadOnlyList<string> rawCandidates, PromptTemplate template)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(rawCandidates);
-        ArgumentNullException.ThrowIfNull(template);
-
-        var normalizedSource = Normalize(source);
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var kept = new List<string>();
-        int empty = 0, copies = 0, duplicates = 0;
-        foreach (var raw in rawCandidates)
-        {
-            var candidate = template.Cut(raw ?? "");
-            if (candidate is null)
-            {
-                empty++;
-                continue;
-            }
-            var normalized = Normalize(candidate);
-            if (string.Equals(normalized, normalizedSource, StringComparison.OrdinalIgnoreCase))
-                copies++;
-            else if (!seen.Add(normalized))
-                duplicates++;
-            else
-                kept.Add(candidate);
-        }
-
+        var (kept, dropped) = CandidateFilter.Apply(source, rawCandidates, template);
         var similarities = similarity.Similarities(source, kept);
         var sourceWords = Words(source);
         var scored = kept.Select((text, i) =>
@@ -58,9 +30,8 @@ public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarit
         });
         // OrderBy is stable: equal scores and similarities keep the generated order.
         var sorted = scored.OrderByDescending(c => c.Score).ThenByDescending(c => c.Similarity).ToArray();
-        return new ProcessedCandidates(sorted, new DropCounts(empty, copies, duplicates));
+        return new ProcessedCandidates(sorted, dropped);
     }
-
     /// <summary>
     /// Similarity, less a penalty for too little change: <c>score = similarity − 5 · max(0, 0.2 − novelty)</c>. At
     /// novelty 0.2 or more the score is the similarity; at novelty 0 (the same words, e.g. reordered, which MiniLM
@@ -94,13 +65,6 @@ public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarit
         return words;
     }
 
-    /// <summary>The text trimmed, with every run of whitespace as one space; comparisons of it also ignore case.</summary>
-    public static string Normalize(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        return Whitespace().Replace(text.Trim(), " ");
-    }
-
     private static float Novelty(HashSet<string> candidate, HashSet<string> source)
     {
         var common = candidate.Count(source.Contains);
@@ -110,7 +74,4 @@ public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarit
 
     [GeneratedRegex(@"[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*")]
     private static partial Regex WordPattern();
-
-    [GeneratedRegex(@"\s+")]
-    private static partial Regex Whitespace();
 }

@@ -1,3 +1,6 @@
+using ParaphraseService.Training.Prompts;
+using System.Text.Json.Serialization;
+
 namespace ParaphraseService.Api.Paraphrasing;
 
 /// <summary>A paraphrase request: one text or several, and how to sample candidates for each.</summary>
@@ -6,15 +9,17 @@ namespace ParaphraseService.Api.Paraphrasing;
 /// <param name="Adapter">A LoRA adapter's name (GET /adapters); none uses the base model with a few-shot prompt.</param>
 /// <param name="Candidates">Paraphrases to sample per text, 1-8 (before copies and duplicates are dropped).</param>
 /// <param name="MaxNewTokens">Most tokens per candidate, 1-256.</param>
-/// <param name="Temperature">0 is greedy (then one candidate is all there is), up to 2.</param>
+/// <param name="Temperature">0 is greedy (then one candidate is all there is), up to 2; below 1e-5 is greedy too.</param>
 /// <param name="TopP">Nucleus sampling, (0, 1].</param>
 /// <param name="TopK">Keep the K most likely tokens; 0 keeps all.</param>
 /// <param name="RepetitionPenalty">Above 1 discourages repeating the input word for word, up to 2.</param>
-/// <param name="Seed">Same seed, same candidates.</param>
+/// <param name="Seed">Same seed, same candidates: any 64-bit integer; candidate i uses seed + i.</param>
 /// <param name="Stream">Server-Sent Events: tokens per candidate as they come, then the full result.</param>
+/// <remarks>Unknown fields are refused (400 naming them), so a misspelt option is never silently ignored.</remarks>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ParaphraseRequest(
     string? Text = null,
-    IReadOnlyList<string>? Texts = null,
+    IReadOnlyList<string?>? Texts = null,
     string? Adapter = null,
     int Candidates = 3,
     int MaxNewTokens = 48,

@@ -1,3 +1,5 @@
+using ParaphraseService.Training.Prompts;
+
 namespace ParaphraseService.Api.Paraphrasing;
 
 /// <summary>A kept candidate and its scores (see <see cref="CandidatePostProcessor"/> for their definitions).</summary>
@@ -6,15 +8,6 @@ namespace ParaphraseService.Api.Paraphrasing;
 /// <param name="Novelty">1 minus the Jaccard overlap of its words with the source's: wording changed.</param>
 /// <param name="Score">What candidates are sorted by, best first.</param>
 public sealed record ScoredCandidate(string Text, float Similarity, float Novelty, float Score);
-
-/// <summary>How many raw candidates were dropped, by reason; each is counted under the first reason that applies.</summary>
-/// <param name="Empty">Nothing before the end marker (or only whitespace).</param>
-/// <param name="Copies">The source again, up to case and whitespace.</param>
-/// <param name="Duplicates">The same as an earlier kept candidate, up to case and whitespace.</param>
-public sealed record DropCounts(int Empty, int Copies, int Duplicates)
-{
-    public int Total => Empty + Copies + Duplicates;
-}
 
 /// <summary>The candidates kept, best first, and what was dropped.</summary>
 public sealed record ProcessedCandidates(IReadOnlyList<ScoredCandidate> Candidates, DropCounts Dropped);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using ParaphraseService.Api.Adapters;
 using ParaphraseService.Model.Generation;
 
 namespace ParaphraseService.Api.Scheduling;
@@ -11,31 +12,60 @@ public readonly record struct CandidateToken(int Candidate, int Token);
 public sealed record JobOutcome(IReadOnlyList<GenerationResult> Results, TimeSpan Queued, TimeSpan Generating);
 
 /// <summary>
-/// One request for the scheduler: a tokenized prompt, one set of options per candidate (each its own row), the adapter
-/// to use, a deadline and the client's cancellation. Tokens stream out through <see cref="Tokens"/>; the outcome
-/// (or the reason it failed) through <see cref="Completion"/>.
+/// One text for the scheduler: a tokenized prompt, one set of options per candidate (each its own batch row), the
+/// adapter to use, and when it must end. Tokens stream out through <see cref="Tokens"/>; the outcome, or why it
+/// failed, through <see cref="Completion"/>. A job ends exactly once: completed by the scheduler, or failed by it, by
+/// its deadline, or by its client going away; the last two end it at once from any thread, waiting in the queue or
+/// running, and the scheduler frees its rows at its next step (<see cref="IsEnded"/>).
 /// </summary>
-public sealed class GenerationJob(IReadOnlyList<int> promptIds, IReadOnlyList<GenerationOptions> candidates, string? adapter,
-    DateTimeOffset deadline, CancellationToken cancellation)
+public sealed class GenerationJob : IDisposable
 {
     private readonly Channel<CandidateToken> _tokens = Channel.CreateUnbounded<CandidateToken>(new() { SingleWriter = true, SingleReader = true });
     private readonly TaskCompletionSource<JobOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _deadline;
+    private readonly CancellationToken _client;
+    private readonly CancellationTokenRegistration _onEnd;
     private readonly long _enqueued = Stopwatch.GetTimestamp();
     private long _started;
+    private bool _anyToken;
 
-    public IReadOnlyList<int> PromptIds { get; } = promptIds;
-    public IReadOnlyList<GenerationOptions> Candidates { get; } = candidates;
-    public string? Adapter { get; } = adapter;
-    public DateTimeOffset Deadline { get; } = deadline;
-    public CancellationToken Cancellation { get; } = cancellation;
+    /// <param name="timeout">From now until the job must have ended (504 after it).</param>
+    /// <param name="client">The client's request: it going away ends the job.</param>
+    public GenerationJob(IReadOnlyList<int> promptIds, IReadOnlyList<GenerationOptions> candidates, ResolvedAdapter? adapter,
+        TimeSpan timeout, CancellationToken client)
+    {
+        PromptIds = promptIds;
+        Candidates = candidates;
+        Adapter = adapter;
+        _client = client;
+        _deadline = CancellationTokenSource.CreateLinkedTokenSource(client);
+        _deadline.CancelAfter(timeout);
+        _onEnd = _deadline.Token.Register(static state => ((GenerationJob)state!).Abandon(), this);
+    }
+
+    public IReadOnlyList<int> PromptIds { get; }
+    public IReadOnlyList<GenerationOptions> Candidates { get; }
+    public ResolvedAdapter? Adapter { get; }
+
+    /// <summary>The request's trace id, logged with any failure so an operator can find what a client reports.</summary>
+    public string TraceId { get; init; } = "";
 
     public ChannelReader<CandidateToken> Tokens => _tokens.Reader;
     public Task<JobOutcome> Completion => _completion.Task;
 
-    private bool _anyToken;
+    /// <summary>Completed, failed, past its deadline or given up by its client: nothing more is done for it.</summary>
+    public bool IsEnded => _completion.Task.IsCompleted;
 
-    /// <summary>Time since the job was enqueued.</summary>
+    /// <summary>Time since the job was created (it is enqueued right after).</summary>
     public TimeSpan Age => Stopwatch.GetElapsedTime(_enqueued);
+
+    private volatile Action<GenerationJob>? _onAbandoned;
+
+    /// <summary>
+    /// Called after the job ended by its deadline or its client, so the queue it waits in removes it. Set by the queue,
+    /// which checks <see cref="IsEnded"/> after setting it: a job ending meanwhile is removed by one or the other.
+    /// </summary>
+    internal Action<GenerationJob>? OnAbandoned { get => _onAbandoned; set => _onAbandoned = value; }
 
     internal void MarkStarted() => _started = Stopwatch.GetTimestamp();
 
@@ -50,29 +80,58 @@ public sealed class GenerationJob(IReadOnlyList<int> promptIds, IReadOnlyList<Ge
 
     internal void Succeed(IReadOnlyList<GenerationResult> results)
     {
-        _tokens.Writer.TryComplete();
-        _completion.TrySetResult(new JobOutcome(results, Stopwatch.GetElapsedTime(_enqueued, _started), Stopwatch.GetElapsedTime(_started)));
+        if (_completion.TrySetResult(new JobOutcome(results, Stopwatch.GetElapsedTime(_enqueued, _started == 0 ? _enqueued : _started),
+                _started == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_started))))
+            _tokens.Writer.TryComplete();
     }
 
-    internal void Fail(Exception reason)
+    internal void Fail(JobFailedException reason)
     {
-        _tokens.Writer.TryComplete(reason);
-        _completion.TrySetException(reason);
+        if (_completion.TrySetException(reason))
+            _tokens.Writer.TryComplete(reason);
+    }
+
+    private void Abandon() => Abandon(_client.IsCancellationRequested
+        ? new JobFailedException(JobFailure.Cancelled, "The client went away.")
+        : new JobFailedException(JobFailure.Timeout, "The request did not finish before its deadline (Scheduler:RequestTimeoutSeconds)."));
+
+    private void Abandon(JobFailedException reason)
+    {
+        Fail(reason);
+        OnAbandoned?.Invoke(this);
+    }
+
+    /// <summary>
+    /// The HTTP layer is done with the job (its response is written, or its handler ended early): a job still queued
+    /// or running ends now, so no row decodes for nobody; the deadline's timer stops.
+    /// </summary>
+    public void Dispose()
+    {
+        _onEnd.Dispose();
+        if (!IsEnded)
+            Abandon(new JobFailedException(JobFailure.Cancelled, "The request ended before the job did."));
+        _deadline.Dispose();
     }
 }
 
 /// <summary>Why the scheduler did not finish a job; the HTTP layer maps it to a status code.</summary>
-public sealed class JobFailedException(JobFailure failure, string message) : Exception(message)
+public sealed class JobFailedException(JobFailure failure, string message, Exception? inner = null) : Exception(message, inner)
 {
     public JobFailure Failure { get; } = failure;
 }
 
 public enum JobFailure
 {
+    /// <summary>The client went away (499).</summary>
     Cancelled,
+    /// <summary>Past its deadline, queued or running (504).</summary>
     Timeout,
-    UnknownAdapter,
+    /// <summary>The request itself is at fault (400).</summary>
     InvalidRequest,
+    /// <summary>The service is stopping (503).</summary>
     ShuttingDown,
+    /// <summary>No model is loaded, or it failed to load (503).</summary>
     ModelUnavailable,
+    /// <summary>Something failed on the server's side while serving this job (500, logged with the trace id).</summary>
+    Internal,
 }

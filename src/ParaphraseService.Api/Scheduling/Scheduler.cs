@@ -1,48 +1,32 @@
-using System.Threading.Channels;
 using Microsoft.Extensions.Options;
+using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
-using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Lora;
-using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Api.Scheduling;
 
 /// <summary>
-/// The one component that runs the model. It takes jobs from the queue into free batch slots at every iteration
-/// (continuous batching: a job joins at the next step, not after the current batch), runs one decode step for every
-/// running sequence, hands each new token to its job, and retires sequences that finish, run past their deadline or
-/// whose client went away. Requests for different adapters share one batch. HTTP code never touches tensors: it
-/// enqueues a <see cref="GenerationJob"/> and reads its tokens and outcome.
+/// The one component that runs the model. Each iteration it admits queued jobs into free batch slots (continuous
+/// batching: a job joins at the next step, not after the current batch), runs one decode step for every running
+/// sequence, hands each new token to its job, and retires sequences that finish or whose job ended (deadline, client
+/// gone). Requests for different adapters share one batch; the <see cref="AdapterManager"/> says which adapters sit
+/// on the model. When nothing is decoded, background work (a fine-tune) gets the model in bounded slices.
+/// Nothing a job carries can stop the loop: a failure fails the jobs it concerns (one row's sampling: that job; a
+/// batched forward pass: the jobs of that pass), is logged with their trace ids, and the loop goes on.
+/// HTTP code never touches tensors: it enqueues a <see cref="GenerationJob"/> and reads its tokens and outcome.
 /// </summary>
 public sealed class Scheduler(
-    ModelHost modelHost, GenerationQueue queue, IAdapterFolders adapterFolders, ResidentAdapters resident, ServiceMetrics metrics,
-    IOptions<SchedulerOptions> options, ILogger<Scheduler> logger, IModelBackgroundWork? background = null)
+    ModelHost modelHost, GenerationQueue queue, AdapterManager adapters, ModelThreadCommands commands, SchedulerHealth health,
+    ServiceMetrics metrics, IOptions<SchedulerOptions> options, ILogger<Scheduler> logger, IModelBackgroundWork? background = null)
     : BackgroundService
 {
     private readonly Dictionary<int, (GenerationJob Job, int Candidate)> _slots = [];
-    private readonly Dictionary<GenerationJob, GenerationResult?[]> _running = [];
-    // Adapters replaced or deleted in the store; their resident copies are dropped by the loop, which owns the registry.
-    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _changed = new();
-    // Admin load/unload requests, carried out by the loop between steps (it owns the registry).
-    private readonly Channel<(string Name, bool Load, TaskCompletionSource Done)> _commands = Channel.CreateUnbounded<(string, bool, TaskCompletionSource)>();
+    private readonly Dictionary<GenerationJob, GenerationResult?[]> _running = new(ReferenceEqualityComparer.Instance);
 
-    /// <summary>Makes an adapter resident now, between two decode steps.</summary>
-    public Task LoadAdapterAsync(string name) => Command(name, load: true);
-
-    /// <summary>Frees a resident adapter once no running sequence uses it.</summary>
-    public Task UnloadAdapterAsync(string name) => Command(name, load: false);
-
-    private Task Command(string name, bool load)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _commands.Writer.TryWrite((name, load, done));
-        return done.Task;
-    }
-
-    /// <summary>Sequences being decoded right now (for metrics and the status page).</summary>
-    public int ActiveRows => _slots.Count;
+    /// <summary>Sequences being decoded right now (for metrics, the status page and tests).</summary>
+    public int ActiveRows => Volatile.Read(ref _activeRows);
+    private int _activeRows;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -51,35 +35,55 @@ public sealed class Scheduler(
         {
             model = await modelHost.Ready.WaitAsync(stoppingToken);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            FailQueued(JobFailure.ModelUnavailable, $"The model could not be loaded: {e.Message}");
-            return;
-        }
         catch (OperationCanceledException)
         {
             return;
         }
+        catch (Exception e)
+        {
+            // Requests are refused with 503 while no model is loaded; the loader logged why.
+            logger.LogError("The scheduler has no model to run: {Error}", e.Message);
+            return;
+        }
         var o = options.Value;
-        if (adapterFolders is Adapters.StoreAdapterFolders store)
-            store.Changed += _changed.Enqueue;
-        using var batcher = new ContinuousBatcher(model.Model, model.Tokenizer, o.MaxBatchRows, o.MaxSequenceTokens);
+        ContinuousBatcher batcher;
         try
         {
-            // The loop does CPU-bound tensor work between awaits; it runs on its own thread.
-            await Task.Factory.StartNew(() => Loop(batcher, model, stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            batcher = new ContinuousBatcher(model.Model, model.Tokenizer, o.MaxBatchRows, o.MaxSequenceTokens);
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (Exception e)
         {
+            health.Stopped(e);
+            logger.LogCritical(e, "The scheduler could not set up its batch; no request can be served");
+            return;
         }
-        finally
+        using (batcher)
         {
-            // Graceful shutdown: what runs is cancelled cleanly, what waits is told the service is stopping.
-            foreach (var job in _running.Keys.ToList())
-                Finish(job, batcher, new JobFailedException(JobFailure.ShuttingDown, "The service is shutting down."));
-            background?.Stop();
-            queue.Close();
-            FailQueued(JobFailure.ShuttingDown, "The service is shutting down.");
+            try
+            {
+                // The loop does CPU-bound tensor work between awaits; it starts on a thread of its own.
+                await Task.Factory.StartNew(() => Loop(batcher, model, stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+            }
+            catch (Exception e)
+            {
+                // The loop catches what its iterations throw; this last resort keeps the host up and says it is not ready.
+                health.Stopped(e);
+                logger.LogCritical(e, "The scheduler loop stopped");
+            }
+            finally
+            {
+                // Graceful shutdown: what runs is cancelled cleanly, what waits is told the service is stopping.
+                var stopping = new JobFailedException(JobFailure.ShuttingDown, "The service is shutting down.");
+                foreach (var job in _running.Keys.ToList())
+                    Finish(job, batcher, stopping);
+                foreach (var job in queue.Close())
+                    job.Fail(stopping);
+                commands.Close();
+                RunBackground(model, stop: true);
+            }
         }
     }
 
@@ -94,207 +98,195 @@ public sealed class Scheduler(
         var lastSlice = TimeSpan.Zero;
         while (!stoppingToken.IsCancellationRequested)
         {
-            if (batcher.ActiveCount == 0 && _commands.Reader.Count == 0 && !queue.Reader.TryPeek(out _))
+            try
             {
-                var workDueIn = background?.HasWork == true ? lastServed + idleBeforeWork - clock.Elapsed : Timeout.InfiniteTimeSpan;
-                if (workDueIn == Timeout.InfiniteTimeSpan || workDueIn > TimeSpan.Zero)
+                if (batcher.ActiveCount == 0 && !commands.HasPending && !queue.TryPeek(out _))
                 {
-                    // Idle: wake for a job, an admin command, background work arriving, or background work falling due.
-                    using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                    var job = queue.Reader.WaitToReadAsync(wake.Token).AsTask();
-                    var command = _commands.Reader.WaitToReadAsync(wake.Token).AsTask();
-                    var work = workDueIn == Timeout.InfiniteTimeSpan
-                        ? background?.WaitForWorkAsync(wake.Token) ?? Task.Delay(Timeout.Infinite, wake.Token)
-                        : Task.Delay(workDueIn, wake.Token);
-                    var first = await Task.WhenAny(job, command, work);
-                    wake.Cancel();
-                    if (stoppingToken.IsCancellationRequested) return;
-                    if (first == job && !await job)
-                        return;
+                    var workDueIn = background?.HasWork == true ? lastServed + idleBeforeWork - clock.Elapsed : Timeout.InfiniteTimeSpan;
+                    if (workDueIn == Timeout.InfiniteTimeSpan || workDueIn > TimeSpan.Zero)
+                    {
+                        // Idle: wake for a job, a command, background work arriving, or background work falling due.
+                        using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                        var work = workDueIn == Timeout.InfiniteTimeSpan
+                            ? background?.WaitForWorkAsync(wake.Token) ?? Task.Delay(Timeout.Infinite, wake.Token)
+                            : Task.Delay(workDueIn, wake.Token);
+                        await Task.WhenAny(queue.WaitAsync(wake.Token), commands.WaitAsync(wake.Token), work);
+                        wake.Cancel();
+                        if (stoppingToken.IsCancellationRequested) return;
+                    }
                 }
-            }
-            RunCommands(model);
-            DropChanged(model);
-            Admit(batcher, model);
-            DropAbandoned(batcher);
-            if (batcher.ActiveCount == 0)
-            {
-                if (background?.HasWork == true && clock.Elapsed - lastServed >= idleBeforeWork)
+                // Stale copies go first, so an adapter published and then loaded by a command is not dropped after.
+                adapters.ReleaseStale(model, AdaptersInUse());
+                commands.RunPending(new ModelThreadContext(model, AdaptersInUse()));
+                DropEnded(batcher);
+                Admit(batcher, model);
+                if (batcher.ActiveCount == 0)
                 {
-                    background.RunSlice(model);
+                    if (background?.HasWork == true && clock.Elapsed - lastServed >= idleBeforeWork)
+                    {
+                        RunBackground(model);
+                        lastSlice = clock.Elapsed;
+                    }
+                    continue;
+                }
+                // Sustained load: background work gets one slice per pause, so a fine-tune never starves.
+                if (background?.HasWork == true && clock.Elapsed - lastSlice >= maxWorkPause)
+                {
+                    RunBackground(model);
                     lastSlice = clock.Elapsed;
                 }
+                Step(batcher, model);
+                lastServed = clock.Elapsed;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // A fault in the loop's own bookkeeping: the jobs in flight fail with it, the loop goes on.
+                health.StepFailed(e);
+                logger.LogError(e, "A scheduler iteration failed; the {Count} running request(s) failed with it", _running.Count);
+                foreach (var job in _running.Keys.ToList())
+                    Finish(job, batcher, Internal("The server failed while generating.", e));
+                // A fault that repeats at once must not spin a core: the next iteration waits a moment.
+                await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    /// <summary>One batched step; each failed row fails its job alone, a failed forward pass the jobs in it.</summary>
+    private void Step(ContinuousBatcher batcher, LoadedModel model)
+    {
+        var rows = batcher.ActiveCount;
+        var updates = batcher.Step();
+        var error = batcher.LastStepError;
+        // A step counts as failed for health when its forward pass failed or every row in it did (NaN logits everywhere).
+        if ((error ?? (updates.Count > 0 && updates.All(u => u.Error is not null) ? updates[0].Error : null)) is { } stepError)
+            health.StepFailed(stepError);
+        else
+            health.StepSucceeded();
+        if (error is not null)
+        {
+            var failed = updates.Where(u => u.Error == error && _slots.ContainsKey(u.Slot)).Select(u => _slots[u.Slot].Job).Distinct().ToList();
+            logger.LogError(error, "A batched forward pass failed; its requests failed with it: {TraceIds}", string.Join(", ", failed.Select(j => j.TraceId)));
+            // An adapter may be what broke: it is read again from its files on its next use (once no running row uses it).
+            foreach (var name in failed.Where(j => j.Adapter is not null).Select(j => j.Adapter!.Name).Distinct())
+                adapters.Evict(name);
+        }
+        metrics.Step(rows, updates.Count(u => u.Error is null));
+        foreach (var update in updates)
+        {
+            if (!_slots.TryGetValue(update.Slot, out var entry))
+                continue; // its job already ended
+            var (job, candidate) = entry;
+            if (update.Error is { } rowError)
+            {
+                _slots.Remove(update.Slot);
+                if (rowError != error)
+                    logger.LogError(rowError, "Generating for request {TraceId} failed", job.TraceId);
+                Finish(job, batcher, Internal("The server failed while generating this text.", rowError));
                 continue;
             }
-            // Sustained load: background work gets one slice per pause, so a fine-tune never starves.
-            if (background?.HasWork == true && clock.Elapsed - lastSlice >= maxWorkPause)
+            if (job.Publish(new CandidateToken(candidate, update.Token)))
+                metrics.FirstToken(job.Age);
+            if (!update.Finished) continue;
+            _slots.Remove(update.Slot);
+            var results = _running[job];
+            results[candidate] = update.Result;
+            if (results.All(r => r is not null))
             {
-                background.RunSlice(model);
-                lastSlice = clock.Elapsed;
+                _running.Remove(job);
+                metrics.Completed(job.Age);
+                job.Succeed(results!);
             }
-            var rows = batcher.ActiveCount;
-            var updates = batcher.Step();
-            metrics.Step(rows, updates.Count);
-            foreach (var update in updates)
-            {
-                var (job, candidate) = _slots[update.Slot];
-                if (job.Publish(new CandidateToken(candidate, update.Token)))
-                    metrics.FirstToken(job.Age);
-                if (!update.Finished) continue;
-                _slots.Remove(update.Slot);
-                var results = _running[job];
-                results[candidate] = update.Result;
-                if (results.All(r => r is not null))
-                {
-                    _running.Remove(job);
-                    metrics.Completed(job.Age);
-                    job.Succeed(results!);
-                }
-            }
-            metrics.ActiveRows = _slots.Count;
-            lastServed = clock.Elapsed;
         }
+        PublishActiveRows();
+    }
+
+    private void PublishActiveRows()
+    {
+        Volatile.Write(ref _activeRows, _slots.Count);
+        metrics.ActiveRows = _slots.Count;
     }
 
     /// <summary>Moves waiting jobs into free slots, in arrival order, as long as a whole job fits.</summary>
     private void Admit(ContinuousBatcher batcher, LoadedModel model)
     {
-        while (queue.Reader.TryPeek(out var job) && job.Candidates.Count <= batcher.FreeSlots && AdapterRoomFor(job, model))
+        while (queue.TryPeek(out var job))
         {
-            queue.Reader.TryRead(out _);
-            if (job.Cancellation.IsCancellationRequested)
+            if (!job.IsEnded)
             {
-                job.Fail(new JobFailedException(JobFailure.Cancelled, "The client went away."));
-                continue;
+                if (job.Candidates.Count > batcher.FreeSlots)
+                    return;
+                // The head waits until a running sequence frees an adapter it could unload.
+                if (job.Adapter is { } wanted && !AdapterManager.HasRoomFor(wanted, model, AdaptersInUse()))
+                    return;
             }
-            if (DateTimeOffset.UtcNow > job.Deadline)
-            {
-                job.Fail(new JobFailedException(JobFailure.Timeout, "The request waited past its deadline."));
+            if (!queue.TryTake(job) || job.IsEnded)
                 continue;
-            }
             try
             {
-                var adapter = job.Adapter is null ? null : Resolve(job.Adapter, model);
-                var slots = batcher.AdmitGroup(job.PromptIds, job.Candidates, adapter);
+                var lora = job.Adapter is null ? null : adapters.Acquire(job.Adapter, model, AdaptersInUse());
+                var slots = batcher.AdmitGroup(job.PromptIds, job.Candidates, lora);
                 job.MarkStarted();
                 _running[job] = new GenerationResult?[slots.Count];
                 for (var i = 0; i < slots.Count; i++)
                     _slots[slots[i]] = (job, i);
+                PublishActiveRows();
                 if (job.Adapter is not null)
-                {
-                    adapterFolders.RecordRequest(job.Adapter);
-                    metrics.AdapterRequest(job.Adapter);
-                }
+                    adapters.RecordServed(job.Adapter.Name);
             }
-            catch (Exception e) when (e is ArgumentException or JobFailedException or AdapterValidationException or CheckpointException)
+            catch (ArgumentException e)
             {
-                job.Fail(e as JobFailedException ?? new JobFailedException(JobFailure.InvalidRequest, e.Message));
+                // The batch's own checks (prompt and token budget): the request's fault, though the edge checks them too.
+                job.Fail(new JobFailedException(JobFailure.InvalidRequest, e.Message, e));
+            }
+            catch (Exception e)
+            {
+                logger.LogError(e, "Admitting request {TraceId} failed", job.TraceId);
+                job.Fail(Internal(job.Adapter is { } a ? $"The adapter '{a.Name}' could not be loaded: {e.Message}" : "The server failed to start generating.", e));
             }
         }
     }
 
-    /// <summary>A resident adapter, loading it from the store when needed.</summary>
-    private LoraAdapter Resolve(string name, LoadedModel model)
+    /// <summary>Frees the slots of jobs that ended while running (deadline passed, client gone).</summary>
+    private void DropEnded(ContinuousBatcher batcher)
     {
-        var registry = model.Adapters ?? throw new JobFailedException(JobFailure.UnknownAdapter, "This model was loaded without LoRA support.");
-        if (registry.Get(name) is { } resident)
-            return resident;
-        if (!adapterFolders.TryGetFolder(name, out var folder))
-            throw new JobFailedException(JobFailure.UnknownAdapter, $"No adapter named '{name}'.");
-        var (adapter, evicted, _) = registry.LoadFolder(folder, name, pinned: InUse());
-        foreach (var gone in evicted)
-            logger.LogInformation("Unloaded adapter {Adapter} to make room for {Loaded}", gone, name);
-        PublishResident(model);
-        return adapter;
-    }
-
-    private void RunCommands(LoadedModel model)
-    {
-        while (_commands.Reader.TryRead(out var command))
-        {
-            try
-            {
-                if (command.Load)
-                    Resolve(command.Name, model);
-                else if (InUse().Contains(command.Name))
-                    _changed.Enqueue(command.Name); // unloaded as soon as its sequences finish
-                else
-                    model.Adapters?.Unload(command.Name);
-                PublishResident(model);
-                command.Done.TrySetResult();
-            }
-            catch (Exception e) when (e is JobFailedException or AdapterValidationException or CheckpointException or InvalidOperationException)
-            {
-                command.Done.TrySetException(e as JobFailedException ?? new JobFailedException(JobFailure.InvalidRequest, e.Message));
-            }
-        }
-    }
-
-    private void PublishResident(LoadedModel model) => resident.Set(model.Adapters?.List().Select(a => a.Name) ?? []);
-
-    /// <summary>Unloads resident copies of adapters that changed on disk, once no running sequence uses them.</summary>
-    private void DropChanged(LoadedModel model)
-    {
-        // Runs at every step: nothing to do, nothing allocated.
-        if (_changed.IsEmpty || model.Adapters is not { } registry) return;
-        var inUse = InUse();
-        var later = new List<string>();
-        var dropped = false;
-        while (_changed.TryDequeue(out var name))
-        {
-            if (inUse.Contains(name)) later.Add(name);
-            else if (registry.Unload(name))
-            {
-                dropped = true;
-                logger.LogInformation("Adapter {Adapter} changed on disk; its resident copy was dropped", name);
-            }
-        }
-        foreach (var name in later) _changed.Enqueue(name);
-        if (dropped) PublishResident(model);
-    }
-
-    private HashSet<string> InUse() => _running.Keys.Where(j => j.Adapter is not null).Select(j => j.Adapter!).ToHashSet(StringComparer.Ordinal);
-
-    /// <summary>
-    /// Whether the job's adapter is resident or can be made so without unloading one a running sequence uses; if not,
-    /// the job waits at the head of the queue until a sequence finishes.
-    /// </summary>
-    private bool AdapterRoomFor(GenerationJob job, LoadedModel model)
-    {
-        if (job.Adapter is null || model.Adapters is not { } registry || registry.Contains(job.Adapter))
-            return true;
-        var inUse = InUse();
-        var resident = registry.List();
-        return resident.Count < registry.MaxResident || resident.Any(a => !inUse.Contains(a.Name));
-    }
-
-    /// <summary>Frees the slots of jobs whose client disconnected or whose deadline passed.</summary>
-    private void DropAbandoned(ContinuousBatcher batcher)
-    {
-        var now = DateTimeOffset.UtcNow;
-        foreach (var job in _running.Keys.ToList())
-        {
-            if (job.Cancellation.IsCancellationRequested)
-                Finish(job, batcher, new JobFailedException(JobFailure.Cancelled, "The client went away."));
-            else if (now > job.Deadline)
-                Finish(job, batcher, new JobFailedException(JobFailure.Timeout, "The request ran past its deadline."));
-        }
+        if (_running.Count == 0) return;
+        foreach (var job in _running.Keys.Where(j => j.IsEnded).ToList())
+            Finish(job, batcher, new JobFailedException(JobFailure.Cancelled, "The request ended."));
     }
 
     private void Finish(GenerationJob job, ContinuousBatcher batcher, JobFailedException reason)
     {
-        foreach (var slot in _slots.Where(s => s.Value.Job == job).Select(s => s.Key).ToList())
+        foreach (var slot in _slots.Where(s => ReferenceEquals(s.Value.Job, job)).Select(s => s.Key).ToList())
         {
             batcher.Cancel(slot);
             _slots.Remove(slot);
         }
         _running.Remove(job);
         job.Fail(reason);
+        PublishActiveRows();
     }
 
-    private void FailQueued(JobFailure failure, string message)
+    private HashSet<string> AdaptersInUse() =>
+        _running.Keys.Where(j => j.Adapter is not null).Select(j => j.Adapter!.Name).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>A slice of background work (or its stop); its failure is logged and never reaches the loop.</summary>
+    private void RunBackground(LoadedModel model, bool stop = false)
     {
-        while (queue.Reader.TryRead(out var job))
-            job.Fail(new JobFailedException(failure, message));
+        if (background is null) return;
+        try
+        {
+            if (stop) background.Stop();
+            else background.RunSlice(model);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Background work on the model failed");
+        }
     }
+
+    private static JobFailedException Internal(string message, Exception cause) => new(JobFailure.Internal, message, cause);
 }

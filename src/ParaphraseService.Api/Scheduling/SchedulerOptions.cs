@@ -36,3 +36,26 @@ public sealed class SchedulerOptions
     [Range(1, 3600)]
     public int RequestTimeoutSeconds { get; set; } = 120;
 }
+
+/// <summary>Refuses at start what would make the default request impossible to serve.</summary>
+internal sealed class SchedulerOptionsValidation : Microsoft.Extensions.Options.IValidateOptions<SchedulerOptions>
+{
+    /// <summary>What a request asks for when it names nothing: 3 candidates of up to 48 new tokens.</summary>
+    internal const int DefaultCandidates = 3, DefaultMaxNewTokens = 48;
+
+    /// <summary>Room a default request leaves for its prompt, at the least.</summary>
+    internal const int MinPromptTokens = 64;
+
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, SchedulerOptions options)
+    {
+        var problems = new List<string>();
+        if (options.MaxBatchRows < DefaultCandidates)
+            problems.Add($"Scheduler:MaxBatchRows is {options.MaxBatchRows}; a default paraphrase request needs {DefaultCandidates} rows (its candidates).");
+        if (options.MaxSequenceTokens < MinPromptTokens + DefaultMaxNewTokens)
+            problems.Add($"Scheduler:MaxSequenceTokens is {options.MaxSequenceTokens}; a default paraphrase request ({DefaultMaxNewTokens} new tokens " +
+                $"after a prompt) needs at least {MinPromptTokens + DefaultMaxNewTokens}.");
+        return problems.Count == 0
+            ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
+            : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(problems);
+    }
+}

@@ -16,7 +16,7 @@ public sealed record StatusSources(
     ServiceMetrics Metrics,
     IOptions<SchedulerOptions> SchedulerOptions,
     AdapterStore Adapters,
-    ResidentAdapters Resident,
+    AdapterManager Manager,
     FineTuneJobStore Jobs,
     FineTuneRunner Runner,
     TimeProvider Time)
@@ -33,7 +33,7 @@ public sealed record StatusSources(
             Metrics.TokensPerSecond, memory.ResidentBytes, memory.PeakResidentBytes, Runner.RunningCount);
         var adapters = Adapters.List().Select(a => new AdapterStatus(
             a.Name, a.Rank, a.Alpha, a.TargetModulesPattern ?? (a.TargetModules is { } list ? string.Join(", ", list) : null),
-            a.SizeBytes, a.Created, a.Origin, Resident.Contains(a.Name), a.RequestsServed, a.Problem)).ToList();
+            a.SizeBytes, a.Created, a.Origin, Manager.Resident.Contains(a.Name), a.RequestsServed, a.Problem)).ToList();
         // Only the jobs shown are read with their loss curves: the page polls this.
         var jobs = Jobs.List(MaxFineTunes);
         return new StatusSnapshot(Time.GetUtcNow(), Model(), serving, adapters,

@@ -1,7 +1,6 @@
 using System.Diagnostics;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Diagnostics;
-using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;

@@ -71,7 +71,25 @@ internal static class BenchCommand
             Console.WriteLine(parse.GetValue(serveJson) ? JsonSerializer.Serialize(report, s_json) : ServeTable(report));
             return 0;
         }));
-        return new Command("bench", "Benchmarks.") { quant, lora, serve };
+        var soakUrl = new Option<string>("--url") { Description = "A running service.", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var minutes = new Option<double>("--minutes") { Description = "How long to keep the service saturated.", DefaultValueFactory = _ => 10 };
+        var soakClients = new Option<int>("--clients") { Description = "Concurrent clients.", DefaultValueFactory = _ => 32 };
+        var soakJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var soak = new Command("soak", "Keep a running service saturated (scripts/soak.sh starts one with a small queue): status counts, " +
+            "latency, resident memory growth after a warm-up.")
+        {
+            soakUrl, minutes, soakClients, soakJson,
+        };
+        soak.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            if (parse.GetValue(minutes) is not (> 0 and <= 24 * 60) || parse.GetValue(soakClients) is not (> 0 and <= 4096))
+                throw new ArgumentException("--minutes must be in (0, 1440] and --clients in 1-4096.");
+            var report = await SoakBenchmark.Run(new Uri(parse.GetValue(soakUrl)!), TimeSpan.FromMinutes(parse.GetValue(minutes)), parse.GetValue(soakClients),
+                line => Console.Error.WriteLine(line), ct);
+            Console.WriteLine(parse.GetValue(soakJson) ? JsonSerializer.Serialize(report, s_json) : SoakTable(report));
+            return report.Statuses.Keys.All(s => s is 200 or 429) && report.TransportErrors == 0 ? 0 : 1;
+        }));
+        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak };
     }
 
     private static string ServeTable(ServeBenchReport r)
@@ -100,6 +118,14 @@ internal static class BenchCommand
             p50 latency of 1 client, with / without the job: {f.LatencyP50Ratio:F2}x; the job took {f.StepsDuringRuns} steps meanwhile ({f.JobTokensPerSecond:F0} training tokens/s)
             """);
     }
+
+    private static string SoakTable(SoakReport r) => $"""
+        {r.Url}: {r.Minutes:F1} min at saturation, {r.Clients} clients
+
+        statuses: {string.Join(", ", r.Statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}: {s.Value}"))}; client disconnects: {r.Disconnects}; no answer: {r.TransportErrors}
+        served requests: p50 {r.LatencyP50Ms:F0} ms, p99 {r.LatencyP99Ms:F0} ms
+        resident memory: {r.ResidentBytesAfterWarmUp / 1e6:F0} MB after the warm-up, {r.ResidentBytesEnd / 1e6:F0} MB at the end ({r.ResidentGrowth:P1}), {r.ResidentBytesMax / 1e6:F0} MB at most
+        """;
 
     private static string LoraTable(LoraBenchReport r)
     {

@@ -4,7 +4,7 @@ using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Cli.Commands;
 
@@ -19,6 +19,17 @@ internal static class TrainCommand
         var device = CommonOptions.Device();
         var quantization = CommonOptions.Quantization();
         var data = new Option<string>("--data", "-d") { Description = "PAWS TSV, TSV/CSV with source/target columns, or JSONL {source, target}.", Required = true };
+        var format = new Option<DatasetFormat>("--format")
+        {
+            Description = "auto (from the extension; for another name, from the content), paws, tsv, csv or jsonl.", DefaultValueFactory = _ => DatasetFormat.Auto,
+        };
+        var sourceColumn = new Option<string?>("--source-column") { Description = "Column (JSONL property) with the original text (default: source, else sentence1)." };
+        var targetColumn = new Option<string?>("--target-column") { Description = "Column (JSONL property) with the paraphrase (default: target, else sentence2)." };
+        var labelColumn = new Option<string?>("--label-column")
+        {
+            Description = "Column (property) saying which rows are paraphrases, e.g. MRPC's Quality; rows with another value are skipped and counted (default: PAWS's optional label, 0 or 1).",
+        };
+        var labelValues = new Option<string?>("--label-values") { Description = "With --label-column: comma-separated values meaning paraphrase (default 1)." };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the adapter (PEFT format + paraphrase_adapter.json).", Required = true };
         var both = new Option<bool>("--both-directions") { Description = "Train on each pair both ways." };
         var lenient = new Option<bool>("--lenient") { Description = "Skip malformed rows (counted) instead of failing." };
@@ -37,7 +48,10 @@ internal static class TrainCommand
         var maxSteps = new Option<int?>("--max-steps");
         var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 4 };
         var accumulation = new Option<int>("--grad-accum") { DefaultValueFactory = _ => 1 };
-        var maxLength = new Option<int>("--max-length") { Description = "Prompt plus target tokens.", DefaultValueFactory = _ => 128 };
+        var maxLength = new Option<int>("--max-length")
+        {
+            Description = "Most prompt plus target tokens of an example; longer pairs are dropped (counted as too long), never cut.", DefaultValueFactory = _ => 128,
+        };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 0 };
         var schedule = new Option<LearningRateSchedule>("--schedule") { DefaultValueFactory = _ => LearningRateSchedule.Linear };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 42 };
@@ -54,13 +68,21 @@ internal static class TrainCommand
 
         var command = new Command("train", "Fine-tune a LoRA adapter on paraphrase pairs (offline) and write it as a Hugging Face PEFT folder.")
         {
-            model, data, output, both, lenient, sample, evalFraction, rank, alpha, dropout, targets, learningRate, epochs, maxSteps,
+            model, data, format, sourceColumn, targetColumn, labelColumn, labelValues, output, both, lenient, sample, evalFraction, rank, alpha, dropout, targets, learningRate, epochs, maxSteps,
             batchSize, accumulation, maxLength, warmup, schedule, seed, template, device, quantization, evalEvery, patience, checkpointEvery,
             bleuSamples, noCheckpointing,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
-            var prompt = new PromptTemplate(parse.GetValue(template)!);
+            PromptTemplate prompt;
+            try
+            {
+                prompt = new PromptTemplate(parse.GetValue(template)!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException($"--template: {e.Message}");
+            }
             var targetNames = parse.GetValue(targets)!;
             var options = new LoraTrainingOptions
             {
@@ -81,12 +103,28 @@ internal static class TrainCommand
                 Training = options, EvalEverySteps = parse.GetValue(evalEvery), EarlyStoppingPatience = parse.GetValue(patience),
                 CheckpointEverySteps = parse.GetValue(checkpointEvery), BleuSamples = parse.GetValue(bleuSamples),
             };
-            settings.Validate();
+            try
+            {
+                settings.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message);
+            }
             var outputFolder = parse.GetValue(output)!;
             if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
                 throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
 
-            var read = ParaphraseDatasetReader.Read(parse.GetValue(data)!, new DatasetReadOptions { BothDirections = parse.GetValue(both), Lenient = parse.GetValue(lenient) }, ct);
+            var labels = parse.GetValue(labelValues) is { } values ? values.Split(',', StringSplitOptions.TrimEntries) : null;
+            if (labels is not null && parse.GetValue(labelColumn) is null)
+                throw new UsageException("--label-values needs --label-column (the column the values are in).");
+            if (labels is not null && labels.Any(string.IsNullOrEmpty))
+                throw new UsageException("--label-values must not hold empty values.");
+            var read = ParaphraseDatasetReader.Read(parse.GetValue(data)!, new DatasetReadOptions
+            {
+                Format = parse.GetValue(format), SourceColumn = parse.GetValue(sourceColumn), TargetColumn = parse.GetValue(targetColumn),
+                LabelColumn = parse.GetValue(labelColumn), LabelValues = labels, BothDirections = parse.GetValue(both), Lenient = parse.GetValue(lenient),
+            }, ct);
             // The base must pass gradients to the adapters of earlier layers: int8 layers keep their matrix for the backward pass.
             using var loaded = await ModelSource.LoadAsync(parse.GetValue(model)!, new ModelLoadOptions
             {
@@ -97,14 +135,21 @@ internal static class TrainCommand
                 await Console.Error.WriteLineAsync($"note: {notice}");
             if (targetNames.Equals("default", StringComparison.OrdinalIgnoreCase))
                 options = options with { TargetModules = loaded.Adapters!.Target.DefaultTargetModules ?? options.TargetModules };
+            else if (options.TargetModules is { } names && LoraTargets.Problem(names, loaded.Adapters!.Target) is { } targetProblem)
+                throw new UsageException($"--targets: {targetProblem}.");
+            if (options.MaxSequenceLength > loaded.Config.MaxPositions)
+                throw new UsageException($"--max-length {options.MaxSequenceLength} is more than the {loaded.Config.MaxPositions} positions the model holds.");
+            if (TrainingBatches.TemplateProblem(prompt, loaded.Tokenizer, options.MaxSequenceLength) is { } fit)
+                throw new UsageException($"{fit}: raise --max-length or shorten --template.");
             var prepared = DatasetPreparation.Prepare(read, new DatasetPreparationOptions
             {
                 SampleSize = parse.GetValue(sample), EvalFraction = parse.GetValue(evalFraction), Seed = (int)options.Seed,
-                MaxTokensPerSide = options.MaxSequenceLength / 2, TokenCounter = text => loaded.Tokenizer.Encode(text).Count,
+                MaxTokensPerExample = options.MaxSequenceLength, ExampleTokenCounter = pair => TrainingBatches.Length(pair, prompt, loaded.Tokenizer),
             }, Path.GetFileName(parse.GetValue(data)!));
             var s = prepared.Summary;
+            var skipped = s.NonParaphrasesSkipped > 0 ? $", {s.NonParaphrasesSkipped} rows not paraphrases skipped" : "";
             await Console.Error.WriteLineAsync($"data: {s.PairsRead} pairs read, {s.TrainCount} train, {s.EvalCount} eval " +
-                $"({s.CopiesDropped} copies, {s.DuplicatesDropped} duplicates, {s.TooLongDropped} too long dropped)");
+                $"({s.CopiesDropped} copies, {s.DuplicatesDropped} duplicates, {s.TooLongDropped} over {options.MaxSequenceLength} tokens dropped{skipped})");
 
             var checkpoints = settings.CheckpointEverySteps > 0 ? Path.TrimEndingDirectorySeparator(Path.GetFullPath(outputFolder)) + ".checkpoints" : null;
             using var run = new FineTuneRun(loaded.Model, loaded.Adapters!, loaded.Tokenizer, prompt,

@@ -10,7 +10,8 @@ namespace ParaphraseService.Cli.Paraphrasing;
 
 /// <summary>
 /// Paraphrases with a model loaded in this process, the way <c>generate</c> loads and runs it, prompted and cut as the
-/// service does (the adapter's own template, else the few-shot default; candidate i seeded Seed + i; the input's copies
+/// service does (the adapter's own template, else the fine-tune prompt; without an adapter the few-shot prompt;
+/// candidate i seeded Seed + i; the input's copies
 /// and repeated candidates dropped). Candidates are not scored: that needs the service's sentence encoder.
 /// </summary>
 internal sealed partial class LocalParaphraser : IParaphraseBackend
@@ -55,8 +56,7 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
                 foreach (var warning in warnings)
                     warn(warning);
                 var metadata = Path.Combine(folder, AdapterMetadata.FileName);
-                if (File.Exists(metadata))
-                    template = PromptTemplate.ForAdapter(AdapterMetadata.Load(metadata).PromptTemplate);
+                template = PromptTemplate.ForAdapter(File.Exists(metadata) ? AdapterMetadata.Load(metadata).PromptTemplate : null);
             }
             return new LocalParaphraser(loaded, adapter, template, settings, maxBatch);
         }
@@ -126,25 +126,11 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
         return options;
     }
 
-    /// <summary>Cut at the end marker; the input again and repeats dropped (compared with whitespace collapsed, ignoring case).</summary>
+    /// <summary>Cut, the input's copies and repeats dropped, as the service does (<see cref="CandidateFilter"/>).</summary>
     private LineOutcome Filter(string source, IReadOnlyList<string> raw)
     {
-        var normalizedSource = Whitespace().Replace(source.Trim(), " ");
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var kept = new List<Candidate>();
-        int empty = 0, copies = 0, duplicates = 0;
-        foreach (var text in raw)
-        {
-            if (_template.Cut(text) is not { } candidate)
-                empty++;
-            else if (Whitespace().Replace(candidate, " ") is var normalized && string.Equals(normalized, normalizedSource, StringComparison.OrdinalIgnoreCase))
-                copies++;
-            else if (!seen.Add(normalized))
-                duplicates++;
-            else
-                kept.Add(new Candidate(candidate));
-        }
-        return new LineOutcome(kept, new DropCounts(empty, copies, duplicates), null);
+        var (kept, dropped) = CandidateFilter.Apply(source, raw, _template);
+        return new LineOutcome(kept.Select(text => new Candidate(text)).ToList(), dropped, null);
     }
 
     [GeneratedRegex(@"\s+")]

@@ -1,3 +1,4 @@
+using ParaphraseService.Training.Prompts;
 using System.Text.Json.Serialization;
 
 namespace ParaphraseService.Cli.Paraphrasing;
@@ -47,9 +48,6 @@ internal sealed record Candidate(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] float? Similarity = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] float? Novelty = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] float? Score = null);
-
-/// <summary>Raw candidates dropped: nothing before the end marker, the input again, or a repeat of a kept one.</summary>
-internal sealed record DropCounts(int Empty, int Copies, int Duplicates);
 
 /// <summary>What became of one input text: candidates (best first where scored) or why there are none.</summary>
 internal sealed record LineOutcome(IReadOnlyList<Candidate> Candidates, DropCounts? Dropped, string? Error)

@@ -1,3 +1,4 @@
+using ParaphraseService.Training.Prompts;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;

@@ -8,8 +8,11 @@ namespace ParaphraseService.Model.Checkpoints;
 
 /// <summary>
 /// One <c>.safetensors</c> file: an 8-byte little-endian header length N, N bytes of JSON describing every tensor,
-/// then the tensor bytes. The whole header is validated when the file is opened; tensors are read one at a time
-/// with positional reads, so the file is never loaded whole. <see cref="Read"/> may be called from several threads.
+/// then the tensor bytes. The whole header is validated when the file is opened, as strictly as the reference
+/// reader (the Rust crate's <c>SafeTensors::read_metadata</c> and <c>Metadata::validate</c>): taken in offset order, the
+/// tensors must cover the data exactly, each starting where the previous one ends, with no gap, overlap or trailing
+/// byte, and each spanning dtype size x element count bytes. Tensors are read one at a time with positional reads, so
+/// the file is never loaded whole. <see cref="Read"/> may be called from several threads.
 /// </summary>
 public sealed class SafetensorsReader : ICheckpointSource
 {
@@ -110,13 +113,16 @@ public sealed class SafetensorsReader : ICheckpointSource
                 throw Error($"header is not a JSON object but a {document.RootElement.ValueKind}");
             }
             var tensors = new OrderedDictionary<string, CheckpointTensorInfo>(StringComparer.Ordinal);
-            IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
-            long dataEnd = 0;
-            string? lastTensor = null;
+            var spans = new List<(string Name, long Begin, long End)>();
+            IReadOnlyDictionary<string, string>? metadata = null;
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (property.Name == MetadataKey)
                 {
+                    if (metadata is not null)
+                    {
+                        throw Error($"header has two {MetadataKey} entries");
+                    }
                     metadata = ParseMetadata(property.Value);
                     continue;
                 }
@@ -127,18 +133,54 @@ public sealed class SafetensorsReader : ICheckpointSource
                 var (info, begin, end) = ParseTensor(property.Name, property.Value);
                 tensors.Add(info.Name, info);
                 _dataOffsets[info.Name] = dataStart + begin;
-                if (end > dataEnd)
-                {
-                    dataEnd = end;
-                    lastTensor = info.Name;
-                }
+                spans.Add((info.Name, begin, end));
             }
-            if (dataStart + dataEnd > fileLength)
+            CheckLayout(spans, dataStart, fileLength);
+            return (tensors, metadata ?? new Dictionary<string, string>());
+        }
+    }
+
+    /// <summary>
+    /// The reference reader's layout rule: sorted by data_offsets, the first tensor starts at 0, every next one where
+    /// the previous ends, and the last ends exactly where the file does. Anything else (a gap of unclaimed bytes, two
+    /// tensors sharing bytes, bytes after the last tensor) is a corrupt or doctored file. The header may list tensors in
+    /// any order; older writers sorted them by name.
+    /// </summary>
+    private void CheckLayout(List<(string Name, long Begin, long End)> spans, long dataStart, long fileLength)
+    {
+        // Offsets are at most long.MaxValue each; dataStart is at most 8 + MaxHeaderBytes, so no sum below overflows.
+        var furthest = spans.Count == 0 ? default : spans.MaxBy(s => s.End);
+        if (spans.Count > 0 && furthest.End > fileLength - dataStart)
+        {
+            throw Error($"file is truncated: it should be at least {dataStart + (Int128)furthest.End} bytes (header {dataStart}, " +
+                $"data up to the end of tensor '{furthest.Name}' {furthest.End}) but it is {fileLength} bytes");
+        }
+        spans.Sort((x, y) => x.Begin != y.Begin ? x.Begin.CompareTo(y.Begin) : x.End.CompareTo(y.End));
+        long covered = 0;
+        (string Name, long Begin, long End)? previous = null;
+        foreach (var span in spans)
+        {
+            if (span.Begin > covered)
             {
-                throw Error($"file is truncated: it should be at least {dataStart + dataEnd} bytes (header {dataStart}, " +
-                    $"data up to the end of tensor '{lastTensor}' {dataEnd}) but it is {fileLength} bytes");
+                var before = previous is { } p ? $"the previous tensor '{p.Name}' ends at {p.End}" : "the data starts at 0";
+                throw Error($"tensor '{span.Name}' has data_offsets [{span.Begin}, {span.End}] but {before}: " +
+                    $"the {span.Begin - covered} bytes between belong to no tensor");
             }
-            return (tensors, metadata);
+            if (span.Begin < covered)
+            {
+                var (name, begin, end) = previous!.Value;
+                throw Error($"tensor '{span.Name}' has data_offsets [{span.Begin}, {span.End}], which overlap tensor '{name}' " +
+                    $"[{begin}, {end}]: tensors may not share bytes");
+            }
+            covered = span.End;
+            previous = span;
+        }
+        var trailing = fileLength - dataStart - covered;
+        if (trailing > 0)
+        {
+            var last = previous is { } l ? $"the last tensor '{l.Name}' ends at data offset {l.End}" : "the header lists no tensor";
+            throw Error($"{trailing} bytes follow the tensor data ({last}, file offset {dataStart + covered}, but the file is " +
+                $"{fileLength} bytes): a safetensors file ends with its last tensor");
         }
     }
 
@@ -155,7 +197,10 @@ public sealed class SafetensorsReader : ICheckpointSource
             {
                 throw Error($"{MetadataKey} entry '{entry.Name}' is not a string");
             }
-            metadata[entry.Name] = entry.Value.GetString()!;
+            if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
+            {
+                throw Error($"{MetadataKey} lists '{entry.Name}' twice");
+            }
         }
         return metadata;
     }
@@ -165,6 +210,15 @@ public sealed class SafetensorsReader : ICheckpointSource
         if (element.ValueKind != JsonValueKind.Object)
         {
             throw Error($"tensor '{name}' is described by a {element.ValueKind}, not an object");
+        }
+        // JsonElement.TryGetProperty would silently pick one of two "dtype" entries; the reference refuses the field twice.
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var field in element.EnumerateObject())
+        {
+            if (!fields.Add(field.Name))
+            {
+                throw Error($"tensor '{name}' has two '{field.Name}' entries");
+            }
         }
         if (!element.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
         {

@@ -1,4 +1,4 @@
-using System.Text.Json;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Gpt2;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.GptNeo;
@@ -7,28 +7,21 @@ using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Model.Families;
 
-/// <summary>The architectures this service runs, chosen by config.json's <c>model_type</c>.</summary>
+/// <summary>
+/// The architectures this service runs, chosen by config.json's <c>model_type</c>. Each family describes itself in its
+/// own folder (<see cref="GptJFamily"/>, <see cref="GptNeoFamily"/>, <see cref="Gpt2Family"/>); this list is the one
+/// place that names them all, so it is the only code that imports every family, and nothing in Core or in a family
+/// imports it. Adding a family: its folder, its descriptor, one entry here.
+/// </summary>
 public static class ModelFamilies
 {
-    public static ModelFamily GptJ { get; } = new("gptj", "GPT-J",
-        GptJConfig.Load,
-        (config, layers) => new GptJForCausalLM(As<GptJConfig>(config), layers),
-        config => Lora.Peft.AdapterTarget.ForGptJ(As<GptJConfig>(config)),
-        CheckpointConventions.Identity);
+    public static ModelFamily GptJ => GptJFamily.Family;
 
-    public static ModelFamily GptNeo { get; } = new("gpt_neo", "GPT-Neo",
-        path => ConfigFile.Load<GptNeoConfig>(path, "GPT-Neo"),
-        (config, layers) => new GptNeoForCausalLM(As<GptNeoConfig>(config), layers),
-        config => Lora.Peft.AdapterTarget.ForGptNeo(As<GptNeoConfig>(config)),
-        new CheckpointConventions(TiedHeadKey: "lm_head.weight"));
+    public static ModelFamily GptNeo => GptNeoFamily.Family;
 
-    public static ModelFamily Gpt2 { get; } = new("gpt2", "GPT-2",
-        path => ConfigFile.Load<Gpt2Config>(path, "GPT-2"),
-        (config, layers) => new Gpt2ForCausalLM(As<Gpt2Config>(config), layers),
-        config => Lora.Peft.AdapterTarget.ForGpt2(As<Gpt2Config>(config)),
-        new CheckpointConventions("transformer.", Gpt2ForCausalLM.IsConv1DWeight, "lm_head.weight"));
+    public static ModelFamily Gpt2 => Gpt2Family.Family;
 
-    public static IReadOnlyList<ModelFamily> Supported { get; } = [GptJ, GptNeo, Gpt2];
+    public static IReadOnlyList<ModelFamily> Supported { get; } = [GptJFamily.Family, GptNeoFamily.Family, Gpt2Family.Family];
 
     /// <summary>"'gptj' (GPT-J), 'gpt_neo' (GPT-Neo), 'gpt2' (GPT-2)", for messages.</summary>
     public static string SupportedList => string.Join(", ", Supported.Select(f => $"'{f.ModelType}' ({f.Name})"));
@@ -52,48 +45,14 @@ public static class ModelFamilies
     /// <summary>Builds the model of the config's family.</summary>
     public static CausalLM Create(ICausalLMConfig config, LayerFactory layers) => Get(config.ModelType).Create(config, layers);
 
-    private static T As<T>(ICausalLMConfig config) where T : class, ICausalLMConfig =>
-        config as T ?? throw new ArgumentException($"A {config.GetType().Name} is not a {typeof(T).Name} (model_type '{config.ModelType}').");
-}
-
-/// <summary>Reading a family's config.json into its record.</summary>
-internal static class ConfigFile
-{
-    /// <summary>The file's model_type, or null when it has none.</summary>
-    public static string? ModelType(string path)
+    extension(AdapterTarget)
     {
-        if (!File.Exists(path))
-            throw new InvalidDataException($"{path}: config.json not found.");
-        try
+        /// <summary>The targets of a model of any supported family, found by the config's <c>model_type</c>.</summary>
+        /// <remarks>Here rather than on <see cref="AdapterTarget"/> itself: Lora/ sits below the families and must not import them.</remarks>
+        public static AdapterTarget For(ICausalLMConfig config)
         {
-            using var json = JsonDocument.Parse(File.ReadAllText(path));
-            if (json.RootElement.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{path}: config.json does not hold a JSON object.");
-            return json.RootElement.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+            ArgumentNullException.ThrowIfNull(config);
+            return Get(config.ModelType).AdapterTarget(config);
         }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not a valid config.json: {e.Message}", e);
-        }
-    }
-
-    /// <summary>Reads and validates a config.json; every problem is reported with the file's path.</summary>
-    public static T Load<T>(string path, string familyName) where T : class, ICausalLMConfig
-    {
-        if (!File.Exists(path))
-            throw new InvalidDataException($"{path}: config.json not found.");
-        T? config;
-        try
-        {
-            config = JsonSerializer.Deserialize<T>(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not a valid {familyName} config: {e.Message}", e);
-        }
-        if (config is null)
-            throw new InvalidDataException($"{path}: not a valid {familyName} config: the file holds null.");
-        config.Validate(path);
-        return config;
     }
 }

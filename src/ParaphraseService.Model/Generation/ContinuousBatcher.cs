@@ -1,19 +1,24 @@
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;
 
-/// <summary>What one step did for one sequence: the token it produced, and its result once it finished.</summary>
-public sealed record SlotUpdate(int Slot, int Token, bool Finished, GenerationResult? Result);
+/// <summary>
+/// What one step did for one sequence: the token it produced, and its result once it finished; or, when
+/// <see cref="Error"/> is set, why the sequence failed (it is finished and its slot is free).
+/// </summary>
+public sealed record SlotUpdate(int Slot, int Token, bool Finished, GenerationResult? Result, Exception? Error = null);
 
 /// <summary>
 /// Iteration-level (continuous) batching over a fixed set of slots: sequences are admitted into free slots between
 /// steps, each <see cref="Step"/> prefills the newly admitted ones together and then runs one decode step for every
 /// sequence already running, and a sequence that finishes frees its slot at once. Each slot has its own sampler and
 /// LoRA adapter, so a sequence produces what it would alone. Tensors only: the caller (a scheduler) owns the thread.
+/// A failure stays with the sequences it concerns: a row whose token cannot be chosen fails alone, a batched forward
+/// pass that throws fails the rows of that pass (their slots are freed, so nothing half-written is read again), and
+/// the batcher goes on with the others; <see cref="Step"/> itself does not throw.
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
 {
@@ -73,19 +78,42 @@ public sealed class ContinuousBatcher : IDisposable
     /// <summary>Drops a sequence (a client went away) and frees its slot.</summary>
     public void Cancel(int slot) => Retire(slot);
 
-    /// <summary>One iteration: prefill what was admitted, then one decode step for what was already running.</summary>
+    /// <summary>Why a batched forward pass of the last <see cref="Step"/> failed (its rows failed with it); null when none did.</summary>
+    public Exception? LastStepError { get; private set; }
+
+    /// <summary>One iteration: a decode step for what was already running, then the prefill of what was admitted.</summary>
     public IReadOnlyList<SlotUpdate> Step()
     {
         var updates = new List<SlotUpdate>();
+        LastStepError = null;
         var running = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: true }).ToList();
         var admitted = Enumerable.Range(0, _slots.Length).Where(s => _slots[s] is { Prefilled: false })
             .GroupBy(s => _slots[s]!.Group).Select(g => g.ToList()).ToList();
         using var noGrad = no_grad();
         if (running.Count > 0)
-            Decode(running, updates);
+            Isolated(running, () => Decode(running, updates), updates);
         if (admitted.Count > 0)
-            Prefill(admitted, updates);
+            Isolated(admitted.SelectMany(g => g).ToList(), () => Prefill(admitted, updates), updates);
         return updates;
+    }
+
+    /// <summary>Runs one batched pass; if it throws, every slot of it that has not reported yet fails and is freed.</summary>
+    private void Isolated(List<int> slots, Action pass, List<SlotUpdate> updates)
+    {
+        try
+        {
+            pass();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LastStepError = e;
+            var reported = updates.Select(u => u.Slot).ToHashSet();
+            foreach (var slot in slots.Where(s => _slots[s] is not null && !reported.Contains(s)))
+            {
+                updates.Add(new SlotUpdate(slot, -1, true, null, e));
+                Retire(slot);
+            }
+        }
     }
 
     /// <summary>One forward for every newly admitted group (one row per group), then each member's slot gets a copy.</summary>
@@ -133,8 +161,19 @@ public sealed class ContinuousBatcher : IDisposable
 
     private void Emit(int index, Slot slot, Tensor logits, List<SlotUpdate> updates)
     {
-        var token = slot.State.Sampler.Next(logits, slot.State.History);
-        slot.State.Accept(token, _tokenizer);
+        int token;
+        try
+        {
+            token = slot.State.Sampler.Next(logits, slot.State.History);
+            slot.State.Accept(token, _tokenizer);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // This row's own failure (its logits, its sampling): the others of the batch go on.
+            updates.Add(new SlotUpdate(index, -1, true, null, e));
+            Retire(index);
+            return;
+        }
         slot.NextInput = token;
         if (!slot.State.Finished)
         {
@@ -147,7 +186,6 @@ public sealed class ContinuousBatcher : IDisposable
 
     private void Retire(int slot)
     {
-        _slots[slot]?.State.Sampler.Dispose();
         _slots[slot] = null;
         _cache.Clear(slot);
     }

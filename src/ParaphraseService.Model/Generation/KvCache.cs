@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Core;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;

@@ -1,5 +1,4 @@
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
@@ -33,14 +32,7 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
             SequenceState.Validate(prompt, maxNew, config, config.MaxPositions);
 
         var rows = prompts.Select((p, i) => new SequenceState(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
-        try
-        {
-            return Run(rows, promptLength, maxNew, adapters, cancellationToken);
-        }
-        finally
-        {
-            foreach (var row in rows) row.Sampler.Dispose();
-        }
+        return Run(rows, promptLength, maxNew, adapters, cancellationToken);
     }
 
     private IReadOnlyList<GenerationResult> Run(SequenceState[] rows, int promptLength, int maxNew, IReadOnlyList<LoraAdapter?>? adapters, CancellationToken cancellationToken)

@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;

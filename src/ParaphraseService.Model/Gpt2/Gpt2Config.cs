@@ -1,5 +1,5 @@
 using System.Text.Json.Serialization;
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 
 namespace ParaphraseService.Model.Gpt2;
 

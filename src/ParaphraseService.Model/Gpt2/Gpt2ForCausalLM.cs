@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -19,7 +18,7 @@ public sealed partial class Gpt2ForCausalLM : CausalLM
     }
 
     /// <param name="layers">Dtype, device and weight storage (full precision or int8) of every layer.</param>
-    public Gpt2ForCausalLM(Gpt2Config config, LayerFactory layers) : base(nameof(Gpt2ForCausalLM), config, layers)
+    public Gpt2ForCausalLM(Gpt2Config config, LayerFactory layers) : base(nameof(Gpt2ForCausalLM), Gpt2Family.Family, config, layers)
     {
         Config = config;
         transformer = new Gpt2Model(config, layers);

@@ -1,5 +1,4 @@
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;
 using TorchSharp;

@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Core;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.GptJ;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 
 namespace ParaphraseService.Model.GptJ;
 

@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -19,7 +19,7 @@ public sealed class GptJForCausalLM : CausalLM
     }
 
     /// <param name="layers">Dtype, device and weight storage (full precision or int8) of every layer.</param>
-    public GptJForCausalLM(GptJConfig config, LayerFactory layers) : base(nameof(GptJForCausalLM), config, layers)
+    public GptJForCausalLM(GptJConfig config, LayerFactory layers) : base(nameof(GptJForCausalLM), GptJFamily.Family, config, layers)
     {
         Config = config;
         transformer = new GptJModel(config, layers);

@@ -1,5 +1,4 @@
-using ParaphraseService.Model.Families;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -18,7 +17,7 @@ public sealed class GptNeoForCausalLM : CausalLM
     }
 
     /// <param name="layers">Dtype, device and weight storage (full precision or int8) of every layer.</param>
-    public GptNeoForCausalLM(GptNeoConfig config, LayerFactory layers) : base(nameof(GptNeoForCausalLM), config, layers)
+    public GptNeoForCausalLM(GptNeoConfig config, LayerFactory layers) : base(nameof(GptNeoForCausalLM), GptNeoFamily.Family, config, layers)
     {
         Config = config;
         transformer = new GptNeoModel(config, layers);

@@ -1,5 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Lora;

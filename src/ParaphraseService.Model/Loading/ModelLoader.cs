@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
@@ -29,7 +30,7 @@ public static class ModelLoader
         using var files = CheckpointFiles.Open(folder);
         // The family's file conventions (a missing "transformer." prefix, Conv1D weights stored [in, out]) are undone here,
         // so everything below sees the model's own names and shapes.
-        using var checkpoint = family.Checkpoint.View(files);
+        using var checkpoint = new CheckpointView(files, family.Checkpoint);
         var layers = LayersFor(checkpoint, options, dtype, device);
         var model = Build(config, checkpoint, layers, folder);
         return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo, device, dtype, layers.Quantization,
@@ -44,7 +45,7 @@ public static class ModelLoader
     /// <summary>A family's view of a folder's files that closes the files with it.</summary>
     private sealed class OwnedView(ICheckpointSource files, CheckpointConventions conventions) : ICheckpointSource
     {
-        private readonly CheckpointView _view = conventions.View(files);
+        private readonly CheckpointView _view = new(files, conventions);
 
         public IReadOnlyDictionary<string, CheckpointTensorInfo> Tensors => _view.Tensors;
 
@@ -73,7 +74,7 @@ public static class ModelLoader
         (GptJForCausalLM)Build((ICausalLMConfig)config, checkpoint, layers, sourceName);
 
     /// <summary>Builds the config's family on the meta device, then streams each weight in from the checkpoint.</summary>
-    /// <param name="checkpoint">Tensors named and shaped as the model holds them (see <see cref="CheckpointConventions.View"/>).</param>
+    /// <param name="checkpoint">Tensors named and shaped as the model holds them (see <see cref="CheckpointView"/>).</param>
     public static CausalLM Build(ICausalLMConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
     {
         var model = ModelFamilies.Create(config, layers with { Device = torch.device("meta") });

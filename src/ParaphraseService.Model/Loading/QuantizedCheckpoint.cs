@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Layers;
 using static TorchSharp.torch;
@@ -26,7 +27,7 @@ public static class QuantizedCheckpoint
         var configPath = Path.Combine(sourceFolder, "config.json");
         var (family, config) = ModelFamilies.LoadConfig(configPath);
         using var files = CheckpointFiles.Open(sourceFolder);
-        using var source = family.Checkpoint.View(files);
+        using var source = new CheckpointView(files, family.Checkpoint);
         if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
             throw new CheckpointException($"{sourceFolder} is already int8-quantized.");
 

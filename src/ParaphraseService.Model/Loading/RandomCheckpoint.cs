@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using static TorchSharp.torch;
 

@@ -1,4 +1,3 @@
-using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Model.Lora;
@@ -20,7 +19,7 @@ public sealed class AdapterRegistry : IDisposable
     private long _clock;
 
     /// <param name="maxResident">Most adapters kept in memory at once.</param>
-    public AdapterRegistry(CausalLM model, int maxResident)
+    public AdapterRegistry(IAdaptableModel model, int maxResident)
     {
         Target = model.AdapterTarget;
         if (model.Lora is null)

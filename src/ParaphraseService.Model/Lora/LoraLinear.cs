@@ -68,7 +68,10 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         // result = result + lora_B(lora_A(dropout(x))) * scaling
         var projected = input.matmul(stack.A.t()); // (B, T, Σr)
         var rowMask = stack.MaskFor(rows, _adapters, x.device);
-        var delta = (projected * (projected.dim() == 2 ? rowMask.squeeze(1) : rowMask)).matmul(stack.B.t());
+        if (projected.dim() == 2) rowMask = rowMask.squeeze(1);
+        // where, not a product alone: another adapter's segment may hold inf or NaN (a row's own overflow), and 0 · NaN
+        // is NaN: one row's failure must stay in its row.
+        var delta = where(rowMask.ne(0), projected * rowMask, 0f).matmul(stack.B.t());
         return (y + delta.to(y.dtype)).MoveToOuterDisposeScope();
     }
 

@@ -6,7 +6,12 @@ namespace ParaphraseService.Training.Datasets;
 [JsonConverter(typeof(JsonStringEnumConverter<DatasetFormat>))]
 public enum DatasetFormat
 {
-    /// <summary>From the file's extension: <c>.tsv</c> (PAWS when the header is PAWS's), <c>.csv</c>, <c>.jsonl</c> or <c>.ndjson</c>.</summary>
+    /// <summary>
+    /// From the file's extension: <c>.tsv</c>/<c>.tab</c> (PAWS when the header is PAWS's), <c>.csv</c>, <c>.jsonl</c> or
+    /// <c>.ndjson</c>; for any other name, from the content: a first line that is a JSON object means JSON Lines, a
+    /// header of tab-separated names TSV (or PAWS), of comma-separated names CSV. Content that shows none of them is
+    /// refused, asking for the format.
+    /// </summary>
     Auto,
 
     /// <summary>

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Generation;
 using System.Text;
 
 namespace ParaphraseService.Training.Datasets;
@@ -8,7 +9,8 @@ namespace ParaphraseService.Training.Datasets;
 /// <item>normalize both sides (<see cref="Normalize"/>);</item>
 /// <item>drop copies (target equals source, ignoring case: a case-only change teaches copying, and the service drops
 /// such candidates too), then exact duplicates of an earlier pair, then pairs with a side over
-/// <see cref="DatasetPreparationOptions.MaxCharsPerSide"/> or <see cref="DatasetPreparationOptions.MaxTokensPerSide"/>;</item>
+/// <see cref="DatasetPreparationOptions.MaxCharsPerSide"/> or <see cref="DatasetPreparationOptions.MaxTokensPerSide"/>, or
+/// whose training example is over <see cref="DatasetPreparationOptions.MaxTokensPerExample"/>;</item>
 /// <item>keep a seeded random sample of <see cref="DatasetPreparationOptions.SampleSize"/> pairs;</item>
 /// <item>split off about <see cref="DatasetPreparationOptions.EvalFraction"/> for evaluation, seeded, so that no eval
 /// sentence is also in a train pair (see <see cref="Prepare(DatasetReadResult, DatasetPreparationOptions?, string)"/>).</item>
@@ -31,7 +33,7 @@ public static class DatasetPreparation
     {
         ArgumentNullException.ThrowIfNull(read);
         return Prepare(read.Pairs, options ?? new DatasetPreparationOptions(), name, new ReadCounts(read.Format, read.RowsRead,
-            read.ParaphraseRows, read.NonParaphrasesSkipped, read.MalformedRowsSkipped, read.BothDirections, read.Problems));
+            read.ParaphraseRows, read.NonParaphrasesSkipped, read.MalformedRowsSkipped, read.BothDirections, read.Problems, read.LabelColumn, read.LabelValues));
     }
 
     /// <summary>Prepares pairs that did not come from a file (each counts as a row read). A pair with an empty side is
@@ -56,7 +58,7 @@ public static class DatasetPreparation
         if (pairs.Count == 0)
             throw new DatasetException(name, "no pairs");
         return Prepare(pairs, options ?? new DatasetPreparationOptions(), name,
-            new ReadCounts(null, pairs.Count, pairs.Count, 0, 0, false, []));
+            new ReadCounts(null, pairs.Count, pairs.Count, 0, 0, false, [], null, null));
     }
 
     /// <summary>
@@ -99,15 +101,16 @@ public static class DatasetPreparation
                 copies++;
             else if (!seen.Add((source, target)))
                 duplicates++;
-            else if (TooLong(source, options) || TooLong(target, options))
+            else if (TooLong(source, options) || TooLong(target, options) || TooLong(new ParaphrasePair(source, target), options))
                 tooLong++;
             else
                 kept.Add(new ParaphrasePair(source, target));
         }
         if (kept.Count == 0)
         {
+            var limit = options.MaxTokensPerExample is { } max ? $" (over {max} tokens with the prompt, or a side over the length limit)" : "";
             throw new DatasetException(name,
-                $"no pairs left to train on: of {pairs.Count} pairs, {copies} were copies of their source, {duplicates} duplicates, {tooLong} too long");
+                $"no pairs left to train on: of {pairs.Count} pairs, {copies} were copies of their source, {duplicates} duplicates, {tooLong} too long{limit}");
         }
 
         var sample = Sample(kept, options.SampleSize, options.Seed);
@@ -130,6 +133,9 @@ public static class DatasetPreparation
             EvalSharesSentencesWithTrain = mixed,
             Seed = options.Seed,
             Problems = read.Problems,
+            LabelColumn = read.LabelColumn,
+            LabelValues = read.LabelValues,
+            MaxTokensPerExample = options.MaxTokensPerExample,
         };
         return new PreparedDataset(train, eval, summary);
     }
@@ -144,11 +150,20 @@ public static class DatasetPreparation
             if (options.TokenCounter is null)
                 throw new ArgumentException($"{nameof(options.MaxTokensPerSide)} needs a {nameof(options.TokenCounter)}.", nameof(options));
         }
+        if (options.MaxTokensPerExample is { } perExample)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(perExample, nameof(options.MaxTokensPerExample));
+            if (options.ExampleTokenCounter is null)
+                throw new ArgumentException($"{nameof(options.MaxTokensPerExample)} needs an {nameof(options.ExampleTokenCounter)}.", nameof(options));
+        }
         if (options.SampleSize is { } size)
             ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size, nameof(options.SampleSize));
         if (!(options.EvalFraction is >= 0 and < 1))
             throw new ArgumentOutOfRangeException(nameof(options), options.EvalFraction, $"{nameof(options.EvalFraction)} must be in [0, 1).");
     }
+
+    private static bool TooLong(ParaphrasePair pair, DatasetPreparationOptions options) =>
+        options.MaxTokensPerExample is { } max && options.ExampleTokenCounter!(pair) > max;
 
     private static bool TooLong(string text, DatasetPreparationOptions options) =>
         text.Length > options.MaxCharsPerSide
@@ -261,5 +276,5 @@ public static class DatasetPreparation
     }
 
     private readonly record struct ReadCounts(DatasetFormat? Format, int RowsRead, int ParaphraseRows, int NonParaphrasesSkipped,
-        int MalformedRowsSkipped, bool BothDirections, IReadOnlyList<string> Problems);
+        int MalformedRowsSkipped, bool BothDirections, IReadOnlyList<string> Problems, string? LabelColumn, IReadOnlyList<string>? LabelValues);
 }

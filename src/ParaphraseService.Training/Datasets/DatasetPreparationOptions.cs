@@ -21,6 +21,16 @@ public sealed record DatasetPreparationOptions
     /// <summary>Counts the tokens of a text (the trainer passes its GPT-2 tokenizer); required with <see cref="MaxTokensPerSide"/>.</summary>
     public Func<string, int>? TokenCounter { get; init; }
 
+    /// <summary>
+    /// Pairs whose training example has more tokens than this (counted by <see cref="ExampleTokenCounter"/>: the prompt
+    /// rendered from the source plus the target) are dropped and counted as too long; null: no limit. A fine-tune sets
+    /// it to its <c>maxSequenceLength</c>, so no example is ever cut.
+    /// </summary>
+    public int? MaxTokensPerExample { get; init; }
+
+    /// <summary>Counts the tokens of a pair's training example (normalized); required with <see cref="MaxTokensPerExample"/>.</summary>
+    public Func<ParaphrasePair, int>? ExampleTokenCounter { get; init; }
+
     /// <summary>Keep this many of the pairs left after filtering, chosen at random with <see cref="Seed"/>; null: all.</summary>
     public int? SampleSize { get; init; }
 

@@ -19,11 +19,26 @@ public sealed record DatasetReadOptions
     public string? TargetColumn { get; init; }
 
     /// <summary>
-    /// The optional label column or property: when present, rows labelled 1 are paraphrases, rows labelled 0 are
-    /// skipped and counted (<see cref="DatasetReadResult.NonParaphrasesSkipped"/>), anything else is a problem.
-    /// Default <c>label</c>, as PAWS has.
+    /// The label column (TSV, CSV) or property (JSONL) that says which rows are paraphrases. Null (default): an optional
+    /// column named <c>label</c> with 0 or 1, as PAWS has: rows labelled 1 are paraphrases, rows labelled 0 are skipped
+    /// and counted (<see cref="DatasetReadResult.NonParaphrasesSkipped"/>), any other value is a problem of its row.
+    /// A name given here is required (a header without it is refused, listing the columns), matched ignoring case;
+    /// rows whose label is one of <see cref="LabelValues"/> are paraphrases, rows with another label are skipped and
+    /// counted, rows with an empty label are problems. E.g. MRPC: <c>Quality</c>, values <c>["1"]</c>.
     /// </summary>
-    public string LabelColumn { get; init; } = "label";
+    public string? LabelColumn { get; init; }
+
+    /// <summary>
+    /// With <see cref="LabelColumn"/>: the label values that mean "paraphrase", compared trimmed and ignoring case
+    /// (a JSON number or boolean as written: <c>1</c>, <c>true</c>). Null: <c>["1"]</c>. Needs <see cref="LabelColumn"/>.
+    /// </summary>
+    public IReadOnlyList<string>? LabelValues { get; init; }
+
+    /// <summary>The values that mean "paraphrase" under <see cref="LabelColumn"/>.</summary>
+    internal IReadOnlyList<string> ParaphraseLabels => LabelValues ?? DefaultLabelValues;
+
+    /// <summary>The default <see cref="LabelValues"/>.</summary>
+    public static IReadOnlyList<string> DefaultLabelValues { get; } = ["1"];
 
     /// <summary>Also read every pair backwards (target → source), doubling the pairs: a paraphrase goes both ways.</summary>
     public bool BothDirections { get; init; }

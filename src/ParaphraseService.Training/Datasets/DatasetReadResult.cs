@@ -16,7 +16,7 @@ public sealed record DatasetReadResult
     /// <summary>Rows that gave a pair (labelled 1, or no label column).</summary>
     public required int ParaphraseRows { get; init; }
 
-    /// <summary>Rows labelled 0 (not paraphrases), skipped.</summary>
+    /// <summary>Rows labelled as not paraphrases (0, or a value outside <see cref="LabelValues"/>), skipped.</summary>
     public required int NonParaphrasesSkipped { get; init; }
 
     /// <summary>Malformed rows skipped (only in lenient mode; otherwise they fail the read).</summary>
@@ -27,4 +27,10 @@ public sealed record DatasetReadResult
 
     /// <summary>The first problems of the malformed rows skipped, with their line numbers.</summary>
     public required IReadOnlyList<string> Problems { get; init; }
+
+    /// <summary>The label column given (<see cref="DatasetReadOptions.LabelColumn"/>); null when PAWS's optional <c>label</c> was used.</summary>
+    public string? LabelColumn { get; init; }
+
+    /// <summary>The label values taken as paraphrases under <see cref="LabelColumn"/>; null without one.</summary>
+    public IReadOnlyList<string>? LabelValues { get; init; }
 }

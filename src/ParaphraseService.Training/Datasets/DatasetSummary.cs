@@ -16,7 +16,7 @@ public sealed record DatasetSummary
     /// <summary>Rows that were paraphrases (labelled 1, or with no label).</summary>
     public required int ParaphraseRows { get; init; }
 
-    /// <summary>Rows labelled 0, skipped.</summary>
+    /// <summary>Rows labelled as not paraphrases (0, or a value outside <see cref="LabelValues"/>), skipped.</summary>
     public required int NonParaphrasesSkipped { get; init; }
 
     /// <summary>Malformed rows skipped in lenient mode.</summary>
@@ -34,7 +34,10 @@ public sealed record DatasetSummary
     /// <summary>Pairs identical to an earlier pair (after normalization); the first stays.</summary>
     public required int DuplicatesDropped { get; init; }
 
-    /// <summary>Pairs with a side over the character or token limit.</summary>
+    /// <summary>
+    /// Pairs too long: a side over the character or token limit, or a training example (prompt and target) over
+    /// <see cref="MaxTokensPerExample"/>.
+    /// </summary>
     public required int TooLongDropped { get; init; }
 
     /// <summary>Pairs left out by sampling.</summary>
@@ -55,4 +58,13 @@ public sealed record DatasetSummary
 
     /// <summary>The first problems of the malformed rows skipped, with their line numbers.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
+
+    /// <summary>The label column the rows were filtered by (<see cref="DatasetReadOptions.LabelColumn"/>); null when none was given.</summary>
+    public string? LabelColumn { get; init; }
+
+    /// <summary>The label values taken as paraphrases under <see cref="LabelColumn"/>.</summary>
+    public IReadOnlyList<string>? LabelValues { get; init; }
+
+    /// <summary>The most tokens a training example (rendered prompt and target) may have; null when not limited.</summary>
+    public int? MaxTokensPerExample { get; init; }
 }

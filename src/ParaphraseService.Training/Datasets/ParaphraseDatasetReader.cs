@@ -15,7 +15,8 @@ public static class ParaphraseDatasetReader
     public const int MaxReportedProblems = 20;
 
     private const int MaxQuotedValueChars = 40;
-    private static readonly string[] s_pawsHeader = ["id", "sentence1", "sentence2", "label"];
+    private const string DefaultLabel = "label";
+    private static readonly string[] s_pawsHeader = ["id", "sentence1", "sentence2", DefaultLabel];
 
     /// <summary>The format a file name's extension says: <c>.tsv</c> and <c>.tab</c> → TSV (read as PAWS when the header is PAWS's), <c>.csv</c>, <c>.jsonl</c>/<c>.ndjson</c>; else null.</summary>
     public static DatasetFormat? FormatFromExtension(string fileName)
@@ -38,20 +39,24 @@ public static class ParaphraseDatasetReader
         return Read(stream, Path.GetFileName(path), options, cancellationToken);
     }
 
-    /// <summary>Reads <paramref name="stream"/>; <paramref name="name"/> (a file name) gives the format when it is
-    /// <see cref="DatasetFormat.Auto"/>, and starts every message.</summary>
+    /// <summary>Reads <paramref name="stream"/>; <paramref name="name"/> (a file name) starts every message and, when the
+    /// format is <see cref="DatasetFormat.Auto"/>, gives it by its extension, or else the content does (see
+    /// <see cref="DatasetFormat.Auto"/>).</summary>
     public static DatasetReadResult Read(Stream stream, string name, DatasetReadOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(name);
         options ??= new DatasetReadOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxLineBytes, 16, nameof(options.MaxLineBytes));
+        if (options.LabelValues is not null && options.LabelColumn is null)
+            throw new ArgumentException($"{nameof(options.LabelValues)} needs a {nameof(options.LabelColumn)}.", nameof(options));
+        if (options.LabelValues is { Count: 0 })
+            throw new ArgumentException($"{nameof(options.LabelValues)} must name at least one value.", nameof(options));
         var format = options.Format;
-        if (format == DatasetFormat.Auto)
-        {
-            format = FormatFromExtension(name) ?? throw new DatasetException(name,
-                $"cannot tell the format from the extension '{Path.GetExtension(name)}': name the file .tsv, .csv or .jsonl, or give the format");
-        }
+        if (format == DatasetFormat.Auto && FormatFromExtension(name) is { } fromName)
+            format = fromName;
+        else if (format == DatasetFormat.Auto)
+            (format, stream) = DatasetFormatDetection.Detect(stream, name, options);
 
         var reader = new Utf8LineReader(stream, name, options.MaxLineBytes);
         var state = new ReadState(name, options);
@@ -97,9 +102,14 @@ public static class ParaphraseDatasetReader
         var target = Resolve(columns, state.Options.TargetColumn, "target", "sentence2", headerProblems);
         if (source >= 0 && source == target)
             headerProblems.Add($"header: source and target are the same column ('{columns[source]}')");
+        var named = state.Options.LabelColumn;
+        var label = Array.FindIndex(columns, c => string.Equals(c, named ?? DefaultLabel, StringComparison.OrdinalIgnoreCase));
+        if (named is not null && label < 0)
+            headerProblems.Add($"header: no label column named '{Quote(named)}' (columns: {Columns(columns)})");
+        else if (label >= 0 && (label == source || label == target))
+            headerProblems.Add($"header: the label column '{columns[label]}' is also the {(label == source ? "source" : "target")} column");
         if (headerProblems.Count > 0)
             throw new DatasetException(state.Name, headerProblems, headerProblems.Count);
-        var label = Array.FindIndex(columns, c => string.Equals(c, state.Options.LabelColumn, StringComparison.OrdinalIgnoreCase));
 
         while (reader.TryReadLine(out var line))
         {
@@ -122,20 +132,8 @@ public static class ParaphraseDatasetReader
                 state.Malformed($"line {line.Number}: expected {columns.Length} columns, found {fields.Count}");
                 continue;
             }
-            if (label >= 0)
-            {
-                var value = fields[label].Trim();
-                if (value == "0")
-                {
-                    state.NonParaphrasesSkipped++;
-                    continue;
-                }
-                if (value != "1")
-                {
-                    state.Malformed($"line {line.Number}: label '{Quote(value)}' is not 0 or 1");
-                    continue;
-                }
-            }
+            if (label >= 0 && !state.IsParaphrase(line.Number, columns[label], fields[label].Trim()))
+                continue;
             state.Add(line.Number, fields[source], columns[source], fields[target], columns[target]);
         }
         return format;
@@ -175,19 +173,15 @@ public static class ParaphraseDatasetReader
                     state.Malformed($"line {line.Number}: expected a JSON object, found {Kind(root.ValueKind)}");
                     continue;
                 }
-                if (Property(root, options.LabelColumn) is { } labelProperty)
+                if (Property(root, options.LabelColumn ?? DefaultLabel) is { } labelProperty)
                 {
-                    var label = JsonLabel(labelProperty.Value);
-                    if (label == 0)
-                    {
-                        state.NonParaphrasesSkipped++;
+                    if (!state.IsParaphrase(line.Number, labelProperty.Name, JsonLabel(labelProperty.Value)))
                         continue;
-                    }
-                    if (label != 1)
-                    {
-                        state.Malformed($"line {line.Number}: label '{Quote(labelProperty.Value.GetRawText())}' is not 0 or 1");
-                        continue;
-                    }
+                }
+                else if (options.LabelColumn is { } missing)
+                {
+                    state.Malformed($"line {line.Number}: missing the label '{Quote(missing)}'");
+                    continue;
                 }
                 var source = JsonText(root, line.Number, options.SourceColumn, "source", "sentence1", state);
                 var target = JsonText(root, line.Number, options.TargetColumn, "target", "sentence2", state);
@@ -239,14 +233,14 @@ public static class ParaphraseDatasetReader
         return null;
     }
 
-    /// <summary>0 or 1 for a label of 0/1 (number or string) or false/true; otherwise -1.</summary>
-    private static int JsonLabel(JsonElement value) => value.ValueKind switch
+    /// <summary>A JSON label as text: a string's value (trimmed), a number or boolean as written; null for anything else.</summary>
+    private static string? JsonLabel(JsonElement value) => value.ValueKind switch
     {
-        JsonValueKind.True => 1,
-        JsonValueKind.False => 0,
-        JsonValueKind.Number when value.TryGetDecimal(out var d) && d is 0 or 1 => (int)d,
-        JsonValueKind.String when value.GetString() is "0" or "1" => value.GetString() == "1" ? 1 : 0,
-        _ => -1,
+        JsonValueKind.String => value.GetString()!.Trim(),
+        // 1.0 is 1; other numbers as written.
+        JsonValueKind.Number when value.TryGetDecimal(out var d) && d == decimal.Truncate(d) => decimal.Truncate(d).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => value.GetRawText(),
+        _ => null,
     };
 
     private static string Kind(JsonValueKind kind) => kind switch
@@ -320,7 +314,40 @@ public static class ParaphraseDatasetReader
                 _pairs.Add(new ParaphrasePair(target, source));
         }
 
+        /// <summary>
+        /// Whether a row's label (<paramref name="value"/>, null when it is no text, number or boolean) makes it a
+        /// paraphrase; a row that is not is counted as skipped, or as malformed when its label is not a label.
+        /// </summary>
+        public bool IsParaphrase(int lineNumber, string column, string? value)
+        {
+            if (options.LabelColumn is null)
+            {
+                // PAWS's label: 1 or 0, as text, a number or a boolean.
+                if (value is "1" or "true") return true;
+                if (value is "0" or "false")
+                {
+                    NonParaphrasesSkipped++;
+                    return false;
+                }
+                Malformed($"line {lineNumber}: label '{Quote(value ?? "(not a value)")}' is not 0 or 1");
+                return false;
+            }
+            if (string.IsNullOrEmpty(value))
+            {
+                Malformed($"line {lineNumber}: {(value is null ? "no usable" : "empty")} label '{Quote(column)}'");
+                return false;
+            }
+            if (options.ParaphraseLabels.Any(v => string.Equals(v.Trim(), value, StringComparison.OrdinalIgnoreCase)))
+                return true;
+            NonParaphrasesSkipped++;
+            return false;
+        }
+
         public DatasetException Fatal(string problem) => new(name, problem);
+
+        private string NotParaphrases => options.LabelColumn is { } column
+            ? $"with a '{Quote(column)}' other than {string.Join(" or ", options.ParaphraseLabels.Select(v => $"'{Quote(v)}'"))} (not paraphrases)"
+            : "labelled 0 (not paraphrases)";
 
         public DatasetReadResult Finish(DatasetFormat format)
         {
@@ -329,7 +356,7 @@ public static class ParaphraseDatasetReader
             if (RowsRead == 0)
                 throw Fatal("header only: no data rows");
             if (_pairs.Count == 0)
-                throw Fatal($"no paraphrase pairs: {RowsRead} rows read, {NonParaphrasesSkipped} labelled 0 (not paraphrases), {MalformedRows} malformed");
+                throw Fatal($"no paraphrase pairs: {RowsRead} rows read, {NonParaphrasesSkipped} {NotParaphrases}, {MalformedRows} malformed");
             return new DatasetReadResult
             {
                 Pairs = _pairs,
@@ -340,6 +367,8 @@ public static class ParaphraseDatasetReader
                 MalformedRowsSkipped = MalformedRows,
                 BothDirections = options.BothDirections,
                 Problems = _problems,
+                LabelColumn = options.LabelColumn,
+                LabelValues = options.LabelColumn is null ? null : options.ParaphraseLabels,
             };
         }
     }

@@ -2,7 +2,7 @@ using System.Text;
 using ParaphraseService.Model.Tokenization;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 
 namespace ParaphraseService.Training.Evaluation;
 

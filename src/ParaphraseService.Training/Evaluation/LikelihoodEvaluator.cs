@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Lora;
 using static TorchSharp.torch;

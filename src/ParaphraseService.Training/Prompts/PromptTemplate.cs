@@ -12,7 +12,10 @@ public sealed class PromptTemplate
     /// <summary>GPT-style models end a one-line answer with a newline, so that is the default end marker.</summary>
     public const string DefaultEndMarker = "\n";
 
-    /// <summary>The prompt an adapter is trained with unless told otherwise (and later served with, from its metadata).</summary>
+    /// <summary>
+    /// The prompt a fine-tune trains with unless told otherwise, written into the adapter's metadata, and the prompt an
+    /// adapter whose metadata names none is served with (<see cref="ForAdapter"/>): an adapter is asked as it was taught.
+    /// </summary>
     public const string FineTuneTemplateText = "Original: {text}\nParaphrase:";
 
     /// <summary>
@@ -36,8 +39,11 @@ public sealed class PromptTemplate
         "Original: {text}\n" +
         "Paraphrase:";
 
-    /// <summary>The few-shot prompt <see cref="DefaultTemplateText"/>, ended by a newline.</summary>
+    /// <summary>The few-shot prompt <see cref="DefaultTemplateText"/>, ended by a newline: for the base model alone, never for an adapter.</summary>
     public static PromptTemplate Default { get; } = new(DefaultTemplateText, DefaultEndMarker);
+
+    /// <summary><see cref="FineTuneTemplateText"/>, ended by a newline: what a fine-tune trains with and an adapter without a template is served with.</summary>
+    public static PromptTemplate FineTuneDefault { get; } = new(FineTuneTemplateText, DefaultEndMarker);
 
     /// <exception cref="ArgumentException">
     /// <paramref name="template"/> is empty or does not hold <see cref="Placeholder"/> exactly once, or
@@ -65,12 +71,25 @@ public sealed class PromptTemplate
     public string EndMarker { get; }
 
     /// <summary>
-    /// The template of an adapter's metadata (<c>prompt_template</c> in <c>paraphrase_adapter.json</c>), or
-    /// <see cref="Default"/> when it has none.
+    /// The prompt to serve an adapter with, or to train one with: <paramref name="template"/> (an adapter's
+    /// <c>prompt_template</c> in <c>paraphrase_adapter.json</c>, or a fine-tune's <c>promptTemplate</c>), or
+    /// <see cref="FineTuneDefault"/> when there is none (an adapter without metadata, or whose metadata names no
+    /// template, was trained with it, or at least not with the few-shot prompt). The base model without an adapter is
+    /// served with <see cref="Default"/>: see <see cref="ForModel"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The template is invalid (see the constructor).</exception>
+    public static PromptTemplate ForAdapter(string? template, string endMarker = DefaultEndMarker) => template is null
+        ? endMarker == DefaultEndMarker ? FineTuneDefault : new PromptTemplate(FineTuneTemplateText, endMarker)
+        : new PromptTemplate(template, endMarker);
+
+    /// <summary>
+    /// The prompt a request is served with: the base model alone (<paramref name="withAdapter"/> false) gets the few-shot
+    /// <see cref="Default"/>; an adapter gets <see cref="ForAdapter"/>(<paramref name="adapterTemplate"/>), its stored
+    /// template or <see cref="FineTuneDefault"/>.
     /// </summary>
     /// <exception cref="ArgumentException">The adapter's template is invalid (see the constructor).</exception>
-    public static PromptTemplate ForAdapter(string? template, string endMarker = DefaultEndMarker) =>
-        template is null ? Default : new PromptTemplate(template, endMarker);
+    public static PromptTemplate ForModel(bool withAdapter, string? adapterTemplate) =>
+        withAdapter ? ForAdapter(adapterTemplate) : Default;
 
     /// <summary>The prompt for <paramref name="text"/>: the template with the placeholder replaced by the trimmed text.</summary>
     /// <remarks>Only the template's placeholder is replaced: a "{text}" inside the input stays as it is.</remarks>

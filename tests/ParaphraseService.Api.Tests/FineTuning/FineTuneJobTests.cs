@@ -291,6 +291,9 @@ public class FineTuneJobTests(ITestOutputHelper output)
         // A name already taken needs replace: true.
         var job = await SubmitAsync(host.Admin, new { adapter = "taken", rank = 2, maxSteps = 1, bleuSamples = 0 }, data);
         Assert.Equal(FineTuneState.Succeeded, (await FinishedAsync(host.Admin, job.Id)).State);
+        // Without a template the job trained with the fine-tune prompt, and its metadata says so (it is served with it).
+        var metadata = ParaphraseService.Model.Lora.Peft.AdapterMetadata.Load(Path.Combine(host.Store.GetFolder("taken")!, ParaphraseService.Model.Lora.Peft.AdapterMetadata.FileName));
+        Assert.Equal(ParaphraseService.Training.Prompts.PromptTemplate.FineTuneTemplateText, metadata.PromptTemplate);
         using (var response = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "taken" }, data)))
             await AssertProblem(response, HttpStatusCode.Conflict);
         var replaced = await SubmitAsync(host.Admin, new { adapter = "taken", replace = true, rank = 2, maxSteps = 1, bleuSamples = 0 }, data);

@@ -1,8 +1,8 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Gpt2;
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.GptNeo;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;

@@ -1,6 +1,6 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Tokenization;
 using Xunit.Abstractions;

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora;

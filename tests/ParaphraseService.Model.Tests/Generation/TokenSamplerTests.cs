@@ -10,7 +10,7 @@ public class TokenSamplerTests
 
     private static int[] Draw(GenerationOptions options, int count = 200, IReadOnlyList<int>? history = null, int vocabulary = 5)
     {
-        using var sampler = new TokenSampler(options, vocabulary);
+        var sampler = new TokenSampler(options, vocabulary);
         using var logits = Logits();
         return Enumerable.Range(0, count).Select(_ => sampler.Next(logits, history ?? [])).ToArray();
     }
@@ -56,7 +56,7 @@ public class TokenSamplerTests
     [Fact]
     public void RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits()
     {
-        using var sampler = new TokenSampler(new GenerationOptions { Greedy = true, RepetitionPenalty = 3 }, 3);
+        var sampler = new TokenSampler(new GenerationOptions { Greedy = true, RepetitionPenalty = 3 }, 3);
         // id 0 (2.0 -> 0.667) falls below id 1 (1.0); with id 1 also seen, 1.0 -> 0.333 and id 2 (-0.1 -> -0.3) stays last.
         using var logits = tensor(new[] { 2.0f, 1.0f, -0.1f });
         Assert.Equal(1, sampler.Next(logits, [0]));
@@ -68,7 +68,7 @@ public class TokenSamplerTests
     [Fact]
     public void IdsBeyondTheAllowedVocabularyAreNeverPicked()
     {
-        using var sampler = new TokenSampler(new GenerationOptions { Greedy = true }, 2);
+        var sampler = new TokenSampler(new GenerationOptions { Greedy = true }, 2);
         using var logits = tensor(new[] { 0f, 1f, 9f, 9f });
         Assert.Equal(1, sampler.Next(logits, []));
     }

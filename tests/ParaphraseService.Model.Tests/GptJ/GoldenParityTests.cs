@@ -1,6 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Tokenization;
 using Xunit.Abstractions;

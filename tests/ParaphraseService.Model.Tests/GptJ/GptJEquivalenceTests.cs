@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using TorchSharp;

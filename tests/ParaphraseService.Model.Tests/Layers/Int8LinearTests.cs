@@ -121,10 +121,16 @@ public class Int8LinearTests(ITestOutputHelper output)
         var (w, _) = RandomLayer(6);
         using var layer = new Int8Linear(In, Out, hasBias: false, ScalarType.Float32, Int8Options.Default);
         layer.LoadWeight(w, CPU);
-        using var x = randn(2, 3, In);
+        using var x = randn([2, 3, In], generator: new Generator(8, CPU));
         using var y = layer.forward(x);
         Assert.Equal([2L, 3, Out], y.shape);
-        Assert.InRange(RelativeError(y, nn.functional.linear(x, w)), 0, 2e-2);
+        // Where the kernel adds pairs in saturating 16-bit lanes (AVX2, no VNNI) activations are quantized in 7 bits,
+        // not 8, which doubles their rounding step: over 300 input seeds that path measured 1.2-2.1e-2 (seed 8: 1.8e-2),
+        // so 2e-2 failed now and then while the inputs were unseeded. The 8-bit path (VNNI) keeps the other tests' 2e-2.
+        var bound = FbgemmKernels.PairsSaturate ? 3e-2 : 2e-2;
+        var error = RelativeError(y, nn.functional.linear(x, w));
+        output.WriteLine($"pairs saturate: {FbgemmKernels.PairsSaturate}, relative error {error:E2}, bound {bound:E0}");
+        Assert.InRange(error, 0, bound);
         Assert.Null(layer.bias);
     }
 

@@ -1,6 +1,6 @@
 using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Checkpoints.Hub;
-using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Tests.Hub;
 using TorchSharp;

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using ParaphraseService.Model.Checkpoints;
-using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Tests.Checkpoints;

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
@@ -84,6 +85,55 @@ public class LoraTests
         }
         using var plainAgain = layer.forward(x);
         Assert.True(plainAgain.eq(baseOutput).all().item<bool>());
+    }
+
+    [Fact]
+    public void OneLayerMixesRowsOfDifferentRanksAndScalingsAndRowsWhoseAdapterSkipsIt()
+    {
+        var routing = new LoraRouting();
+        using var linear = nn.Linear(6, 5, hasBias: true);
+        using var layer = new LoraLinear(linear, 6, 5, routing);
+        var generator = new Generator(3, CPU);
+        Tensor Random(params long[] shape) => randn(shape, generator: generator);
+        // Per module: x at rank 3, scaling 0.5 here; y at rank 1, scaling 2 here; z has weights for another layer only.
+        using var x = LoraAdapter.FromModules("x", 4, 9.0, 0, new Dictionary<string, (Tensor, Tensor, double)>
+        {
+            ["layer"] = (Random(3, 6), Random(5, 3), 0.5), ["other"] = (Random(4, 6), Random(5, 4), 9.0),
+        }, CPU);
+        using var y = LoraAdapter.FromModules("y", 1, 2.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(1, 6), Random(5, 1), 2.0) }, CPU);
+        using var z = LoraAdapter.FromModules("z", 2, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["other"] = (Random(2, 6), Random(5, 2), 1.0) }, CPU);
+        layer.Attach(x, x.Weights["layer"]);
+        layer.Attach(y, y.Weights["layer"]);
+        using var input = Random(5, 2, 6); // (B, T, in)
+        LoraAdapter?[] rows = [x, y, null, z, x];
+
+        using var noGrad = no_grad();
+        using var baseOutput = linear.forward(input);
+        using (routing.Use(rows))
+        {
+            using var output = layer.forward(input);
+            for (var r = 0; r < rows.Length; r++)
+            {
+                // result = result + lora_B(lora_A(x)) * scaling, for the row's own adapter where it has this module
+                using var expected = rows[r] is { } adapter && adapter.Weights.TryGetValue("layer", out var w)
+                    ? baseOutput[r] + input[r].matmul(w.A.t()).matmul(w.B.t()) * w.Scaling
+                    : baseOutput[r].alias();
+                Assert.True(output[r].allclose(expected, rtol: 0, atol: 1e-5), $"row {r}");
+            }
+        }
+        Assert.False(x.Weights["layer"].A.shape[0] == y.Weights["layer"].A.shape[0]); // the ranks do differ
+        Assert.True(x.HasModuleSettings);
+        Assert.False(y.HasModuleSettings);
+    }
+
+    [Fact]
+    public void ModulesOfMismatchedFactorsAreRefused()
+    {
+        var error = Assert.Throws<ArgumentException>(() => LoraAdapter.FromModules("bad", 2, 1, 0,
+            new Dictionary<string, (Tensor, Tensor, double)> { ["m"] = (zeros(2, 6), zeros(5, 3), 1.0) }, CPU));
+        Assert.Contains("module m: A [2, 6] and B [5, 3] are not [r, in] and [out, r]", error.Message);
+        Assert.Throws<ArgumentException>(() => LoraAdapter.FromModules("nan", 2, 1, 0,
+            new Dictionary<string, (Tensor, Tensor, double)> { ["m"] = (zeros(2, 6), zeros(5, 2), double.NaN) }, CPU));
     }
 
     [Theory]

@@ -7,7 +7,7 @@ using ParaphraseService.Model.Tokenization;
 using ParaphraseService.Training.Datasets;
 using ParaphraseService.Training.Evaluation;
 using ParaphraseService.Training.Prompts;
-using ParaphraseService.Training.Training;
+using ParaphraseService.Training.FineTuning;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Training.Tests.Evaluation;

@@ -75,13 +75,27 @@ public class PromptTemplateTests
     }
 
     [Fact]
-    public void AnAdapterWithoutATemplateUsesTheDefaultAndOneWithATemplateKeepsItsMarker()
+    public void AnAdapterWithoutATemplateIsServedWithTheFineTunePromptAndOneWithATemplateKeepsItsMarker()
     {
-        Assert.Same(PromptTemplate.Default, PromptTemplate.ForAdapter(null));
+        // Asked as it was taught: a fine-tune without a template trains with FineTuneDefault and stores it.
+        Assert.Same(PromptTemplate.FineTuneDefault, PromptTemplate.ForAdapter(null));
+        Assert.Equal("Original: Hello there.\nParaphrase:", PromptTemplate.ForAdapter(null).Render("Hello there."));
+        Assert.Equal("###", PromptTemplate.ForAdapter(null, "###").EndMarker);
+        Assert.Equal(PromptTemplate.FineTuneTemplateText, PromptTemplate.ForAdapter(null, "###").Template);
 
         var adapter = PromptTemplate.ForAdapter("### Input: {text}\n### Paraphrase:", "###");
         Assert.Equal("### Input: Hello there.\n### Paraphrase:", adapter.Render("Hello there."));
         Assert.Equal("Hi there.", adapter.Cut(" Hi there.\n### Input: next"));
         Assert.Equal("\n", PromptTemplate.ForAdapter("{text}").EndMarker);
+    }
+
+    [Fact]
+    public void TheFewShotPromptIsForTheBaseModelAloneNeverForAnAdapter()
+    {
+        Assert.Same(PromptTemplate.Default, PromptTemplate.ForModel(withAdapter: false, adapterTemplate: null));
+        Assert.Same(PromptTemplate.FineTuneDefault, PromptTemplate.ForModel(withAdapter: true, adapterTemplate: null));
+        Assert.Equal("Q: {text}\nA:", PromptTemplate.ForModel(withAdapter: true, adapterTemplate: "Q: {text}\nA:").Template);
+        Assert.NotEqual(PromptTemplate.Default.Template, PromptTemplate.FineTuneDefault.Template);
+        Assert.Throws<ArgumentException>(() => PromptTemplate.ForModel(withAdapter: true, adapterTemplate: "no placeholder"));
     }
 }

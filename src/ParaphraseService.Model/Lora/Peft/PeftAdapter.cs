@@ -16,12 +16,14 @@ public sealed class PeftAdapter : IDisposable
     private bool _disposed;
 
     internal PeftAdapter(string name, PeftLoraConfig config, SortedDictionary<string, LoraWeights> modules,
-        AdapterMetadata? metadata, IReadOnlyList<string> warnings)
+        IReadOnlyDictionary<string, SelectedModule> selected, AdapterMetadata? metadata, IReadOnlyList<string> warnings)
     {
         Name = name;
         Config = config;
         _modules = modules;
         _readOnlyModules = modules.AsReadOnly();
+        ModuleSettings = new SortedDictionary<string, LoraModuleSettings>(
+            modules.Keys.ToDictionary(m => m, m => selected[m].Settings), StringComparer.Ordinal).AsReadOnly();
         Metadata = metadata;
         Warnings = warnings;
         Bytes = modules.Values.Sum(w => (w.A.NumberOfElements + w.B.NumberOfElements) * sizeof(float));
@@ -41,6 +43,12 @@ public sealed class PeftAdapter : IDisposable
             return _readOnlyModules;
         }
     }
+
+    /// <summary>
+    /// Each module of <see cref="Modules"/> with its rank, alpha and scaling: the config's r and lora_alpha unless its
+    /// rank_pattern or alpha_pattern gives the module its own, exactly as PEFT assigns them.
+    /// </summary>
+    public IReadOnlyDictionary<string, LoraModuleSettings> ModuleSettings { get; }
 
     /// <summary>Our own metadata file's content; null for a plain PEFT adapter without one.</summary>
     public AdapterMetadata? Metadata { get; set; }
@@ -67,7 +75,6 @@ public sealed class PeftAdapter : IDisposable
         var problems = new List<string>();
         var warnings = new List<string>();
         config = Prepare(config, target, problems, warnings);
-        var selected = PeftAdapterChecks.ResolveTargets(config, target, problems);
         var tensors = new Dictionary<string, CheckpointTensorInfo>(StringComparer.Ordinal);
         var byKey = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (module, weights) in modules)
@@ -79,7 +86,7 @@ public sealed class PeftAdapter : IDisposable
                 byKey[key] = tensor;
             }
         }
-        var plan = PeftAdapterChecks.CheckTensors(config, target, selected, tensors, problems);
+        var (plan, selected) = Plan(config, target, tensors, problems, warnings);
         var source = $"adapter '{name}'";
         if (problems.Count > 0)
         {
@@ -87,7 +94,7 @@ public sealed class PeftAdapter : IDisposable
         }
         // detach: a copy of a trained parameter must not carry its autograd history.
         var copied = ToFloat32(plan, key => byKey[key].detach().cpu().clone(), source);
-        return new PeftAdapter(name, config, copied, metadata, warnings);
+        return new PeftAdapter(name, config, copied, selected, metadata, warnings);
     }
 
     public void Dispose()
@@ -129,6 +136,22 @@ public sealed class PeftAdapter : IDisposable
         warnings.Add("fan_in_fan_out is true, but the adapted layers are nn.Linear (weights stored [out, in]); " +
             "as PEFT does, it is set to false");
         return config with { FanInFanOut = false };
+    }
+
+    /// <summary>
+    /// What to load, as PEFT decides it: the modules the config selects (target_modules, layers_to_transform,
+    /// exclude_modules) with their rank and alpha (rank_pattern, alpha_pattern), and the lora_A / lora_B keys of those the
+    /// file has weights for.
+    /// </summary>
+    internal static (SortedDictionary<string, (string A, string B)> Plan, SortedDictionary<string, SelectedModule> Selected) Plan(
+        PeftLoraConfig config, AdapterTarget target, IReadOnlyDictionary<string, CheckpointTensorInfo> tensors,
+        List<string> problems, List<string> warnings)
+    {
+        var rules = PeftModuleRules.Read(config, problems);
+        var modules = PeftAdapterChecks.ResolveTargets(config, target, rules, problems, warnings);
+        var selected = PeftAdapterChecks.Settle(config, rules, modules, problems, warnings);
+        var plan = PeftAdapterChecks.CheckTensors(config, target, selected, tensors, problems, warnings);
+        return (plan, selected);
     }
 
     /// <summary>

@@ -22,13 +22,12 @@ internal static class PeftAdapterChecks
         PeftLoraConfig.InitTrue, PeftLoraConfig.InitFalse, "gaussian", "eva", "orthogonal", "mica",
     };
 
+    /// <summary>Initialisations after which a module's factors multiply to a nonzero (random) delta.</summary>
+    private static readonly HashSet<string> s_randomInits = new(StringComparer.OrdinalIgnoreCase) { PeftLoraConfig.InitFalse, "orthogonal" };
+
     /// <summary>Fields that, when set, make the adapter something other than plain LoRA, and what they are.</summary>
     private static readonly (string Field, string What)[] s_unsupportedFields =
     [
-        ("layers_to_transform", "adapting only some layers"),
-        ("layers_pattern", "adapting only some layers"),
-        ("rank_pattern", "a different rank for some modules"),
-        ("alpha_pattern", "a different alpha for some modules"),
         ("lora_bias", "a bias on lora_B"),
         ("use_qalora", "QA-LoRA (pooled inputs)"),
         ("alora_invocation_tokens", "Activated LoRA"),
@@ -74,10 +73,11 @@ internal static class PeftAdapterChecks
     }
 
     /// <summary>
-    /// The base modules the config adapts (PEFT's matching: target_modules, or the architecture's default, minus
-    /// exclude_modules). Names and patterns that select nothing are problems.
+    /// The base modules the config adapts (PEFT's matching: target_modules, or the architecture's default, restricted
+    /// to layers_to_transform, minus exclude_modules). Names and patterns that select nothing are problems.
     /// </summary>
-    public static SortedSet<string> ResolveTargets(PeftLoraConfig config, AdapterTarget target, List<string> problems)
+    public static SortedSet<string> ResolveTargets(PeftLoraConfig config, AdapterTarget target, PeftModuleRules rules,
+        List<string> problems, List<string> warnings)
     {
         var selected = new SortedSet<string>(StringComparer.Ordinal);
         var example = target.Modules.Keys.FirstOrDefault() ?? "transformer.h.0.attn.q_proj";
@@ -109,6 +109,8 @@ internal static class PeftAdapterChecks
                     $"{Quoted(unknown)} (a name selects the modules whose path equals it or ends with '.' + name, " +
                     $"e.g. '{example.Split('.')[^1]}' or '{example}')");
             selected.UnionWith(target.Modules.Keys.Where(targets.Matches));
+            if (selected.Count > 0 && !FilterLayers(rules, target, names, selected, problems, warnings))
+                return selected;
         }
         else
         {
@@ -135,11 +137,86 @@ internal static class PeftAdapterChecks
     }
 
     /// <summary>
-    /// Compares the stored tensors with the modules the config selects. Returns, for each selected module, the keys of
-    /// its lora_A and lora_B; complete only when no problem was added.
+    /// PEFT's layers_to_transform filter on a list of target_modules: a module selected by a name suffix stays only if
+    /// its layer is listed; one listed by its full path always stays. False when nothing is left (a problem, as PEFT
+    /// raises "Target modules ... not found in the base model").
+    /// </summary>
+    private static bool FilterLayers(PeftModuleRules rules, AdapterTarget target, IReadOnlyList<string> names,
+        SortedSet<string> selected, List<string> problems, List<string> warnings)
+    {
+        if (rules.Layers is not { } layers)
+            return true;
+        var absent = layers.Where(l => l < 0 || l >= target.LayerCount).Distinct().ToList();
+        if (absent.Count > 0)
+            warnings.Add($"layers_to_transform lists layers the {target.Architecture} base does not have " +
+                $"(it has {target.LayerCount}: 0 to {target.LayerCount - 1}): {string.Join(", ", absent)}; they adapt nothing");
+        var failures = problems.Count;
+        try
+        {
+            selected.RemoveWhere(m => !names.Contains(m) && !rules.KeepsLayer(m, problems));
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            problems.Add("layers_pattern takes too long to match module paths");
+            return false;
+        }
+        if (problems.Count > failures)
+            return false;
+        if (selected.Count == 0)
+        {
+            var example = target.Modules.Keys.First();
+            problems.Add($"target_modules with layers_to_transform [{string.Join(", ", layers)}] selects no module of the " +
+                $"{target.Architecture} base: PEFT reads a module's layer as the number after '.<layers_pattern>.' " +
+                $"(or after the first '.<name>.'), as in '{example}'");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Each selected module's r and alpha (rank_pattern, alpha_pattern) and so its scaling. Pattern keys that decide no
+    /// module are worth a warning: they change nothing, which is rarely what their author meant.
+    /// </summary>
+    public static SortedDictionary<string, SelectedModule> Settle(PeftLoraConfig config, PeftModuleRules rules,
+        IEnumerable<string> selected, List<string> problems, List<string> warnings)
+    {
+        var settled = new SortedDictionary<string, SelectedModule>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var module in selected)
+            {
+                var (r, rankKey, alpha, alphaKey) = rules.For(module);
+                settled[module] = new SelectedModule(r, rankKey, alpha, alphaKey, config.ScalingOf(r, alpha));
+            }
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            problems.Add("a rank_pattern or alpha_pattern key takes too long to match module paths");
+            return settled;
+        }
+        if (settled.Count == 0)
+            return settled;
+        foreach (var (field, keys, used) in (ReadOnlySpan<(string, IEnumerable<string>, HashSet<string?>)>)[
+            ("rank_pattern", rules.RankKeys, settled.Values.Select(m => m.RankKey).ToHashSet()),
+            ("alpha_pattern", rules.AlphaKeys, settled.Values.Select(m => m.AlphaKey).ToHashSet())])
+        {
+            var unused = keys.Where(k => !used.Contains(k)).Select(k => $"'{k}'").ToList();
+            if (unused.Count > 0)
+                warnings.Add($"{field} keys that decide no adapted module (they match none, or an earlier key matches first), " +
+                    $"so they change nothing: {List(unused)}");
+        }
+        return settled;
+    }
+
+    /// <summary>
+    /// Compares the stored tensors with the modules the config selects. Returns the keys of lora_A and lora_B of every
+    /// selected module that has them; complete only when no problem was added. A selected module with neither is left
+    /// unadapted with a warning, as PEFT leaves it (it warns of "missing adapter keys" and keeps the module as
+    /// initialised, lora_B zero), unless its initialisation is random; nothing stored for any selected module is a problem.
     /// </summary>
     public static SortedDictionary<string, (string A, string B)> CheckTensors(PeftLoraConfig config, AdapterTarget target,
-        IReadOnlySet<string> selected, IReadOnlyDictionary<string, CheckpointTensorInfo> tensors, List<string> problems)
+        IReadOnlyDictionary<string, SelectedModule> selected, IReadOnlyDictionary<string, CheckpointTensorInfo> tensors,
+        List<string> problems, List<string> warnings)
     {
         var factors = new SortedDictionary<string, (string? A, string? B)>(StringComparer.Ordinal);
         var unexpected = new List<string>();
@@ -162,21 +239,29 @@ internal static class PeftAdapterChecks
         if (unexpected.Count > 0)
             problems.Add($"unexpected tensors that are not lora_A/lora_B weights: {List(unexpected)}");
 
-        CheckModulePaths(target, selected, factors.Keys, problems);
+        CheckModulePaths(target, selected.Keys.ToHashSet(StringComparer.Ordinal), factors.Keys, problems);
 
-        var missing = new List<string>();
+        var unadapted = new List<string>();
+        var half = new List<string>();
         var notFloat = new List<string>();
         var notMatrix = new List<string>();
         var rank = new List<string>();
         var size = new List<string>();
         var plan = new SortedDictionary<string, (string A, string B)>(StringComparer.Ordinal);
-        foreach (var module in selected)
+        foreach (var (module, settings) in selected)
         {
             factors.TryGetValue(module, out var pair);
-            if (pair.A is null) missing.Add(PeftStateDictKey.Standard(module, isA: true));
-            if (pair.B is null) missing.Add(PeftStateDictKey.Standard(module, isA: false));
-            if (pair.A is null || pair.B is null)
+            if (pair.A is null && pair.B is null)
+            {
+                unadapted.Add(module);
                 continue;
+            }
+            // One factor without the other: PEFT would pair it with a freshly initialised one, which no training wrote.
+            if (pair.A is null || pair.B is null)
+            {
+                half.Add($"{PeftStateDictKey.Standard(module, isA: pair.A is null)} (beside {pair.A ?? pair.B})");
+                continue;
+            }
             plan[module] = (pair.A, pair.B);
             var (fanIn, fanOut) = target.Modules[module];
             var a = tensors[pair.A];
@@ -188,23 +273,73 @@ internal static class PeftAdapterChecks
             }
             if (a.Shape.Length != 2 || b.Shape.Length != 2)
                 continue;
-            if (a.Shape[0] != config.R) rank.Add($"{a.Name} is {Shape(a.Shape)} (lora_A needs r rows)");
-            if (b.Shape[1] != config.R) rank.Add($"{b.Name} is {Shape(b.Shape)} (lora_B needs r columns)");
+            var needs = settings.RankKey is null ? "r" : $"{settings.R}";
+            var from = settings.RankKey is null ? "" : $", rank_pattern '{settings.RankKey}'";
+            if (a.Shape[0] != settings.R) rank.Add($"{a.Name} is {Shape(a.Shape)} (lora_A needs {needs} rows{from})");
+            if (b.Shape[1] != settings.R) rank.Add($"{b.Name} is {Shape(b.Shape)} (lora_B needs {needs} columns{from})");
             if (a.Shape[1] != fanIn) size.Add($"{a.Name} is {Shape(a.Shape)} but the layer takes {fanIn} inputs");
             if (b.Shape[0] != fanOut) size.Add($"{b.Name} is {Shape(b.Shape)} but the layer has {fanOut} outputs");
         }
-        if (missing.Count > 0)
-            problems.Add($"missing tensors for modules target_modules selects: {List(missing)}");
+        if (half.Count > 0)
+            problems.Add($"modules stored with one LoRA factor but not the other; missing: {List(half)}");
+        if (plan.Count == 0 && half.Count == 0 && selected.Count > 0)
+            problems.Add($"the file holds LoRA weights for none of the {selected.Count} modules the config selects: {List(selected.Keys.ToList())}");
+        else if (unadapted.Count > 0)
+            LeaveUnadapted(config, selected, unadapted, problems, warnings);
         if (notFloat.Count > 0)
             problems.Add($"tensors that are not floating point: {List(notFloat)}");
         if (notMatrix.Count > 0)
             problems.Add($"tensors that are not matrices: {List(notMatrix)}");
         if (rank.Count > 0)
-            problems.Add($"shapes that do not match r = {config.R}: {List(rank)}");
+            problems.Add(rank.Any(r => r.Contains("rank_pattern", StringComparison.Ordinal))
+                ? $"shapes that do not match the modules' ranks (r = {config.R}, or rank_pattern's): {List(rank)}"
+                : $"shapes that do not match r = {config.R}: {List(rank)}");
         if (size.Count > 0)
             problems.Add($"shapes that do not fit the {target.Architecture} base (hidden size {target.HiddenSize}): {List(size)}; " +
                 "the adapter was made for a model of another size");
         return plan;
+    }
+
+    /// <summary>
+    /// Selected modules without weights: PEFT keeps them as initialised. Where that initialisation leaves lora_B (or
+    /// lora_A) zero they add nothing, and are left unadapted with a warning; where it is random (init_lora_weights false,
+    /// "orthogonal") PEFT's output would be noise that no one trained, so the adapter is refused.
+    /// </summary>
+    private static void LeaveUnadapted(PeftLoraConfig config, IReadOnlyDictionary<string, SelectedModule> selected,
+        List<string> unadapted, List<string> problems, List<string> warnings)
+    {
+        var where = DescribeByLayer(selected.Keys, unadapted);
+        if (s_randomInits.Contains(config.InitLoraWeights))
+            problems.Add($"init_lora_weights is {config.InitLoraWeights}, and {unadapted.Count} of the {selected.Count} modules the config " +
+                $"selects have no LoRA weights in the file ({where}): PEFT would run them with randomly initialised factors; " +
+                "store their weights, or leave them out of target_modules (or layers_to_transform)");
+        else
+            warnings.Add($"{unadapted.Count} of the {selected.Count} modules the config selects have no LoRA weights in the file " +
+                $"and are left unadapted, as PEFT leaves them (it warns of missing adapter keys): {where}");
+    }
+
+    /// <summary>"layer 0: mlp.fc_in; layer 1: every selected module (attn.q_proj, attn.v_proj)"-style listing.</summary>
+    private static string DescribeByLayer(IEnumerable<string> selected, List<string> missing)
+    {
+        var selectedByLayer = selected.GroupBy(m => LayerTemplate(m).Layer).ToDictionary(g => g.Key, g => g.Count());
+        var parts = missing.GroupBy(m => LayerTemplate(m).Layer).OrderBy(g => g.Key).Select(g =>
+        {
+            if (g.Key < 0)
+                return List(g.ToList());
+            var names = g.Select(ModuleInLayer).ToList();
+            return g.Count() == selectedByLayer[g.Key]
+                ? $"layer {g.Key}: every selected module ({List(names)})"
+                : $"layer {g.Key}: {List(names)}";
+        }).ToList();
+        return parts.Count <= Shown ? string.Join("; ", parts) : string.Join("; ", parts.Take(Shown)) + $"; and {parts.Count - Shown} more layers";
+    }
+
+    /// <summary>"attn.q_proj" of "transformer.h.1.attn.q_proj": what follows the layer index.</summary>
+    private static string ModuleInLayer(string module)
+    {
+        var segments = module.Split('.');
+        var index = Array.FindIndex(segments, s => s.Length > 0 && s.All(char.IsAsciiDigit));
+        return index < 0 ? module : string.Join('.', segments[(index + 1)..]);
     }
 
     /// <summary>Stored modules the base lacks (another architecture, a deeper model) or that the config does not select.</summary>

@@ -21,8 +21,10 @@ public static class PeftAdapterFiles
 
     /// <summary>
     /// Loads the adapter in <paramref name="folder"/> and checks it against <paramref name="target"/>: the config's
-    /// features, target_modules, and that the weights are exactly lora_A [r, in] and lora_B [out, r] of the modules
-    /// the config selects. Tensors come back as float32 on the CPU, whatever they were stored as.
+    /// features, the modules it selects (target_modules, layers_to_transform, exclude_modules) and their ranks
+    /// (rank_pattern), and that the weights are lora_A [r, in] and lora_B [out, r] of those modules. A selected module
+    /// the file has no weights for is left unadapted with a warning, as PEFT leaves it. Tensors come back as float32 on
+    /// the CPU, whatever they were stored as.
     /// </summary>
     /// <param name="name">The adapter's name; the folder's name when null.</param>
     /// <exception cref="AdapterValidationException">Every problem found, naming the folder.</exception>
@@ -48,10 +50,10 @@ public static class PeftAdapterFiles
 
         using var source = weightsPath is null ? null : OpenWeights(weightsPath, problems);
         var plan = new SortedDictionary<string, (string A, string B)>(StringComparer.Ordinal);
+        var selected = new SortedDictionary<string, SelectedModule>(StringComparer.Ordinal);
         if (config is not null && source is not null)
         {
-            var selected = PeftAdapterChecks.ResolveTargets(config, target, problems);
-            plan = PeftAdapterChecks.CheckTensors(config, target, selected, source.Tensors, problems);
+            (plan, selected) = PeftAdapter.Plan(config, target, source.Tensors, problems, warnings);
         }
         if (problems.Count > 0 || config is null || source is null)
         {
@@ -67,7 +69,7 @@ public static class PeftAdapterFiles
         {
             throw new AdapterValidationException(folder, $"{Path.GetFileName(weightsPath)} is corrupt: {WithoutPath(e.Message, weightsPath!)}", e);
         }
-        return new PeftAdapter(name, config, modules, metadata, warnings);
+        return new PeftAdapter(name, config, modules, selected, metadata, warnings);
     }
 
     /// <summary>

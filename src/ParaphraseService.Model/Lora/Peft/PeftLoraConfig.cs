@@ -66,11 +66,21 @@ public sealed record PeftLoraConfig
 
     public bool InferenceMode { get; init; } = true;
 
-    /// <summary>Every other field of the file (peft_version, rank_pattern, layers_to_transform, loftq_config, ...), as read.</summary>
+    /// <summary>
+    /// Every other field of the file (peft_version, rank_pattern, layers_to_transform, loftq_config, ...), as read. The
+    /// per-module fields among them (layers_to_transform, layers_pattern, rank_pattern, alpha_pattern) are applied when
+    /// an adapter is loaded; see <see cref="PeftAdapter.ModuleSettings"/>.
+    /// </summary>
     public IReadOnlyDictionary<string, JsonElement> OtherFields { get; init; } = new Dictionary<string, JsonElement>();
 
     /// <summary>The factor PEFT multiplies B(A(x)) by: alpha / r, or alpha / sqrt(r) with rsLoRA.</summary>
-    public double Scaling => UseRslora ? LoraAlpha / Math.Sqrt(R) : LoraAlpha / R;
+    public double Scaling => ScalingOf(R, LoraAlpha);
+
+    /// <summary>
+    /// The scaling of a module with its own <paramref name="r"/> and <paramref name="alpha"/> (rank_pattern,
+    /// alpha_pattern), as PEFT's LoraLayer.update_layer computes it.
+    /// </summary>
+    public double ScalingOf(int r, double alpha) => UseRslora ? alpha / Math.Sqrt(r) : alpha / r;
 
     /// <summary>Field by field, lists and <see cref="OtherFields"/> included (JSON values compared structurally).</summary>
     public bool Equals(PeftLoraConfig? other) =>

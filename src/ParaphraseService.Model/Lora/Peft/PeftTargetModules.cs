@@ -13,10 +13,6 @@ public sealed record PeftTargetModules
     /// <summary>PEFT's shorthand for every Linear layer except the model's output layer (compared case-insensitively).</summary>
     public const string AllLinearShorthand = "all-linear";
 
-    // Uploaded configs are untrusted: the linear-time engine cannot be made to backtrack for ever. It rejects
-    // lookarounds and backreferences; patterns using those run on the backtracking engine under this timeout.
-    private static readonly TimeSpan s_backtrackingTimeout = TimeSpan.FromSeconds(1);
-
     private readonly Regex? _regex;
 
     private PeftTargetModules(IReadOnlyList<string>? names, string? pattern)
@@ -87,19 +83,6 @@ public sealed record PeftTargetModules
     public override string ToString() =>
         Names is null ? $"'{Pattern}'" : "[" + string.Join(", ", Names.Select(n => $"'{n}'")) + "]";
 
-    private static Regex Compile(string pattern)
-    {
-        // Parse the pattern alone first, so that one like "a)|(b" cannot close the anchoring group below.
-        _ = new Regex(pattern, RegexOptions.CultureInvariant);
-        // re.fullmatch: the whole path must match, whichever alternative gets there.
-        var anchored = $"^(?:{pattern})\\z";
-        try
-        {
-            return new Regex(anchored, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
-        }
-        catch (NotSupportedException)
-        {
-            return new Regex(anchored, RegexOptions.CultureInvariant, s_backtrackingTimeout);
-        }
-    }
+    // re.fullmatch: the whole path must match, whichever alternative gets there.
+    private static Regex Compile(string pattern) => PeftRegex.Compile(pattern, fullMatch: true);
 }

@@ -8,7 +8,7 @@ public sealed class AdapterTargetTests
     [Fact]
     public void TinyGptJOffersItsSixLinearsPerLayer()
     {
-        var target = AdapterTarget.ForGptJ(GptJConfig.Load(Fixtures.Get("gptj-tiny", "safetensors", "config.json")));
+        var target = GptJFamily.LoraTargets(GptJConfig.Load(Fixtures.Get("gptj-tiny", "safetensors", "config.json")));
         Assert.Equal("gptj", target.Architecture);
         Assert.Equal(64, target.HiddenSize);
         Assert.Equal(2, target.LayerCount);
@@ -23,7 +23,7 @@ public sealed class AdapterTargetTests
     [Fact]
     public void GptJ6BShapes()
     {
-        var target = AdapterTarget.ForGptJ(GptJConfig.GptJ6B);
+        var target = GptJFamily.LoraTargets(GptJConfig.GptJ6B);
         Assert.Equal(28 * 6, target.Modules.Count);
         Assert.Equal((4096L, 4096L), target.Modules["transformer.h.27.attn.q_proj"]);
         Assert.Equal((4096L, 16384L), target.Modules["transformer.h.0.mlp.fc_in"]);

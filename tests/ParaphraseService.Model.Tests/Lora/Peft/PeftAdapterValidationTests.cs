@@ -39,14 +39,14 @@ public sealed class PeftAdapterValidationTests : IDisposable
             "model.layers.0.self_attn.q_proj, model.layers.0.self_attn.v_proj",
             "the adapter was made for another architecture",
             "target_modules has names that match no adaptable Linear module of the gptj base: 'o_proj'",
-            "missing tensors for modules target_modules selects: base_model.model.transformer.h.0.attn.q_proj.lora_A.weight");
+            "the file holds LoRA weights for none of the 4 modules the config selects: transformer.h.0.attn.q_proj, ");
         Assert.Equal(3, error.Problems.Count);
     }
 
     [Fact]
     public void AnAdapterForAnotherHiddenSizeIsRefused()
     {
-        var wider = AdapterTarget.ForGptJ(PeftFixtures.TinyConfig with { HiddenSize = 128 });
+        var wider = GptJFamily.LoraTargets(PeftFixtures.TinyConfig with { HiddenSize = 128 });
 
         var error = Refused(PeftFixtures.Folder("q-v"), wider,
             "shapes that do not fit the gptj base (hidden size 128): " +
@@ -59,7 +59,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
     [Fact]
     public void AnAdapterForADeeperModelIsRefused()
     {
-        var shallower = AdapterTarget.ForGptJ(PeftFixtures.TinyConfig with { LayerCount = 1 });
+        var shallower = GptJFamily.LoraTargets(PeftFixtures.TinyConfig with { LayerCount = 1 });
 
         var error = Refused(PeftFixtures.Folder("q-v"), shallower,
             "LoRA weights for layers beyond the base's 1 (0 to 0): transformer.h.1.attn.q_proj, transformer.h.1.attn.v_proj; " +
@@ -108,7 +108,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
     [Fact]
     public void TargetingTheOutputLayerIsRefused()
     {
-        // lm_head is a Linear of GPT-J, but not one this service adapts (see AdapterTarget.ForGptJ).
+        // lm_head is a Linear of GPT-J, but not one this service adapts (see GptJFamily.LoraTargets).
         var folder = Copy("q-v");
         PeftFixtures.EditConfig(folder, c => c["target_modules"] = new JsonArray("q_proj", "v_proj", "lm_head"));
 
@@ -190,8 +190,10 @@ public sealed class PeftAdapterValidationTests : IDisposable
     // ---------------------------------------------------------------- keys
 
     [Fact]
-    public void MissingFactorsAreRefused()
+    public void AFactorWithoutItsPartnerIsRefused()
     {
+        // A module with no factor at all is left unadapted (PeftPatternAdapterTests); one with a single factor is a
+        // broken file: PEFT would pair it with a freshly initialised other half.
         var folder = Copy("q-v");
         PeftFixtures.EditTensors(folder, t =>
         {
@@ -201,8 +203,27 @@ public sealed class PeftAdapterValidationTests : IDisposable
         });
 
         var error = Refused(folder,
-            "missing tensors for modules target_modules selects: base_model.model.transformer.h.0.attn.q_proj.lora_A.weight, " +
-            "base_model.model.transformer.h.0.attn.q_proj.lora_B.weight, base_model.model.transformer.h.1.attn.v_proj.lora_B.weight");
+            "modules stored with one LoRA factor but not the other; missing: base_model.model.transformer.h.1.attn.v_proj.lora_B.weight " +
+            "(beside base_model.model.transformer.h.1.attn.v_proj.lora_A.weight)");
+        Assert.Single(error.Problems);
+    }
+
+    [Theory]
+    [InlineData("false")]
+    [InlineData("\"orthogonal\"")]
+    public void ModulesWithoutWeightsAreRefusedWhenPeftWouldInitialiseThemRandomly(string init)
+    {
+        var folder = Copy("q-v");
+        PeftFixtures.EditConfig(folder, c => c["init_lora_weights"] = JsonNode.Parse(init));
+        PeftFixtures.EditTensors(folder, t =>
+        {
+            PeftFixtures.Remove(t, PeftFixtures.Key(V1, "lora_A"));
+            PeftFixtures.Remove(t, PeftFixtures.Key(V1, "lora_B"));
+        });
+
+        var error = Refused(folder,
+            $"init_lora_weights is {init.Trim('"')}, and 1 of the 4 modules the config selects have no LoRA weights in the file " +
+            "(layer 1: attn.v_proj): PEFT would run them with randomly initialised factors");
         Assert.Single(error.Problems);
     }
 
@@ -251,11 +272,6 @@ public sealed class PeftAdapterValidationTests : IDisposable
         { "modules_to_save", "[\"lm_head\"]", "modules_to_save is [lm_head]: adapters that carry fully trained copies of base modules are not supported" },
         { "bias", "\"all\"", "bias is 'all': PEFT then trains and saves the base model's biases with the adapter, which is not supported (only \"none\")" },
         { "bias", "\"lora_only\"", "bias is 'lora_only'" },
-        { "layers_to_transform", "[0]", "layers_to_transform is [0]: adapting only some layers is not supported" },
-        { "layers_to_transform", "0", "layers_to_transform is 0: adapting only some layers is not supported" },
-        { "layers_pattern", "\"h\"", "layers_pattern is \"h\": adapting only some layers is not supported" },
-        { "rank_pattern", "{\"q_proj\": 8}", "rank_pattern is {\"q_proj\":8}: a different rank for some modules is not supported" },
-        { "alpha_pattern", "{\"v_proj\": 32}", "alpha_pattern is {\"v_proj\":32}: a different alpha for some modules is not supported" },
         { "lora_bias", "true", "lora_bias is true: a bias on lora_B is not supported" },
         { "use_qalora", "true", "use_qalora is true: QA-LoRA (pooled inputs) is not supported" },
         { "alora_invocation_tokens", "[42]", "alora_invocation_tokens is [42]: Activated LoRA is not supported" },
@@ -431,7 +447,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
         });
         PeftFixtures.EditTensors(folder, t => PeftFixtures.Remove(t, PeftFixtures.Key(V1, "lora_A")));
 
-        var error = Refused(folder, "task_type is 'SEQ_2_SEQ_LM'", "use_dora is true", "'c_attn'", "missing tensors");
+        var error = Refused(folder, "task_type is 'SEQ_2_SEQ_LM'", "use_dora is true", "'c_attn'", "one LoRA factor but not the other");
         Assert.Equal(4, error.Problems.Count);
         Assert.StartsWith($"{folder}: 4 problems: (1) ", error.Message);
     }

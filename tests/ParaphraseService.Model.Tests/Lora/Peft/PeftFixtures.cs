@@ -18,7 +18,7 @@ internal static class PeftFixtures
     public static GptJConfig TinyConfig { get; } = GptJConfig.Load(Fixtures.Get("gptj-tiny", "safetensors", "config.json"));
 
     /// <summary>The tiny GPT-J the fixtures were made for: n_embd 64, 2 layers, MLP 256.</summary>
-    public static AdapterTarget Target { get; } = AdapterTarget.ForGptJ(TinyConfig);
+    public static AdapterTarget Target { get; } = GptJFamily.LoraTargets(TinyConfig);
 
     public static string Folder(string name) => Fixtures.Get("peft", name);
 

@@ -1,0 +1,40 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+
+namespace ParaphraseService.Api.OpenAi;
+
+/// <summary>
+/// OpenAI clients read an error from <c>{"error": {"message", "type", "param", "code"}}</c>. Every ProblemDetails
+/// answered under <c>/v1</c> carries that member too, so the same body is a ProblemDetails for HTTP tools and an
+/// OpenAI error for OpenAI clients.
+/// </summary>
+public static class OpenAiErrors
+{
+    public static void AddTo(ProblemDetailsContext context)
+    {
+        if (!context.HttpContext.Request.Path.StartsWithSegments("/v1")) return;
+        var problem = context.ProblemDetails;
+        var status = problem.Status ?? context.HttpContext.Response.StatusCode;
+        var param = problem is HttpValidationProblemDetails { Errors.Count: > 0 } validation ? validation.Errors.Keys.First() : null;
+        problem.Extensions["error"] = new
+        {
+            message = problem.Detail ?? problem.Title ?? "The request failed.",
+            type = Type(status),
+            param,
+            code = status switch
+            {
+                StatusCodes.Status404NotFound => "model_not_found",
+                StatusCodes.Status429TooManyRequests => "rate_limit_exceeded",
+                _ => (string?)null,
+            },
+        };
+    }
+
+    /// <summary>OpenAI's error type for a status code.</summary>
+    public static string Type(int? status) => status switch
+    {
+        StatusCodes.Status429TooManyRequests => "rate_limit_error",
+        >= 500 => "server_error",
+        _ => "invalid_request_error",
+    };
+}

@@ -1,0 +1,80 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Diagnostics;
+
+namespace ParaphraseService.Api.Requests;
+
+/// <summary>
+/// Turns what the framework refuses before a handler runs (a body that is not JSON, a value of the wrong type, an
+/// unknown field, a body too large) into a ProblemDetails that names the field and the reason, instead of a bare
+/// "Bad Request". Route handlers are set to throw such errors (<c>RouteHandlerOptions.ThrowOnBadRequest</c>) so
+/// they arrive here.
+/// </summary>
+public sealed partial class BadRequestHandler(IProblemDetailsService problems) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        if (exception is not BadHttpRequestException bad)
+            return false;
+        var problem = new HttpValidationProblemDetails { Status = bad.StatusCode, Title = "Invalid request" };
+        if (FindJsonError(bad) is { } json)
+        {
+            var (field, reason) = Describe(json);
+            problem.Errors[field] = [reason];
+            problem.Detail = field == "$" ? reason : $"{field}: {reason}";
+        }
+        else
+        {
+            problem.Title = bad.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Request too large" : "Bad request";
+            problem.Detail = bad.Message;
+        }
+        context.Response.StatusCode = bad.StatusCode;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
+    }
+
+    private static JsonException? FindJsonError(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is JsonException json) return json;
+        return null;
+    }
+
+    /// <summary>The field (as the client spelt it, e.g. <c>texts[2]</c>) and what is wrong with it.</summary>
+    internal static (string Field, string Reason) Describe(JsonException json)
+    {
+        var message = json.Message;
+        if (UnknownMember().Match(message) is { Success: true } unknown)
+            return (Field(json.Path, unknown.Groups["name"].Value), "is not a known field.");
+        if (Conversion().Match(message) is { Success: true } conversion)
+            return (Field(json.Path, null), $"must be {Expected(conversion.Groups["type"].Value)}.");
+        // Syntax: cut the position suffix, which repeats the path in the reader's terms.
+        var reason = message.Split(" Path:", 2)[0].Split(" LineNumber:", 2)[0].TrimEnd();
+        return (Field(json.Path, null), $"the body is not valid JSON: {reason}");
+    }
+
+    private static string Field(string? path, string? member)
+    {
+        var field = string.IsNullOrEmpty(path) ? "$" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;
+        if (member is null) return field;
+        return field == "$" ? member : field.EndsWith(member, StringComparison.Ordinal) ? field : $"{field}.{member}";
+    }
+
+    private static string Expected(string type) => type switch
+    {
+        _ when type.StartsWith("System.Nullable`1[[", StringComparison.Ordinal) => Expected(type[19..type.IndexOf(',')]),
+        "System.Double" or "System.Single" => "a number",
+        "System.Int32" => $"an integer in [{int.MinValue}, {int.MaxValue}]",
+        "System.Int64" => $"an integer in [{long.MinValue}, {long.MaxValue}]",
+        "System.Boolean" => "true or false",
+        "System.String" => "a string",
+        _ when type.Contains("List", StringComparison.Ordinal) || type.EndsWith("[]", StringComparison.Ordinal) => "an array",
+        _ when type.Contains("Dictionary", StringComparison.Ordinal) => "an object",
+        _ => "a value of another kind",
+    };
+
+    [GeneratedRegex(@"The JSON property '(?<name>[^']*)' could not be mapped")]
+    private static partial Regex UnknownMember();
+
+    [GeneratedRegex(@"could not be converted to (?<type>[^\s.]+(\.[^\s.]+)*(\[\[.*?\]\])?)")]
+    private static partial Regex Conversion();
+}

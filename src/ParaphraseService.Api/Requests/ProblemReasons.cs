@@ -1,0 +1,27 @@
+using Microsoft.AspNetCore.Http;
+
+namespace ParaphraseService.Api.Requests;
+
+/// <summary>
+/// A reason in words for the ProblemDetails the framework writes itself (no route, a method not allowed, a body that is
+/// not JSON), which otherwise carry only their status's title.
+/// </summary>
+public static class ProblemReasons
+{
+    public static void Fill(ProblemDetailsContext context)
+    {
+        var problem = context.ProblemDetails;
+        if (!string.IsNullOrEmpty(problem.Detail)) return;
+        var request = context.HttpContext.Request;
+        problem.Detail = (problem.Status ?? context.HttpContext.Response.StatusCode) switch
+        {
+            StatusCodes.Status400BadRequest => "The request is malformed.",
+            StatusCodes.Status404NotFound => $"Nothing is served at {request.Method} {request.Path}; /swagger lists the API.",
+            StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed at {request.Path}.",
+            StatusCodes.Status413PayloadTooLarge => "The request body is larger than this endpoint accepts.",
+            StatusCodes.Status415UnsupportedMediaType => $"This endpoint reads JSON: send the body with Content-Type: application/json (got '{request.ContentType}').",
+            >= 500 => "The server failed; the trace id identifies the failure in the service's log.",
+            var status => $"The request was refused ({status}).",
+        };
+    }
+}

@@ -1,0 +1,54 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Core;
+
+/// <summary>
+/// Which keys each new position may attend to, and at which absolute positions the new tokens sit, for a forward
+/// with or without a cache and with left padding: shared by the families with learned positions.
+/// </summary>
+internal sealed class CausalMask
+{
+    private readonly Tensor _mask;
+
+    /// <param name="maxPositions">The model's context; positions beyond it are refused with a message.</param>
+    public CausalMask(CausalLMInput input, int maxPositions)
+    {
+        var ids = input.InputIds;
+        var (b, t) = (ids.shape[0], ids.shape[1]);
+        var past = input.Cache?.Length ?? 0;
+        var device = ids.device;
+        _mask = input.AttentionMask?.to(ScalarType.Bool) ?? torch.ones(b, past + t, ScalarType.Bool, device);
+        if (_mask.shape[1] != past + t)
+            throw new ArgumentException($"attention_mask covers {_mask.shape[1]} positions but the cache holds {past} and the input {t}.");
+        // position_ids = attention_mask.long().cumsum(-1) - 1; position_ids.masked_fill_(attention_mask == 0, 1)
+        Positions = input.PositionIds ?? PositionIds.FromAttentionMask(_mask)[.., (int)past..];
+        if (Positions.numel() > 0 && Positions.max().item<long>() >= maxPositions)
+            throw new ArgumentOutOfRangeException(nameof(input), $"Position exceeds the model's context of {maxPositions} tokens.");
+
+        // Query t (absolute past + t) may see key s when s <= past + t and s is not padding: (B, 1, T, S).
+        var causal = torch.ones(t, past + t, ScalarType.Bool, device).tril(past);
+        Allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(_mask.unsqueeze(1).unsqueeze(1));
+    }
+
+    /// <summary>(B, T) absolute positions of the new tokens.</summary>
+    public Tensor Positions { get; }
+
+    /// <summary>(B, 1, T, S): causal and not padding.</summary>
+    public Tensor Allowed { get; }
+
+    /// <summary>
+    /// <see cref="Allowed"/> limited to the last <paramref name="window"/> positions, the query's own included (GPT-Neo's
+    /// local layers). Hugging Face measures the window in cache indices, <c>bias ^ tril(bias, -window_size)</c>, i.e.
+    /// query_index - key_index &lt; window_size; here it is measured in positions, which is the same distance for any
+    /// contiguous sequence (left padding shifts query and key alike) and stays right in a slot cache, where a row's
+    /// query does not sit at the last index.
+    /// </summary>
+    public Tensor Local(int window)
+    {
+        using var scope = NewDisposeScope();
+        var keyPositions = PositionIds.FromAttentionMask(_mask);                  // (B, S)
+        var distance = Positions.unsqueeze(2) - keyPositions.unsqueeze(1);        // (B, T, S)
+        return Allowed.logical_and(distance.lt(window).unsqueeze(1)).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,35 @@
+namespace ParaphraseService.Model.Core;
+
+/// <summary>
+/// What callers need to know of any model family's config.json, whatever the family names its keys (GPT-J's
+/// <c>n_embd</c>, GPT-Neo's <c>hidden_size</c>): sizes for batching and KV caches, the context length, special tokens.
+/// </summary>
+public interface ICausalLMConfig
+{
+    /// <summary>config.json's <c>model_type</c>: "gptj", "gpt_neo", "gpt2".</summary>
+    string ModelType { get; }
+
+    int VocabSize { get; }
+
+    /// <summary>The longest sequence the model has positions for.</summary>
+    int MaxPositions { get; }
+
+    int HiddenSize { get; }
+
+    int LayerCount { get; }
+
+    /// <summary>Attention heads of every layer (each layer caches keys and values as (B, HeadCount, S, HeadDim)).</summary>
+    int HeadCount { get; }
+
+    int HeadDim { get; }
+
+    int BosTokenId { get; }
+
+    int EosTokenId { get; }
+
+    /// <summary>The checkpoint's stored dtype as config.json names it ("float16"), if it says.</summary>
+    string? TorchDtype { get; }
+
+    /// <summary>Checks the values the model math depends on; throws <see cref="InvalidDataException"/> listing every problem.</summary>
+    void Validate(string source = "config");
+}

@@ -1,0 +1,181 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using ParaphraseService.Api.Tests.Adapters;
+
+namespace ParaphraseService.Api.Tests.Robustness;
+
+/// <summary>
+/// One contract for /paraphrase and /v1/completions: every field checked before anything is queued, by the same rules
+/// on both routes, and every refusal a ProblemDetails that names the field. The demo model serves them.
+/// </summary>
+public sealed class RequestContractTests : IAsyncLifetime
+{
+    private readonly ServiceApplication _app = new(new() { ["Admin:ApiKey"] = "test-admin-key-0123456789" });
+    private HttpClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _app.ModelLoaded();
+        _client = _app.CreateClient();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _app.DisposeAsync();
+    }
+
+    private Task<HttpResponseMessage> Post(string path, string json) =>
+        _client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+
+    // The sampling values that made the sampler produce NaN probabilities before: extreme but finite.
+    [Theory]
+    [InlineData("/paraphrase", """{"text": "The cat sat on the mat.", "temperature": 1e-300, "seed": 1, "maxNewTokens": 4}""")]
+    [InlineData("/paraphrase", """{"text": "The cat sat on the mat.", "temperature": 5e-324, "topP": 5e-324, "seed": 1, "maxNewTokens": 4}""")]
+    [InlineData("/paraphrase", """{"text": "The cat sat on the mat.", "temperature": 2, "topK": 2147483647, "repetitionPenalty": 2, "seed": -9223372036854775808, "maxNewTokens": 4}""")]
+    [InlineData("/v1/completions", """{"prompt": "Hello", "temperature": 1e-300, "max_tokens": 4, "seed": 1}""")]
+    [InlineData("/v1/completions", """{"prompt": "Hello", "temperature": 1e-5, "top_p": 1e-300, "max_tokens": 4, "n": 8, "seed": 9223372036854775807}""")]
+    [InlineData("/v1/completions", """{"prompt": "Hello", "temperature": 2, "max_tokens": 4, "stream": true, "seed": 3}""")]
+    public async Task ExtremeButValidSamplingIsServed(string path, string json)
+    {
+        var response = await Post(path, json);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/health/ready")).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": -0.5}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": 1e308}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": "NaN"}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": "Infinity"}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": "hot"}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "topP": 0}""", "topP")]
+    [InlineData("/paraphrase", """{"text": "x", "topK": -1}""", "topK")]
+    [InlineData("/paraphrase", """{"text": "x", "repetitionPenalty": 0.5}""", "repetitionPenalty")]
+    [InlineData("/paraphrase", """{"text": "x", "candidates": 10000000000}""", "candidates")]
+    [InlineData("/paraphrase", """{"text": "x", "candidates": 9}""", "candidates")]
+    [InlineData("/paraphrase", """{"text": "x", "maxNewTokens": 0}""", "maxNewTokens")]
+    [InlineData("/paraphrase", """{"text": "x", "seed": 18446744073709551616}""", "seed")]
+    [InlineData("/paraphrase", """{"text": "x", "seed": 1.5}""", "seed")]
+    [InlineData("/paraphrase", """{"text": "x", "stream": "yes"}""", "stream")]
+    [InlineData("/paraphrase", """{"text": 42}""", "text")]
+    [InlineData("/paraphrase", """{"texts": ["a", null]}""", "texts[1]")]
+    [InlineData("/paraphrase", """{"texts": ["a", "  "]}""", "texts[1]")]
+    [InlineData("/paraphrase", """{"texts": []}""", "texts")]
+    [InlineData("/paraphrase", """{"text": "\ud800 alone"}""", "text")]
+    [InlineData("/paraphrase", """{"text": "x", "tempreature": 0.5}""", "tempreature")]
+    [InlineData("/v1/completions", """{"prompt": "x", "temperature": -1}""", "temperature")]
+    [InlineData("/v1/completions", """{"prompt": "x", "top_p": 1.5}""", "top_p")]
+    [InlineData("/v1/completions", """{"prompt": "x", "n": 0}""", "n")]
+    [InlineData("/v1/completions", """{"prompt": "x", "max_tokens": -5}""", "max_tokens")]
+    [InlineData("/v1/completions", """{"prompt": "x", "max_tokens": 2147483647}""", "max_tokens")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}""", "stop")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stop": ""}""", "stop")]
+    [InlineData("/v1/completions", """{"prompt": [1, 2, 3]}""", "prompt")]
+    [InlineData("/v1/completions", """{"prompt": "\udc00"}""", "prompt")]
+    [InlineData("/v1/completions", """{"prompt": "x", "echo": true}""", "echo")]
+    [InlineData("/v1/completions", """{"prompt": "x", "logprobs": 2}""", "logprobs")]
+    [InlineData("/v1/completions", """{"prompt": "x", "presence_penalty": 0.5}""", "presence_penalty")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream_options": {"include_usage": true}}""", "stream_options")]
+    [InlineData("/v1/completions", """{"prompt": "x", "tools": []}""", "tools")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream_options": {"include_usage": true, "x": 1}, "stream": true}""", "stream_options.x")]
+    public async Task EveryBadFieldIsA400ThatNamesIt(string path, string json, string field)
+    {
+        var problem = await (await Post(path, json)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.NotEmpty(problem.Errors(field));
+        Assert.Contains(field, problem.Detail());
+        Assert.Equal(0, _app.Services.GetRequiredService<Api.Scheduling.GenerationQueue>().Count);
+    }
+
+    [Theory]
+    [InlineData("/paraphrase")]
+    [InlineData("/v1/completions")]
+    public async Task BodiesThatAreNotJsonObjectsAre400s(string path)
+    {
+        foreach (var body in new[] { "", "{", "[]", "null", "\"text\"", "{\"text\": \"a\"} trailing", new string('[', 100) })
+        {
+            var problem = await (await Post(path, body)).AssertProblemAsync(HttpStatusCode.BadRequest);
+            Assert.False(string.IsNullOrWhiteSpace(problem.Detail()), body);
+        }
+        // Invalid UTF-8: a bare continuation byte inside a string.
+        var bytes = new ByteArrayContent([.. "{\"text\": \"a"u8, 0x80, .. "b\"}"u8]);
+        bytes.Headers.ContentType = new("application/json");
+        await (await _client.PostAsync(path, bytes)).AssertProblemAsync(HttpStatusCode.BadRequest);
+    }
+
+    [Theory]
+    [InlineData("""{"text": "Hello there.", "adapter": "../../etc/passwd"}""", false)]
+    [InlineData("""{"text": "Hello there.", "adapter": "UPPER"}""", false)]
+    [InlineData("""{"text": "Hello there.", "adapter": "a\u0000b"}""", false)]
+    [InlineData("""{"text": "Hello there.", "adapter": "a\ud800"}""", false)]
+    [InlineData("""{"text": "Hello there.", "adapter": "no-such-adapter"}""", true)]
+    public async Task AdapterNamesOnParaphraseAre400WhenInvalidAnd404WhenUnknownStreamingIncluded(string json, bool valid)
+    {
+        foreach (var stream in new[] { false, true })
+        {
+            var body = json.Insert(1, $"\"stream\": {(stream ? "true" : "false")}, ");
+            var problem = await (await Post("/paraphrase", body)).AssertProblemAsync(valid ? HttpStatusCode.NotFound : HttpStatusCode.BadRequest);
+            Assert.NotEmpty(problem.Errors("adapter"));
+        }
+    }
+
+    [Theory]
+    [InlineData("../x", false)]
+    [InlineData("GPT-4", false)]
+    [InlineData("a b", false)]
+    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false)]
+    [InlineData("gpt-3.5-turbo", true)]
+    public async Task OpenAiModelNamesAre400WhenInvalidAnd404WhenUnknownStreamingIncluded(string model, bool valid)
+    {
+        foreach (var stream in new[] { false, true })
+        {
+            var response = await _client.PostAsJsonAsync("/v1/completions", new { model, prompt = "Hello", max_tokens = 2, stream });
+            var problem = await response.AssertProblemAsync(valid ? HttpStatusCode.NotFound : HttpStatusCode.BadRequest);
+            Assert.NotEmpty(problem.Errors("model"));
+            // The same body is an OpenAI error for OpenAI clients.
+            var error = problem.GetProperty("error");
+            Assert.Equal("model", error.GetProperty("param").GetString());
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+            Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        }
+    }
+
+    [Theory]
+    [InlineData("GET", "/adapters/{0}")]
+    [InlineData("DELETE", "/admin/adapters/{0}")]
+    [InlineData("POST", "/admin/adapters/{0}/load")]
+    [InlineData("POST", "/admin/adapters/{0}/unload")]
+    public async Task InvalidAdapterNamesAre400OnEveryVerb(string method, string route)
+    {
+        foreach (var name in new[] { "UPPER", "a%20b", "x%01y", "%ED%A0%80", new string('a', 65) })
+        {
+            var request = new HttpRequestMessage(new HttpMethod(method), string.Format(route, name));
+            request.Headers.Add("X-Api-Key", "test-admin-key-0123456789");
+            var problem = await (await _client.SendAsync(request)).AssertProblemAsync(HttpStatusCode.BadRequest);
+            Assert.NotEmpty(problem.Errors("name"));
+        }
+        var unknown = new HttpRequestMessage(new HttpMethod(method), string.Format(route, "valid-but-unknown"));
+        unknown.Headers.Add("X-Api-Key", "test-admin-key-0123456789");
+        await (await _client.SendAsync(unknown)).AssertProblemAsync(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task SeedsUseAllSixtyFourBits()
+    {
+        async Task<string> Complete(long seed)
+        {
+            var response = await _client.PostAsJsonAsync("/v1/completions", new { prompt = "Once upon a time", max_tokens = 12, temperature = 1.0, seed });
+            return (await response.JsonAsync()).GetProperty("choices")[0].GetProperty("text").GetString()!;
+        }
+        // LibTorch's CPU generator keeps only the low 32 bits of a seed: these two used to give the same text.
+        const long seed = 12345;
+        var low = await Complete(seed);
+        Assert.Equal(low, await Complete(seed));
+        Assert.NotEqual(low, await Complete(seed + (1L << 32)));
+        Assert.NotEqual(low, await Complete(seed | long.MinValue));
+    }
+}
