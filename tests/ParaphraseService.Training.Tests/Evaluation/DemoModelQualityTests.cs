@@ -48,8 +48,9 @@ public partial class DemoModelQualityTests(ITestOutputHelper output)
             $"top-1 agreement {c.Top1Agreement:P2}, KL {c.MeanKl:E2}, logits error {c.LogitsRelativeError:E2}");
         Assert.InRange(c.PerplexityIncrease, -0.01, 0.01);
         // 98% where activations are quantized in 8 bits (or not at all); fbgemm on CPUs without VNNI has 7 bits, and
-        // there the most likely token changes a little more often (measured 97.8%; 98.8% simulated with 8 bits).
-        var atLeast = kernel == Int8Kernel.Fbgemm && Int8Linear.FbgemmActivationBits < 8 ? 0.97 : 0.98;
+        // there the most likely token changes more often (measured 97.0%; 98.3% simulated with 8 bits, 99.0% with the
+        // dequantize kernel: README, Evaluating models).
+        var atLeast = kernel == Int8Kernel.Fbgemm && Int8Linear.FbgemmActivationBits < 8 ? 0.96 : 0.98;
         Assert.True(c.Top1Agreement >= atLeast, $"top-1 agreement {c.Top1Agreement:P2}");
     }
 
