@@ -6,32 +6,40 @@ using System.Text.Json;
 using ParaphraseService.Api.Paraphrasing;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Api.Tests;
 
 public class ParaphraseTests
 {
-    private static readonly Lazy<LoadedModel> s_demo = new(() => DemoModel.Load(new ModelLoadOptions { Device = "cpu" }));
+    private static readonly Lazy<LoadedModel> s_demo = new(() => DemoModel.Load(new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 1 }));
 
     [Fact]
-    public async Task CandidatesAreTheModelsContinuationsCutScoredAndSorted()
+    public async Task OnTheDefaultDemoCandidatesAreItsAdaptersRewritesCutScoredAndSorted()
     {
+        const string Input = "The meeting was moved to Friday afternoon .";
         await using var app = new ServiceApplication();
         await app.ModelLoaded();
         using var client = app.CreateClient();
-        var response = await client.PostAsJsonAsync("/paraphrase", new { text = "The meeting was moved to Friday.", candidates = 3, maxNewTokens = 12, seed = 7 });
+        var response = await client.PostAsJsonAsync("/paraphrase", new { text = Input, candidates = 3, seed = 7 });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var json = await response.Content.ReadFromJsonAsync<JsonElement>();
 
-        // What the model itself produces for the default few-shot prompt, cut at its end marker.
-        var template = PromptTemplate.Default;
+        // No adapter named: the demo's built-in paraphrase adapter, in its own template, cut at its end marker.
+        Assert.Equal(DemoModel.AdapterName, json.GetProperty("adapter").GetString());
+        var builtIn = s_demo.Value.BundledAdapter!;
+        var adapter = s_demo.Value.Adapters!.Get(builtIn.Name) ?? s_demo.Value.Adapters.LoadFolder(builtIn.Folder, builtIn.Name).Adapter;
+        var template = PromptTemplate.ForAdapter(AdapterMetadata.Load(Path.Combine(builtIn.Folder, AdapterMetadata.FileName)).PromptTemplate);
         var expected = Enumerable.Range(0, 3)
-            .Select(i => s_demo.Value.CreateGenerator().Generate(template.Render("The meeting was moved to Friday."),
-                new GenerationOptions { MaxNewTokens = 12, Temperature = 0.8, TopP = 0.95, Seed = 7 + i, StopSequences = [template.EndMarker] }))
+            .Select(i => s_demo.Value.CreateGenerator().Generate(template.Render(Input),
+                new GenerationOptions { MaxNewTokens = 48, Temperature = 0.8, TopP = 0.95, Seed = 7 + i, StopSequences = [template.EndMarker] }, adapter: adapter))
             .Select(r => template.Cut(r.Text)).Where(t => t is not null).ToHashSet();
 
         var result = json.GetProperty("results")[0];
         var candidates = result.GetProperty("candidates").EnumerateArray().ToList();
+        // Real rewrites for this seed: some candidates survive, none is the input again.
+        Assert.NotEmpty(candidates);
+        Assert.All(candidates, c => Assert.NotEqual(Input, c.GetProperty("text").GetString()?.Trim(), StringComparer.OrdinalIgnoreCase));
         var dropped = result.GetProperty("dropped");
         Assert.Equal(3, candidates.Count + dropped.GetProperty("empty").GetInt32() + dropped.GetProperty("copies").GetInt32() + dropped.GetProperty("duplicates").GetInt32());
         Assert.All(candidates, c => Assert.Contains(c.GetProperty("text").GetString(), expected));

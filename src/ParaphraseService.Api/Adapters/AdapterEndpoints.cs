@@ -11,8 +11,8 @@ using ParaphraseService.Model.Lora.Peft;
 namespace ParaphraseService.Api.Adapters;
 
 /// <summary>
-/// <c>GET /adapters</c> and <c>GET /adapters/{name}</c> (public); <c>POST /admin/adapters</c> and
-/// <c>DELETE /admin/adapters/{name}</c> (admin API key). Every error is a ProblemDetails.
+/// <c>GET /adapters</c> and <c>GET /adapters/{name}</c> (public: the stored adapters and the model's built-in one);
+/// <c>POST /admin/adapters</c> and <c>DELETE /admin/adapters/{name}</c> (admin API key). Every error is a ProblemDetails.
 /// </summary>
 public static class AdapterEndpoints
 {
@@ -197,6 +197,7 @@ public static class AdapterEndpoints
             [] => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the form has no '{FileField}' field holding a zip of the adapter folder"),
             var several => throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the form has {several.Count} '{FileField}' fields; send one zip"),
         };
+        store.ThrowIfBuiltIn(name!);
         if (!replace && store.Exists(name!))
         {
             throw AdapterStore.AlreadyExists(name!);
@@ -281,6 +282,7 @@ public static class AdapterEndpoints
             AdapterStoreError.InvalidContent => Invalid(FileField, "Invalid adapter upload", e, detail),
             AdapterStoreError.NotFound => TypedResults.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Adapter not found"),
             AdapterStoreError.AlreadyExists => TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Adapter exists"),
+            AdapterStoreError.BuiltIn => TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Adapter built in"),
             AdapterStoreError.ModelNotLoaded => TypedResults.Problem(detail, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Model not loaded"),
             _ => throw new ArgumentOutOfRangeException(nameof(e), e.Error, "Unknown adapter store error."),
         };

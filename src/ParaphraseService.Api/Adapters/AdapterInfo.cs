@@ -7,7 +7,7 @@ namespace ParaphraseService.Api.Adapters;
 /// <param name="BaseModel">The config's base_model_name_or_path (what it was trained on, as its trainer wrote it).</param>
 /// <param name="TargetModules">The config's target_modules list; null when it is a pattern or absent.</param>
 /// <param name="TargetModulesPattern">The config's target_modules string: a regex or "all-linear".</param>
-/// <param name="Origin">"upload" or "fine-tune"; null when the folder has no metadata file.</param>
+/// <param name="Origin">"upload", "fine-tune", or "built-in" (the model's own, read-only); null when the folder has no metadata file.</param>
 /// <param name="Problem">Why the folder's files could not be read (a folder edited by hand); null when they could.</param>
 /// <param name="Loaded">Whether it is resident on the model now (loaded on first use, unloaded least recently used first).</param>
 public sealed record AdapterInfo(

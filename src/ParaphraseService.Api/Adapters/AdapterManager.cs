@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora;
@@ -17,6 +18,7 @@ namespace ParaphraseService.Api.Adapters;
 public sealed class AdapterManager : IDisposable
 {
     private readonly IAdapterSource _source;
+    private readonly AdaptersOptions _options;
     private readonly ModelThreadCommands _modelThread;
     private readonly ServiceMetrics _metrics;
     private readonly ILogger<AdapterManager> _logger;
@@ -27,9 +29,11 @@ public sealed class AdapterManager : IDisposable
     private long _catalogVersion;
     private volatile ImmutableHashSet<string> _resident = ImmutableHashSet<string>.Empty;
 
-    public AdapterManager(IAdapterSource source, ModelThreadCommands modelThread, ServiceMetrics metrics, ILogger<AdapterManager> logger)
+    public AdapterManager(IAdapterSource source, IOptions<AdaptersOptions> options, ModelThreadCommands modelThread, ServiceMetrics metrics,
+        ILogger<AdapterManager> logger)
     {
-        (_source, _modelThread, _metrics, _logger) = (source, modelThread, metrics, logger);
+        ArgumentNullException.ThrowIfNull(options);
+        (_source, _options, _modelThread, _metrics, _logger) = (source, options.Value, modelThread, metrics, logger);
         _source.Changed += OnChanged;
     }
 
@@ -38,6 +42,14 @@ public sealed class AdapterManager : IDisposable
 
     /// <summary>Every adapter that can be served, by name.</summary>
     public IReadOnlyList<string> Names() => CurrentCatalog().Usable;
+
+    /// <summary>
+    /// The adapter a <c>/paraphrase</c> request that names none is served with: <c>Adapters:Default</c> when set (the
+    /// operator's choice wins), else the model's built-in adapter (<c>Adapters:UseBuiltInDefault</c>, on by default)
+    /// when it has one and adapters are enabled, else none (the base model).
+    /// </summary>
+    public string? DefaultName(LoadedModel model) =>
+        _options.Default ?? (_options.UseBuiltInDefault && model.Adapters is not null ? model.BundledAdapter?.Name : null);
 
     /// <summary>Looks a requested name up: invalid, unknown, unusable, or found with its folder and template.</summary>
     public AdapterLookup Find(string name)

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
+using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Api.Adapters;
@@ -13,7 +14,8 @@ namespace ParaphraseService.Api.Adapters;
 /// adapter whole or not at all: new adapters are assembled in a hidden staging folder, validated against the loaded
 /// base model, then moved into place; deleted ones are renamed to a hidden tombstone before their files are removed.
 /// Hidden entries (".staging-*", ".deleted-*" folders, ".upload-*" files) are never listed and are swept when the
-/// store starts. One process owns a store folder.
+/// store starts. One process owns a store folder. The loaded model's built-in adapter (<see cref="BuiltIn"/>: the demo
+/// model's paws-demo, beside the assembly) is listed and served as if stored, but cannot be deleted or replaced.
 /// </summary>
 public sealed class AdapterStore : IAdapterSource
 {
@@ -43,7 +45,16 @@ public sealed class AdapterStore : IAdapterSource
         Directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(Options.Directory, environment.ContentRootPath));
         System.IO.Directory.CreateDirectory(Directory);
         SweepLeftovers();
+        // The built-in adapter appears with the model: whoever cached the list before then must read it again.
+        _ = host.Ready.ContinueWith(loaded =>
+        {
+            if (loaded.IsCompletedSuccessfully && loaded.Result.BundledAdapter is { } builtIn)
+                RaiseChanged(builtIn.Name);
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
+
+    /// <summary>The loaded model's built-in adapter (listed, served, never deleted or replaced); null when it has none.</summary>
+    public BundledAdapter? BuiltIn => _host.Model?.BundledAdapter;
 
     /// <summary>The store's folder, absolute.</summary>
     public string Directory { get; }
@@ -80,10 +91,16 @@ public sealed class AdapterStore : IAdapterSource
     public IReadOnlyList<AdapterInfo> List()
     {
         var adapters = new List<AdapterInfo>();
+        var builtIn = BuiltIn;
+        if (builtIn is not null && DescribeBuiltIn(builtIn) is { } builtInInfo)
+        {
+            adapters.Add(builtInInfo);
+        }
         foreach (var folder in System.IO.Directory.EnumerateDirectories(Directory))
         {
             var name = Path.GetFileName(folder);
-            if (AdapterName.IsValid(name) && Describe(name, folder) is { } info)
+            // A stored folder of the built-in's name (made before the model had one) stays hidden behind it.
+            if (AdapterName.IsValid(name) && name != builtIn?.Name && Describe(name, folder) is { } info)
             {
                 adapters.Add(info);
             }
@@ -97,6 +114,10 @@ public sealed class AdapterStore : IAdapterSource
     public AdapterInfo? Get(string name)
     {
         CheckName(name);
+        if (BuiltIn is { } builtIn && builtIn.Name == name)
+        {
+            return DescribeBuiltIn(builtIn);
+        }
         var folder = FolderOf(name);
         return System.IO.Directory.Exists(folder) ? Describe(name, folder) : null;
     }
@@ -105,12 +126,29 @@ public sealed class AdapterStore : IAdapterSource
     public bool Exists(string name)
     {
         CheckName(name);
-        return System.IO.Directory.Exists(FolderOf(name));
+        return IsBuiltIn(name) || System.IO.Directory.Exists(FolderOf(name));
     }
 
-    /// <summary>The folder of a stored adapter (to load it); null when there is none.</summary>
+    /// <summary>The folder of a stored or built-in adapter (to load it); null when there is none.</summary>
     /// <exception cref="AdapterStoreException">The name is not valid.</exception>
-    public string? GetFolder(string name) => Exists(name) ? FolderOf(name) : null;
+    public string? GetFolder(string name) => BuiltIn is { } builtIn && builtIn.Name == name ? builtIn.Folder : Exists(name) ? FolderOf(name) : null;
+
+    /// <summary>Whether <paramref name="name"/> is the loaded model's built-in adapter.</summary>
+    public bool IsBuiltIn(string name) => BuiltIn?.Name == name;
+
+    /// <summary>Refuses to change the built-in adapter: what deleting, uploading, importing or fine-tuning under its name would do.</summary>
+    /// <exception cref="AdapterStoreException">The name is the built-in adapter's (<see cref="AdapterStoreError.BuiltIn"/>).</exception>
+    public void ThrowIfBuiltIn(string name)
+    {
+        if (IsBuiltIn(name))
+        {
+            throw new AdapterStoreException(AdapterStoreError.BuiltIn, BuiltInProblem(name));
+        }
+    }
+
+    /// <summary>Why the built-in adapter cannot be changed, in words.</summary>
+    public string BuiltInProblem(string name) =>
+        $"'{name}' is the adapter built into the model '{_host.Model?.Source}' (read-only files beside the service); it cannot be deleted or replaced: use another name";
 
     /// <summary>Counts one request served with the adapter (called by the scheduler); kept in memory only.</summary>
     public void RecordRequestServed(string name) => _served.AddOrUpdate(name, 1, (_, count) => count + 1);
@@ -123,6 +161,7 @@ public sealed class AdapterStore : IAdapterSource
     public bool Delete(string name)
     {
         CheckName(name);
+        ThrowIfBuiltIn(name);
         var folder = FolderOf(name);
         var tombstone = NewHiddenPath(TombstonePrefix + name + "-");
         lock (_gate)
@@ -180,6 +219,7 @@ public sealed class AdapterStore : IAdapterSource
         try
         {
             CheckName(name);
+            ThrowIfBuiltIn(name);
             if (!replace && Exists(name))
             {
                 throw AlreadyExists(name);
@@ -220,6 +260,7 @@ public sealed class AdapterStore : IAdapterSource
     public PublishedAdapter Import(string name, string sourceFolder, bool replace = false)
     {
         CheckName(name);
+        ThrowIfBuiltIn(name);
         if (string.IsNullOrWhiteSpace(sourceFolder) || !Path.IsPathFullyQualified(sourceFolder))
         {
             throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the path '{sourceFolder}' is not an absolute path on the server");
@@ -327,6 +368,8 @@ public sealed class AdapterStore : IAdapterSource
             return null; // deleted while being read
         }
     }
+
+    private AdapterInfo? DescribeBuiltIn(BundledAdapter builtIn) => Describe(builtIn.Name, builtIn.Folder) is { } info ? info with { Origin = "built-in" } : null;
 
     private static T? Read<T>(Func<T> read, List<string> problems) where T : class
     {

@@ -15,6 +15,9 @@ public enum AdapterStoreError
     /// <summary>The base model is not loaded, so adapters cannot be validated against it (503).</summary>
     ModelNotLoaded,
 
+    /// <summary>The adapter is built into the model (the demo's paws-demo): it cannot be deleted or replaced (409).</summary>
+    BuiltIn,
+
     /// <summary>The upload or source folder is unsafe or malformed: zip-slip, zip bomb, unexpected files, ... (400).</summary>
     InvalidContent,
 }

@@ -30,6 +30,20 @@ public sealed class AdaptersOptions
     [Range(1, 100_000, ErrorMessage = "Adapters:MaxCompressionRatio must be between 1 and 100000.")]
     public int MaxCompressionRatio { get; set; } = 100;
 
+    /// <summary>
+    /// The adapter <c>/paraphrase</c> uses when a request names none (it wins over <see cref="UseBuiltInDefault"/>);
+    /// unset by default. A request whose default is missing gets a 404 that names this setting.
+    /// </summary>
+    [RegularExpression(AdapterName.Pattern, ErrorMessage = "Adapters:Default must be an adapter name: 1-64 lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")]
+    public string? Default { get; set; }
+
+    /// <summary>
+    /// Without <see cref="Default"/>: whether <c>/paraphrase</c> uses the model's built-in adapter (the demo model's
+    /// paws-demo) when a request names none; default true. False, or a model without one, serves the base model with
+    /// the few-shot prompt.
+    /// </summary>
+    public bool UseBuiltInDefault { get; set; } = true;
+
     /// <summary>Entries at most this large are not ratio-checked (small JSON files compress well and are harmless).</summary>
     public const long RatioCheckMinBytes = 1 << 20;
 }

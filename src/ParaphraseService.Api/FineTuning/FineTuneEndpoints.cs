@@ -113,6 +113,9 @@ public static class FineTuneEndpoints
                     statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type");
             }
 
+            if (adapters.IsBuiltIn(fineTune.Adapter!))
+                return Cleanup(folder, TypedResults.Problem(adapters.BuiltInProblem(fineTune.Adapter!) + ".",
+                    statusCode: StatusCodes.Status409Conflict, title: "Adapter built in"));
             if (!fineTune.Replace && adapters.Exists(fineTune.Adapter!))
                 return Cleanup(folder, TypedResults.Problem($"An adapter named '{fineTune.Adapter}' exists; set replace to overwrite it when the job succeeds.",
                     statusCode: StatusCodes.Status409Conflict, title: "Adapter exists"));

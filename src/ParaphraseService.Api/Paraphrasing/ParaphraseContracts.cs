@@ -6,7 +6,8 @@ namespace ParaphraseService.Api.Paraphrasing;
 /// <summary>A paraphrase request: one text or several, and how to sample candidates for each.</summary>
 /// <param name="Text">The text to rewrite (or use <paramref name="Texts"/>).</param>
 /// <param name="Texts">Up to 32 texts, each rewritten independently.</param>
-/// <param name="Adapter">A LoRA adapter's name (GET /adapters); none uses the base model with a few-shot prompt.</param>
+/// <param name="Adapter">A LoRA adapter's name (GET /adapters); none uses the service's default adapter (the demo model's
+/// built-in paws-demo, or Adapters:Default), or the base model with a few-shot prompt where there is no default.</param>
 /// <param name="Candidates">Paraphrases to sample per text, 1-8 (before copies and duplicates are dropped).</param>
 /// <param name="MaxNewTokens">Most tokens per candidate, 1-256.</param>
 /// <param name="Temperature">0 is greedy (then one candidate is all there is), up to 2; below 1e-5 is greedy too.</param>

@@ -42,6 +42,7 @@ public static partial class ParaphraseEndpoints
             Inputs = texts,
             Templated = true,
             Adapter = request.Adapter,
+            UsesDefaultAdapter = true,
             Candidates = request.Candidates,
             MaxNewTokens = request.MaxNewTokens,
             Temperature = request.Temperature,

@@ -17,8 +17,11 @@ public sealed record GenerationRequest
     /// <summary>Inputs are rendered with the adapter's prompt template and candidates cut at its end marker.</summary>
     public bool Templated { get; init; }
 
-    /// <summary>An adapter name, or null for the base model.</summary>
+    /// <summary>An adapter name, or null for the base model (or the default adapter, with <see cref="UsesDefaultAdapter"/>).</summary>
     public string? Adapter { get; init; }
+
+    /// <summary>Without <see cref="Adapter"/>, the service's default adapter serves the request (<c>/paraphrase</c>).</summary>
+    public bool UsesDefaultAdapter { get; init; }
 
     public required int Candidates { get; init; }
     public required int MaxNewTokens { get; init; }

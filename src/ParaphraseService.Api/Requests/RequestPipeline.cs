@@ -29,12 +29,16 @@ public sealed class RequestPipeline(
         var limits = options.Value;
 
         ResolvedAdapter? adapter = null;
-        if (request.Adapter is { } name)
+        var byDefault = request.Adapter is null && request.UsesDefaultAdapter;
+        if ((byDefault ? adapters.DefaultName(model) : request.Adapter) is { } name)
         {
             switch (adapters.Find(name))
             {
                 case AdapterLookup.Invalid invalid:
                     return (null, RequestProblems.Invalid(request.Fields.Adapter, $"{RequestRules.Quote(name)} is not an adapter name: {invalid.Problem}."));
+                case AdapterLookup.NotFound when byDefault:
+                    return (null, RequestProblems.UnknownAdapter(request.Fields.Adapter, name,
+                        $"The default adapter {RequestRules.Quote(name)} (Adapters:Default) does not exist; name an adapter in the request (GET /adapters lists them)."));
                 case AdapterLookup.NotFound:
                     return (null, RequestProblems.UnknownAdapter(request.Fields.Adapter, name));
                 case AdapterLookup.Unusable unusable:

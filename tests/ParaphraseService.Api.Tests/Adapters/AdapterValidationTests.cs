@@ -36,8 +36,8 @@ public class AdapterValidationTests
     [Fact]
     public async Task AnAdapterForAnotherBaseIs400()
     {
-        // The demo base has hidden size 128 and 4 layers; the fixtures were made for hidden size 64 and 2 layers.
-        await using var service = await AdapterServiceHost.StartAsync(new() { ["Model:Source"] = "demo" });
+        // The random demo base has hidden size 128 and 4 layers; the fixtures were made for hidden size 64 and 2 layers.
+        await using var service = await AdapterServiceHost.StartAsync(new() { ["Model:Source"] = "demo-random" });
 
         var upload = await (await service.Admin.PostAsync("/admin/adapters", AdapterFixtures.Form("tiny", AdapterFixtures.ZipFixture("q-v")))).AssertProblemAsync(HttpStatusCode.BadRequest);
         var byPath = await (await service.Admin.PostJsonAsync("/admin/adapters", new { name = "tiny", path = AdapterFixtures.Peft("q-v") })).AssertProblemAsync(HttpStatusCode.BadRequest);
