@@ -117,7 +117,8 @@ public class LikelihoodEvaluatorTests
 
         Assert.Equal(reference.GetProperty("tokens").GetInt32(), ids.Count);
         Assert.Equal(reference.GetProperty("ids_sha256").GetString(), Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join(",", ids)))));
-        Assert.Contains("Köroğlu", text); // non-ASCII letters are in it, and come back as they went in
+        Assert.Contains("Pjetër Dungu", text); // non-ASCII letters are in it, and come back as they went in
+        Assert.Contains("Timothée Chalamet", text);
         foreach (var line in text.Split('\n'))
             Assert.Equal(line, tokenizer.Decode(tokenizer.Encode(line)));
         Assert.Equal(1024, tokenizer.VocabularySize);
