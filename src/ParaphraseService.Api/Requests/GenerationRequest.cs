@@ -33,6 +33,12 @@ public sealed record GenerationRequest
 
     public bool Stream { get; init; }
 
+    /// <summary>Rows stop once their text outgrows this many characters (see <see cref="Model.Generation.FinishReason.CharacterLimit"/>).</summary>
+    public int? MaxCharacters { get; init; }
+
+    /// <summary>Terms never generated, however cased or tokenized.</summary>
+    public IReadOnlyList<string> Avoid { get; init; } = [];
+
     public required RequestFields Fields { get; init; }
 
     /// <summary>The field naming input <paramref name="index"/>.</summary>

@@ -69,7 +69,7 @@ public sealed class ContinuousBatcher : IDisposable
         foreach (var o in options)
         {
             var slot = Array.IndexOf(_slots, null);
-            _slots[slot] = new Slot(new SequenceState(prompt, o, _model.Config, _allowedVocabulary), adapter, group);
+            _slots[slot] = new Slot(new SequenceState(prompt, o, _model.Config, _allowedVocabulary, _tokenizer), adapter, group);
             slots.Add(slot);
         }
         return slots;
@@ -164,7 +164,7 @@ public sealed class ContinuousBatcher : IDisposable
         int token;
         try
         {
-            token = slot.State.Sampler.Next(logits, slot.State.History);
+            token = slot.State.Choose(logits);
             slot.State.Accept(token, _tokenizer);
         }
         catch (Exception e) when (e is not OutOfMemoryException)

@@ -31,7 +31,7 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
         foreach (var prompt in prompts)
             SequenceState.Validate(prompt, maxNew, config, config.MaxPositions);
 
-        var rows = prompts.Select((p, i) => new SequenceState(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
+        var rows = prompts.Select((p, i) => new SequenceState(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize), tokenizer)).ToArray();
         return Run(rows, promptLength, maxNew, adapters, cancellationToken);
     }
 
@@ -53,7 +53,7 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
             {
                 chosen[r, 0] = model.Config.EosTokenId; // finished rows idle on a token nobody reads
                 if (!rows[r].Finished)
-                    chosen[r, 0] = rows[r].Accept(rows[r].Sampler.Next(logits[r], rows[r].History), tokenizer);
+                    chosen[r, 0] = rows[r].Accept(rows[r].Choose(logits[r]), tokenizer);
             }
             next.Dispose();
             next = tensor(chosen, device: device).DetachFromDisposeScope();

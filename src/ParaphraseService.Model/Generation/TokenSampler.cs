@@ -28,7 +28,8 @@ public sealed class TokenSampler
     /// <param name="logits">(V) fp32 logits of the next position.</param>
     /// <param name="history">Prompt and generated ids so far, for the repetition penalty.</param>
     /// <exception cref="SamplingException">The logits hold NaN or +∞.</exception>
-    public int Next(Tensor logits, IReadOnlyList<int> history)
+    /// <param name="banned">Text this sequence must not produce: its tokens are removed before anything else.</param>
+    public int Next(Tensor logits, IReadOnlyList<int> history, BannedText? banned = null)
     {
         using var scope = NewDisposeScope();
         // Sampling runs on the CPU: a 50k-entry row is cheap.
@@ -37,6 +38,9 @@ public sealed class TokenSampler
             scores[TensorIndex.Slice(_allowedVocabulary)] = float.NegativeInfinity;
         if (!scores.max().isfinite().item<bool>())
             throw new SamplingException("The model produced logits that are not finite (NaN or infinity) for this sequence.");
+        banned?.Mask(scores);
+        if (!scores.max().isfinite().item<bool>())
+            throw new SamplingException("Every token would produce banned text; this sequence cannot go on.");
 
         if (_options.RepetitionPenalty != 1.0 && history.Count > 0)
         {
