@@ -79,8 +79,9 @@ public sealed class PostgreSqlDatabase : IStorageHealth, IDisposable
     {
         await using var connection = await _source.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1); CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            connection, transaction) { Parameters = { new() { Value = PostgreSqlSchema.MigrationLock } } })
+        await using (var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", connection, transaction) { Parameters = { new() { Value = PostgreSqlSchema.MigrationLock } } })
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        await using (var command = new NpgsqlCommand("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", connection, transaction))
             await command.ExecuteNonQueryAsync(cancellationToken);
         int current;
         await using (var command = new NpgsqlCommand("SELECT COALESCE(max(version), 0) FROM schema_version", connection, transaction))
