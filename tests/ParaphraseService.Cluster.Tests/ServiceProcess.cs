@@ -129,6 +129,12 @@ public sealed partial class ServiceProcess : IAsyncDisposable
             await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         }
         _process.Dispose();
+        // CLUSTER_TEST_LOGS=<folder> keeps every node's log (for a failure's trace id).
+        if (Environment.GetEnvironmentVariable("CLUSTER_TEST_LOGS") is { Length: > 0 } logs)
+        {
+            Directory.CreateDirectory(logs);
+            File.WriteAllLines(Path.Combine(logs, $"{DateTime.UtcNow:HHmmss}-{Name}.log"), _log);
+        }
         try
         {
             Directory.Delete(_folder, recursive: true);

@@ -258,7 +258,7 @@ public sealed class PostgreSqlAdapterStore : IAdapterStorage
                 using (var select = new NpgsqlCommand("SELECT content_sha256 FROM adapters WHERE name = $1 FOR UPDATE", connection, transaction) { Parameters = { new() { Value = name } } })
                     previous = (string)select.ExecuteScalar()!;
                 using (var update = new NpgsqlCommand("""
-                    UPDATE adapters SET content_sha256 = $2, size_bytes = $3, info = $4::jsonb, requests_served = 0, published_at = now() WHERE name = $1
+                    UPDATE adapters SET content_sha256 = $2, size_bytes = $3, info = $4::jsonb, requests_served = 0, publications = publications + 1, published_at = now() WHERE name = $1
                     """, connection, transaction) { Parameters = { new() { Value = name }, new() { Value = hash }, new() { Value = info.SizeBytes }, new() { Value = Serialize(info) } } })
                     update.ExecuteNonQuery();
                 if (previous != hash) DeleteUnusedFiles(connection, transaction, previous);

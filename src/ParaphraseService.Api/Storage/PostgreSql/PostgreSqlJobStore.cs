@@ -298,7 +298,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
         if (jobs.Count == 0) return [];
 
         var losses = new Dictionary<(string, string), List<LossPoint>>();
-        using (var command = Command(connection, null, "SELECT job_id, kind, step, loss FROM losses WHERE job_id = ANY($1) ORDER BY step", jobs.Select(j => j.Job.Id).ToArray()))
+        using (var command = Command(connection, null, "SELECT job_id, kind, step, loss FROM losses WHERE job_id = ANY($1) ORDER BY step", (object)jobs.Select(j => j.Job.Id).ToArray()))
         using (var reader = command.ExecuteReader())
         {
             while (reader.Read())

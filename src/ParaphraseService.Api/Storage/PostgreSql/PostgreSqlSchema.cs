@@ -19,7 +19,7 @@ internal static class PostgreSqlSchema
             size_bytes bigint NOT NULL,
             info jsonb NOT NULL,
             requests_served bigint NOT NULL DEFAULT 0,
-            job_id text,
+            publications integer NOT NULL DEFAULT 1,
             published_at timestamptz NOT NULL DEFAULT now());
         -- Files of adapters ('adapter:<sha256>'), job datasets ('job:<id>:dataset') and checkpoints ('job:<id>:checkpoint'),
         -- in chunks of at most 1 MiB: written and read as streams, never whole in memory.
