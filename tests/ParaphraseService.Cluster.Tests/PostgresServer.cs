@@ -51,7 +51,8 @@ public sealed class PostgresServer : IDisposable
 
     public void Start() => RunAsServerUser(Path.Combine(_bin, "pg_ctl"),
         ["-D", DataFolder, "-l", Path.Combine(Folder, "server.log"), "-w", "-t", "60", "start",
-         "-o", $"-p {Port} -k {Folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"]);
+         // fsync off: the tests kill the server process, never the machine, so what was written survives.
+         "-o", $"-p {Port} -k {Folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200"]);
 
     /// <summary>Stops at once (connections are cut, as when a database host goes away).</summary>
     public void Stop() => RunAsServerUser(Path.Combine(_bin, "pg_ctl"), ["-D", DataFolder, "-w", "-t", "60", "stop", "-m", "immediate"]);
