@@ -33,7 +33,8 @@ public sealed class AdapterPropagationTests(PostgresServer server, ITestOutputHe
             Assert.Equal(expected, text);
             return true;
         }, Propagation, $"{node.Name} serving 'shared'")));
-        output.WriteLine($"upload on a -> first served on b after {times[0].TotalMilliseconds:F0} ms, on c after {times[1].TotalMilliseconds:F0} ms");
+        output.WriteLine($"upload on a -> first request served on b sent after {times[0].TotalMilliseconds:F0} ms, on c after {times[1].TotalMilliseconds:F0} ms");
+        Assert.All(times, t => Assert.True(t <= Propagation, $"known after {t}"));
 
         // Every replica lists the same catalog ('loaded' is each replica's own memory, and so left out).
         await Cluster.EventuallyAsync(async () =>
@@ -49,7 +50,8 @@ public sealed class AdapterPropagationTests(PostgresServer server, ITestOutputHe
             using var response = await node.Client.CompleteAsync("shared");
             return response.StatusCode == HttpStatusCode.NotFound;
         }, Propagation, $"{node.Name} answering 404 for 'shared'")));
-        output.WriteLine($"delete on b -> 404 on a after {gone[0].TotalMilliseconds:F0} ms, on c after {gone[1].TotalMilliseconds:F0} ms");
+        output.WriteLine($"delete on b -> first 404 on a for a request sent after {gone[0].TotalMilliseconds:F0} ms, on c after {gone[1].TotalMilliseconds:F0} ms");
+        Assert.All(gone, t => Assert.True(t <= Propagation, $"gone after {t}"));
         foreach (var node in cluster.Nodes)
             Assert.Equal("[]", await Catalog(node));
     }

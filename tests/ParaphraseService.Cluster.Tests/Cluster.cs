@@ -100,16 +100,20 @@ public sealed class Cluster : IAsyncDisposable
         foreach (var node in _nodes.Values) await node.DisposeAsync();
     }
 
-    /// <summary>Polls <paramref name="condition"/> until it holds; the time it took. Fails after <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// Polls <paramref name="condition"/> until it holds; returns when the successful probe started (a request that
+    /// succeeds shows the state it found when it arrived, however long it then ran). Fails after <paramref name="timeout"/>.
+    /// </summary>
     public static async Task<TimeSpan> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
         var clock = Stopwatch.StartNew();
-        while (!await condition())
+        while (true)
         {
+            var started = clock.Elapsed;
+            if (await condition()) return started;
             if (clock.Elapsed > timeout) throw new TimeoutException($"{what}: not within {timeout}.");
             await Task.Delay(20);
         }
-        return clock.Elapsed;
     }
 }
 
