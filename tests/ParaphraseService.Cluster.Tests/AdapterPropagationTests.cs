@@ -20,19 +20,23 @@ public sealed class AdapterPropagationTests(PostgresServer server, ITestOutputHe
             await (await node.Client.CompleteAsync("shared")).JsonAsync(HttpStatusCode.NotFound);
 
         await (await a.Admin.PostAsJsonAsync("/admin/adapters", new { name = "shared", path = Cluster.TinyAdapter })).JsonAsync(HttpStatusCode.Created);
-        var expected = (await (await a.Client.CompleteAsync("shared")).JsonAsync(HttpStatusCode.OK)).GetProperty("choices")[0].GetProperty("text").GetString();
-        var baseText = (await (await a.Client.CompleteAsync(null)).JsonAsync(HttpStatusCode.OK)).GetProperty("choices")[0].GetProperty("text").GetString();
-        Assert.NotEqual(baseText, expected); // the adapter changes the greedy text, so serving it is visible
-
-        // Replicas B and C serve it within 2 s of the upload's answer, with the same files (same greedy text).
-        var times = await Task.WhenAll(new[] { b, c }.Select(node => Cluster.EventuallyAsync(async () =>
+        // Replicas B and C serve it within 2 s of the upload's answer (timed from then: the polling starts at once)...
+        var served = new System.Collections.Concurrent.ConcurrentDictionary<string, string?>();
+        var polls = new[] { b, c }.Select(node => Cluster.EventuallyAsync(async () =>
         {
             using var response = await node.Client.CompleteAsync("shared");
             if (response.StatusCode != HttpStatusCode.OK) return false;
-            var text = (await response.JsonAsync(HttpStatusCode.OK)).GetProperty("choices")[0].GetProperty("text").GetString();
-            Assert.Equal(expected, text);
+            served[node.Name] = (await response.JsonAsync(HttpStatusCode.OK)).GetProperty("choices")[0].GetProperty("text").GetString();
             return true;
-        }, Propagation, $"{node.Name} serving 'shared'")));
+        }, Propagation + TimeSpan.FromSeconds(10), $"{node.Name} serving 'shared'")).ToList();
+        var times = await Task.WhenAll(polls);
+
+        // ...with the same files: the same greedy text as on A, which differs from the base model's.
+        var expected = (await (await a.Client.CompleteAsync("shared")).JsonAsync(HttpStatusCode.OK)).GetProperty("choices")[0].GetProperty("text").GetString();
+        var baseText = (await (await a.Client.CompleteAsync(null)).JsonAsync(HttpStatusCode.OK)).GetProperty("choices")[0].GetProperty("text").GetString();
+        Assert.NotEqual(baseText, expected);
+        Assert.Equal(expected, served["b"]);
+        Assert.Equal(expected, served["c"]);
         output.WriteLine($"upload on a -> first request served on b sent after {times[0].TotalMilliseconds:F0} ms, on c after {times[1].TotalMilliseconds:F0} ms");
         Assert.All(times, t => Assert.True(t <= Propagation, $"known after {t}"));
 

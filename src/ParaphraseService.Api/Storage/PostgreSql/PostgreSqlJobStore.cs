@@ -74,6 +74,9 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
                 {
                     System.IO.Directory.Delete(upload, recursive: true);
                 }
+                // The dataset lives in the database from here; whichever trainer claims the job fetches it into its own
+                // folder (deleted before the commit: once committed, this node may claim the job and fetch it here).
+                System.IO.Directory.Delete(JobFolder(id), recursive: true);
                 Notify(connection, transaction, PostgreSqlSchema.JobsChannel, "queued");
             });
         }
