@@ -134,7 +134,8 @@ public sealed class FineTuneRunner : IModelBackgroundWork
             try
             {
                 var renewal = _store.Renew(_held.Keys.ToList());
-                foreach (var id in renewal.Lost)
+                // A job that ended here while the renewal ran is not lost: it is no longer held.
+                foreach (var id in renewal.Lost.Where(_held.ContainsKey))
                 {
                     _lost[id] = 0;
                     _metrics.LeaseLost();
@@ -338,6 +339,8 @@ public sealed class FineTuneRunner : IModelBackgroundWork
         if (_lost.IsEmpty) return;
         foreach (var job in _active.Where(j => _lost.ContainsKey(j.Id)).ToList())
             Drop(job, model);
+        foreach (var id in _lost.Keys.Where(id => !_held.ContainsKey(id)))
+            _lost.TryRemove(id, out _);
     }
 
     private void Drop(ActiveJob job, LoadedModel model)
