@@ -18,6 +18,7 @@ app.MapParaphrase();
 app.MapAdapters();
 app.MapAdminAdapters();
 app.MapOpenAiCompletions();
+app.MapOpenAiChatCompletions();
 app.MapFineTunes();
 app.MapStatusPage();
 app.Run();

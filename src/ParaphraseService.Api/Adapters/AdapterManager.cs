@@ -111,14 +111,14 @@ public sealed class AdapterManager : IDisposable
         if (dropped) Publish(model);
     }
 
-    /// <summary>Unloads an adapter whose use just failed a step, so its next use reads it again (scheduler's thread).</summary>
-    internal void Evict(string name, LoadedModel model)
+    /// <summary>
+    /// Unloads an adapter whose use just failed a step, as soon as no running sequence uses it, so its next use reads
+    /// its files again (scheduler's thread).
+    /// </summary>
+    internal void Evict(string name)
     {
-        if (model.Adapters?.Unload(name) == true)
-        {
-            _logger.LogWarning("Adapter {Adapter} was unloaded after a failed step; it loads again on its next request", name);
-            Publish(model);
-        }
+        _logger.LogWarning("Adapter {Adapter} is unloaded after a failed step; it loads again on its next request", name);
+        _stale.Enqueue(name);
     }
 
     private void Publish(LoadedModel model) =>

@@ -64,12 +64,15 @@ public sealed class GenerationQueue(IOptions<SchedulerOptions> options)
         }
     }
 
-    internal bool TryDequeue(out GenerationJob job)
+    /// <summary>
+    /// Takes <paramref name="job"/> (one <see cref="TryPeek"/> returned) out of the line; false when it left meanwhile
+    /// (its deadline passed or its client went away). Never another job: the head may have changed since the peek.
+    /// </summary>
+    internal bool TryTake(GenerationJob job)
     {
         lock (_gate)
         {
-            job = _jobs.First?.Value!;
-            if (job is null) return false;
+            if (!_nodes.ContainsKey(job)) return false;
             Remove(job);
             return true;
         }

@@ -170,9 +170,9 @@ public sealed class Scheduler(
         {
             var failed = updates.Where(u => u.Error == error && _slots.ContainsKey(u.Slot)).Select(u => _slots[u.Slot].Job).Distinct().ToList();
             logger.LogError(error, "A batched forward pass failed; its requests failed with it: {TraceIds}", string.Join(", ", failed.Select(j => j.TraceId)));
-            // An adapter may be what broke: it is read again from its files on its next use.
+            // An adapter may be what broke: it is read again from its files on its next use (once no running row uses it).
             foreach (var name in failed.Where(j => j.Adapter is not null).Select(j => j.Adapter!.Name).Distinct())
-                adapters.Evict(name, model);
+                adapters.Evict(name);
         }
         metrics.Step(rows, updates.Count(u => u.Error is null));
         foreach (var update in updates)
@@ -223,8 +223,7 @@ public sealed class Scheduler(
                 if (job.Adapter is { } wanted && !AdapterManager.HasRoomFor(wanted, model, AdaptersInUse()))
                     return;
             }
-            queue.TryDequeue(out _);
-            if (job.IsEnded)
+            if (!queue.TryTake(job) || job.IsEnded)
                 continue;
             try
             {

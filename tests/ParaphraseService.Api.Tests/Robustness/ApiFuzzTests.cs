@@ -7,11 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Api.Tests.Adapters;
-using ParaphraseService.Model.Loading;
-using ParaphraseService.Model.Lora;
-using ParaphraseService.Model.Lora.Peft;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace ParaphraseService.Api.Tests.Robustness;
 
@@ -44,7 +40,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         });
         host.Client.Timeout = host.Admin.Timeout = TimeSpan.FromMinutes(10);
         Assert.Equal(HttpStatusCode.Created, (await host.Admin.PostAsync("/admin/adapters",
-            Json($$"""{"name": "{{Adapter}}", "path": {{JsonSerializer.Serialize(DemoAdapter(host.Root))}}}"""))).StatusCode);
+            Json($$"""{"name": "{{Adapter}}", "path": {{JsonSerializer.Serialize(DemoAdapters.Write(Path.Combine(host.Root, "demo-adapter"), Adapter))}}}"""))).StatusCode);
 
         var counts = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
         await FuzzCase.All.SampleAsync(async fuzz =>
@@ -115,25 +111,6 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
     private static ByteArrayContent Json(string json) =>
         new(Encoding.UTF8.GetBytes(json)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
 
-    /// <summary>A PEFT adapter for the demo model (rank 4 on q_proj and v_proj, B non-zero so it changes the output).</summary>
-    private static string DemoAdapter(string root)
-    {
-        var folder = Path.Combine(root, "demo-adapter");
-        using var model = DemoModel.Load(new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 1 });
-        var registry = model.Adapters!;
-        var targets = registry.Targets.Where(t => t.Key.EndsWith("q_proj", StringComparison.Ordinal) || t.Key.EndsWith("v_proj", StringComparison.Ordinal))
-            .ToDictionary(t => t.Key, t => t.Value);
-        using var adapter = LoraAdapter.CreateNew(Adapter, rank: 4, alpha: 8, useRsLora: false, dropout: 0, targets, CPU, seed: 7);
-        using (no_grad())
-            foreach (var (_, (_, b)) in adapter.Matrices)
-                b.normal_(0, 0.02);
-        var config = new PeftLoraConfig { R = 4, LoraAlpha = 8, TargetModules = PeftTargetModules.FromNames(["q_proj", "v_proj"]) };
-        var modules = adapter.Matrices.ToDictionary(m => m.Key, m => new LoraWeights(m.Value.A, m.Value.B));
-        using var peft = PeftAdapter.Create(Adapter, config, modules, registry.Target, metadata: null);
-        PeftAdapterFiles.Save(folder, peft);
-        return folder;
-    }
-
     /// <summary>One generated request.</summary>
     private sealed record FuzzCase(string Method, string Path, byte[]? Body, string ContentType, bool Admin, int? DisconnectAfterMilliseconds)
     {
@@ -179,6 +156,18 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             ("best_of", Field(Gen.Const("1"))), ("suffix", Field(Gen.Const("null"))), ("logprobs", Field(Gen.Const("null"))),
         ];
 
+        private static readonly (string Name, Gen<string> Value)[] ChatFields =
+        [
+            ("model", Field(Gen.OneOf("\"demo\"", $"\"{Adapter}\"", "null"))),
+            ("messages", Field(Gen.OneOf("[{\"role\": \"user\", \"content\": \"Hello there.\"}]",
+                "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hi\"}]}]",
+                "[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}]"))),
+            ("max_tokens", Field(Small)), ("max_completion_tokens", Field(Small)), ("temperature", Field(Temperature)), ("n", Field(Gen.Int[1, 3].Select(v => v.ToString()))),
+            ("seed", Field(Seed)), ("stream", Field(Gen.OneOf("true", "false"))), ("stream_options", Field(Gen.Const("{\"include_usage\": true}"))),
+            ("stop", Field(Gen.OneOf("\"\\n\"", "null"))), ("response_format", Field(Gen.Const("{\"type\": \"text\"}"))), ("tools", Field(Gen.Const("[]"))),
+            ("logprobs", Field(Gen.Const("false"))), ("user", Field(Gen.Const("\"someone\""))),
+        ];
+
         private static readonly (string Name, Gen<string> Value)[] AdapterFields =
             [("name", Field(Gen.OneOf("\"new-one\"", $"\"{Adapter}\""))), ("path", Field(Gen.OneOf("\"/nonexistent\"", "\"relative/path\"", "\"/\""))), ("replace", Field(Gen.OneOf("false", "true")))];
 
@@ -218,6 +207,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         public static readonly Gen<FuzzCase> All = Gen.Frequency(
             (8, Gen.Select(Bodies(ParaphraseFields, "text"), ContentTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/paraphrase", b, c, false, d))),
             (8, Gen.Select(Bodies(CompletionFields, "prompt"), ContentTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/v1/completions", b, c, false, d))),
+            (6, Gen.Select(Bodies(ChatFields, "messages"), ContentTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/v1/chat/completions", b, c, false, d))),
             (1, Gen.OneOf("/v1/models", "/adapters", "/health/ready", "/health/live", "/status.json").Select(p => new FuzzCase("GET", p, null, "", false, null))),
             (1, Name.Select(n => new FuzzCase("GET", $"/adapters/{n}", null, "", false, null))),
             (2, Gen.Select(Name, Gen.OneOf("DELETE", "POST-load", "POST-unload"), Gen.Bool, (n, verb, key) => verb switch

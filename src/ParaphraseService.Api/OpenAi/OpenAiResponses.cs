@@ -1,0 +1,62 @@
+using System.Text.Json;
+using ParaphraseService.Api.Requests;
+using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Model.Generation;
+
+namespace ParaphraseService.Api.OpenAi;
+
+/// <summary>What OpenAI's completions and chat completions answers share: finish reasons, usage, the event stream.</summary>
+public static class OpenAiResponses
+{
+    public static string FinishReason(GenerationResult result) => result.FinishReason == Model.Generation.FinishReason.Length ? "length" : "stop";
+
+    public static CompletionUsage Usage(PreparedRequest prepared, IEnumerable<JobOutcome> outcomes)
+    {
+        var completion = outcomes.Sum(o => o.Results.Sum(r => r.GeneratedIds.Count));
+        return new CompletionUsage(prepared.PromptTokens, completion, prepared.PromptTokens + completion);
+    }
+
+    /// <summary>The choice index OpenAI gives candidate c of prompt p.</summary>
+    public static int ChoiceIndex(PreparedRequest prepared, int input, int candidate) => input * prepared.Jobs[input].Candidates.Count + candidate;
+
+    /// <summary>
+    /// Server-sent events as OpenAI streams them: <paramref name="chunk"/> makes the chunk for each text piece (the
+    /// last of a choice carries its outcome), then, if asked, a chunk with the usage and no choices, then
+    /// <c>data: [DONE]</c>. A failure after the stream began is an <c>error</c> event in OpenAI's error shape.
+    /// </summary>
+    public static async Task<IResult> StreamAsync(PreparedRequest prepared, bool includeUsage, Func<StreamItem, object> chunk,
+        Func<CompletionUsage, object> usageChunk, HttpContext context)
+    {
+        if (await prepared.WaitForFirstTokenAsync() is { } early)
+            return early;
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        var outcomes = new List<JobOutcome>();
+        try
+        {
+            await foreach (var item in prepared.StreamAsync(context.RequestAborted))
+            {
+                await Send(context, chunk(item));
+                if (item.Outcome is { } outcome && item.Candidate == 0)
+                    outcomes.Add(outcome);
+            }
+            if (includeUsage)
+                await Send(context, usageChunk(Usage(prepared, outcomes)));
+            await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted);
+        }
+        catch (JobFailedException failure)
+        {
+            var status = RequestProblems.From(failure).StatusCode;
+            await context.Response.WriteAsync(
+                $"event: error\ndata: {JsonSerializer.Serialize(new { error = new { message = failure.Message, type = OpenAiErrors.Type(status), code = status } })}\n\n");
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its jobs end with it.
+        }
+        return Results.Empty;
+    }
+
+    private static Task Send(HttpContext context, object chunk) =>
+        context.Response.WriteAsync($"data: {JsonSerializer.Serialize(chunk, chunk.GetType())}\n\n", context.RequestAborted);
+}
