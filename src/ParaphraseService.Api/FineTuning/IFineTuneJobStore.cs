@@ -60,6 +60,7 @@ public interface IFineTuneJobStore
     /// <summary>queued (embedded) or claimed by this node (shared) → running with its step counts; false when it may not start.</summary>
     bool TryStart(string id, int totalSteps, int step, int? resumedFromStep, JsonElement dataset, DateTimeOffset now);
 
+    /// <exception cref="LeaseLostException">This node no longer holds the job (shared stores).</exception>
     void RecordStep(string id, int step, int epoch, double loss, double tokensPerSecond, double? etaSeconds);
 
     void RecordEval(string id, int step, double loss);

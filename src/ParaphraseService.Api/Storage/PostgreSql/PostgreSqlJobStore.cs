@@ -191,8 +191,9 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
     {
         if (Execute(connection, transaction, """
             UPDATE jobs SET step = $3, epoch = $4, tokens_per_second = $5, eta_seconds = $6 WHERE id = $1 AND trainer = $2 AND state = 'running'
-            """, id, _db.NodeId, step, epoch, tokensPerSecond, etaSeconds) == 1)
-            InsertLoss(connection, transaction, id, "train", step, loss);
+            """, id, _db.NodeId, step, epoch, tokensPerSecond, etaSeconds) != 1)
+            throw new LeaseLostException(id); // noticed at the step, not a renewal later: no event from a node that lost the job
+        InsertLoss(connection, transaction, id, "train", step, loss);
     });
 
     public void RecordEval(string id, int step, double loss) => _db.InTransaction((connection, transaction) =>
