@@ -15,7 +15,7 @@ namespace ParaphraseService.Api.Adapters;
 /// Hidden entries (".staging-*", ".deleted-*" folders, ".upload-*" files) are never listed and are swept when the
 /// store starts. One process owns a store folder.
 /// </summary>
-public sealed class AdapterStore : IAdapterSource
+public sealed class AdapterStore : IAdapterStorage
 {
     private const string StagingPrefix = ".staging-", TombstonePrefix = ".deleted-", UploadPrefix = ".upload-";
 
@@ -49,6 +49,8 @@ public sealed class AdapterStore : IAdapterSource
     public string Directory { get; }
 
     public AdaptersOptions Options { get; }
+
+    public string Description => $"folders in {Directory}";
 
     /// <summary>
     /// An adapter was published, replaced or deleted (the argument is its name): whoever keeps adapters resident
@@ -298,7 +300,10 @@ public sealed class AdapterStore : IAdapterSource
         return previous is not null;
     }
 
-    private AdapterInfo? Describe(string name, string folder)
+    private AdapterInfo? Describe(string name, string folder) => Describe(name, folder, _served.GetValueOrDefault(name));
+
+    /// <summary>An adapter folder as <c>GET /adapters</c> shows it; null when the folder is gone.</summary>
+    internal static AdapterInfo? Describe(string name, string folder, long served)
     {
         try
         {
@@ -319,7 +324,7 @@ public sealed class AdapterStore : IAdapterSource
                 metadata?.Created,
                 metadata?.Origin switch { AdapterOrigin.Upload => "upload", AdapterOrigin.FineTune => "fine-tune", _ => null },
                 metadata?.PromptTemplate,
-                _served.GetValueOrDefault(name),
+                served,
                 problems.Count == 0 ? null : string.Join("; ", problems));
         }
         catch (DirectoryNotFoundException)
