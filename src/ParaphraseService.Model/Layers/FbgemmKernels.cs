@@ -6,7 +6,8 @@ namespace ParaphraseService.Model.Layers;
 /// <summary>
 /// fbgemm's int8 GEMM, which TorchSharp does not wrap, reached through TorchScript compiled once at run time.
 /// fbgemm quantizes the activations per call (asymmetric uint8 over the tensor's min/max) and multiplies them with a
-/// prepacked int8 weight, reading one byte per weight: 4-6x faster than fp32 (FACTS.md).
+/// prepacked int8 weight, reading one byte per weight: 4-6x faster than fp32 (FACTS.md). We quantize the activations
+/// ourselves, row by row, and hand fbgemm codes it passes through unchanged (<see cref="IntegerProduct"/>).
 /// </summary>
 internal static class FbgemmKernels
 {
@@ -31,27 +32,28 @@ internal static class FbgemmKernels
     /// <summary>Packs an int8 [out, in] weight into fbgemm's tiled layout (an opaque byte tensor of about the same size).</summary>
     public static Tensor Pack(Tensor q) => (Tensor)s_unit.Value.invoke("pack", q);
 
-    /// <summary>x (…, in) fp32 times the packed int8 weight with unit scale: (…, out) fp32 equal to x · qᵀ up to activation rounding.</summary>
+    /// <summary>
+    /// The largest activation code <see cref="IntegerProduct"/> accepts: 255, or 127 where pairs of products saturate
+    /// (7 bits, PyTorch's reduce_range: 2·127·127 stays below 32767).
+    /// </summary>
+    public static int MaxCode => PairsSaturate ? 127 : 255;
+
+    /// <summary>
+    /// u · qᵀ for activations already quantized: <paramref name="codes"/> (N, in) fp32 holding integers in
+    /// [0, <see cref="MaxCode"/>]. The op quantizes its input over the tensor's range; one extra row holding 0 and 255
+    /// pins that range to [0, 255], so its scale is exactly 1, every code passes unchanged and the int32 sums are exact
+    /// (that row's output is dropped). Whatever the other rows hold, a row's product is the same.
+    /// </summary>
     /// <param name="weightShape">Any int8 tensor of shape [out, in]: fbgemm reads only its sizes (an expanded scalar does).</param>
     /// <param name="colOffsets">int32 [out]: the sum of each weight row (zero point 0).</param>
-    /// <param name="zeroBias">fp32 [out] zeros: the op requires a bias; ours is added after the row scales.</param>
-    public static Tensor Linear(Tensor x, Tensor weightShape, Tensor packed, Tensor colOffsets, Tensor zeroBias)
+    /// <param name="zeroBias">fp32 [out] zeros: the op requires a bias; ours is added after the scales.</param>
+    public static Tensor IntegerProduct(Tensor codes, Tensor weightShape, Tensor packed, Tensor colOffsets, Tensor zeroBias)
     {
-        if (!PairsSaturate)
-            return Invoke(x, weightShape, packed, colOffsets, zeroBias);
         using var scope = NewDisposeScope();
-        // PyTorch's reduce_range: activations in 7 bits on these CPUs, so no pair of products can overflow. The op
-        // takes its range from the data, so one extra row holding 2·max − min doubles the range and the real rows
-        // quantize to [0, 128]; that row's output is dropped.
-        var rows = x.reshape(-1, x.shape[^1]);
-        var (min, max) = aminmax(rows);
-        var low = min.clamp(max: 0);
-        var high = max.clamp(min: 0);
-        var extra = zeros([1, rows.shape[1]], rows.dtype, rows.device);
-        extra[0, 0] = (2 * high - low).clamp(max: float.MaxValue);
-        var product = Invoke(cat([rows, extra], 0), weightShape, packed, colOffsets, zeroBias).narrow(0, 0, rows.shape[0]);
-        long[] shape = [.. x.shape[..^1], product.shape[1]];
-        return product.reshape(shape).MoveToOuterDisposeScope();
+        var pin = zeros([1, codes.shape[1]], codes.dtype, codes.device);
+        pin[0, 0] = 255f;
+        var product = Invoke(cat([codes, pin], 0), weightShape, packed, colOffsets, zeroBias).narrow(0, 0, codes.shape[0]);
+        return product.MoveToOuterDisposeScope();
     }
 
     private static Tensor Invoke(Tensor x, Tensor weightShape, Tensor packed, Tensor colOffsets, Tensor zeroBias) =>

@@ -30,6 +30,12 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
     public long[] WeightShape => [_out, _in];
 
+    /// <summary>
+    /// Bits the fbgemm kernel quantizes activations in on this CPU: 8, or 7 where its kernel adds pairs of products in
+    /// saturating 16-bit lanes (AVX2 and AVX-512 without VNNI; PyTorch's reduce_range).
+    /// </summary>
+    public static int FbgemmActivationBits => FbgemmKernels.PairsSaturate ? 7 : 8;
+
     public long WeightBytes => (_weights?.Bytes ?? 0) + (_trainingQ?.NumberOfElements ?? 0);
 
     /// <summary>The kernel in use once a weight is loaded.</summary>
@@ -134,15 +140,45 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
     private Tensor FbgemmProduct(Tensor x, Weights w)
     {
-        // Features beyond the outlier threshold go through a second pass with their own activation scale, so one shared
-        // 8-bit scale does not round every ordinary feature to zero.
-        var featureMax = x.reshape(-1, _in).abs().amax([0]);
-        var outliers = featureMax.gt(_options.OutlierThreshold);
-        if (!outliers.any().item<bool>())
-            return FbgemmKernels.Linear(x, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
-        var outlierMask = outliers.to(ScalarType.Float32);
-        var regular = FbgemmKernels.Linear(x * (1 - outlierMask), w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
-        return regular + FbgemmKernels.Linear(x * outlierMask, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
+        using var scope = NewDisposeScope();
+        var rows = x.reshape(-1, _in); // (N, in)
+        // Elements beyond the outlier threshold go through a second pass with their own activation range, so one
+        // 8-bit range does not round every ordinary value of their row to zero. Decided element by element, so what
+        // one row holds never changes how another is computed.
+        var large = rows.abs().gt(_options.OutlierThreshold);
+        Tensor product;
+        if (!large.any().item<bool>())
+        {
+            product = PerRowProduct(rows, w);
+        }
+        else
+        {
+            var outliers = rows.where(large, 0f);
+            product = PerRowProduct(rows - outliers, w) + PerRowProduct(outliers, w);
+        }
+        long[] shape = [.. x.shape[..^1], _out];
+        return product.reshape(shape).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// rows (N, in) · qᵀ with every row quantized over its own range (LLM.int8()'s vector-wise activation scales), in
+    /// <see cref="FbgemmKernels.MaxCode"/> + 1 levels with an integer zero point, so 0 stays exactly 0:
+    /// x ≈ a·(u − z) with u = clamp(round(x / a) + z, 0, K), a = (max(x, 0) − min(x, 0)) / K, z = round(−min(x, 0) / a).
+    /// Then x · qᵀ ≈ a·(u · qᵀ − z·Σ_i q[:, i]), with u · qᵀ exact from fbgemm. A row computes the same alone or in a batch.
+    /// </summary>
+    private static Tensor PerRowProduct(Tensor rows, Weights w)
+    {
+        using var scope = NewDisposeScope();
+        var levels = (float)FbgemmKernels.MaxCode;
+        var (min, max) = aminmax(rows, 1, keepdim: true); // (N, 1) each
+        var low = min.clamp(max: 0);
+        var step = (max.clamp(min: 0) - low) / levels;
+        step = step.masked_fill(step.eq(0), 1f); // an all-zero row: any step, every code is z = 0
+        var zero = (-low / step).round_().clamp_(0, levels);
+        var codes = (rows / step).round_().add_(zero).clamp_(0, levels);
+        var product = FbgemmKernels.IntegerProduct(codes, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
+        // a ⊙ (u · qᵀ − z ⊙ Σ_i q[:, i])
+        return product.addcmul_(zero, w.RowSums!, -1).mul_(step).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)
@@ -165,9 +201,10 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         public Tensor? ColOffsets { get; init; }
         public Tensor? ShapeView { get; init; }
         public Tensor? ZeroBias { get; init; }
+        public Tensor? RowSums { get; init; }
 
         // The packed matrix is an opaque handle whose numel says nothing of its size; it holds one byte per weight.
-        public long Bytes => Scale.NumberOfElements * 4 + (Q?.NumberOfElements ?? 0) + (ColOffsets?.NumberOfElements ?? 0) * 4
+        public long Bytes => Scale.NumberOfElements * 4 + (Q?.NumberOfElements ?? 0) + (ColOffsets?.NumberOfElements ?? 0) * 8
             + (Packed is null ? 0 : ShapeView!.shape[0] * ShapeView.shape[1]);
 
         public static Weights ForDequantize(Tensor q, Tensor scale, Device device) => new()
@@ -188,13 +225,15 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
                 // fbgemm checks the weight's sizes only: a broadcast scalar stands in for the 1-byte-per-weight matrix.
                 ShapeView = zeros(1, 1, ScalarType.Int8).expand(cpu.shape[0], cpu.shape[1]).DetachFromDisposeScope(),
                 ZeroBias = zeros(cpu.shape[0]).DetachFromDisposeScope(),
+                // Σ_i q[o, i] as fp32: what a row's offset (its minimum) contributes to each output
+                RowSums = cpu.sum([1], type: ScalarType.Float32).DetachFromDisposeScope(),
                 Scale = scale.to(ScalarType.Float32, CPU).DetachFromDisposeScope(),
             };
         }
 
         public void Dispose()
         {
-            foreach (var t in new[] { Scale, Q, Packed, ColOffsets, ShapeView, ZeroBias }) t?.Dispose();
+            foreach (var t in new[] { Scale, Q, Packed, ColOffsets, ShapeView, ZeroBias, RowSums }) t?.Dispose();
         }
     }
 }

@@ -2,9 +2,10 @@ namespace ParaphraseService.Model.Layers;
 
 /// <param name="Kernel">Which int8 compute path to use.</param>
 /// <param name="OutlierThreshold">
-/// Input features whose magnitude exceeds this in any row are multiplied in a separate pass with their own activation
-/// scale (LLM.int8()'s finding: a few features of large models run 20-100x larger than the rest, and one shared 8-bit
-/// activation scale would flatten all the others to zero). 6.0 is LLM.int8()'s threshold; infinity turns it off.
+/// fbgemm kernel: input values whose magnitude exceeds this are multiplied in a separate pass with their own per-row
+/// activation range (LLM.int8()'s finding: a few features of large models run 20-100x larger than the rest, and one
+/// shared 8-bit range would flatten all the others to zero). Decided value by value, so rows stay independent.
+/// 6.0 is LLM.int8()'s threshold; infinity turns it off.
 /// </param>
 /// <param name="KeepWeightForTraining">
 /// Keep the int8 matrix beside fbgemm's packed copy (one more byte per weight), so gradients can flow back through

@@ -1,0 +1,80 @@
+using ParaphraseService.Model.Layers;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Layers;
+
+/// <summary>The fbgemm kernel quantizes each row of activations over its own range (vector-wise, as LLM.int8() does).</summary>
+public class Int8PerRowActivationTests(ITestOutputHelper output)
+{
+    private const int In = 256;
+    private const int Out = 192;
+
+    private static (Int8Linear Layer, Tensor Weight, Tensor Bias) Layer(float outlierThreshold = 6f, bool keepMatrix = false)
+    {
+        var generator = new Generator(11, CPU);
+        var weight = randn([Out, In], generator: generator) * 0.05f;
+        var bias = randn([Out], generator: generator) * 0.1f;
+        var layer = new Int8Linear(In, Out, hasBias: true, ScalarType.Float32, new Int8Options(Int8Kernel.Fbgemm, outlierThreshold, keepMatrix));
+        layer.LoadWeight(weight, CPU);
+        layer.bias = new TorchSharp.Modules.Parameter(bias.clone(), requires_grad: false);
+        return (layer, weight, bias);
+    }
+
+    private static float RelativeError(Tensor actual, Tensor expected) => ((actual - expected).norm() / expected.norm()).item<float>();
+
+    [Fact]
+    public void ARowComputesTheSameAloneAndInABatch()
+    {
+        var (layer, _, _) = Layer();
+        using (layer)
+        {
+            var x = randn([5, In], generator: new Generator(3, CPU));
+            x[1] *= 40f;   // a row with a much larger range
+            x[2] = x[2].abs() * 0.01f; // a small, one-signed row
+            x[3, 17] = 30f; // an outlier element in one row only
+            var batch = layer.forward(x);
+            // Equal but for the last bit of the bias addition (vectorized loops round their tails differently); one
+            // activation range for the whole batch would move the small row by tens of percent.
+            for (var r = 0; r < 5; r++)
+                Assert.True(layer.forward(x[r..(r + 1)]).allclose(batch[r..(r + 1)], rtol: 1e-6, atol: 1e-6), $"row {r} differs alone and in the batch");
+        }
+    }
+
+    [Fact]
+    public void ASmallRowBesideALargeOneKeepsItsPrecision()
+    {
+        var (layer, weight, bias) = Layer(float.PositiveInfinity);
+        using (layer)
+        {
+            var x = randn([2, In], generator: new Generator(5, CPU));
+            x[0] *= 0.01f;
+            x[1] *= 5f;
+            var expected = nn.functional.linear(x, weight);
+            var y = layer.forward(x) - bias;
+            var smallRow = RelativeError(y[0], expected[0]);
+            output.WriteLine($"small row beside a 500x larger one: relative error {smallRow:E2}");
+            // One range for the whole tensor would give the small row steps 500x too coarse: an error near 1.
+            Assert.InRange(smallRow, 1e-5, 2e-2);
+            Assert.InRange(RelativeError(y[1], expected[1]), 1e-5, 2e-2);
+        }
+    }
+
+    [Fact]
+    public void ConstantAndZeroRowsAreExact()
+    {
+        var (layer, _, bias) = Layer(keepMatrix: true);
+        using (layer)
+        {
+            var x = zeros([3, In]);
+            x[1] = full([In], 0.75f);
+            x[2] = full([In], -2f);
+            var y = layer.forward(x);
+            var (q, scale) = layer.QuantizedWeight();
+            var dequantized = RowwiseInt8.Dequantize(q, scale, ScalarType.Float32);
+            // A constant row c gives c · Σ_i w[o, i] + b with the int8 weight, with no activation rounding at all.
+            Assert.True(y.allclose(nn.functional.linear(x, dequantized, bias), rtol: 1e-5, atol: 1e-5));
+            Assert.True(y[0].allclose(bias));
+        }
+    }
+}
