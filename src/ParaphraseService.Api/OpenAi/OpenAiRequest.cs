@@ -53,6 +53,9 @@ public abstract record OpenAiRequest
     /// <summary>Extension: up to 16 terms never generated, however cased or split into tokens.</summary>
     [JsonPropertyName("avoid")] public IReadOnlyList<string?>? Avoid { get; init; }
 
+    /// <summary>Extension: false decodes one token per step (speculation changes the speed, never the output).</summary>
+    [JsonPropertyName("speculation")] public bool? Speculation { get; init; }
+
     /// <summary>/paraphrase's candidate filters, named here so their refusal can say where they belong.</summary>
     [JsonPropertyName("keep")] public JsonElement Keep { get; init; }
     [JsonPropertyName("min_similarity")] public JsonElement MinSimilarity { get; init; }
@@ -108,6 +111,7 @@ public abstract record OpenAiRequest
         Stream = Stream,
         MaxCharacters = MaxChars,
         Avoid = Avoid?.Select(t => t!.Trim()).ToList() ?? [],
+        Speculation = Speculation ?? true,
         Fields = fields,
     };
 

@@ -19,6 +19,7 @@ namespace ParaphraseService.Api.Paraphrasing;
 /// <param name="Keep">Up to 16 terms every candidate must contain, case-insensitively (brand names, keywords).</param>
 /// <param name="Avoid">Up to 16 terms no candidate may contain: banned while decoding, however cased or split into tokens.</param>
 /// <param name="MinSimilarity">No candidate whose meaning similarity with the input is below this, in [-1, 1].</param>
+/// <param name="Speculation">False decodes one token per step (speculation changes the speed, never the candidates).</param>
 /// <remarks>Unknown fields are refused (400 naming them), so a misspelt option is never silently ignored.</remarks>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ParaphraseRequest(
@@ -36,7 +37,8 @@ public sealed record ParaphraseRequest(
     int? MaxChars = null,
     IReadOnlyList<string?>? Keep = null,
     IReadOnlyList<string?>? Avoid = null,
-    double? MinSimilarity = null);
+    double? MinSimilarity = null,
+    bool Speculation = true);
 
 /// <summary>The candidates kept for one input text, best first, and what became of the others.</summary>
 /// <param name="Generated">Candidates the model generated for this text.</param>

@@ -52,6 +52,7 @@ public static partial class ParaphraseEndpoints
             Stream = request.Stream,
             MaxCharacters = request.MaxChars,
             Avoid = Terms(request.Avoid),
+            Speculation = request.Speculation,
             Fields = new RequestFields(request.Texts is null ? "text" : "texts", request.Texts is not null, "adapter", "candidates", "maxNewTokens"),
         }, context);
         if (problem is not null)

@@ -39,6 +39,9 @@ public sealed record GenerationRequest
     /// <summary>Terms never generated, however cased or tokenized.</summary>
     public IReadOnlyList<string> Avoid { get; init; } = [];
 
+    /// <summary>False: decode one token per step for this request (speculation never changes the output, only the speed).</summary>
+    public bool Speculation { get; init; } = true;
+
     public required RequestFields Fields { get; init; }
 
     /// <summary>The field naming input <paramref name="index"/>.</summary>

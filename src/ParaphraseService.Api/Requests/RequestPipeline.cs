@@ -93,6 +93,7 @@ public sealed class RequestPipeline(
             StopSequences = stops,
             MaxCharacters = request.MaxCharacters,
             BannedText = request.Avoid,
+            Speculate = request.Speculation,
             // Candidate i of every text uses seed + i (wrapping), so batching does not change what a seed gives.
             Seed = request.Seed is { } seed ? unchecked(seed + i) : null,
         }).ToList();

@@ -37,6 +37,12 @@ public sealed record GenerationOptions
     /// <summary>Terms never generated, however cased or tokenized (see <see cref="Generation.BannedText"/>).</summary>
     public IReadOnlyList<string> BannedText { get; init; } = [];
 
+    /// <summary>
+    /// Whether this sequence may be decoded speculatively where the batch allows it (<see cref="SpeculationOptions"/>).
+    /// Speculation never changes what is generated, only how many forward passes it takes.
+    /// </summary>
+    public bool Speculate { get; init; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public void Validate()
     {

@@ -15,6 +15,8 @@ internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions
     private string? _text;
 
     public IReadOnlyList<int> Prompt { get; } = prompt;
+    public GenerationOptions Options => options;
+    public int GeneratedCount => _history.Count - Prompt.Count;
     public TokenSampler Sampler { get; } = new(options, allowedVocabulary);
     public IReadOnlyList<int> History => _history;
     public bool Finished { get; private set; }
