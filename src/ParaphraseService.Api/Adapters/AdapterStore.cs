@@ -239,27 +239,33 @@ public sealed class AdapterStore : IAdapterStorage
             throw new AdapterStoreException(AdapterStoreError.ModelNotLoaded, ModelNotLoadedReason);
         }
 
+        return Publish(name, StageCopyOf(this, sourceFolder), replace);
+    }
+
+    /// <summary>
+    /// Copies the adapter files of a folder on the server into a new staging folder of <paramref name="storage"/>, within
+    /// its unpacked-size limit; the caller publishes it.
+    /// </summary>
+    internal static string StageCopyOf(IAdapterStorage storage, string sourceFolder)
+    {
         var files = System.IO.Directory.EnumerateFiles(sourceFolder).Where(f => FileNames.Contains(Path.GetFileName(f))).ToList();
         var bytes = files.Sum(f => new FileInfo(f).Length);
-        if (bytes > Options.MaxUnpackedBytes)
-        {
+        var limit = storage.Options.MaxUnpackedBytes;
+        if (bytes > limit)
             throw new AdapterStoreException(AdapterStoreError.InvalidContent,
-                $"the adapter files in '{sourceFolder}' hold {bytes} bytes; at most {Options.MaxUnpackedBytes} (Adapters:MaxUnpackedBytes) are allowed");
-        }
-        var staging = CreateStagingFolder();
+                $"the adapter files in '{sourceFolder}' hold {bytes} bytes; at most {limit} (Adapters:MaxUnpackedBytes) are allowed");
+        var staging = storage.CreateStagingFolder();
         try
         {
             foreach (var file in files)
-            {
                 File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
-            }
+            return staging;
         }
         catch
         {
-            DeleteQuietly(staging);
+            storage.DiscardStaging(staging);
             throw;
         }
-        return Publish(name, staging, replace);
     }
 
     private bool MoveIntoPlace(string name, string staging, bool replace)

@@ -298,23 +298,7 @@ public sealed class PostgreSqlAdapterStore : IAdapterStorage
             throw AdapterStore.AlreadyExists(name);
         if (CurrentTarget() is null)
             throw new AdapterStoreException(AdapterStoreError.ModelNotLoaded, ModelNotLoadedReason);
-        var files = Directory.EnumerateFiles(sourceFolder).Where(f => AdapterStore.FileNames.Contains(Path.GetFileName(f))).ToList();
-        var bytes = files.Sum(f => new FileInfo(f).Length);
-        if (bytes > Options.MaxUnpackedBytes)
-            throw new AdapterStoreException(AdapterStoreError.InvalidContent,
-                $"the adapter files in '{sourceFolder}' hold {bytes} bytes; at most {Options.MaxUnpackedBytes} (Adapters:MaxUnpackedBytes) are allowed");
-        var staging = CreateStagingFolder();
-        try
-        {
-            foreach (var file in files)
-                File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
-        }
-        catch
-        {
-            DeleteQuietly(staging);
-            throw;
-        }
-        return Publish(name, staging, replace);
+        return Publish(name, AdapterStore.StageCopyOf(this, sourceFolder), replace);
     }
 
     /// <summary>
