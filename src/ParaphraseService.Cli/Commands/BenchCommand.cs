@@ -130,7 +130,29 @@ internal static class BenchCommand
             Console.WriteLine(parse.GetValue(specJson) ? JsonSerializer.Serialize(report, s_json) : SpeculationTable(report));
             return 0;
         }));
-        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak, speculation };
+        var profileModel = CommonOptions.Model();
+        var profileQuantization = CommonOptions.Quantization();
+        var profileBatches = new Option<int[]>("--batch") { Description = "Rows decoded together (repeatable).", DefaultValueFactory = _ => [1, 8] };
+        var profileSteps = new Option<int>("--steps") { Description = "Decode steps timed per batch size.", DefaultValueFactory = _ => 32 };
+        var profileJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var profile = new Command("profile", "Where a decode step's time goes (GEMMs, attention, norms, sampling, ...), on the step generate and the " +
+            "service both run: each module type's own time per step and its share.")
+        {
+            profileModel, profileQuantization, profileBatches, profileSteps, profileJson,
+        };
+        profile.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            var batches = parse.GetValue(profileBatches) ?? [];
+            if (batches.Length == 0 || batches.Any(b => b is < 1 or > 256) || parse.GetValue(profileSteps) is not (> 0 and <= 4096))
+                throw new ArgumentException("--batch must be 1-256 and --steps 1-4096.");
+            using var loaded = await ParaphraseService.Model.Loading.ModelSource.LoadAsync(parse.GetValue(profileModel)!,
+                new ParaphraseService.Model.Loading.ModelLoadOptions { Device = "cpu", Quantization = parse.GetValue(profileQuantization)! },
+                ProgressReporter.ForDownloads(), ct);
+            var reports = batches.Select(b => StepProfiler.Run(loaded, b, parse.GetValue(profileSteps), line => Console.Error.WriteLine(line))).ToList();
+            Console.WriteLine(parse.GetValue(profileJson) ? JsonSerializer.Serialize(reports, s_json) : string.Join(Environment.NewLine, reports.Select(ProfileTable)));
+            return 0;
+        }));
+        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak, speculation, profile };
     }
 
     private static string ServeTable(ServeBenchReport r)
@@ -198,6 +220,19 @@ internal static class BenchCommand
         """;
 
     private static string Mb(long bytes) => $"{bytes / 1e6:F0} MB";
+
+    private static string ProfileTable(StepProfileReport r)
+    {
+        var lines = r.Parts.Select(p => $"| {p.Part,-44} | {p.MillisecondsPerStep,8:F3} | {p.Share,6:P1} |");
+        return $"""
+            {r.Model} ({r.Quantization}), batch {r.Batch}: {r.StepMilliseconds:F2} ms per decode step, {r.TokensPerSecond:F1} tokens/s over {r.Steps} steps
+
+            | part (own time, without the modules inside) | ms/step  | share  |
+            |----------------------------------------------|----------|--------|
+            {string.Join(Environment.NewLine, lines)}
+
+            """;
+    }
 
     private static string SpeculationTable(SpeculationBenchReport r)
     {

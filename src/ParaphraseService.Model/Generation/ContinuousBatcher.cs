@@ -136,7 +136,7 @@ public sealed class ContinuousBatcher : IDisposable
         var length = (int)ids.shape[1];
         using var cache = new KvCache(_model.Config.LayerCount, length);
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
-        var logits = _model.forward(new CausalLMInput(ids, mask, Cache: cache,
+        var logits = _model.call(new CausalLMInput(ids, mask, Cache: cache,
             LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
         for (var r = 0; r < groups.Count; r++)
         {
@@ -169,7 +169,7 @@ public sealed class ContinuousBatcher : IDisposable
             adapters[r] = slot.Adapter;
         }
         _cache.BeginStep(running, width);
-        var logits = _model.forward(new CausalLMInput(
+        var logits = _model.call(new CausalLMInput(
             tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokenOnly: width == 1,
             Adapters: adapters.Any(a => a is not null) ? adapters : null)); // (B, T, V)
         var (tokens, drafted, accepted) = (0, 0, 0);
