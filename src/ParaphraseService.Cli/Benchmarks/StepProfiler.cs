@@ -30,7 +30,7 @@ public static class StepProfiler
         var prompt = loaded.Tokenizer.Encode("The meeting has been moved to Thursday afternoon, and everyone on the team has been told.");
         var options = new GenerationOptions { Greedy = true, MaxNewTokens = steps + 8, EosTokenId = -1 };
         var timer = new ModuleTimer();
-        var handles = loaded.Model.modules().SelectMany(timer.Hook).ToList();
+        var handles = loaded.Model.modules().Prepend(loaded.Model).SelectMany(timer.Hook).ToList();
         try
         {
             using var batcher = new ContinuousBatcher(loaded.Model, loaded.Tokenizer, batch, prompt.Count + steps + 16);

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text;
 using ParaphraseService.Model.Tokenization;
-using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;
 
@@ -35,17 +34,16 @@ public sealed class BannedText
     }
 
     /// <summary>Sets the scores of the tokens that would complete a term to −∞.</summary>
-    public void Mask(Tensor scores)
+    public void Mask(Span<float> scores)
     {
-        using var scope = NewDisposeScope();
         for (var p = 0; p < _patterns.Length; p++)
         {
             // Ids ascend; those past the scores (a tokenizer larger than the model's vocabulary) are never picked anyway.
-            var ids = _patterns[p].BannedAt[_states[p]];
-            var at = Array.BinarySearch(ids, scores.shape[0]);
-            var inRange = at < 0 ? ~at : at;
-            if (inRange > 0)
-                scores.index_fill_(0, tensor(ids.AsSpan(0, inRange).ToArray()), float.NegativeInfinity);
+            foreach (var id in _patterns[p].BannedAt[_states[p]])
+            {
+                if (id >= scores.Length) break;
+                scores[(int)id] = float.NegativeInfinity;
+            }
         }
     }
 

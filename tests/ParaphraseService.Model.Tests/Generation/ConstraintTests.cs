@@ -64,10 +64,10 @@ public class ConstraintTests
         Assert.True(ids.Count > 1);
         foreach (var id in ids.Take(ids.Count - 1))
             banned.Accept(id, tokenizer);
-        using var scores = TorchSharp.torch.zeros(tokenizer.VocabularySize);
+        var scores = new float[tokenizer.VocabularySize];
         banned.Mask(scores);
-        Assert.True(float.IsNegativeInfinity(scores[ids[^1]].item<float>()));
-        Assert.Equal(0f, scores[tokenizer.Encode(" Istanbul")[0]].item<float>());
+        Assert.True(float.IsNegativeInfinity(scores[ids[^1]]));
+        Assert.Equal(0f, scores[tokenizer.Encode(" Istanbul")[0]]);
     }
 
     [Fact]
