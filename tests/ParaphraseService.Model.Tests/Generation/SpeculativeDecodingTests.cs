@@ -105,13 +105,8 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
     [Fact]
     public void RowsOfDifferentAdaptersVerifyTheirDraftsInOneBatch()
     {
-        using var weights = new RandomCheckpoint(TinyModels.Config, 7);
-        using var model = ModelLoader.Build(TinyModels.Config, weights, new LayerFactory(ScalarType.Float32, CPU, Lora: new LoraRouting()), "tiny");
-        using var registry = new AdapterRegistry(model, 2);
-        var generator = new Generator(3, CPU);
-        foreach (var name in new[] { "x", "y" })
-            registry.Load(LoraAdapter.FromWeights(name, 2.0, 0,
-                registry.Targets.ToDictionary(t => t.Key, t => (randn([4, t.Value.In], generator: generator) * 0.3f, randn([t.Value.Out, 4], generator: generator) * 0.3f)), CPU));
+        using var lora = TinyModels.WithTwoAdapters();
+        var (model, registry) = (lora.Model, lora.Registry);
         var prompts = Prompts(5, TinyModels.Config.VocabSize, 5);
         var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = 20, EosTokenId = -1 };
         LoraAdapter?[] adapters = [registry.Get("x"), null, registry.Get("y"), registry.Get("x"), null];
