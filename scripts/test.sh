@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script). Idempotent set-up first, each step saying
 # what it does: TorchSharp's libstdc++ (Debian 12), kubectl for rendering deploy/ (the deployment tests read the
-# rendered manifests), Debian's chromium (the status page's browser test). Installing needs root; where a tool is
-# already there, nothing is installed. Extra arguments go to `dotnet test` (e.g. --filter ...).
+# rendered manifests), Debian's chromium (the status page's browser test), Debian's PostgreSQL server binaries (the
+# cluster tests start their own server). Installing needs root; where a tool is already there, nothing is installed.
+# Extra arguments go to `dotnet test` (e.g. --filter ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,5 +11,6 @@ bash scripts/install-prerequisites.sh
 bash scripts/install-deploy-tools.sh
 bash scripts/check-deploy.sh
 bash scripts/install-browser.sh
+bash scripts/install-postgresql.sh
 
 dotnet test ParaphraseService.sln "$@"

@@ -2,6 +2,7 @@ using ParaphraseService.Model.Core;
 using ParaphraseService.Model.GptJ;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,5 +29,34 @@ internal static class TinyModels
     {
         using var noGrad = no_grad();
         return model.forward(new CausalLMInput(tensor(ids).unsqueeze(0)));
+    }
+
+    /// <summary>A tiny GPT-J built with LoRA support, and a registry holding two random rank-4 adapters, "x" and "y".</summary>
+    public static LoraTinyModel WithTwoAdapters() => new();
+}
+
+/// <summary>See <see cref="TinyModels.WithTwoAdapters"/>.</summary>
+internal sealed class LoraTinyModel : IDisposable
+{
+    private readonly RandomCheckpoint _weights = new(TinyModels.Config, 7);
+
+    public LoraTinyModel()
+    {
+        Model = ModelLoader.Build(TinyModels.Config, _weights, new LayerFactory(ScalarType.Float32, CPU, Lora: new LoraRouting()), "tiny");
+        Registry = new AdapterRegistry(Model, 2);
+        var generator = new Generator(3, CPU);
+        foreach (var name in new[] { "x", "y" })
+            Registry.Load(LoraAdapter.FromWeights(name, 2.0, 0,
+                Registry.Targets.ToDictionary(t => t.Key, t => (randn([4, t.Value.In], generator: generator) * 0.3f, randn([t.Value.Out, 4], generator: generator) * 0.3f)), CPU));
+    }
+
+    public CausalLM Model { get; }
+    public AdapterRegistry Registry { get; }
+
+    public void Dispose()
+    {
+        Registry.Dispose();
+        Model.Dispose();
+        _weights.Dispose();
     }
 }

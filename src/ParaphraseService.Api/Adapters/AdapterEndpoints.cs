@@ -33,24 +33,24 @@ public static class AdapterEndpoints
             .WithSummary("Add an adapter: a multipart form with 'name', 'file' (a zip of a PEFT adapter folder) and optional " +
                 "'replace', or JSON { name, path, replace } naming a folder on the server.");
         group.MapDelete("/{name}", Delete).WithSummary("Delete an adapter.");
-        group.MapPost("/{name}/load", (string name, AdapterStore store, AdapterManager manager) => ChangeResidency(name, store, manager, load: true))
+        group.MapPost("/{name}/load", (string name, IAdapterStorage store, AdapterManager manager) => ChangeResidency(name, store, manager, load: true))
             .WithSummary("Make an adapter resident on the model now (it also loads on first use).");
-        group.MapPost("/{name}/unload", (string name, AdapterStore store, AdapterManager manager) => ChangeResidency(name, store, manager, load: false))
+        group.MapPost("/{name}/unload", (string name, IAdapterStorage store, AdapterManager manager) => ChangeResidency(name, store, manager, load: false))
             .WithSummary("Free an adapter's memory (once no running request uses it); it loads again on its next request.");
         return group;
     }
 
-    private static Ok<IReadOnlyList<AdapterInfo>> List(AdapterStore store, AdapterManager manager) =>
+    private static Ok<IReadOnlyList<AdapterInfo>> List(IAdapterStorage store, AdapterManager manager) =>
         TypedResults.Ok<IReadOnlyList<AdapterInfo>>(store.List().Select(a => a with { Loaded = manager.Resident.Contains(a.Name) }).ToList());
 
-    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, AdapterStore store, AdapterManager manager)
+    private static Results<Ok<AdapterInfo>, ProblemHttpResult> Get(string name, IAdapterStorage store, AdapterManager manager)
     {
         if (AdapterName.Problem(name) is { } problem)
             return InvalidName(problem);
         return store.Get(name) is { } info ? TypedResults.Ok(info with { Loaded = manager.Resident.Contains(name) }) : NotFound(name);
     }
 
-    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> ChangeResidency(string name, AdapterStore store, AdapterManager manager, bool load)
+    private static async Task<Results<Ok<AdapterInfo>, ProblemHttpResult>> ChangeResidency(string name, IAdapterStorage store, AdapterManager manager, bool load)
     {
         switch (manager.Find(name))
         {
@@ -90,7 +90,7 @@ public static class AdapterEndpoints
         return store.Get(name) is { } info ? TypedResults.Ok(info with { Loaded = manager.Resident.Contains(name) }) : NotFound(name);
     }
 
-    private static Results<NoContent, ProblemHttpResult> Delete(string name, AdapterStore store)
+    private static Results<NoContent, ProblemHttpResult> Delete(string name, IAdapterStorage store)
     {
         try
         {
@@ -103,7 +103,7 @@ public static class AdapterEndpoints
     }
 
     private static async Task<Results<Created<AdapterInfo>, Ok<AdapterInfo>, ProblemHttpResult>> Create(
-        HttpRequest request, AdapterStore store, CancellationToken cancellationToken)
+        HttpRequest request, IAdapterStorage store, CancellationToken cancellationToken)
     {
         // Cheap refusals first, before a possibly large body is read.
         if (store.CurrentTarget() is null)
@@ -183,7 +183,7 @@ public static class AdapterEndpoints
         }
     }
 
-    private static async Task<PublishedAdapter> UploadAsync(IFormCollection form, AdapterStore store, CancellationToken cancellationToken)
+    private static async Task<PublishedAdapter> UploadAsync(IFormCollection form, IAdapterStorage store, CancellationToken cancellationToken)
     {
         var name = Single(form, NameField);
         var replace = ParseReplace(Single(form, ReplaceField));
@@ -223,7 +223,7 @@ public static class AdapterEndpoints
         return store.Publish(name!, staging, replace, AdapterOrigin.Upload);
     }
 
-    private static async Task<PublishedAdapter> RegisterAsync(HttpRequest request, AdapterStore store, CancellationToken cancellationToken)
+    private static async Task<PublishedAdapter> RegisterAsync(HttpRequest request, IAdapterStorage store, CancellationToken cancellationToken)
     {
         RegisterAdapterRequest? body;
         try

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
-using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora.Peft;
 
 namespace ParaphraseService.Api.Adapters;
@@ -14,10 +13,9 @@ namespace ParaphraseService.Api.Adapters;
 /// adapter whole or not at all: new adapters are assembled in a hidden staging folder, validated against the loaded
 /// base model, then moved into place; deleted ones are renamed to a hidden tombstone before their files are removed.
 /// Hidden entries (".staging-*", ".deleted-*" folders, ".upload-*" files) are never listed and are swept when the
-/// store starts. One process owns a store folder. The loaded model's built-in adapter (<see cref="BuiltIn"/>: the demo
-/// model's paws-demo, beside the assembly) is listed and served as if stored, but cannot be deleted or replaced.
+/// store starts. One process owns a store folder.
 /// </summary>
-public sealed class AdapterStore : IAdapterSource
+public sealed class AdapterStore : IAdapterStorage
 {
     private const string StagingPrefix = ".staging-", TombstonePrefix = ".deleted-", UploadPrefix = ".upload-";
 
@@ -45,21 +43,14 @@ public sealed class AdapterStore : IAdapterSource
         Directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(Options.Directory, environment.ContentRootPath));
         System.IO.Directory.CreateDirectory(Directory);
         SweepLeftovers();
-        // The built-in adapter appears with the model: whoever cached the list before then must read it again.
-        _ = host.Ready.ContinueWith(loaded =>
-        {
-            if (loaded.IsCompletedSuccessfully && loaded.Result.BundledAdapter is { } builtIn)
-                RaiseChanged(builtIn.Name);
-        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
-
-    /// <summary>The loaded model's built-in adapter (listed, served, never deleted or replaced); null when it has none.</summary>
-    public BundledAdapter? BuiltIn => _host.Model?.BundledAdapter;
 
     /// <summary>The store's folder, absolute.</summary>
     public string Directory { get; }
 
     public AdaptersOptions Options { get; }
+
+    public string Description => $"folders in {Directory}";
 
     /// <summary>
     /// An adapter was published, replaced or deleted (the argument is its name): whoever keeps adapters resident
@@ -91,16 +82,10 @@ public sealed class AdapterStore : IAdapterSource
     public IReadOnlyList<AdapterInfo> List()
     {
         var adapters = new List<AdapterInfo>();
-        var builtIn = BuiltIn;
-        if (builtIn is not null && DescribeBuiltIn(builtIn) is { } builtInInfo)
-        {
-            adapters.Add(builtInInfo);
-        }
         foreach (var folder in System.IO.Directory.EnumerateDirectories(Directory))
         {
             var name = Path.GetFileName(folder);
-            // A stored folder of the built-in's name (made before the model had one) stays hidden behind it.
-            if (AdapterName.IsValid(name) && name != builtIn?.Name && Describe(name, folder) is { } info)
+            if (AdapterName.IsValid(name) && Describe(name, folder) is { } info)
             {
                 adapters.Add(info);
             }
@@ -114,10 +99,6 @@ public sealed class AdapterStore : IAdapterSource
     public AdapterInfo? Get(string name)
     {
         CheckName(name);
-        if (BuiltIn is { } builtIn && builtIn.Name == name)
-        {
-            return DescribeBuiltIn(builtIn);
-        }
         var folder = FolderOf(name);
         return System.IO.Directory.Exists(folder) ? Describe(name, folder) : null;
     }
@@ -126,29 +107,12 @@ public sealed class AdapterStore : IAdapterSource
     public bool Exists(string name)
     {
         CheckName(name);
-        return IsBuiltIn(name) || System.IO.Directory.Exists(FolderOf(name));
+        return System.IO.Directory.Exists(FolderOf(name));
     }
 
-    /// <summary>The folder of a stored or built-in adapter (to load it); null when there is none.</summary>
+    /// <summary>The folder of a stored adapter (to load it); null when there is none.</summary>
     /// <exception cref="AdapterStoreException">The name is not valid.</exception>
-    public string? GetFolder(string name) => BuiltIn is { } builtIn && builtIn.Name == name ? builtIn.Folder : Exists(name) ? FolderOf(name) : null;
-
-    /// <summary>Whether <paramref name="name"/> is the loaded model's built-in adapter.</summary>
-    public bool IsBuiltIn(string name) => BuiltIn?.Name == name;
-
-    /// <summary>Refuses to change the built-in adapter: what deleting, uploading, importing or fine-tuning under its name would do.</summary>
-    /// <exception cref="AdapterStoreException">The name is the built-in adapter's (<see cref="AdapterStoreError.BuiltIn"/>).</exception>
-    public void ThrowIfBuiltIn(string name)
-    {
-        if (IsBuiltIn(name))
-        {
-            throw new AdapterStoreException(AdapterStoreError.BuiltIn, BuiltInProblem(name));
-        }
-    }
-
-    /// <summary>Why the built-in adapter cannot be changed, in words.</summary>
-    public string BuiltInProblem(string name) =>
-        $"'{name}' is the adapter built into the model '{_host.Model?.Source}' (read-only files beside the service); it cannot be deleted or replaced: use another name";
+    public string? GetFolder(string name) => Exists(name) ? FolderOf(name) : null;
 
     /// <summary>Counts one request served with the adapter (called by the scheduler); kept in memory only.</summary>
     public void RecordRequestServed(string name) => _served.AddOrUpdate(name, 1, (_, count) => count + 1);
@@ -161,7 +125,6 @@ public sealed class AdapterStore : IAdapterSource
     public bool Delete(string name)
     {
         CheckName(name);
-        ThrowIfBuiltIn(name);
         var folder = FolderOf(name);
         var tombstone = NewHiddenPath(TombstonePrefix + name + "-");
         lock (_gate)
@@ -219,7 +182,6 @@ public sealed class AdapterStore : IAdapterSource
         try
         {
             CheckName(name);
-            ThrowIfBuiltIn(name);
             if (!replace && Exists(name))
             {
                 throw AlreadyExists(name);
@@ -260,7 +222,6 @@ public sealed class AdapterStore : IAdapterSource
     public PublishedAdapter Import(string name, string sourceFolder, bool replace = false)
     {
         CheckName(name);
-        ThrowIfBuiltIn(name);
         if (string.IsNullOrWhiteSpace(sourceFolder) || !Path.IsPathFullyQualified(sourceFolder))
         {
             throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the path '{sourceFolder}' is not an absolute path on the server");
@@ -278,27 +239,33 @@ public sealed class AdapterStore : IAdapterSource
             throw new AdapterStoreException(AdapterStoreError.ModelNotLoaded, ModelNotLoadedReason);
         }
 
+        return Publish(name, StageCopyOf(this, sourceFolder), replace);
+    }
+
+    /// <summary>
+    /// Copies the adapter files of a folder on the server into a new staging folder of <paramref name="storage"/>, within
+    /// its unpacked-size limit; the caller publishes it.
+    /// </summary>
+    internal static string StageCopyOf(IAdapterStorage storage, string sourceFolder)
+    {
         var files = System.IO.Directory.EnumerateFiles(sourceFolder).Where(f => FileNames.Contains(Path.GetFileName(f))).ToList();
         var bytes = files.Sum(f => new FileInfo(f).Length);
-        if (bytes > Options.MaxUnpackedBytes)
-        {
+        var limit = storage.Options.MaxUnpackedBytes;
+        if (bytes > limit)
             throw new AdapterStoreException(AdapterStoreError.InvalidContent,
-                $"the adapter files in '{sourceFolder}' hold {bytes} bytes; at most {Options.MaxUnpackedBytes} (Adapters:MaxUnpackedBytes) are allowed");
-        }
-        var staging = CreateStagingFolder();
+                $"the adapter files in '{sourceFolder}' hold {bytes} bytes; at most {limit} (Adapters:MaxUnpackedBytes) are allowed");
+        var staging = storage.CreateStagingFolder();
         try
         {
             foreach (var file in files)
-            {
                 File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
-            }
+            return staging;
         }
         catch
         {
-            DeleteQuietly(staging);
+            storage.DiscardStaging(staging);
             throw;
         }
-        return Publish(name, staging, replace);
     }
 
     private bool MoveIntoPlace(string name, string staging, bool replace)
@@ -339,7 +306,10 @@ public sealed class AdapterStore : IAdapterSource
         return previous is not null;
     }
 
-    private AdapterInfo? Describe(string name, string folder)
+    private AdapterInfo? Describe(string name, string folder) => Describe(name, folder, _served.GetValueOrDefault(name));
+
+    /// <summary>An adapter folder as <c>GET /adapters</c> shows it; null when the folder is gone.</summary>
+    internal static AdapterInfo? Describe(string name, string folder, long served)
     {
         try
         {
@@ -360,7 +330,7 @@ public sealed class AdapterStore : IAdapterSource
                 metadata?.Created,
                 metadata?.Origin switch { AdapterOrigin.Upload => "upload", AdapterOrigin.FineTune => "fine-tune", _ => null },
                 metadata?.PromptTemplate,
-                _served.GetValueOrDefault(name),
+                served,
                 problems.Count == 0 ? null : string.Join("; ", problems));
         }
         catch (DirectoryNotFoundException)
@@ -368,8 +338,6 @@ public sealed class AdapterStore : IAdapterSource
             return null; // deleted while being read
         }
     }
-
-    private AdapterInfo? DescribeBuiltIn(BundledAdapter builtIn) => Describe(builtIn.Name, builtIn.Folder) is { } info ? info with { Origin = "built-in" } : null;
 
     private static T? Read<T>(Func<T> read, List<string> problems) where T : class
     {

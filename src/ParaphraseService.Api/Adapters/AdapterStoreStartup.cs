@@ -8,8 +8,11 @@ internal sealed class AdapterStoreStartup(IServiceProvider services, ILogger<Ada
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var store = services.GetRequiredService<AdapterStore>();
-        logger.LogInformation("Adapter store at {Directory}: {Count} adapters", store.Directory, store.List().Count);
+        var store = services.GetRequiredService<IAdapterStorage>();
+        if (store is AdapterStore local)
+            logger.LogInformation("Adapter store at {Directory}: {Count} adapters", local.Directory, local.List().Count);
+        else
+            logger.LogInformation("Adapter store: {Store}", store.Description);
         return Task.CompletedTask;
     }
 

@@ -44,7 +44,7 @@ public static class FineTuneEndpoints
     }
 
     private static async Task<Results<Accepted<FineTuneJob>, ValidationProblem, ProblemHttpResult>> Create(
-        HttpRequest request, FineTuneJobStore jobs, FineTuneRunner runner, AdapterStore adapters, ModelHost host,
+        HttpRequest request, IFineTuneJobStore jobs, FineTuneRunner runner, IAdapterStorage adapters, ModelHost host,
         IOptions<FineTuneOptions> options, TimeProvider time, CancellationToken cancellationToken)
     {
         var o = options.Value;
@@ -113,8 +113,8 @@ public static class FineTuneEndpoints
                     statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type");
             }
 
-            if (adapters.IsBuiltIn(fineTune.Adapter!))
-                return Cleanup(folder, TypedResults.Problem(adapters.BuiltInProblem(fineTune.Adapter!) + ".",
+            if (adapters.BuiltInProblem(fineTune.Adapter!) is { } builtIn)
+                return Cleanup(folder, TypedResults.Problem(builtIn + ".",
                     statusCode: StatusCodes.Status409Conflict, title: "Adapter built in"));
             if (!fineTune.Replace && adapters.Exists(fineTune.Adapter!))
                 return Cleanup(folder, TypedResults.Problem($"An adapter named '{fineTune.Adapter}' exists; set replace to overwrite it when the job succeeds.",
@@ -125,7 +125,14 @@ public static class FineTuneEndpoints
 
             // The whole dataset is read now, so a bad file is refused here with its line numbers, not later in the job.
             var prepared = FineTuneRequests.Prepare(datasetFile, fineTune, model.Tokenizer);
-            jobs.Create(id, fineTune, datasetFile, JsonSerializer.SerializeToElement(prepared.Summary, FineTuneJobStore.Json), time.GetUtcNow());
+            try
+            {
+                jobs.Create(id, fineTune, datasetFile, JsonSerializer.SerializeToElement(prepared.Summary, FineTuneJobStore.Json), time.GetUtcNow());
+            }
+            catch (FineTuneConflictException e)
+            {
+                return Cleanup(folder, TypedResults.Problem(e.Message, statusCode: StatusCodes.Status409Conflict, title: "Adapter being trained"));
+            }
             runner.Enqueue(id, prepared);
             return TypedResults.Accepted($"/admin/fine-tunes/{id}", jobs.Get(id)!);
         }
@@ -180,12 +187,12 @@ public static class FineTuneEndpoints
         return buffer.ToArray();
     }
 
-    private static Ok<IReadOnlyList<FineTuneJob>> List(FineTuneJobStore jobs) => TypedResults.Ok(jobs.List());
+    private static Ok<IReadOnlyList<FineTuneJob>> List(IFineTuneJobStore jobs) => TypedResults.Ok(jobs.List());
 
-    private static Results<Ok<FineTuneJob>, ProblemHttpResult> Get(string id, FineTuneJobStore jobs) =>
+    private static Results<Ok<FineTuneJob>, ProblemHttpResult> Get(string id, IFineTuneJobStore jobs) =>
         jobs.Get(id) is { } job ? TypedResults.Ok(job) : NotFound(id);
 
-    private static Results<Accepted<FineTuneJob>, ProblemHttpResult> Cancel(string id, FineTuneJobStore jobs, FineTuneRunner runner)
+    private static Results<Accepted<FineTuneJob>, ProblemHttpResult> Cancel(string id, IFineTuneJobStore jobs, FineTuneRunner runner)
     {
         if (jobs.Get(id) is not { } job)
             return NotFound(id);
@@ -194,7 +201,7 @@ public static class FineTuneEndpoints
         return TypedResults.Accepted($"/admin/fine-tunes/{id}", jobs.Get(id)!);
     }
 
-    private static Results<ServerSentEventsResult<object>, ProblemHttpResult> Events(string id, FineTuneJobStore jobs, FineTuneEvents events, CancellationToken cancellationToken)
+    private static Results<ServerSentEventsResult<object>, ProblemHttpResult> Events(string id, IFineTuneJobStore jobs, FineTuneEvents events, CancellationToken cancellationToken)
     {
         // Follow first, then read the state: no event can fall between the two.
         var subscription = events.Follow(id);

@@ -23,11 +23,25 @@ public sealed class FineTuneEvents
         });
     }
 
+    /// <summary>An event of a job this node works on: to its followers here, and to <see cref="Published"/> (other nodes).</summary>
     public void Publish(string id, JobEvent e)
+    {
+        PublishLocal(id, e);
+        Published?.Invoke(id, e);
+    }
+
+    /// <summary>An event to this node's followers only (one that another node published).</summary>
+    public void PublishLocal(string id, JobEvent e)
     {
         if (!_followers.TryGetValue(id, out var set)) return;
         foreach (var channel in set.Keys) channel.Writer.TryWrite(e);
     }
+
+    /// <summary>Every event published here (cluster mode forwards them to the other nodes).</summary>
+    public event Action<string, JobEvent>? Published;
+
+    /// <summary>Jobs someone follows on this node now.</summary>
+    public IReadOnlyList<string> Followed() => _followers.Where(f => !f.Value.IsEmpty).Select(f => f.Key).ToList();
 
     public sealed class Subscription(ChannelReader<JobEvent> reader, Action unsubscribe) : IDisposable
     {

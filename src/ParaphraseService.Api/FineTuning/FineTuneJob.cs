@@ -23,6 +23,7 @@ public sealed record LossPoint(int Step, double Loss);
 /// <param name="ResumedFromStep">The checkpoint step the job resumed from after a restart, if it did.</param>
 /// <param name="Dataset">What was read and kept: counts of rows, pairs, drops, train and eval split.</param>
 /// <param name="Metrics">train_loss, eval_loss, eval_loss_base, bleu, self_bleu, ibleu (once known).</param>
+/// <param name="Trainer">Cluster mode: the node that trains the job (or last did); null when one process does everything.</param>
 public sealed record FineTuneJob(
     string Id,
     string Adapter,
@@ -43,7 +44,8 @@ public sealed record FineTuneJob(
     JsonElement? Dataset,
     IReadOnlyDictionary<string, double> Metrics,
     IReadOnlyList<LossPoint> TrainLoss,
-    IReadOnlyList<LossPoint> EvalLoss)
+    IReadOnlyList<LossPoint> EvalLoss,
+    string? Trainer = null)
 {
     public bool IsFinished => State is FineTuneState.Succeeded or FineTuneState.Failed or FineTuneState.Cancelled;
 }

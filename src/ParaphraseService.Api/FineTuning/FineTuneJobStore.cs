@@ -11,7 +11,7 @@ namespace ParaphraseService.Api.FineTuning;
 /// beside one folder per job for its dataset and checkpoints. State changes are conditional updates, so a cancel and
 /// the runner starting the same job cannot both win.
 /// </summary>
-public sealed class FineTuneJobStore
+public sealed class FineTuneJobStore : IFineTuneJobStore
 {
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
 
@@ -75,6 +75,42 @@ public sealed class FineTuneJobStore
 
     /// <summary>The fine-tunes directory (absolute).</summary>
     public string Directory { get; }
+
+    /// <summary>Jobs belong to this process.</summary>
+    public bool Shared => false;
+
+    public IReadOnlyList<string> Recover()
+    {
+        RequeueInterrupted();
+        return Queued().Select(j => j.Id).ToList();
+    }
+
+    /// <summary>Jobs are handed to the runner as they are created, never claimed.</summary>
+    public string? ClaimNext() => null;
+
+    /// <summary>Never raised: jobs are handed to the runner as they are created.</summary>
+    public event Action? WorkAvailable
+    {
+        add { }
+        remove { }
+    }
+
+    /// <summary>Running jobs stay running in the file: the next start puts them back in the queue (<see cref="Recover"/>).</summary>
+    public void Release(IReadOnlyCollection<string> ids)
+    {
+    }
+
+    /// <summary>This process holds its jobs for as long as it runs.</summary>
+    public LeaseRenewal Renew(IReadOnlyCollection<string> ids) => LeaseRenewal.None;
+
+    /// <summary>The checkpoint stays in the job's folder, where a restart finds it.</summary>
+    public void SaveCheckpoint(string id, int step, string folder)
+    {
+    }
+
+    public Adapters.PublishedAdapter PublishAdapter(string id, Adapters.IAdapterStorage adapters, string name, string stagingFolder, bool replace,
+        IReadOnlyDictionary<string, double> metrics) =>
+        adapters.Publish(name, stagingFolder, replace, Model.Lora.Peft.AdapterOrigin.FineTune);
 
     /// <summary>A job's own folder: its dataset and checkpoints.</summary>
     public string JobFolder(string id) => Path.Combine(Directory, "jobs", id);

@@ -5,6 +5,7 @@ using ParaphraseService.Api.OpenAi;
 using ParaphraseService.Api.OpenApi;
 using ParaphraseService.Api.Requests;
 using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Api.Storage;
 using Serilog;
 using Serilog.Formatting.Compact;
 
@@ -54,7 +55,8 @@ public static class HostingExtensions
         services.AddSingleton<SchedulerHealth>();
         services.AddSingleton<ModelThreadCommands>();
         services.AddAdapterStore();
-        services.AddSingleton<IAdapterSource>(provider => provider.GetRequiredService<AdapterStore>());
+        services.AddStorage();
+        services.AddSingleton<IAdapterSource>(provider => provider.GetRequiredService<IAdapterStorage>());
         services.AddSingleton<AdapterManager>();
         services.AddSingleton<RequestPipeline>();
         services.AddFineTuning();
@@ -73,6 +75,7 @@ public static class HostingExtensions
             StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
+        app.UseNodeRoles();
         app.UseSwagger();
         app.UseSwaggerUI();
         app.MapPrometheusScrapingEndpoint("/metrics");

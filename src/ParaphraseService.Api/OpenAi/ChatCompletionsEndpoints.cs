@@ -91,7 +91,7 @@ public static class ChatCompletionsEndpoints
                 return RequestProblems.From(failure);
             }
             var choices = outcomes[0].Results.Select((result, c) =>
-                new ChatChoice(c, new ChatResponseMessage("assistant", result.Text.TrimStart()), null, FinishReason(result))).ToList();
+                new ChatChoice(c, new ChatResponseMessage("assistant", Text(prepared, result).TrimStart()), null, FinishReason(result))).ToList();
             return TypedResults.Ok(new ChatCompletionResponse(id, "chat.completion", created, model, choices, Usage(prepared, outcomes)));
         }
     }

@@ -86,7 +86,7 @@ public static class CompletionsEndpoints
                 return RequestProblems.From(failure);
             }
             var choices = outcomes.SelectMany((outcome, p) => outcome.Results.Select((result, c) =>
-                new CompletionChoice(result.Text, ChoiceIndex(prepared, p, c), null, FinishReason(result)))).ToList();
+                new CompletionChoice(Text(prepared, result), ChoiceIndex(prepared, p, c), null, FinishReason(result)))).ToList();
             return TypedResults.Ok(new CompletionResponse(id, "text_completion", created, model, choices, Usage(prepared, outcomes)));
         }
     }

@@ -47,6 +47,19 @@ public abstract record OpenAiRequest
     /// <summary>An end user's id, for the caller's own abuse tracking; accepted and not used.</summary>
     [JsonPropertyName("user")] public string? User { get; init; }
 
+    /// <summary>Extension: no choice longer than this many characters (1-65536); decoding stops there, finish_reason "length".</summary>
+    [JsonPropertyName("max_chars")] public int? MaxChars { get; init; }
+
+    /// <summary>Extension: up to 16 terms never generated, however cased or split into tokens.</summary>
+    [JsonPropertyName("avoid")] public IReadOnlyList<string?>? Avoid { get; init; }
+
+    /// <summary>Extension: false decodes one token per step (speculation changes the speed, never the output).</summary>
+    [JsonPropertyName("speculation")] public bool? Speculation { get; init; }
+
+    /// <summary>/paraphrase's candidate filters, named here so their refusal can say where they belong.</summary>
+    [JsonPropertyName("keep")] public JsonElement Keep { get; init; }
+    [JsonPropertyName("min_similarity")] public JsonElement MinSimilarity { get; init; }
+
     [JsonPropertyName("presence_penalty")] public double? PresencePenalty { get; init; }
     [JsonPropertyName("frequency_penalty")] public double? FrequencyPenalty { get; init; }
     [JsonPropertyName("logit_bias")] public Dictionary<string, double>? LogitBias { get; init; }
@@ -72,6 +85,11 @@ public abstract record OpenAiRequest
         if (PresencePenalty is { } presence && presence != 0) errors.Add("presence_penalty", "is not supported (only 0); repetition_penalty is.");
         if (FrequencyPenalty is { } frequency && frequency != 0) errors.Add("frequency_penalty", "is not supported (only 0); repetition_penalty is.");
         if (LogitBias is { Count: > 0 }) errors.Add("logit_bias", "is not supported (only empty).");
+        RequestRules.MaxCharacters(MaxChars, "max_chars", errors);
+        RequestRules.Terms(Avoid, "avoid", errors);
+        foreach (var (field, value) in new[] { ("keep", Keep), ("min_similarity", MinSimilarity) })
+            if (value.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
+                errors.Add(field, "filters candidates, which only POST /paraphrase returns; use it there.");
         return stops.OfType<string>().ToList();
     }
 
@@ -91,6 +109,9 @@ public abstract record OpenAiRequest
         Seed = Seed,
         Stop = stops,
         Stream = Stream,
+        MaxCharacters = MaxChars,
+        Avoid = Avoid?.Select(t => t!.Trim()).ToList() ?? [],
+        Speculation = Speculation ?? true,
         Fields = fields,
     };
 

@@ -8,7 +8,11 @@ namespace ParaphraseService.Api.OpenAi;
 /// <summary>What OpenAI's completions and chat completions answers share: finish reasons, usage, the event stream.</summary>
 public static class OpenAiResponses
 {
-    public static string FinishReason(GenerationResult result) => result.FinishReason == Model.Generation.FinishReason.Length ? "length" : "stop";
+    public static string FinishReason(GenerationResult result) =>
+        result.FinishReason is Model.Generation.FinishReason.Length or Model.Generation.FinishReason.CharacterLimit ? "length" : "stop";
+
+    /// <summary>A choice's text within the request's character limit.</summary>
+    public static string Text(PreparedRequest prepared, GenerationResult result) => TextStream.Limit(result.Text, prepared.MaxCharacters);
 
     public static CompletionUsage Usage(PreparedRequest prepared, IEnumerable<JobOutcome> outcomes)
     {

@@ -5,10 +5,11 @@ namespace ParaphraseService.Api.Paraphrasing;
 
 /// <summary>
 /// Turns what the model generated into paraphrases: <see cref="CandidateFilter"/> cuts them at the template's end
-/// marker and drops empties, copies of the source and duplicates; the rest are scored for meaning
-/// (<see cref="ISentenceSimilarity"/>: cosine of MiniLM embeddings) and for <see cref="Novelty"/>, and sorted by
-/// <see cref="Score"/>, best first; ties keep their generated order. Nothing is dropped for a low score: the caller
-/// sees every distinct candidate, with its scores.
+/// marker and drops empties, copies of the source and duplicates; <see cref="CandidateConstraints"/> remove those too
+/// long, holding an avoided term, lacking a kept one, or (once scored) too far in meaning; the rest are scored for
+/// meaning (<see cref="ISentenceSimilarity"/>: cosine of MiniLM embeddings) and for <see cref="Novelty"/>, and sorted by
+/// <see cref="Score"/>, best first; ties keep their generated order. Nothing else is dropped for a low score: the
+/// caller sees every distinct candidate that meets the constraints, with its scores.
 /// </summary>
 public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarity)
 {
@@ -18,20 +19,37 @@ public sealed partial class CandidatePostProcessor(ISentenceSimilarity similarit
     /// <summary>The penalty per unit of novelty below <see cref="MinNovelty"/>: 5, so a candidate of novelty 0 loses 1.</summary>
     public const float NoveltyPenaltySlope = 1f / MinNovelty;
 
-    public ProcessedCandidates Process(string source, IReadOnlyList<string> rawCandidates, PromptTemplate template)
+    public ProcessedCandidates Process(string source, IReadOnlyList<string> rawCandidates, PromptTemplate template, CandidateConstraints? constraints = null)
     {
-        var (kept, dropped) = CandidateFilter.Apply(source, rawCandidates, template);
+        var c = constraints ?? CandidateConstraints.None;
+        var (distinct, dropped) = CandidateFilter.Apply(source, rawCandidates, template);
+        int tooLong = 0, avoided = 0, missing = 0, farOff = 0;
+        var kept = new List<string>();
+        foreach (var text in distinct)
+        {
+            if (text.Length > c.MaxChars) tooLong++;
+            else if (c.Avoid?.Any(term => text.Contains(term, StringComparison.OrdinalIgnoreCase)) == true) avoided++;
+            else if (c.Keep?.All(term => text.Contains(term, StringComparison.OrdinalIgnoreCase)) == false) missing++;
+            else kept.Add(text);
+        }
         var similarities = similarity.Similarities(source, kept);
         var sourceWords = Words(source);
-        var scored = kept.Select((text, i) =>
+        var scored = new List<ScoredCandidate>();
+        for (var i = 0; i < kept.Count; i++)
         {
-            var novelty = Novelty(Words(text), sourceWords);
-            return new ScoredCandidate(text, similarities[i], novelty, Score(similarities[i], novelty));
-        });
+            if (similarities[i] < c.MinSimilarity)
+            {
+                farOff++;
+                continue;
+            }
+            var novelty = Novelty(Words(kept[i]), sourceWords);
+            scored.Add(new ScoredCandidate(kept[i], similarities[i], novelty, Score(similarities[i], novelty)));
+        }
         // OrderBy is stable: equal scores and similarities keep the generated order.
-        var sorted = scored.OrderByDescending(c => c.Score).ThenByDescending(c => c.Similarity).ToArray();
-        return new ProcessedCandidates(sorted, dropped);
+        var sorted = scored.OrderByDescending(s => s.Score).ThenByDescending(s => s.Similarity).ToArray();
+        return new ProcessedCandidates(sorted, rawCandidates.Count, dropped, new RemovedCounts(tooLong, avoided, missing, farOff));
     }
+
     /// <summary>
     /// Similarity, less a penalty for too little change: <c>score = similarity − 5 · max(0, 0.2 − novelty)</c>. At
     /// novelty 0.2 or more the score is the similarity; at novelty 0 (the same words, e.g. reordered, which MiniLM

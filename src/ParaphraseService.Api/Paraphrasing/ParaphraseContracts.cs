@@ -16,6 +16,11 @@ namespace ParaphraseService.Api.Paraphrasing;
 /// <param name="RepetitionPenalty">Above 1 discourages repeating the input word for word, up to 2.</param>
 /// <param name="Seed">Same seed, same candidates: any 64-bit integer; candidate i uses seed + i.</param>
 /// <param name="Stream">Server-Sent Events: tokens per candidate as they come, then the full result.</param>
+/// <param name="MaxChars">No candidate longer than this (1-65536 characters); a row stops decoding once it cannot fit.</param>
+/// <param name="Keep">Up to 16 terms every candidate must contain, case-insensitively (brand names, keywords).</param>
+/// <param name="Avoid">Up to 16 terms no candidate may contain: banned while decoding, however cased or split into tokens.</param>
+/// <param name="MinSimilarity">No candidate whose meaning similarity with the input is below this, in [-1, 1].</param>
+/// <param name="Speculation">False decodes one token per step (speculation changes the speed, never the candidates).</param>
 /// <remarks>Unknown fields are refused (400 naming them), so a misspelt option is never silently ignored.</remarks>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ParaphraseRequest(
@@ -29,10 +34,20 @@ public sealed record ParaphraseRequest(
     int TopK = 0,
     double RepetitionPenalty = 1.0,
     long? Seed = null,
-    bool Stream = false);
+    bool Stream = false,
+    int? MaxChars = null,
+    IReadOnlyList<string?>? Keep = null,
+    IReadOnlyList<string?>? Avoid = null,
+    double? MinSimilarity = null,
+    bool Speculation = true);
 
-/// <summary>The candidates kept for one input text, best first.</summary>
-public sealed record ParaphraseResult(string Input, IReadOnlyList<ScoredCandidate> Candidates, DropCounts Dropped);
+/// <summary>The candidates kept for one input text, best first, and what became of the others.</summary>
+/// <param name="Generated">Candidates the model generated for this text.</param>
+/// <param name="Dropped">Empty ones, copies of the input, duplicates.</param>
+/// <param name="Removed">Distinct candidates that failed a constraint (maxChars, avoid, keep, minSimilarity).</param>
+/// <param name="Note">When no candidate survived, why, in words (not an error: the request itself was fine).</param>
+public sealed record ParaphraseResult(string Input, IReadOnlyList<ScoredCandidate> Candidates, int Generated, DropCounts Dropped, RemovedCounts Removed,
+    string? Note = null);
 
 public sealed record ParaphraseUsage(int PromptTokens, int CompletionTokens);
 

@@ -51,6 +51,9 @@ public static partial class ParaphraseEndpoints
             RepetitionPenalty = request.RepetitionPenalty,
             Seed = request.Seed,
             Stream = request.Stream,
+            MaxCharacters = request.MaxChars,
+            Avoid = Terms(request.Avoid),
+            Speculation = request.Speculation,
             Fields = new RequestFields(request.Texts is null ? "text" : "texts", request.Texts is not null, "adapter", "candidates", "maxNewTokens"),
         }, context);
         if (problem is not null)
@@ -60,7 +63,7 @@ public static partial class ParaphraseEndpoints
             if (pipeline.Enqueue(prepared!, context) is { } refused)
                 return refused;
             if (request.Stream)
-                return await Stream(prepared!, texts, postProcessor, context);
+                return await Stream(prepared!, texts, Constraints(request), postProcessor, context);
             IReadOnlyList<JobOutcome> outcomes;
             try
             {
@@ -70,25 +73,44 @@ public static partial class ParaphraseEndpoints
             {
                 return RequestProblems.From(failure);
             }
-            return TypedResults.Ok(Response(prepared, texts, outcomes, postProcessor));
+            return TypedResults.Ok(Response(prepared, texts, outcomes, Constraints(request), postProcessor));
         }
     }
 
     private static ParaphraseResponse Response(PreparedRequest prepared, IReadOnlyList<string> texts, IReadOnlyList<JobOutcome> outcomes,
-        CandidatePostProcessor postProcessor)
+        CandidateConstraints constraints, CandidatePostProcessor postProcessor)
     {
         var results = texts.Select((text, t) =>
         {
-            var processed = postProcessor.Process(text, outcomes[t].Results.Select(r => r.Text).ToList(), prepared.Template!);
-            return new ParaphraseResult(text, processed.Candidates, processed.Dropped);
+            var processed = postProcessor.Process(text, outcomes[t].Results.Select(r => r.Text).ToList(), prepared.Template!, constraints);
+            return new ParaphraseResult(text, processed.Candidates, processed.Generated, processed.Dropped, processed.Removed, Note(processed));
         }).ToList();
         return new ParaphraseResponse(prepared.Model.Source, prepared.Adapter?.Name, prepared.Model.IsDemo, results,
             new ParaphraseUsage(prepared.PromptTokens, outcomes.Sum(o => o.Results.Sum(r => r.GeneratedIds.Count))),
             new ParaphraseTimings(outcomes.Max(o => o.Queued.TotalMilliseconds), outcomes.Max(o => o.Generating.TotalMilliseconds)));
     }
 
+    private static CandidateConstraints Constraints(ParaphraseRequest request) =>
+        new(request.MaxChars, Terms(request.Keep), Terms(request.Avoid), (float?)request.MinSimilarity);
+
+    private static IReadOnlyList<string> Terms(IReadOnlyList<string?>? terms) => terms?.Select(t => t!.Trim()).ToList() ?? [];
+
+    /// <summary>Why no candidate is left, in words; null when some are.</summary>
+    private static string? Note(ProcessedCandidates p)
+    {
+        if (p.Candidates.Count > 0) return null;
+        var reasons = new[]
+        {
+            (p.Dropped.Empty, "empty"), (p.Dropped.Copies, "copies of the input"), (p.Dropped.Duplicates, "duplicates"),
+            (p.Removed.MaxChars, "longer than maxChars"), (p.Removed.Avoid, "holding an avoided term"),
+            (p.Removed.Keep, "missing a kept term"), (p.Removed.MinSimilarity, "below minSimilarity"),
+        }.Where(r => r.Item1 > 0).Select(r => $"{r.Item1} {r.Item2}");
+        return $"No candidate survived: of {p.Generated} generated, {string.Join(", ", reasons)}.";
+    }
+
     /// <summary>Server-Sent Events: a <c>token</c> event per text piece, then one <c>result</c> event (or an <c>error</c> event).</summary>
-    private static async Task<IResult> Stream(PreparedRequest prepared, IReadOnlyList<string> texts, CandidatePostProcessor postProcessor, HttpContext context)
+    private static async Task<IResult> Stream(PreparedRequest prepared, IReadOnlyList<string> texts, CandidateConstraints constraints,
+        CandidatePostProcessor postProcessor, HttpContext context)
     {
         if (await prepared.WaitForFirstTokenAsync() is { } early)
             return early;
@@ -104,7 +126,7 @@ public static partial class ParaphraseEndpoints
                 if (item.Outcome is not null)
                     outcomes[item.Input] = item.Outcome;
             }
-            await Send(context, "result", Response(prepared, texts, outcomes.Select(o => o!).ToList(), postProcessor));
+            await Send(context, "result", Response(prepared, texts, outcomes.Select(o => o!).ToList(), constraints, postProcessor));
         }
         catch (JobFailedException failure)
         {
@@ -142,6 +164,11 @@ public static partial class ParaphraseEndpoints
         RequestRules.TopP(request.TopP, "topP", errors);
         RequestRules.TopK(request.TopK, "topK", errors);
         RequestRules.RepetitionPenalty(request.RepetitionPenalty, "repetitionPenalty", errors);
+        RequestRules.MaxCharacters(request.MaxChars, "maxChars", errors);
+        RequestRules.Terms(request.Keep, "keep", errors);
+        RequestRules.Terms(request.Avoid, "avoid", errors);
+        if (request.MinSimilarity is { } min && !(min >= -1 && min <= 1))
+            errors.Add("minSimilarity", "must be in [-1, 1] (cosine similarity).");
         if (!errors.Any)
             texts = (request.Texts ?? [request.Text]).Select(t => Whitespace().Replace(t!, " ").Trim()).ToList();
         return errors;

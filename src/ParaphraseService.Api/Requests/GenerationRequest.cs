@@ -36,6 +36,15 @@ public sealed record GenerationRequest
 
     public bool Stream { get; init; }
 
+    /// <summary>Rows stop once their text outgrows this many characters (see <see cref="Model.Generation.FinishReason.CharacterLimit"/>).</summary>
+    public int? MaxCharacters { get; init; }
+
+    /// <summary>Terms never generated, however cased or tokenized.</summary>
+    public IReadOnlyList<string> Avoid { get; init; } = [];
+
+    /// <summary>False: decode one token per step for this request (speculation never changes the output, only the speed).</summary>
+    public bool Speculation { get; init; } = true;
+
     public required RequestFields Fields { get; init; }
 
     /// <summary>The field naming input <paramref name="index"/>.</summary>

@@ -83,6 +83,8 @@ public sealed class RequestPipeline(
             return (null, RequestProblems.Invalid(errors));
 
         var stops = template is null ? request.Stop : [.. request.Stop, template.EndMarker];
+        // The banned terms' automata are built here, on the request's thread, once per term; the scheduler then finds them made.
+        _ = BannedText.For(request.Avoid, model.Tokenizer);
         var greedy = !RequestRules.Samples(request.Temperature);
         var candidates = Enumerable.Range(0, greedy ? 1 : request.Candidates).Select(i => new GenerationOptions
         {
@@ -93,12 +95,15 @@ public sealed class RequestPipeline(
             TopK = request.TopK,
             RepetitionPenalty = request.RepetitionPenalty,
             StopSequences = stops,
+            MaxCharacters = request.MaxCharacters,
+            BannedText = request.Avoid,
+            Speculate = request.Speculation,
             // Candidate i of every text uses seed + i (wrapping), so batching does not change what a seed gives.
             Seed = request.Seed is { } seed ? unchecked(seed + i) : null,
         }).ToList();
         var timeout = TimeSpan.FromSeconds(limits.RequestTimeoutSeconds);
         var jobs = prompts.Select(ids => new GenerationJob(ids, candidates, adapter, timeout, context.RequestAborted) { TraceId = context.TraceIdentifier }).ToList();
-        return (new PreparedRequest(model, adapter, template, stops, jobs), null);
+        return (new PreparedRequest(model, adapter, template, stops, jobs, request.MaxCharacters), null);
     }
 
     /// <summary>Queues every job of the request, or none: then the answer to send (429 when full, 503 when stopping).</summary>
@@ -112,7 +117,7 @@ public sealed class RequestPipeline(
 
 /// <summary>A request's jobs, built and checked, with what its route needs to shape the answer. Disposing it ends its jobs' timers.</summary>
 public sealed class PreparedRequest(LoadedModel model, ResolvedAdapter? adapter, PromptTemplate? template, IReadOnlyList<string> stops,
-    IReadOnlyList<GenerationJob> jobs) : IDisposable
+    IReadOnlyList<GenerationJob> jobs, int? maxCharacters = null) : IDisposable
 {
     public LoadedModel Model { get; } = model;
     public ResolvedAdapter? Adapter { get; } = adapter;
@@ -124,6 +129,9 @@ public sealed class PreparedRequest(LoadedModel model, ResolvedAdapter? adapter,
     public IReadOnlyList<string> Stops { get; } = stops;
 
     public IReadOnlyList<GenerationJob> Jobs { get; } = jobs;
+
+    /// <summary>The request's character limit: streamed text never goes beyond it.</summary>
+    public int? MaxCharacters { get; } = maxCharacters;
 
     public int PromptTokens => Jobs.Sum(j => j.PromptIds.Count);
 
@@ -162,7 +170,7 @@ public sealed class PreparedRequest(LoadedModel model, ResolvedAdapter? adapter,
         for (var input = 0; input < Jobs.Count; input++)
         {
             var job = Jobs[input];
-            var streams = job.Candidates.Select(_ => new TextStream(Model.Tokenizer, Stops)).ToArray();
+            var streams = job.Candidates.Select(_ => new TextStream(Model.Tokenizer, Stops, MaxCharacters)).ToArray();
             await foreach (var token in job.Tokens.ReadAllAsync(cancellationToken))
             {
                 var piece = streams[token.Candidate].Add(token.Token);

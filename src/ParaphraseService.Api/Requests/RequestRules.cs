@@ -32,6 +32,9 @@ public static class RequestRules
 
     public const double MinRepetitionPenalty = 1, MaxRepetitionPenalty = 2;
 
+    /// <summary>Terms in a <c>keep</c> or <c>avoid</c> list, and characters per term.</summary>
+    public const int MaxTerms = 16, MaxTermCharacters = 64;
+
     /// <summary>A text to generate from: present, not blank, not too long, well-formed.</summary>
     public static void Input(string? value, string field, FieldErrors errors)
     {
@@ -112,6 +115,33 @@ public static class RequestRules
             else
                 WellFormed(stops[i]!, name, errors);
         }
+    }
+
+    /// <summary>A list of terms (keep, avoid): up to <see cref="MaxTerms"/>, each 1-<see cref="MaxTermCharacters"/> characters of text.</summary>
+    public static void Terms(IReadOnlyList<string?>? terms, string field, FieldErrors errors)
+    {
+        if (terms is null) return;
+        if (terms.Count > MaxTerms)
+        {
+            errors.Add(field, $"holds {terms.Count} terms; at most {MaxTerms} are allowed.");
+            return;
+        }
+        for (var i = 0; i < terms.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(terms[i]))
+                errors.Add($"{field}[{i}]", "a term must not be empty.");
+            else if (terms[i]!.Length > MaxTermCharacters)
+                errors.Add($"{field}[{i}]", $"a term may hold at most {MaxTermCharacters} characters.");
+            else
+                WellFormed(terms[i]!, $"{field}[{i}]", errors);
+        }
+    }
+
+    /// <summary>A character limit for candidates: 1-<see cref="MaxInputCharacters"/>.</summary>
+    public static void MaxCharacters(int? value, string field, FieldErrors errors)
+    {
+        if (value is < 1 or > MaxInputCharacters)
+            errors.Add(field, $"must be 1-{MaxInputCharacters} (got {value}).");
     }
 
     /// <summary>Whether a valid temperature samples (else it decodes greedily).</summary>

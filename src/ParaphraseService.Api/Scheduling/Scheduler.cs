@@ -49,7 +49,7 @@ public sealed class Scheduler(
         ContinuousBatcher batcher;
         try
         {
-            batcher = new ContinuousBatcher(model.Model, model.Tokenizer, o.MaxBatchRows, o.MaxSequenceTokens);
+            batcher = new ContinuousBatcher(model.Model, model.Tokenizer, o.MaxBatchRows, o.MaxSequenceTokens, o.Speculation.ToModel());
         }
         catch (Exception e)
         {
@@ -159,7 +159,9 @@ public sealed class Scheduler(
     private void Step(ContinuousBatcher batcher, LoadedModel model)
     {
         var rows = batcher.ActiveCount;
+        var before = batcher.Stats;
         var updates = batcher.Step();
+        var after = batcher.Stats;
         var error = batcher.LastStepError;
         // A step counts as failed for health when its forward pass failed or every row in it did (NaN logits everywhere).
         if ((error ?? (updates.Count > 0 && updates.All(u => u.Error is not null) ? updates[0].Error : null)) is { } stepError)
@@ -174,7 +176,7 @@ public sealed class Scheduler(
             foreach (var name in failed.Where(j => j.Adapter is not null).Select(j => j.Adapter!.Name).Distinct())
                 adapters.Evict(name);
         }
-        metrics.Step(rows, updates.Count(u => u.Error is null));
+        metrics.Step(rows, updates.Count(u => u.Error is null), after.Minus(before));
         foreach (var update in updates)
         {
             if (!_slots.TryGetValue(update.Slot, out var entry))

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ParaphraseService.Model.Generation;
 
 namespace ParaphraseService.Api.Scheduling;
 
@@ -35,6 +36,33 @@ public sealed class SchedulerOptions
     /// <summary>How long a request may wait and run before it is dropped with 504.</summary>
     [Range(1, 3600)]
     public int RequestTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Prompt-lookup speculative decoding: fewer forward passes for the same output.</summary>
+    public SpeculationSettings Speculation { get; set; } = new();
+}
+
+/// <summary>
+/// <c>Scheduler:Speculation</c>: each running sequence may propose tokens copied from its prompt and have them checked
+/// in the same step. What is generated does not change; a request can opt out with <c>speculation: false</c>.
+/// </summary>
+public sealed class SpeculationSettings
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Most draft tokens one sequence verifies per step.</summary>
+    public int MaxDraftTokens { get; set; } = 8;
+
+    /// <summary>Longest and shortest run of last tokens looked up in the prompt.</summary>
+    public int MaxNgram { get; set; } = 3;
+    public int MinNgram { get; set; } = 1;
+
+    /// <summary>Most positions one step computes, drafts included; a batch with this many rows decodes without drafts.</summary>
+    public int MaxStepTokens { get; set; } = 16;
+
+    public SpeculationOptions ToModel() => new()
+    {
+        Enabled = Enabled, MaxDraftTokens = MaxDraftTokens, MaxNgram = MaxNgram, MinNgram = MinNgram, MaxStepTokens = MaxStepTokens,
+    };
 }
 
 /// <summary>Refuses at start what would make the default request impossible to serve.</summary>
@@ -54,6 +82,14 @@ internal sealed class SchedulerOptionsValidation : Microsoft.Extensions.Options.
         if (options.MaxSequenceTokens < MinPromptTokens + DefaultMaxNewTokens)
             problems.Add($"Scheduler:MaxSequenceTokens is {options.MaxSequenceTokens}; a default paraphrase request ({DefaultMaxNewTokens} new tokens " +
                 $"after a prompt) needs at least {MinPromptTokens + DefaultMaxNewTokens}.");
+        try
+        {
+            options.Speculation.ToModel().Validate();
+        }
+        catch (ArgumentException e)
+        {
+            problems.Add($"Scheduler:Speculation: {e.Message}");
+        }
         return problems.Count == 0
             ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
             : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(problems);

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using ParaphraseService.Model.Generation;
 
 namespace ParaphraseService.Api.Scheduling;
 
@@ -12,6 +13,9 @@ public sealed class ServiceMetrics
     private readonly Histogram<int> _batchRows;
     private readonly Histogram<double> _timeToFirstToken;
     private readonly Histogram<double> _requestDuration;
+    private readonly Counter<long> _decodeSteps;
+    private readonly Counter<long> _draftedTokens;
+    private readonly Counter<long> _acceptedTokens;
     private readonly TokenRate _tokenRate;
 
     public ServiceMetrics(IMeterFactory meters, GenerationQueue queue, TimeProvider? time = null)
@@ -23,6 +27,11 @@ public sealed class ServiceMetrics
         _batchRows = meter.CreateHistogram<int>("paraphrase.batch_rows", "{row}", "Sequences in each decode step.");
         _timeToFirstToken = meter.CreateHistogram<double>("paraphrase.time_to_first_token", "s", "From enqueue to the first generated token.");
         _requestDuration = meter.CreateHistogram<double>("paraphrase.request_duration", "s", "From enqueue to the last token.");
+        _decodeSteps = meter.CreateCounter<long>("paraphrase.sequence_steps", "{step}",
+            "Decode steps summed over the sequences in them; generated tokens over this is tokens per step (above 1 with speculation).");
+        _draftedTokens = meter.CreateCounter<long>("paraphrase.speculation.drafted_tokens", "{token}", "Draft tokens verified (prompt lookup).");
+        _acceptedTokens = meter.CreateCounter<long>("paraphrase.speculation.accepted_tokens", "{token}",
+            "Draft tokens accepted; over drafted tokens, the acceptance rate.");
         meter.CreateObservableGauge("paraphrase.queue_depth", () => queue.Count, "{request}", "Requests waiting for a batch slot.");
         meter.CreateObservableGauge("paraphrase.active_rows", () => ActiveRows, "{row}", "Sequences being decoded.");
     }
@@ -33,8 +42,12 @@ public sealed class ServiceMetrics
     /// <summary>Generated tokens per second over the last few seconds (Prometheus computes its own rate from the counter).</summary>
     public double TokensPerSecond => _tokenRate.PerSecond();
 
-    public void Step(int rows, int tokens)
+    /// <param name="work">The decode work of this step (steps, drafted and accepted tokens), as a difference of the batcher's totals.</param>
+    public void Step(int rows, int tokens, SpeculationStats work)
     {
+        _decodeSteps.Add(work.RowSteps);
+        _draftedTokens.Add(work.Drafted);
+        _acceptedTokens.Add(work.Accepted);
         _batchRows.Record(rows);
         _tokens.Add(tokens);
         _tokenRate.Add(tokens);

@@ -15,9 +15,9 @@ public sealed record StatusSources(
     GenerationQueue Queue,
     ServiceMetrics Metrics,
     IOptions<SchedulerOptions> SchedulerOptions,
-    AdapterStore Adapters,
+    IAdapterStorage Adapters,
     AdapterManager Manager,
-    FineTuneJobStore Jobs,
+    IFineTuneJobStore Jobs,
     FineTuneRunner Runner,
     TimeProvider Time)
 {

@@ -89,7 +89,70 @@ internal static class BenchCommand
             Console.WriteLine(parse.GetValue(soakJson) ? JsonSerializer.Serialize(report, s_json) : SoakTable(report));
             return report.Statuses.Keys.All(s => s is 200 or 429) && report.TransportErrors == 0 ? 0 : 1;
         }));
-        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak };
+        var specModel = CommonOptions.Model();
+        var specAdapter = new Option<string?>("--adapter", "-a") { Description = "A PEFT adapter folder to paraphrase with (its own prompt template)." };
+        var specData = new Option<string>("--data") { Description = "Paraphrase pairs (PAWS TSV, TSV, CSV, JSONL): their sources are paraphrased.", Required = true };
+        var specSources = new Option<int>("--sources") { Description = "Sources paraphrased.", DefaultValueFactory = _ => 64 };
+        var specTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens per paraphrase.", DefaultValueFactory = _ => 48 };
+        var specClients = new Option<int>("--clients") { Description = "Concurrent requests in the batched run.", DefaultValueFactory = _ => 16 };
+        var specBench = new Option<bool>("--bench-model") { Description = "Also the random-weight bench-250m int8 model (drafts rarely right)." };
+        var specJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var specQuantization = CommonOptions.Quantization();
+        var speculation = new Command("speculation", "Prompt-lookup speculative decoding vs plain decoding on paraphrase prompts, in one run: " +
+            "1 request at a time (tokens/s, p50 latency) and N at once through the continuous batcher; acceptance rate, tokens per step.")
+        {
+            specModel, specAdapter, specData, specSources, specTokens, specClients, specBench, specJson, specQuantization,
+        };
+        speculation.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            if (parse.GetValue(specSources) is not (> 0 and <= 10_000) || parse.GetValue(specClients) is not (> 0 and <= 256)
+                || parse.GetValue(specTokens) is not (> 0 and <= 1024))
+                throw new ArgumentException("--sources must be 1-10000, --clients 1-256 and --max-new-tokens 1-1024.");
+            var data = parse.GetValue(specData)!;
+            var sources = ParaphraseService.Training.Datasets.ParaphraseDatasetReader.Read(data, cancellationToken: ct).Pairs
+                .Select(p => p.Source.Trim()).Where(s => s.Length > 0).Distinct().Take(parse.GetValue(specSources)).ToList();
+            if (sources.Count == 0)
+                throw new ArgumentException($"'{data}' holds no paraphrase pairs.");
+            using var loaded = await ParaphraseService.Model.Loading.ModelSource.LoadAsync(parse.GetValue(specModel)!,
+                new ParaphraseService.Model.Loading.ModelLoadOptions
+                {
+                    Device = "cpu", Quantization = parse.GetValue(specQuantization)!, MaxResidentAdapters = parse.GetValue(specAdapter) is null ? 0 : 1,
+                }, ProgressReporter.ForDownloads(), ct);
+            ParaphraseService.Model.Lora.LoraAdapter? lora = null;
+            var template = ParaphraseService.Training.Prompts.PromptTemplate.Default;
+            if (parse.GetValue(specAdapter) is { } folder)
+            {
+                (lora, _, _) = loaded.Adapters!.LoadFolder(folder);
+                template = Paraphrasing.LocalParaphraser.TemplateOf(folder);
+            }
+            var report = SpeculationBenchmark.Run(loaded, lora, template, sources, parse.GetValue(specTokens), parse.GetValue(specClients),
+                parse.GetValue(specBench), line => Console.Error.WriteLine(line));
+            Console.WriteLine(parse.GetValue(specJson) ? JsonSerializer.Serialize(report, s_json) : SpeculationTable(report));
+            return 0;
+        }));
+        var profileModel = CommonOptions.Model();
+        var profileQuantization = CommonOptions.Quantization();
+        var profileBatches = new Option<int[]>("--batch") { Description = "Rows decoded together (repeatable).", DefaultValueFactory = _ => [1, 8] };
+        var profileSteps = new Option<int>("--steps") { Description = "Decode steps timed per batch size.", DefaultValueFactory = _ => 32 };
+        var profileJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var profile = new Command("profile", "Where a decode step's time goes (GEMMs, attention, norms, sampling, ...), on the step generate and the " +
+            "service both run: each module type's own time per step and its share.")
+        {
+            profileModel, profileQuantization, profileBatches, profileSteps, profileJson,
+        };
+        profile.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            var batches = parse.GetValue(profileBatches) ?? [];
+            if (batches.Length == 0 || batches.Any(b => b is < 1 or > 256) || parse.GetValue(profileSteps) is not (> 0 and <= 4096))
+                throw new ArgumentException("--batch must be 1-256 and --steps 1-4096.");
+            using var loaded = await ParaphraseService.Model.Loading.ModelSource.LoadAsync(parse.GetValue(profileModel)!,
+                new ParaphraseService.Model.Loading.ModelLoadOptions { Device = "cpu", Quantization = parse.GetValue(profileQuantization)! },
+                ProgressReporter.ForDownloads(), ct);
+            var reports = batches.Select(b => StepProfiler.Run(loaded, b, parse.GetValue(profileSteps), line => Console.Error.WriteLine(line))).ToList();
+            Console.WriteLine(parse.GetValue(profileJson) ? JsonSerializer.Serialize(reports, s_json) : string.Join(Environment.NewLine, reports.Select(ProfileTable)));
+            return 0;
+        }));
+        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak, speculation, profile };
     }
 
     private static string ServeTable(ServeBenchReport r)
@@ -157,4 +220,32 @@ internal static class BenchCommand
         """;
 
     private static string Mb(long bytes) => $"{bytes / 1e6:F0} MB";
+
+    private static string ProfileTable(StepProfileReport r)
+    {
+        var lines = r.Parts.Select(p => $"| {p.Part,-44} | {p.MillisecondsPerStep,8:F3} | {p.Share,6:P1} |");
+        return $"""
+            {r.Model} ({r.Quantization}), batch {r.Batch}: {r.StepMilliseconds:F2} ms per decode step, {r.TokensPerSecond:F1} tokens/s over {r.Steps} steps
+
+            | part (own time, without the modules inside) | ms/step  | share  |
+            |----------------------------------------------|----------|--------|
+            {string.Join(Environment.NewLine, lines)}
+
+            """;
+    }
+
+    private static string SpeculationTable(SpeculationBenchReport r)
+    {
+        var lines = r.Cases.Select(c =>
+            $"| {c.Name,-48} | {c.PlainTokensPerSecond,7:F1} | {c.SpeculativeTokensPerSecond,7:F1} | {c.Speedup,5:F2}x | " +
+            $"{(double.IsNaN(c.PlainP50Milliseconds) ? "-" : $"{c.PlainP50Milliseconds:F0} / {c.SpeculativeP50Milliseconds:F0}"),15} | " +
+            $"{c.AcceptanceRate,10:P0} | {c.TokensPerStep,10:F2} | {c.Identical,3}/{c.Sources,-3} |");
+        return $"""
+            {r.Model}{(r.Adapter is null ? "" : $" + {r.Adapter}")}: up to {r.MaxNewTokens} new tokens, drafts of up to {r.Speculation.MaxDraftTokens} tokens, n-grams {r.Speculation.MaxNgram}..{r.Speculation.MinNgram}, {r.Speculation.MaxStepTokens} positions per step
+
+            | run                                              | tok/s   | spec.   | ratio  | p50 ms plain/spec | acceptance | tokens/step | identical |
+            |--------------------------------------------------|---------|---------|--------|-------------------|------------|-------------|-----------|
+            {string.Join(Environment.NewLine, lines)}
+            """;
+    }
 }

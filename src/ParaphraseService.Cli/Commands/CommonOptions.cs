@@ -30,6 +30,12 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "auto",
     };
 
+    public static Option<bool> Speculate() => new("--speculate")
+    {
+        Description = "Prompt-lookup speculative decoding: each sequence proposes tokens copied from its prompt and verifies them in one pass. " +
+            "The same output, in fewer passes.",
+    };
+
     public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization) => new()
     {
         Device = parse.GetValue(device)!,

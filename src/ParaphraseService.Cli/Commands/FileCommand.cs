@@ -28,6 +28,8 @@ internal static class FileCommand
         var batchSize = new Option<int>("--batch-size", "-b") { Description = "Lines per batch (per request with --server, at most 32).", DefaultValueFactory = _ => 8 };
         var retries = new Option<int>("--retries") { Description = "With --server: attempts per request on 429, 502-504, refused connections and timeouts (honouring Retry-After).", DefaultValueFactory = _ => 6 };
         var timeout = new Option<int>("--timeout") { Description = "With --server: seconds one attempt may take.", DefaultValueFactory = _ => 300 };
+        var speculate = CommonOptions.Speculate();
+        speculate.Description += " With a local model (a server decides for itself).";
         var device = CommonOptions.Device();
         var dtype = CommonOptions.Dtype();
         var quantization = CommonOptions.Quantization();
@@ -37,7 +39,7 @@ internal static class FileCommand
             "per input line. With a local model (--model) or a running service (--server). Exit 1 when a non-blank line failed (the output is still complete).")
         {
             input, output, model, server, adapter, candidates, maxNewTokens, temperature, topP, topK, repetitionPenalty, seed, batchSize,
-            retries, timeout, device, dtype, quantization,
+            retries, timeout, speculate, device, dtype, quantization,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -51,6 +53,7 @@ internal static class FileCommand
                 RepetitionPenalty = parse.GetValue(repetitionPenalty),
                 Seed = parse.GetValue(seed) ?? Random.Shared.NextInt64(0, int.MaxValue),
                 Adapter = parse.GetValue(adapter),
+                Speculate = parse.GetValue(speculate),
             };
             var problems = settings.Problems().ToList();
             var batch = parse.GetValue(batchSize);

@@ -39,11 +39,13 @@ internal static class GenerateCommand
         var seed = new Option<long?>("--seed") { Description = "Seed for sampling: same seed, same output." };
         var json = new Option<bool>("--json") { Description = "Print prompt ids, generated ids and text as JSON." };
         var adapter = new Option<string?>("--adapter", "-a") { Description = "A LoRA adapter folder in Hugging Face PEFT format to apply to the model." };
+        var speculate = CommonOptions.Speculate();
         var stats = new Option<bool>("--stats") { Description = "Report load time, generation speed and peak resident memory (stderr; in the JSON too)." };
 
         var command = new Command("generate", "Continue a prompt with GPT-J.")
         {
-            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, adapter, device, dtype, quantization,
+            model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, speculate, adapter, device, dtype,
+            quantization,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -89,7 +91,8 @@ internal static class GenerateCommand
             var loadSeconds = clock.Elapsed.TotalSeconds;
             var promptIds = loaded.Tokenizer.Encode(text);
             clock.Restart();
-            var result = loaded.CreateGenerator().Generate(promptIds, options, ct, lora);
+            var generator = loaded.CreateGenerator(parse.GetValue(speculate) ? new SpeculationOptions() : null);
+            var result = generator.Generate(promptIds, options, ct, lora);
             var generateSeconds = clock.Elapsed.TotalSeconds;
             var memory = ProcessMemory.Read();
             var figures = parse.GetValue(stats)
@@ -98,7 +101,10 @@ internal static class GenerateCommand
             if (figures is not null)
                 await Console.Error.WriteLineAsync(
                     $"stats: load {figures.LoadSeconds:F1} s, {result.GeneratedIds.Count} tokens in {figures.GenerateSeconds:F2} s " +
-                    $"({figures.TokensPerSecond:F2} tokens/s including the prompt), peak resident {figures.PeakResidentBytes / 1073741824.0:F2} GiB");
+                    $"({figures.TokensPerSecond:F2} tokens/s including the prompt), peak resident {figures.PeakResidentBytes / 1073741824.0:F2} GiB" +
+                    (parse.GetValue(speculate) && generator.LastStats is { } work
+                        ? $"; {work.Steps} decode steps, {work.TokensPerStep:F2} tokens per step, {work.Accepted}/{work.Drafted} draft tokens accepted"
+                        : ""));
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new

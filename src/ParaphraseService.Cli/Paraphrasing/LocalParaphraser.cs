@@ -28,11 +28,18 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
         _adapter = adapter;
         _template = template;
         _settings = settings;
-        _generator = loaded.CreateGenerator();
+        _generator = loaded.CreateGenerator(settings.Speculate ? new SpeculationOptions() : null);
         MaxBatch = maxBatch;
     }
 
     public int MaxBatch { get; }
+
+    /// <summary>The prompt an adapter folder is served with: its metadata's template, else the fine-tune prompt.</summary>
+    public static PromptTemplate TemplateOf(string adapterFolder)
+    {
+        var metadata = Path.Combine(adapterFolder, AdapterMetadata.FileName);
+        return PromptTemplate.ForAdapter(File.Exists(metadata) ? AdapterMetadata.Load(metadata).PromptTemplate : null);
+    }
 
     public string Description =>
         (_loaded.Notice is { } notice ? $"{_loaded.Source} ({notice})" : _loaded.Source) + (_adapter is null ? "" : $", adapter {_adapter.Name}");
@@ -55,8 +62,7 @@ internal sealed partial class LocalParaphraser : IParaphraseBackend
                 adapter = loadedAdapter;
                 foreach (var warning in warnings)
                     warn(warning);
-                var metadata = Path.Combine(folder, AdapterMetadata.FileName);
-                template = PromptTemplate.ForAdapter(File.Exists(metadata) ? AdapterMetadata.Load(metadata).PromptTemplate : null);
+                template = TemplateOf(folder);
             }
             return new LocalParaphraser(loaded, adapter, template, settings, maxBatch);
         }

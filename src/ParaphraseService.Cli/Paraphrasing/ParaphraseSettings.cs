@@ -26,6 +26,9 @@ internal sealed record ParaphraseSettings
     /// <summary>A server: the adapter's name; a local model: the adapter's PEFT folder.</summary>
     public string? Adapter { get; init; }
 
+    /// <summary>A local model decodes with prompt-lookup speculation (the same candidates, fewer passes).</summary>
+    public bool Speculate { get; init; }
+
     /// <summary>Every option out of range, as one message each (the service's own limits).</summary>
     public IReadOnlyList<string> Problems()
     {

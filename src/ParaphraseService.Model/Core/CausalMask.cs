@@ -29,6 +29,14 @@ internal sealed class CausalMask
         // Query t (absolute past + t) may see key s when s <= past + t and s is not padding: (B, 1, T, S).
         var causal = torch.ones(t, past + t, ScalarType.Bool, device).tril(past);
         Allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(_mask.unsqueeze(1).unsqueeze(1));
+        if (input.PositionIds is not null && t > 1)
+        {
+            // Rows of a slot cache step sit at their own positions, not at the cache's last index: a query must not see
+            // the keys its row wrote after it in the same step. Key position <= query position, per row.
+            using var keyPositions = PositionIds.FromAttentionMask(_mask);                      // (B, S)
+            using var before = keyPositions.unsqueeze(1).le(Positions.unsqueeze(2));            // (B, T, S)
+            Allowed = Allowed.logical_and(before.unsqueeze(1));
+        }
     }
 
     /// <summary>(B, T) absolute positions of the new tokens.</summary>

@@ -24,7 +24,7 @@ public sealed class GeluMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), PyTorch's tanh-approximate GELU
-        var h = nn.functional.gelu(c_fc.forward(x), TorchSharp.Modules.GELU.Approximate.tanh);
-        return c_proj.forward(h).MoveToOuterDisposeScope();
+        var h = nn.functional.gelu(c_fc.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
+        return c_proj.call(h).MoveToOuterDisposeScope();
     }
 }

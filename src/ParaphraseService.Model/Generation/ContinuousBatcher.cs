@@ -19,6 +19,10 @@ public sealed record SlotUpdate(int Slot, int Token, bool Finished, GenerationRe
 /// A failure stays with the sequences it concerns: a row whose token cannot be chosen fails alone, a batched forward
 /// pass that throws fails the rows of that pass (their slots are freed, so nothing half-written is read again), and
 /// the batcher goes on with the others; <see cref="Step"/> itself does not throw.
+/// With <see cref="SpeculationOptions"/> on, a decode step also verifies each row's draft (<see cref="PromptLookup"/>)
+/// and may produce several tokens for a row. Each token is still chosen by the row's own sampler from the logits of
+/// exactly the tokens before it, in order, and a draft token is kept only when it is the token chosen: what a row
+/// generates is the same with speculation on or off, greedy or sampled (the sampler draws one number per token).
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
 {
@@ -28,9 +32,12 @@ public sealed class ContinuousBatcher : IDisposable
     private readonly Slot?[] _slots;
     private readonly Device _device;
     private readonly int _allowedVocabulary;
+    private readonly SpeculationOptions _speculation;
 
-    public ContinuousBatcher(CausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity)
+    public ContinuousBatcher(CausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity, SpeculationOptions? speculation = null)
     {
+        _speculation = speculation ?? SpeculationOptions.Off;
+        _speculation.Validate();
         _model = model;
         _tokenizer = tokenizer;
         _cache = new SlotKvCache(model.Config.LayerCount, slots, Math.Min(capacity, model.Config.MaxPositions));
@@ -38,6 +45,9 @@ public sealed class ContinuousBatcher : IDisposable
         _device = model.parameters().First().device;
         _allowedVocabulary = Math.Min(model.Config.VocabSize, tokenizer.VocabularySize);
     }
+
+    /// <summary>Decode work so far: steps, tokens, and draft tokens proposed and accepted.</summary>
+    public SpeculationStats Stats { get; private set; } = new(0, 0, 0, 0, 0);
 
     public int FreeSlots => _slots.Count(s => s is null);
     public int ActiveCount => _slots.Count(s => s is not null);
@@ -69,7 +79,8 @@ public sealed class ContinuousBatcher : IDisposable
         foreach (var o in options)
         {
             var slot = Array.IndexOf(_slots, null);
-            _slots[slot] = new Slot(new SequenceState(prompt, o, _model.Config, _allowedVocabulary), adapter, group);
+            var drafter = _speculation.Enabled && o.Speculate ? new PromptLookup(_speculation) : null;
+            _slots[slot] = new Slot(new SequenceState(prompt, o, _model.Config, _allowedVocabulary, _tokenizer), adapter, group, drafter);
             slots.Add(slot);
         }
         return slots;
@@ -125,7 +136,7 @@ public sealed class ContinuousBatcher : IDisposable
         var length = (int)ids.shape[1];
         using var cache = new KvCache(_model.Config.LayerCount, length);
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
-        var logits = _model.forward(new CausalLMInput(ids, mask, Cache: cache,
+        var logits = _model.call(new CausalLMInput(ids, mask, Cache: cache,
             LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
         for (var r = 0; r < groups.Count; r++)
         {
@@ -135,7 +146,8 @@ public sealed class ContinuousBatcher : IDisposable
                 var prompt = slot.State.Prompt;
                 _cache.Load(member, cache, r, length - prompt.Count, prompt.Count);
                 slot.Prefilled = true;
-                Emit(member, slot, logits[r], updates);
+                if (Emit(member, slot, logits[r], updates) is { } token)
+                    slot.NextInput = token;
             }
         }
     }
@@ -143,28 +155,93 @@ public sealed class ContinuousBatcher : IDisposable
     private void Decode(List<int> running, List<SlotUpdate> updates)
     {
         using var scope = NewDisposeScope();
-        // Every slot takes part (idle ones feed a token nobody reads); only running slots move on.
-        var ids = new long[_slots.Length, 1];
-        var adapters = new LoraAdapter?[_slots.Length];
-        foreach (var s in running)
+        var drafts = Drafts(running);
+        var width = 1 + drafts.Max(d => d.Count);
+        // Row r: its next input, then its draft; a shorter draft is padded with tokens whose logits nobody reads.
+        var ids = new long[running.Count, width];
+        var adapters = new LoraAdapter?[running.Count];
+        for (var r = 0; r < running.Count; r++)
         {
-            ids[s, 0] = _slots[s]!.NextInput;
-            adapters[s] = _slots[s]!.Adapter;
+            var slot = _slots[running[r]]!;
+            ids[r, 0] = slot.NextInput;
+            for (var t = 1; t < width; t++)
+                ids[r, t] = t - 1 < drafts[r].Count ? drafts[r][t - 1] : _model.Config.EosTokenId;
+            adapters[r] = slot.Adapter;
         }
-        _cache.Stepping = _slots.Select((slot, s) => running.Contains(s)).ToArray();
-        var logits = _model.forward(new CausalLMInput(
-            tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokenOnly: true,
-            Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
-        foreach (var s in running)
-            Emit(s, _slots[s]!, logits[s], updates);
+        _cache.BeginStep(running, width);
+        var logits = _model.call(new CausalLMInput(
+            tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokenOnly: width == 1,
+            Adapters: adapters.Any(a => a is not null) ? adapters : null)); // (B, T, V)
+        var (tokens, drafted, accepted) = (0, 0, 0);
+        for (var r = 0; r < running.Count; r++)
+        {
+            var (emitted, kept) = Verify(running[r], drafts[r], logits[r], updates);
+            (tokens, drafted, accepted) = (tokens + emitted, drafted + drafts[r].Count, accepted + kept);
+        }
+        Stats = Stats with
+        {
+            Steps = Stats.Steps + 1, RowSteps = Stats.RowSteps + running.Count, Tokens = Stats.Tokens + tokens, Drafted = Stats.Drafted + drafted,
+            Accepted = Stats.Accepted + accepted,
+        };
     }
 
-    private void Emit(int index, Slot slot, Tensor logits, List<SlotUpdate> updates)
+    /// <summary>
+    /// Each row's draft within the step's budget: one position per row first, the rest shared out in row order. A batch
+    /// with no positions to spare decodes one token per row.
+    /// </summary>
+    private List<IReadOnlyList<int>> Drafts(List<int> running)
+    {
+        var spare = _speculation.Enabled ? _speculation.MaxStepTokens - running.Count : 0;
+        // Every row of the step computes as many positions as the longest draft needs: they must fit every row's slot.
+        var room = running.Min(s => _cache.Capacity - _cache.Lengths[s]) - 1;
+        var drafts = new List<IReadOnlyList<int>>(running.Count);
+        foreach (var s in running)
+        {
+            var slot = _slots[s]!;
+            IReadOnlyList<int> draft = [];
+            if (spare > 0 && slot.Drafter is { } drafter)
+            {
+                // The token after a fully accepted draft comes from the step itself: the draft stops one short of the limit.
+                var left = slot.State.Options.MaxNewTokens - slot.State.GeneratedCount - 1;
+                draft = drafter.Propose(slot.State.History, Math.Min(spare, Math.Min(left, room)));
+                spare -= draft.Count;
+            }
+            drafts.Add(draft);
+        }
+        return drafts;
+    }
+
+    /// <summary>
+    /// Chooses a row's tokens from its logits in order: position 0 gives the token after its input; while the chosen
+    /// token equals the draft's next one, the logits after that draft token are valid too and give the next. The cache
+    /// keeps the input and the accepted draft tokens only.
+    /// </summary>
+    /// <returns>Tokens emitted, and draft tokens accepted.</returns>
+    private (int Emitted, int Accepted) Verify(int index, IReadOnlyList<int> draft, Tensor logits, List<SlotUpdate> updates)
+    {
+        var slot = _slots[index]!;
+        var start = _cache.Lengths[index] - (int)logits.shape[0];
+        for (var t = 0; ; t++)
+        {
+            if (Emit(index, slot, logits[t], updates) is not { } token)
+                return (t + (updates[^1].Error is null ? 1 : 0), t);
+            if (t < draft.Count && token == draft[t])
+                continue;
+            // Rejected (or the draft ran out): keep the input and the t accepted draft tokens; the chosen token comes next.
+            _cache.Truncate(index, start + 1 + t);
+            slot.NextInput = token;
+            slot.Drafter?.Verified(draft.Count, t);
+            return (t + 1, t);
+        }
+    }
+
+    /// <summary>Chooses and reports one token; null when the row finished or failed (its slot is then free).</summary>
+    private int? Emit(int index, Slot slot, Tensor logits, List<SlotUpdate> updates)
     {
         int token;
         try
         {
-            token = slot.State.Sampler.Next(logits, slot.State.History);
+            token = slot.State.Choose(logits);
             slot.State.Accept(token, _tokenizer);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -172,16 +249,16 @@ public sealed class ContinuousBatcher : IDisposable
             // This row's own failure (its logits, its sampling): the others of the batch go on.
             updates.Add(new SlotUpdate(index, -1, true, null, e));
             Retire(index);
-            return;
+            return null;
         }
-        slot.NextInput = token;
         if (!slot.State.Finished)
         {
             updates.Add(new SlotUpdate(index, token, false, null));
-            return;
+            return token;
         }
         updates.Add(new SlotUpdate(index, token, true, slot.State.Result(_tokenizer)));
         Retire(index);
+        return null;
     }
 
     private void Retire(int slot)
@@ -196,8 +273,10 @@ public sealed class ContinuousBatcher : IDisposable
         _cache.Dispose();
     }
 
-    private sealed class Slot(SequenceState state, LoraAdapter? adapter, object group)
+    private sealed class Slot(SequenceState state, LoraAdapter? adapter, object group, PromptLookup? drafter)
     {
+        /// <summary>Proposes draft tokens when this row decodes speculatively; null when it does not.</summary>
+        public PromptLookup? Drafter { get; } = drafter;
         /// <summary>Slots admitted together with one prompt share one prefill.</summary>
         public object Group { get; } = group;
         public SequenceState State { get; } = state;
@@ -205,4 +284,22 @@ public sealed class ContinuousBatcher : IDisposable
         public bool Prefilled { get; set; }
         public int NextInput { get; set; }
     }
+}
+
+/// <summary>
+/// Decode steps run (forward passes), the rows they decoded summed over steps, the tokens they produced, and draft
+/// tokens proposed and accepted.
+/// </summary>
+public sealed record SpeculationStats(long Steps, long RowSteps, long Tokens, long Drafted, long Accepted)
+{
+    public double AcceptanceRate => Drafted == 0 ? 0 : (double)Accepted / Drafted;
+
+    /// <summary>Tokens one sequence gains per step (1 without speculation).</summary>
+    public double TokensPerStep => RowSteps == 0 ? 0 : (double)Tokens / RowSteps;
+
+    public SpeculationStats Plus(SpeculationStats other) =>
+        new(Steps + other.Steps, RowSteps + other.RowSteps, Tokens + other.Tokens, Drafted + other.Drafted, Accepted + other.Accepted);
+
+    public SpeculationStats Minus(SpeculationStats other) =>
+        new(Steps - other.Steps, RowSteps - other.RowSteps, Tokens - other.Tokens, Drafted - other.Drafted, Accepted - other.Accepted);
 }

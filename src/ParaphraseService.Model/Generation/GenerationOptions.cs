@@ -28,6 +28,21 @@ public sealed record GenerationOptions
     /// <summary>Same seed, same prompt, same model: same output. Null draws a fresh seed.</summary>
     public long? Seed { get; init; }
 
+    /// <summary>
+    /// Generation stops once the text (leading whitespace aside) is longer than this, with
+    /// <see cref="FinishReason.CharacterLimit"/>; null: no limit.
+    /// </summary>
+    public int? MaxCharacters { get; init; }
+
+    /// <summary>Terms never generated, however cased or tokenized (see <see cref="Generation.BannedText"/>).</summary>
+    public IReadOnlyList<string> BannedText { get; init; } = [];
+
+    /// <summary>
+    /// Whether this sequence may be decoded speculatively where the batch allows it (<see cref="SpeculationOptions"/>).
+    /// Speculation never changes what is generated, only how many forward passes it takes.
+    /// </summary>
+    public bool Speculate { get; init; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public void Validate()
     {
@@ -39,5 +54,7 @@ public sealed record GenerationOptions
         if (!(RepetitionPenalty > 0 && double.IsFinite(RepetitionPenalty)))
             throw new ArgumentException($"repetition penalty must be a positive number (got {RepetitionPenalty}).");
         if (StopSequences.Any(string.IsNullOrEmpty)) throw new ArgumentException("stop sequences must not be empty.");
+        if (MaxCharacters is < 1) throw new ArgumentException($"max characters must be at least 1 (got {MaxCharacters}).");
+        if (BannedText.Any(string.IsNullOrEmpty)) throw new ArgumentException("banned terms must not be empty.");
     }
 }

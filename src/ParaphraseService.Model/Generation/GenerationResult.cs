@@ -8,6 +8,8 @@ public enum FinishReason
     EndOfSequence,
     /// <summary>Produced a stop sequence.</summary>
     StopSequence,
+    /// <summary>The text outgrew <see cref="GenerationOptions.MaxCharacters"/>.</summary>
+    CharacterLimit,
 }
 
 /// <param name="GeneratedIds">New tokens, without the end-of-sequence token and without the tokens of a stop sequence.</param>

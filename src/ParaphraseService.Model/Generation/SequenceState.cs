@@ -1,17 +1,22 @@
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Tokenization;
+using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;
 
 /// <summary>One sequence while it generates: its tokens so far, its sampler, and whether and why it stopped.</summary>
-internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions options, ICausalLMConfig config, int allowedVocabulary)
+internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions options, ICausalLMConfig config, int allowedVocabulary,
+    Gpt2Tokenizer tokenizer)
 {
+    private readonly BannedText? _banned = BannedText.For(options.BannedText, tokenizer);
     private readonly List<int> _history = [.. prompt];
     private readonly int _eos = options.EosTokenId ?? config.EosTokenId;
     private FinishReason _reason = FinishReason.Length;
     private string? _text;
 
     public IReadOnlyList<int> Prompt { get; } = prompt;
+    public GenerationOptions Options => options;
+    public int GeneratedCount => _history.Count - Prompt.Count;
     public TokenSampler Sampler { get; } = new(options, allowedVocabulary);
     public IReadOnlyList<int> History => _history;
     public bool Finished { get; private set; }
@@ -31,6 +36,9 @@ internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions
                 $"A prompt of {prompt.Count} tokens plus {maxNewTokens} new tokens exceeds the model's context of {limit} tokens.");
     }
 
+    /// <summary>The next token for these logits, with the banned text's tokens removed first.</summary>
+    public int Choose(Tensor logits) => Sampler.Next(logits, History, _banned);
+
     public int Accept(int token, Gpt2Tokenizer tokenizer)
     {
         if (token == _eos)
@@ -39,12 +47,15 @@ internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions
             return token;
         }
         _history.Add(token);
-        if (options.StopSequences.Count > 0)
+        _banned?.Accept(token, tokenizer);
+        if (options.StopSequences.Count > 0 || options.MaxCharacters is not null)
         {
             var text = tokenizer.Decode(Generated);
             var cut = options.StopSequences.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
             if (cut >= 0)
                 (Finished, _reason, _text) = (true, FinishReason.StopSequence, text[..cut]);
+            else if (text.TrimStart().Length > options.MaxCharacters)
+                (Finished, _reason) = (true, FinishReason.CharacterLimit);
         }
         if (!Finished && _history.Count - Prompt.Count >= options.MaxNewTokens)
             Finished = true;

@@ -5,14 +5,20 @@ namespace ParaphraseService.Model.Generation;
 
 /// <summary>
 /// The cache of a continuous batch: a fixed number of slots, each holding one sequence of its own length. A decode
-/// step feeds one token for every slot and each slot writes its new key and value at its own position; attention
-/// reads positions [0, <see cref="Length"/>] and a per-row mask hides what a shorter row has not written. Sequences
-/// join (their prefilled cache copied into a free slot) and leave between steps without disturbing the others.
+/// step (<see cref="BeginStep"/>) feeds T tokens to some of the slots (its rows); each row writes its keys and values
+/// at its own positions [length, length + T), attention reads positions [0, <see cref="Length"/> + T) and a per-row
+/// mask (<see cref="StepMask"/>, with the causal mask over positions) hides what a row has not written. After the
+/// step every row holds T more positions; <see cref="Truncate"/> rolls a row back past tokens it rejected (speculative
+/// decoding), whose stale entries lie beyond its length and are overwritten by its next step. Sequences join (their
+/// prefilled cache copied into a free slot) and leave between steps without disturbing the others.
 /// </summary>
 public sealed class SlotKvCache : IKvCache, IDisposable
 {
     private readonly SlotLayer[] _layers;
     private readonly int[] _lengths;
+    private int[] _rows;
+    private int _tokens = 1;
+    private StepIndex? _index;
 
     public SlotKvCache(int layerCount, int slots, int capacity)
     {
@@ -20,6 +26,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
             throw new ArgumentOutOfRangeException(nameof(slots), "A slot cache needs at least one slot and room for two positions.");
         Capacity = capacity;
         _lengths = new int[slots];
+        _rows = Enumerable.Range(0, slots).ToArray();
         _layers = Enumerable.Range(0, layerCount).Select(_ => new SlotLayer(this)).ToArray();
     }
 
@@ -29,40 +36,71 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     /// <summary>Positions stored in each slot.</summary>
     public IReadOnlyList<int> Lengths => _lengths;
 
-    /// <summary>The longest slot: a decode step attends to positions [0, Length] (its new token included).</summary>
-    public int Length => _lengths.Max();
+    /// <summary>The longest row of the coming step: its attention covers positions [0, Length + T).</summary>
+    public int Length => _rows.Max(r => _lengths[r]);
+
+    /// <summary>The slots the coming step feeds, in row order (until <see cref="BeginStep"/>: every slot, one token each).</summary>
+    public IReadOnlyList<int> Rows => _rows;
 
     ILayerKvCache IKvCache.Layer(int index) => _layers[index];
 
-    /// <summary>
-    /// Which slots a decode step extends. The others (idle, or prefilled this very iteration) still compute a row, and
-    /// it writes at their current length, where their next real token will overwrite it; their length stays.
-    /// </summary>
-    public IReadOnlyList<bool>? Stepping { get; set; }
-
-    /// <summary>After a decode step each stepping slot holds one more position.</summary>
-    public void Advance(long count)
+    /// <summary>The next forward feeds <paramref name="tokens"/> positions to each of <paramref name="rows"/> (slots, in batch order).</summary>
+    public void BeginStep(IReadOnlyList<int> rows, int tokens)
     {
-        if (count != 1)
-            throw new InvalidOperationException("A slot cache advances by single decode steps; prefill into a KvCache and Load it.");
-        for (var s = 0; s < _lengths.Length; s++)
-            if (Stepping is null || Stepping[s])
-                _lengths[s]++;
+        if (rows.Count == 0 || tokens < 1)
+            throw new ArgumentException("A step feeds at least one token to at least one slot.");
+        foreach (var slot in rows)
+        {
+            if (slot < 0 || slot >= Slots) throw new ArgumentOutOfRangeException(nameof(rows), $"There is no slot {slot}.");
+            if (_lengths[slot] + tokens > Capacity)
+                throw new InvalidOperationException($"Slot {slot} holds {_lengths[slot]} of {Capacity} positions: {tokens} more do not fit.");
+        }
+        _rows = [.. rows];
+        _tokens = tokens;
+        _index?.Dispose();
+        _index = null;
     }
 
-    /// <summary>Slot s's valid positions after the coming step: (S, Length + 1), 1 for [0, length_s], 0 beyond.</summary>
+    /// <summary>After a step every row holds its T new positions (see <see cref="Truncate"/> to drop some).</summary>
+    public void Advance(long count)
+    {
+        if (count != _tokens)
+            throw new InvalidOperationException($"The step fed {count} tokens per row where {_tokens} were announced.");
+        foreach (var slot in _rows)
+            _lengths[slot] += _tokens;
+        // The next step writes further on.
+        _index?.Dispose();
+        _index = null;
+    }
+
+    /// <summary>Keeps only a slot's first <paramref name="length"/> positions (what its rejected draft tokens wrote goes).</summary>
+    public void Truncate(int slot, int length)
+    {
+        if (length < 0 || length > _lengths[slot])
+            throw new ArgumentOutOfRangeException(nameof(length), $"Slot {slot} holds {_lengths[slot]} positions, not {length}.");
+        _lengths[slot] = length;
+    }
+
+    /// <summary>Each row's valid keys in the coming step: (B, Length + T), 1 for [0, length_row + T), 0 beyond.</summary>
     public Tensor StepMask(Device device)
     {
-        var width = Length + 1;
-        var mask = new long[_lengths.Length, width];
-        for (var s = 0; s < _lengths.Length; s++)
-            for (var t = 0; t <= _lengths[s]; t++)
-                mask[s, t] = 1;
+        var width = Length + _tokens;
+        var mask = new long[_rows.Length, width];
+        for (var r = 0; r < _rows.Length; r++)
+            for (var t = 0; t < _lengths[_rows[r]] + _tokens; t++)
+                mask[r, t] = 1;
         return tensor(mask, device: device);
     }
 
-    /// <summary>The position each slot's next token takes: (S, 1).</summary>
-    public Tensor StepPositions(Device device) => tensor(_lengths.Select(l => (long)l).ToArray(), device: device).unsqueeze(1);
+    /// <summary>The positions the coming step's tokens take: (B, T), row r's at [length_r, length_r + T).</summary>
+    public Tensor StepPositions(Device device)
+    {
+        var positions = new long[_rows.Length, _tokens];
+        for (var r = 0; r < _rows.Length; r++)
+            for (var t = 0; t < _tokens; t++)
+                positions[r, t] = _lengths[_rows[r]] + t;
+        return tensor(positions, device: device);
+    }
 
     /// <summary>Copies one prefilled row (its positions [start, start + length) of <paramref name="prefilled"/>) into a slot.</summary>
     public void Load(int slot, KvCache prefilled, int row, int start, int length)
@@ -82,7 +120,41 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 
     public void Dispose()
     {
+        _index?.Dispose();
         foreach (var layer in _layers) layer.Dispose();
+    }
+
+    /// <summary>Where a step's rows write and what they read, built once per step and shared by every layer.</summary>
+    private sealed class StepIndex : IDisposable
+    {
+        public StepIndex(SlotKvCache owner, long heads, Device device)
+        {
+            var rows = owner._rows;
+            AllSlots = rows.Length == owner.Slots && rows.Select((slot, r) => slot == r).All(x => x);
+            Slots = tensor(rows.Select(s => (long)s).ToArray(), device: device);
+            var positions = new long[rows.Length, owner._tokens];
+            for (var r = 0; r < rows.Length; r++)
+                for (var t = 0; t < owner._tokens; t++)
+                    positions[r, t] = owner._lengths[rows[r]] + t;
+            // keys[slots[r], h, positions[r, t]] = new[r, h, t]: indices broadcast to (B, H, T).
+            WriteSlots = Slots.view(-1, 1, 1);
+            WriteHeads = arange(heads, device: device).view(1, -1, 1);
+            WritePositions = tensor(positions, device: device).unsqueeze(1);
+            // They outlive the forward's (and each layer's) dispose scope: disposed with the step.
+            foreach (var t in new[] { Slots, WriteSlots, WriteHeads, WritePositions }) t.DetachFromDisposeScope();
+        }
+
+        /// <summary>The rows are every slot in order: what they read is a view, not a copy.</summary>
+        public bool AllSlots { get; }
+        public Tensor Slots { get; }
+        public Tensor WriteSlots { get; }
+        public Tensor WriteHeads { get; }
+        public Tensor WritePositions { get; }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { Slots, WriteSlots, WriteHeads, WritePositions }) t.Dispose();
+        }
     }
 
     private sealed class SlotLayer(SlotKvCache owner) : ILayerKvCache, IDisposable
@@ -92,18 +164,17 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 
         public (Tensor Keys, Tensor Values) Append(Tensor keys, Tensor values)
         {
-            if (keys.shape[0] != owner.Slots || keys.shape[2] != 1)
-                throw new ArgumentException($"A slot cache step takes one token for each of its {owner.Slots} slots.");
-            if (owner.Length + 1 > owner.Capacity)
-                throw new InvalidOperationException($"A slot is full: {owner.Capacity} positions.");
+            if (keys.shape[0] != owner._rows.Length || keys.shape[2] != owner._tokens)
+                throw new ArgumentException($"This step feeds {owner._tokens} token(s) to each of {owner._rows.Length} slot(s), not {keys.shape[2]} to {keys.shape[0]}.");
             Allocate(keys);
-            // Each row writes at its own position: index (S, H, 1, D) filled with that row's length.
-            using var position = tensor(owner._lengths.Select(l => (long)l).ToArray(), device: keys.device)
-                .view(-1, 1, 1, 1).expand(keys.shape);
-            _keys!.scatter_(2, position, keys);
-            _values!.scatter_(2, position, values);
-            var width = owner.Length + 1;
-            return (_keys.narrow(2, 0, width), _values.narrow(2, 0, width));
+            var index = owner._index ??= new StepIndex(owner, keys.shape[1], keys.device);
+            TensorIndex[] at = [TensorIndex.Tensor(index.WriteSlots), TensorIndex.Tensor(index.WriteHeads), TensorIndex.Tensor(index.WritePositions)];
+            _keys!.index_put_(keys, at);
+            _values!.index_put_(values, at);
+            var width = owner.Length + owner._tokens;
+            return index.AllSlots
+                ? (_keys.narrow(2, 0, width), _values.narrow(2, 0, width))
+                : (_keys.narrow(2, 0, width).index_select(0, index.Slots), _values.narrow(2, 0, width).index_select(0, index.Slots));
         }
 
         public void Load(int slot, Tensor keys, Tensor values)

@@ -1,16 +1,21 @@
+using System.Runtime.ExceptionServices;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
-using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;
 
 /// <summary>
-/// Autoregressive generation for a batch of prompts: one prefill of the left-padded batch, then one cached decode
-/// step per token for every unfinished row. Each row samples with its own seeded generator.
+/// Generation for a batch of prompts, run to completion on the calling thread: the same continuous batcher the service
+/// schedules (one shared prefill per prompt, then decode steps for every unfinished row, speculative where
+/// <paramref name="speculation"/> allows), so a prompt generates here exactly what it generates in the service. Each
+/// row samples with its own seeded generator.
 /// </summary>
-public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
+public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, SpeculationOptions? speculation = null)
 {
+    /// <summary>Decode work of the last <see cref="Generate(IReadOnlyList{IReadOnlyList{int}}, IReadOnlyList{GenerationOptions}, CancellationToken, IReadOnlyList{LoraAdapter?})"/>.</summary>
+    public SpeculationStats? LastStats { get; private set; }
+
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default,
         LoraAdapter? adapter = null) =>
         Generate([promptIds], [options], cancellationToken, adapter is null ? null : [adapter])[0];
@@ -19,6 +24,7 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
         Generate(tokenizer.Encode(prompt), options, cancellationToken, adapter);
 
     /// <summary>Generates for every prompt at once; row i uses options[i] and adapters[i] (null: the base model).</summary>
+    /// <exception cref="SamplingException">A row's token could not be chosen (e.g. its logits are not finite).</exception>
     public IReadOnlyList<GenerationResult> Generate(
         IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<GenerationOptions> options, CancellationToken cancellationToken = default,
         IReadOnlyList<LoraAdapter?>? adapters = null)
@@ -26,43 +32,24 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer)
         if (prompts.Count == 0 || prompts.Count != options.Count || (adapters is not null && adapters.Count != prompts.Count))
             throw new ArgumentException("Give one set of options (and of adapters, if any) per prompt, and at least one prompt.");
         var config = model.Config;
-        var promptLength = prompts.Max(p => p.Count);
-        var maxNew = options.Max(o => o.MaxNewTokens);
-        foreach (var prompt in prompts)
-            SequenceState.Validate(prompt, maxNew, config, config.MaxPositions);
+        for (var i = 0; i < prompts.Count; i++)
+            SequenceState.Validate(prompts[i], options[i].MaxNewTokens, config, config.MaxPositions);
+        var capacity = prompts.Select((p, i) => p.Count + options[i].MaxNewTokens).Max();
 
-        var rows = prompts.Select((p, i) => new SequenceState(p, options[i], config, Math.Min(config.VocabSize, tokenizer.VocabularySize))).ToArray();
-        return Run(rows, promptLength, maxNew, adapters, cancellationToken);
-    }
-
-    private IReadOnlyList<GenerationResult> Run(SequenceState[] rows, int promptLength, int maxNew, IReadOnlyList<LoraAdapter?>? adapters, CancellationToken cancellationToken)
-    {
-        var device = model.parameters().First().device;
-        var batch = rows.Length;
-        using var noGrad = no_grad();
-        using var cache = new KvCache(model.Config.LayerCount, promptLength + maxNew);
-
-        var (next, attentionMask) = LeftPadded.Batch(rows.Select(r => r.Prompt).ToList(), model.Config.EosTokenId, device);
-        for (var step = 0; step < maxNew && rows.Any(r => !r.Finished); step++)
+        using var batcher = new ContinuousBatcher(model, tokenizer, prompts.Count, capacity, speculation);
+        var slots = prompts.Select((p, i) => batcher.Admit(p, options[i], adapters?[i])).ToArray();
+        var results = new Dictionary<int, GenerationResult>();
+        while (results.Count < prompts.Count)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            var logits = model.forward(new CausalLMInput(next, attentionMask, Cache: cache, LastTokenOnly: true, Adapters: adapters))[.., 0]; // (B, V)
-            var chosen = new long[batch, 1];
-            for (var r = 0; r < batch; r++)
+            foreach (var update in batcher.Step().Where(u => u.Finished))
             {
-                chosen[r, 0] = model.Config.EosTokenId; // finished rows idle on a token nobody reads
-                if (!rows[r].Finished)
-                    chosen[r, 0] = rows[r].Accept(rows[r].Sampler.Next(logits[r], rows[r].History), tokenizer);
+                if (update.Error is { } error)
+                    ExceptionDispatchInfo.Throw(error);
+                results[update.Slot] = update.Result!;
             }
-            next.Dispose();
-            next = tensor(chosen, device: device).DetachFromDisposeScope();
-            var grown = cat([attentionMask, ones(batch, 1, ScalarType.Int64, device)], 1).DetachFromDisposeScope();
-            attentionMask.Dispose();
-            attentionMask = grown;
         }
-        next.Dispose();
-        attentionMask.Dispose();
-        return rows.Select(r => r.Result(tokenizer)).ToArray();
+        LastStats = batcher.Stats;
+        return slots.Select(s => results[s]).ToArray();
     }
 }

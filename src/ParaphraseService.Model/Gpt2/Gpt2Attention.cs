@@ -39,11 +39,11 @@ public sealed class Gpt2Attention : nn.Module<BlockInput, Tensor>
         using var scope = NewDisposeScope();
         var e = _heads * _headDim;
         // query, key, value = self.c_attn(hidden_states).split(self.split_size, dim=2)
-        var qkv = c_attn.forward(input.Hidden).split(e, 2);
+        var qkv = c_attn.call(input.Hidden).split(e, 2);
         var q = MultiHeadAttention.SplitHeads(qkv[0], _heads, _headDim); // (B, H, T, D)
         var k = MultiHeadAttention.SplitHeads(qkv[1], _heads, _headDim);
         var v = MultiHeadAttention.SplitHeads(qkv[2], _heads, _headDim);
         var context = MultiHeadAttention.Attend(q, k, v, input.Allowed, input.Cache, _divisors); // (B, T, E)
-        return c_proj.forward(context).MoveToOuterDisposeScope();
+        return c_proj.call(context).MoveToOuterDisposeScope();
     }
 }

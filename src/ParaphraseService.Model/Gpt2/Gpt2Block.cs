@@ -26,8 +26,8 @@ public sealed class Gpt2Block : nn.Module<BlockInput, Tensor>
     {
         using var scope = NewDisposeScope();
         // hidden_states = attn_output + residual
-        var h = attn.forward(input with { Hidden = ln_1.forward(input.Hidden) }) + input.Hidden;
+        var h = attn.call(input with { Hidden = ln_1.call(input.Hidden) }) + input.Hidden;
         // hidden_states = residual + feed_forward_hidden_states
-        return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+        return (h + mlp.call(ln_2.call(h))).MoveToOuterDisposeScope();
     }
 }

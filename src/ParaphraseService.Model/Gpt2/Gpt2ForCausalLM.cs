@@ -34,7 +34,7 @@ public sealed partial class Gpt2ForCausalLM : CausalLM
     [GeneratedRegex(@"^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")]
     private static partial Regex Conv1DWeight();
 
-    protected override Tensor Trunk(CausalLMInput input) => transformer.forward(input);
+    protected override Tensor Trunk(CausalLMInput input) => transformer.call(input);
 
-    protected override Tensor Head(Tensor hidden) => lm_head.forward(hidden);
+    protected override Tensor Head(Tensor hidden) => lm_head.call(hidden);
 }

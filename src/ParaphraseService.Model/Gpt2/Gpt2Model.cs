@@ -37,16 +37,16 @@ public sealed class Gpt2Model : nn.Module<CausalLMInput, Tensor>
         using var scope = NewDisposeScope();
         var mask = new CausalMask(input, _maxPositions);
         // hidden_states = inputs_embeds + position_embeds
-        var hidden = wte.forward(input.InputIds) + wpe.forward(mask.Positions);
+        var hidden = wte.call(input.InputIds) + wpe.call(mask.Positions);
         var checkpointed = BlockCheckpointing.Applies(input, training);
         for (var i = 0; i < h.Count; i++)
         {
             var block = h[i];
             hidden = checkpointed
-                ? BlockCheckpointing.Run((x, c) => block.forward(new BlockInput(x, c[0], null)), hidden, _lora, input.Adapters, mask.Allowed)
-                : block.forward(new BlockInput(hidden, mask.Allowed, input.Cache?.Layer(i)));
+                ? BlockCheckpointing.Run((x, c) => block.call(new BlockInput(x, c[0], null)), hidden, _lora, input.Adapters, mask.Allowed)
+                : block.call(new BlockInput(hidden, mask.Allowed, input.Cache?.Layer(i)));
         }
         input.Cache?.Advance(input.InputIds.shape[1]);
-        return ln_f.forward(hidden).MoveToOuterDisposeScope();
+        return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 }

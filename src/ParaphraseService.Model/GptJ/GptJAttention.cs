@@ -43,11 +43,11 @@ public sealed class GptJAttention : nn.Module<AttentionInput, Tensor>
 
         // Rotary on (B, T, H, D), then heads first: (B, H, T, D). q stays in fp32 from the rotary; keys go back to the
         // model dtype so the cached and the uncached paths attend to exactly the same keys.
-        var q = _rotary.Apply(q_proj.forward(x).view(b, t, _heads, _headDim), input.Rotary).permute(0, 2, 1, 3);
-        var k = _rotary.Apply(k_proj.forward(x).view(b, t, _heads, _headDim), input.Rotary).to(dtype).permute(0, 2, 1, 3);
-        var v = MultiHeadAttention.SplitHeads(v_proj.forward(x), _heads, _headDim);
+        var q = _rotary.Apply(q_proj.call(x).view(b, t, _heads, _headDim), input.Rotary).permute(0, 2, 1, 3);
+        var k = _rotary.Apply(k_proj.call(x).view(b, t, _heads, _headDim), input.Rotary).to(dtype).permute(0, 2, 1, 3);
+        var v = MultiHeadAttention.SplitHeads(v_proj.call(x), _heads, _headDim);
         // attn_weights = torch.matmul(query.to(float32), key.to(float32).transpose(-1, -2)) / scale_attn
         var context = MultiHeadAttention.Attend(q, k, v, input.Allowed, input.Cache, _scale); // (B, T, E)
-        return out_proj.forward(context).MoveToOuterDisposeScope();
+        return out_proj.call(context).MoveToOuterDisposeScope();
     }
 }

@@ -22,9 +22,9 @@ public sealed class GptJBlock : nn.Module<AttentionInput, Tensor>
     public override Tensor forward(AttentionInput input)
     {
         using var scope = NewDisposeScope();
-        var normed = ln_1.forward(input.Hidden);
+        var normed = ln_1.call(input.Hidden);
         // hidden_states = attn_output + feed_forward_hidden_states + residual
-        var h = attn.forward(input with { Hidden = normed }) + mlp.forward(normed) + input.Hidden;
+        var h = attn.call(input with { Hidden = normed }) + mlp.call(normed) + input.Hidden;
         return h.MoveToOuterDisposeScope();
     }
 }

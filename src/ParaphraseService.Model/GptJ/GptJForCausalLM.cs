@@ -27,7 +27,7 @@ public sealed class GptJForCausalLM : CausalLM
         RegisterComponents();
     }
 
-    protected override Tensor Trunk(CausalLMInput input) => transformer.forward(input);
+    protected override Tensor Trunk(CausalLMInput input) => transformer.call(input);
 
-    protected override Tensor Head(Tensor hidden) => lm_head.forward(hidden);
+    protected override Tensor Head(Tensor hidden) => lm_head.call(hidden);
 }

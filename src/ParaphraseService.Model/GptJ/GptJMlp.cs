@@ -21,7 +21,7 @@ public sealed class GptJMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), PyTorch's tanh-approximate GELU
-        var h = nn.functional.gelu(fc_in.forward(x), TorchSharp.Modules.GELU.Approximate.tanh);
-        return fc_out.forward(h).MoveToOuterDisposeScope();
+        var h = nn.functional.gelu(fc_in.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
+        return fc_out.call(h).MoveToOuterDisposeScope();
     }
 }

@@ -37,18 +37,18 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
         var mask = new CausalMask(input, _maxPositions);
         var rotary = _rotary.Angles(mask.Positions);
 
-        var hidden = wte.forward(input.InputIds);
+        var hidden = wte.call(input.InputIds);
         var checkpointed = BlockCheckpointing.Applies(input, training);
         for (var i = 0; i < h.Count; i++)
         {
             var block = h[i];
             hidden = checkpointed
-                ? BlockCheckpointing.Run((x, c) => block.forward(new AttentionInput(x, c[0], new RotaryAngles(c[1], c[2]), null)),
+                ? BlockCheckpointing.Run((x, c) => block.call(new AttentionInput(x, c[0], new RotaryAngles(c[1], c[2]), null)),
                     hidden, _lora, input.Adapters, mask.Allowed, rotary.Sin, rotary.Cos)
-                : block.forward(new AttentionInput(hidden, mask.Allowed, rotary, input.Cache?.Layer(i)));
+                : block.call(new AttentionInput(hidden, mask.Allowed, rotary, input.Cache?.Layer(i)));
         }
         input.Cache?.Advance(input.InputIds.shape[1]);
-        return ln_f.forward(hidden).MoveToOuterDisposeScope();
+        return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

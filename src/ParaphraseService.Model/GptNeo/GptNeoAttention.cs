@@ -16,5 +16,5 @@ public sealed class GptNeoAttention : nn.Module<BlockInput, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(BlockInput input) => attention.forward(input);
+    public override Tensor forward(BlockInput input) => attention.call(input);
 }

@@ -27,7 +27,7 @@ public sealed class GptNeoForCausalLM : CausalLM
 
     public new GptNeoConfig Config { get; }
 
-    protected override Tensor Trunk(CausalLMInput input) => transformer.forward(input);
+    protected override Tensor Trunk(CausalLMInput input) => transformer.call(input);
 
-    protected override Tensor Head(Tensor hidden) => lm_head.forward(hidden);
+    protected override Tensor Head(Tensor hidden) => lm_head.call(hidden);
 }

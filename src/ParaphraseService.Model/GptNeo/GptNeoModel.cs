@@ -47,16 +47,16 @@ public sealed class GptNeoModel : nn.Module<CausalLMInput, Tensor>
         var local = _local.Any(l => l) ? mask.Local(_window) : null;
 
         // hidden_states = inputs_embeds + position_embeds
-        var hidden = wte.forward(input.InputIds) + wpe.forward(mask.Positions);
+        var hidden = wte.call(input.InputIds) + wpe.call(mask.Positions);
         var checkpointed = BlockCheckpointing.Applies(input, training);
         for (var i = 0; i < h.Count; i++)
         {
             var (block, allowed) = (h[i], _local[i] ? local! : mask.Allowed);
             hidden = checkpointed
-                ? BlockCheckpointing.Run((x, c) => block.forward(new BlockInput(x, c[0], null)), hidden, _lora, input.Adapters, allowed)
-                : block.forward(new BlockInput(hidden, allowed, input.Cache?.Layer(i)));
+                ? BlockCheckpointing.Run((x, c) => block.call(new BlockInput(x, c[0], null)), hidden, _lora, input.Adapters, allowed)
+                : block.call(new BlockInput(hidden, allowed, input.Cache?.Layer(i)));
         }
         input.Cache?.Advance(input.InputIds.shape[1]);
-        return ln_f.forward(hidden).MoveToOuterDisposeScope();
+        return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 }

@@ -34,11 +34,11 @@ public sealed class GptNeoSelfAttention : nn.Module<BlockInput, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = input.Hidden;
-        var q = MultiHeadAttention.SplitHeads(q_proj.forward(x), _heads, _headDim); // (B, H, T, D)
-        var k = MultiHeadAttention.SplitHeads(k_proj.forward(x), _heads, _headDim);
-        var v = MultiHeadAttention.SplitHeads(v_proj.forward(x), _heads, _headDim);
+        var q = MultiHeadAttention.SplitHeads(q_proj.call(x), _heads, _headDim); // (B, H, T, D)
+        var k = MultiHeadAttention.SplitHeads(k_proj.call(x), _heads, _headDim);
+        var v = MultiHeadAttention.SplitHeads(v_proj.call(x), _heads, _headDim);
         // attn_weights = torch.matmul(query, key.transpose(-1, -2)): no division by sqrt(head_dim)
         var context = MultiHeadAttention.Attend(q, k, v, input.Allowed, input.Cache); // (B, T, E)
-        return out_proj.forward(context).MoveToOuterDisposeScope();
+        return out_proj.call(context).MoveToOuterDisposeScope();
     }
 }

@@ -28,7 +28,7 @@ public sealed class TiedLmHead : nn.Module<Tensor, Tensor>
         {
             // lm_logits = self.lm_head(hidden_states), with lm_head.weight = transformer.wte.weight
             TokenEmbedding table => nn.functional.linear(hidden, table.weight),
-            Int8Embedding table => _shared.Int8Head(table).forward(hidden),
+            Int8Embedding table => _shared.Int8Head(table).call(hidden),
             var other => throw new NotSupportedException($"A tied head cannot share the weight of a {other.GetType().Name}."),
         };
         return logits.MoveToOuterDisposeScope();

@@ -45,7 +45,8 @@ public sealed class LoadedModel(
     /// </summary>
     public Func<ICheckpointSource>? OpenCheckpoint { get; init; }
 
-    public TextGenerator CreateGenerator() => new(Model, Tokenizer);
+    /// <param name="speculation">Prompt-lookup speculation (the same output, fewer passes); null: off.</param>
+    public TextGenerator CreateGenerator(SpeculationOptions? speculation = null) => new(Model, Tokenizer, speculation);
 
     public void Dispose()
     {

@@ -48,7 +48,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = base_layer.forward(x);
+        var y = base_layer.call(x);
         if (_routing.Rows is not { } rows || _adapters.Count == 0)
             return y.MoveToOuterDisposeScope();
         if (rows.Count != x.shape[0])

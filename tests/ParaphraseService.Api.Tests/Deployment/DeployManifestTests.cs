@@ -22,20 +22,23 @@ namespace ParaphraseService.Api.Tests.Deployment;
 public class DeployManifestTests
 {
     /// <summary>Configuration sections the service binds (Section__Key environment variables).</summary>
-    private static readonly Dictionary<string, Type> s_sections = new(StringComparer.OrdinalIgnoreCase)
+    internal static readonly Dictionary<string, Type> s_sections = new(StringComparer.OrdinalIgnoreCase)
     {
         [ModelOptions.Section] = typeof(ModelOptions),
         [SchedulerOptions.Section] = typeof(SchedulerOptions),
         [AdaptersOptions.Section] = typeof(AdaptersOptions),
         [AdminOptions.Section] = typeof(AdminOptions),
         [ParaphraseService.Api.FineTuning.FineTuneOptions.Section] = typeof(ParaphraseService.Api.FineTuning.FineTuneOptions),
+        [ParaphraseService.Api.Storage.StorageOptions.Section] = typeof(ParaphraseService.Api.Storage.StorageOptions),
+        [ParaphraseService.Api.Storage.NodeOptions.Section] = typeof(ParaphraseService.Api.Storage.NodeOptions),
     };
 
     /// <summary>Plain environment variables the service (or its hub client) reads.</summary>
-    private static readonly HashSet<string> s_plainVariables =
+    internal static readonly HashSet<string> s_plainVariables =
         ["HF_HOME", "HF_HUB_CACHE", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DOWNLOAD_TIMEOUT", "HF_TOKEN", "ASPNETCORE_URLS"];
 
-    public static TheoryData<string> Overlays() => new(RenderedManifests.OverlayNames());
+    /// <summary>The single-process overlays (cluster mode's are checked by <see cref="ClusterManifestTests"/>).</summary>
+    public static TheoryData<string> Overlays() => new(RenderedManifests.OverlayNames().Where(o => !RenderedManifests.IsCluster(o)));
 
     [Theory]
     [MemberData(nameof(Overlays))]
@@ -186,7 +189,7 @@ public class DeployManifestTests
     [Fact]
     public async Task ProbePathsAnswerOnTheRunningService()
     {
-        var container = RenderedManifests.Container(RenderedManifests.OverlayNames().First());
+        var container = RenderedManifests.Container(RenderedManifests.OverlayNames().First(o => !RenderedManifests.IsCluster(o)));
         await using var app = new ServiceApplication();
         using var client = app.CreateClient();
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(container.LivenessProbe.HttpGet.Path)).StatusCode);
@@ -195,7 +198,7 @@ public class DeployManifestTests
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(container.StartupProbe.HttpGet.Path)).StatusCode);
     }
 
-    private static void AssertProbe(V1Probe? probe, string path, V1ContainerPort port)
+    internal static void AssertProbe(V1Probe? probe, string path, V1ContainerPort port)
     {
         Assert.NotNull(probe);
         Assert.Equal(path, probe.HttpGet.Path);

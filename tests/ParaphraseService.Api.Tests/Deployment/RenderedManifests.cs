@@ -21,6 +21,9 @@ internal static partial class RenderedManifests
     public static IEnumerable<string> OverlayNames() =>
         Directory.GetDirectories(Path.Combine(RepositoryRoot, "deploy", "overlays")).Select(Path.GetFileName).Order(StringComparer.Ordinal)!;
 
+    /// <summary>Overlays of the cluster mode (serving replicas, trainers, PostgreSQL): named cluster or cluster-*.</summary>
+    public static bool IsCluster(string overlay) => overlay == "cluster" || overlay.StartsWith("cluster-", StringComparison.Ordinal);
+
     public static IReadOnlyList<object> Objects(string overlay) =>
         s_rendered.GetOrAdd(overlay, name => new Lazy<IReadOnlyList<object>>(() => Render(name))).Value;
 

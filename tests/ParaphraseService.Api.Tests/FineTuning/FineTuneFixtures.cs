@@ -17,13 +17,35 @@ internal static class FineTuneFixtures
 
     /// <summary>
     /// A 2-layer GPT-J (demo widths) with random weights whose output layer is 20x larger: at init std 0.02 a frozen
-    /// lm_head cannot express a confident prediction, as a trained one can. Written once per test run.
+    /// lm_head cannot express a confident prediction, as a trained one can. Deterministic, so it is written once into
+    /// one temp folder and reused by later runs (staged and renamed, so a half-written one is never used).
     /// </summary>
     public static string LearnableModel => s_model.Value;
 
+    // Bump when the model below changes.
+    private static readonly string s_modelFolder = Path.Combine(Path.GetTempPath(), "paraphrase-fine-tune-model-v1");
+
     private static string WriteLearnableModel()
     {
-        var folder = Path.Combine(Directory.CreateTempSubdirectory("fine-tune-model-").FullName, "model");
+        if (File.Exists(Path.Combine(s_modelFolder, SyntheticCheckpoint.SingleFileName)))
+            return s_modelFolder;
+        var staging = Directory.CreateTempSubdirectory("fine-tune-model-").FullName;
+        var folder = Path.Combine(staging, "model");
+        WriteLearnableModel(folder);
+        try
+        {
+            Directory.Move(folder, s_modelFolder);
+        }
+        catch (IOException) when (File.Exists(Path.Combine(s_modelFolder, SyntheticCheckpoint.SingleFileName)))
+        {
+            // Another test process wrote it first: the same bytes.
+        }
+        Directory.Delete(staging, recursive: true);
+        return s_modelFolder;
+    }
+
+    private static void WriteLearnableModel(string folder)
+    {
         var config = DemoModel.Config with { LayerCount = 2, MaxPositions = 256 };
         SyntheticCheckpoint.Write(config, seed: 5, ScalarType.Float32, folder);
         var file = Path.Combine(folder, SyntheticCheckpoint.SingleFileName);
@@ -33,7 +55,6 @@ internal static class FineTuneFixtures
                 tensors[name] = name == "lm_head.weight" ? reader.Read(name).mul_(20) : reader.Read(name);
         SafetensorsWriter.Write(file, tensors);
         foreach (var t in tensors.Values) t.Dispose();
-        return folder;
     }
 
     /// <summary>JSONL pairs of a synthetic paraphrase mapping: the same three words in reverse order.</summary>

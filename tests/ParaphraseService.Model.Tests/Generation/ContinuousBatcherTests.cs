@@ -53,13 +53,8 @@ public class ContinuousBatcherTests
     [Fact]
     public void EachSlotUsesItsOwnAdapter()
     {
-        using var weights = new RandomCheckpoint(TinyModels.Config, 7);
-        using var model = ModelLoader.Build(TinyModels.Config, weights, new LayerFactory(ScalarType.Float32, CPU, Lora: new LoraRouting()), "tiny");
-        using var registry = new AdapterRegistry(model, 2);
-        var generator = new Generator(3, CPU);
-        foreach (var name in new[] { "x", "y" })
-            registry.Load(LoraAdapter.FromWeights(name, 2.0, 0,
-                registry.Targets.ToDictionary(t => t.Key, t => (randn([4, t.Value.In], generator: generator) * 0.3f, randn([t.Value.Out, 4], generator: generator) * 0.3f)), CPU));
+        using var lora = TinyModels.WithTwoAdapters();
+        var (model, registry) = (lora.Model, lora.Registry);
         var alone = new TextGenerator(model, Tokenizer);
         var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = 8, EosTokenId = -1 };
         IReadOnlyList<int> prompt = [5, 17, 42];

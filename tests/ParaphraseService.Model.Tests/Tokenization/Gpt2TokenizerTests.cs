@@ -46,6 +46,14 @@ public sealed class Gpt2TokenizerTests : IDisposable
         Assert.Equal(expected, tokenizer.Encode(text));
     }
 
+    [Theory, MemberData(nameof(ReferenceCases))]
+    public void TokenBytesJoinToTheTextsUtf8InEveryBackend(string text, int[] ids)
+    {
+        WriteVocabAndMerges();
+        foreach (var tokenizer in new[] { Gpt2Tokenizer.BuiltIn(), Gpt2Tokenizer.FromFolder(_folder) })
+            Assert.Equal(System.Text.Encoding.UTF8.GetBytes(text), ids.SelectMany(id => tokenizer.TokenBytes[id]).ToArray());
+    }
+
     [Fact]
     public void EndOfTextIsTheSpecialToken50256InEveryBackend()
     {

@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using ParaphraseService.Model.Core;
+using ParaphraseService.Model.Generation;
+using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
+using ParaphraseService.Model.Tokenization;
+using ParaphraseService.Training.Prompts;
+
+namespace ParaphraseService.Cli.Benchmarks;
+
+/// <summary>One way of decoding the sources: without speculation and with it, side by side.</summary>
+/// <param name="Identical">Sources whose output was the same token for token with and without speculation.</param>
+public sealed record SpeculationBenchCase(
+    string Name, int Sources, int Tokens, double PlainTokensPerSecond, double SpeculativeTokensPerSecond, double Speedup,
+    double PlainP50Milliseconds, double SpeculativeP50Milliseconds, double AcceptanceRate, double TokensPerStep, int Identical);
+
+public sealed record SpeculationBenchReport(string Model, string? Adapter, int MaxNewTokens, SpeculationOptions Speculation, IReadOnlyList<SpeculationBenchCase> Cases);
+
+/// <summary>
+/// Prompt-lookup speculation against plain decoding on the same paraphrase prompts, in one run, alternating the two so
+/// that drift on a shared machine hits both: one request at a time (tokens/s and per-request latency), and
+/// <c>clients</c> requests at once through the continuous batcher the service schedules (aggregate tokens/s). Optionally
+/// the random-weight bench-250m model, where drafts are rarely right: what speculation costs when it does not help.
+/// </summary>
+public static class SpeculationBenchmark
+{
+    public static SpeculationBenchReport Run(LoadedModel loaded, LoraAdapter? adapter, PromptTemplate template, IReadOnlyList<string> sources,
+        int maxNewTokens, int clients, bool withBenchModel, Action<string> log)
+    {
+        var speculation = new SpeculationOptions();
+        var prompts = sources.Select(s => (IReadOnlyList<int>)loaded.Tokenizer.Encode(template.Render(s))).ToList();
+        var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = maxNewTokens, StopSequences = [template.EndMarker] };
+        var cases = new List<SpeculationBenchCase>
+        {
+            OneAtATime("1 request at a time, greedy", loaded.Model, loaded.Tokenizer, prompts, greedy, adapter, speculation, log),
+            Concurrent($"{clients} concurrent requests, sampled", loaded.Model, loaded.Tokenizer, prompts, maxNewTokens, template, adapter, clients, speculation, log),
+        };
+        if (withBenchModel)
+        {
+            using var bench = QuantBenchmark.Build(CheckpointPresets.Bench250MConfig, Quantization.Int8, Int8Options.Default, withOutliers: false);
+            var tokenizer = Gpt2Tokenizer.BuiltIn();
+            var benchPrompts = sources.Take(8).Select(s => (IReadOnlyList<int>)tokenizer.Encode(PromptTemplate.FineTuneDefault.Render(s))).ToList();
+            cases.Add(OneAtATime("bench-250m int8 (random weights), 1 at a time", bench, tokenizer, benchPrompts, greedy with { MaxNewTokens = 24 }, null,
+                speculation, log));
+        }
+        return new SpeculationBenchReport(loaded.Source, adapter?.Name, maxNewTokens, speculation, cases);
+    }
+
+    private static SpeculationBenchCase OneAtATime(string name, CausalLM model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts,
+        GenerationOptions options, LoraAdapter? adapter, SpeculationOptions speculation, Action<string> log)
+    {
+        var plain = new TextGenerator(model, tokenizer);
+        var speculative = new TextGenerator(model, tokenizer, speculation);
+        // Warm-up: first calls pay for allocations and kernel selection.
+        plain.Generate(prompts[0], options, adapter: adapter);
+        speculative.Generate(prompts[0], options, adapter: adapter);
+        var (plainTimes, specTimes) = (new List<double>(), new List<double>());
+        var (tokens, identical) = (0, 0);
+        var work = new SpeculationStats(0, 0, 0, 0, 0);
+        for (var i = 0; i < prompts.Count; i++)
+        {
+            // Alternate which goes first, so neither always runs on a warmer cache.
+            GenerationResult? a = null, b = null;
+            foreach (var spec in i % 2 == 0 ? new[] { false, true } : [true, false])
+            {
+                var clock = Stopwatch.StartNew();
+                var output = (spec ? speculative : plain).Generate(prompts[i], options, adapter: adapter);
+                (spec ? specTimes : plainTimes).Add(clock.Elapsed.TotalSeconds);
+                if (spec)
+                {
+                    b = output;
+                    work = work.Plus(speculative.LastStats!);
+                }
+                else a = output;
+            }
+            tokens += a!.GeneratedIds.Count;
+            if (a.GeneratedIds.SequenceEqual(b!.GeneratedIds)) identical++;
+        }
+        var measured = Case(name, prompts.Count, tokens, plainTimes.Sum(), specTimes.Sum(), Median(plainTimes), Median(specTimes), work, identical);
+        log(Describe(measured));
+        return measured;
+    }
+
+    private static SpeculationBenchCase Concurrent(string name, CausalLM model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts,
+        int maxNewTokens, PromptTemplate template, LoraAdapter? adapter, int clients, SpeculationOptions speculation, Action<string> log)
+    {
+        GenerationOptions Sampled(int i) => new()
+        {
+            MaxNewTokens = maxNewTokens, Temperature = 0.8, TopP = 0.95, Seed = i, StopSequences = [template.EndMarker],
+        };
+        var capacity = prompts.Max(p => p.Count) + maxNewTokens;
+        (double Seconds, List<GenerationResult> Results, SpeculationStats Work) Drive(SpeculationOptions? with)
+        {
+            using var batcher = new ContinuousBatcher(model, tokenizer, clients, capacity, with);
+            var results = new GenerationResult[prompts.Count];
+            var owner = new Dictionary<int, int>();
+            var next = 0;
+            var clock = Stopwatch.StartNew();
+            while (next < prompts.Count || batcher.ActiveCount > 0)
+            {
+                // Every client sends its next request as soon as its last one is answered.
+                while (next < prompts.Count && batcher.FreeSlots > 0)
+                {
+                    owner[batcher.Admit(prompts[next], Sampled(next), adapter)] = next;
+                    next++;
+                }
+                foreach (var update in batcher.Step().Where(u => u.Finished))
+                    results[owner[update.Slot]] = update.Result ?? throw update.Error!;
+            }
+            return (clock.Elapsed.TotalSeconds, results.ToList(), batcher.Stats);
+        }
+        Drive(null); // warm-up
+        var plain = Drive(null);
+        var spec = Drive(speculation);
+        var tokens = plain.Results.Sum(r => r.GeneratedIds.Count);
+        var identical = plain.Results.Zip(spec.Results).Count(p => p.First.GeneratedIds.SequenceEqual(p.Second.GeneratedIds));
+        var result = Case(name, prompts.Count, tokens, plain.Seconds, spec.Seconds, double.NaN, double.NaN, spec.Work, identical);
+        log(Describe(result));
+        return result;
+    }
+
+    private static SpeculationBenchCase Case(string name, int sources, int tokens, double plainSeconds, double specSeconds, double plainP50, double specP50,
+        SpeculationStats work, int identical) =>
+        new(name, sources, tokens, tokens / plainSeconds, tokens / specSeconds, plainSeconds / specSeconds, plainP50 * 1000, specP50 * 1000,
+            work.AcceptanceRate, work.TokensPerStep, identical);
+
+    private static string Describe(SpeculationBenchCase c) =>
+        $"{c.Name}: {c.PlainTokensPerSecond:F1} -> {c.SpeculativeTokensPerSecond:F1} tokens/s ({c.Speedup:F2}x)" +
+        (double.IsNaN(c.PlainP50Milliseconds) ? "" : $", p50 {c.PlainP50Milliseconds:F0} -> {c.SpeculativeP50Milliseconds:F0} ms") +
+        $"; acceptance {c.AcceptanceRate:P0}, {c.TokensPerStep:F2} tokens/step; identical {c.Identical}/{c.Sources}";
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
+    }
+}

@@ -1,0 +1,36 @@
+namespace ParaphraseService.Model.Generation;
+
+/// <summary>
+/// Prompt-lookup speculative decoding in a continuous batch (<see cref="PromptLookup"/>): each row may propose tokens
+/// copied from its own prompt and have them verified in the same forward pass as its next token.
+/// </summary>
+public sealed record SpeculationOptions
+{
+    /// <summary>Off: one token per row per step.</summary>
+    public static SpeculationOptions Off { get; } = new() { Enabled = false };
+
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>Most draft tokens one row verifies in one step (its own count adapts below this).</summary>
+    public int MaxDraftTokens { get; init; } = 8;
+
+    /// <summary>Longest and shortest run of last tokens looked up in the prompt (the longest match found is used).</summary>
+    public int MaxNgram { get; init; } = 3;
+    public int MinNgram { get; init; } = 1;
+
+    /// <summary>
+    /// Most token positions one decode step computes, drafts included: past this a step stops being bound by reading
+    /// the weights and becomes bound by compute, and extra positions cost as much as they could save. Rows get drafts
+    /// only within what is left after one position each, so a large batch decodes without speculation.
+    /// </summary>
+    public int MaxStepTokens { get; init; } = 16;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    public void Validate()
+    {
+        if (MaxDraftTokens is < 1 or > 64) throw new ArgumentException($"MaxDraftTokens must be 1-64 (got {MaxDraftTokens}).");
+        if (MinNgram < 1 || MaxNgram < MinNgram || MaxNgram > 16)
+            throw new ArgumentException($"n-grams must satisfy 1 <= MinNgram <= MaxNgram <= 16 (got {MinNgram}, {MaxNgram}).");
+        if (MaxStepTokens is < 1 or > 4096) throw new ArgumentException($"MaxStepTokens must be 1-4096 (got {MaxStepTokens}).");
+    }
+}
