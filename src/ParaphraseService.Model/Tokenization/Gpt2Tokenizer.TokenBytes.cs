@@ -45,8 +45,8 @@ public sealed partial class Gpt2Tokenizer
                         bytes[id] = token.All(byteOf.ContainsKey) ? token.Select(c => byteOf[c]).ToArray() : Encoding.UTF8.GetBytes(token);
                 break;
         }
-        // The special token stands for no text of its own.
-        if (EndOfTextId < bytes.Length) bytes[EndOfTextId] = [];
+        // The special token stands for no text of its own (its id is the vocabulary's: 1023 in the demo's).
+        if (EndOfTextTokenId < bytes.Length) bytes[EndOfTextTokenId] = [];
         return bytes;
     }
 

@@ -18,6 +18,11 @@ public class DemoModelTests
         Assert.Equal(("gptj", 1024, 512, 256, 4), (demo.Config.ModelType, demo.Config.VocabSize, demo.Config.MaxPositions, demo.Config.HiddenSize, demo.Config.LayerCount));
         Assert.Equal(1024, demo.Tokenizer.VocabularySize);
         Assert.Equal(demo.Config.EosTokenId, demo.Tokenizer.EndOfTextTokenId);
+        // <|endoftext|> is no text (banned text and stop sequences never see it), the bytes and merges are their bytes.
+        var tokenizer = demo.Tokenizer;
+        Assert.Empty(tokenizer.TokenBytes[tokenizer.EndOfTextTokenId]);
+        Assert.Equal("Köroğlu"u8.ToArray(), tokenizer.Encode("Köroğlu").SelectMany(id => tokenizer.TokenBytes[id]).ToArray());
+        Assert.Equal(" the"u8.ToArray(), tokenizer.Encode(" the").SelectMany(id => tokenizer.TokenBytes[id]).ToArray());
         var parameters = demo.Model.parameters().Sum(p => p.numel());
         Assert.InRange(parameters, 3_000_000, 4_000_000);
 
