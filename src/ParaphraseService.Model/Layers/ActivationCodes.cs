@@ -7,8 +7,8 @@ namespace ParaphraseService.Model.Layers;
 /// The activation side of the fbgemm int8 product, row by row, in one pass over memory instead of a dozen LibTorch ops
 /// per layer. Each row is quantized over its own range (LLM.int8()'s vector-wise scales) in K + 1 levels with an
 /// integer zero point, so 0 stays exactly 0: x ≈ a·(u − z), u = clamp(round(x / a) + z, 0, K),
-/// a = (max(x, 0) − min(x, 0)) / K, z = round(−min(x, 0) / a). Values larger than <c>outlierFactor</c> times their
-/// row's mean magnitude are left out of that range (they would stretch it and round every ordinary value coarsely) and
+/// a = (max(x, 0) − min(x, 0)) / K, z = round(−min(x, 0) / a). The range is clipped at <c>outlierFactor</c> times the
+/// row's mean magnitude, and the values beyond it (which would stretch it and round every ordinary value coarsely) are
 /// multiplied exactly against the weight's columns. What one row holds never changes how another is computed.
 /// </summary>
 internal static unsafe class ActivationCodes
@@ -38,7 +38,7 @@ internal static unsafe class ActivationCodes
             }
             // ∞ · 0 is NaN, and nothing compares greater than NaN: an all-zero row or an infinite factor has no outliers.
             var threshold = outlierFactor * meanAbs;
-            var (low, high) = RangeWithoutOutliers(row, r, threshold, outliers);
+            var (low, high) = ClippedRange(row, r, threshold, outliers);
             var step = (high - low) / levels;
             if (step == 0) step = 1; // every kept value is 0: any step codes it as z = 0
             var zero = Math.Clamp(MathF.Round(-low / step), 0, levels);
@@ -85,21 +85,23 @@ internal static unsafe class ActivationCodes
     // Multiply-adds in the outlier pass above which it is split across threads (about 0.1 ms on one core).
     private const long ParallelWork = 1 << 20;
 
-    // min(x, 0) and max(x, 0) over the values within the threshold; the others are listed as outliers.
-    private static (float Low, float High) RangeWithoutOutliers(ReadOnlySpan<float> row, int r, float threshold, List<Outlier> outliers)
+    // min(x, 0) and max(x, 0) over the values clipped to ±threshold; the values beyond it are listed as outliers. Clipped
+    // rather than left out, so the range moves continuously as a value crosses the threshold: leaving it out would let
+    // the range jump to the next largest value, and a rounding-level difference in one input (a batch of another
+    // shape, a speculative step) would change every code of the row.
+    private static (float Low, float High) ClippedRange(ReadOnlySpan<float> row, int r, float threshold, List<Outlier> outliers)
     {
         var i = 0;
         var (low, high) = (Vector256<float>.Zero, Vector256<float>.Zero);
-        var limit = Vector256.Create(threshold);
+        var (upper, lower) = (Vector256.Create(threshold), Vector256.Create(-threshold));
         for (; i <= row.Length - 8; i += 8)
         {
             var v = Vector256.Create(row.Slice(i, 8));
-            var large = Vector256.GreaterThan(Vector256.Abs(v), limit);
-            if (large != Vector256<float>.Zero)
+            if (Vector256.GreaterThan(Vector256.Abs(v), upper) != Vector256<float>.Zero)
             {
                 for (var lane = 0; lane < 8; lane++)
                     if (MathF.Abs(row[i + lane]) > threshold) outliers.Add(new Outlier(r, i + lane, row[i + lane]));
-                v = Vector256.ConditionalSelect(large, Vector256<float>.Zero, v);
+                v = Vector256.Min(Vector256.Max(v, lower), upper);
             }
             (low, high) = (Vector256.Min(low, v), Vector256.Max(high, v));
         }
@@ -108,12 +110,13 @@ internal static unsafe class ActivationCodes
             (lo, hi) = (MathF.Min(lo, low[lane]), MathF.Max(hi, high[lane]));
         for (; i < row.Length; i++)
         {
-            if (MathF.Abs(row[i]) > threshold)
+            var v = row[i];
+            if (MathF.Abs(v) > threshold)
             {
-                outliers.Add(new Outlier(r, i, row[i]));
-                continue;
+                outliers.Add(new Outlier(r, i, v));
+                v = Math.Clamp(v, -threshold, threshold);
             }
-            (lo, hi) = (MathF.Min(lo, row[i]), MathF.Max(hi, row[i]));
+            (lo, hi) = (MathF.Min(lo, v), MathF.Max(hi, v));
         }
         return (lo, hi);
     }
