@@ -21,6 +21,8 @@ namespace ParaphraseService.Api.Paraphrasing;
 /// <param name="Avoid">Up to 16 terms no candidate may contain: banned while decoding, however cased or split into tokens.</param>
 /// <param name="MinSimilarity">No candidate whose meaning similarity with the input is below this, in [-1, 1].</param>
 /// <param name="Speculation">False decodes one token per step (speculation changes the speed, never the candidates).</param>
+/// <param name="UseDefaultAdapter">False: without <paramref name="Adapter"/>, the base model serves (its few-shot prompt),
+/// even where a default adapter exists. A named adapter is used either way.</param>
 /// <remarks>Unknown fields are refused (400 naming them), so a misspelt option is never silently ignored.</remarks>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ParaphraseRequest(
@@ -39,7 +41,8 @@ public sealed record ParaphraseRequest(
     IReadOnlyList<string?>? Keep = null,
     IReadOnlyList<string?>? Avoid = null,
     double? MinSimilarity = null,
-    bool Speculation = true);
+    bool Speculation = true,
+    bool UseDefaultAdapter = true);
 
 /// <summary>The candidates kept for one input text, best first, and what became of the others.</summary>
 /// <param name="Generated">Candidates the model generated for this text.</param>

@@ -42,7 +42,7 @@ public static partial class ParaphraseEndpoints
             Inputs = texts,
             Templated = true,
             Adapter = request.Adapter,
-            UsesDefaultAdapter = true,
+            UsesDefaultAdapter = request.UseDefaultAdapter,
             Candidates = request.Candidates,
             MaxNewTokens = request.MaxNewTokens,
             Temperature = request.Temperature,

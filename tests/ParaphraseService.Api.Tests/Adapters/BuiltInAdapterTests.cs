@@ -92,6 +92,23 @@ public class BuiltInAdapterTests
     }
 
     [Fact]
+    public async Task ARequestCanAskForTheBaseModelDespiteTheDefault()
+    {
+        await using var service = await StartDemoAsync();
+
+        var byDefault = await (await service.Client.PostAsJsonAsync("/paraphrase", new { text = Input, seed = 1, temperature = 0 })).JsonAsync();
+        Assert.Equal(DemoModel.AdapterName, byDefault.GetProperty("adapter").GetString());
+        var bare = await (await service.Client.PostAsJsonAsync("/paraphrase", new { text = Input, seed = 1, temperature = 0, useDefaultAdapter = false })).JsonAsync();
+        Assert.Equal(JsonValueKind.Null, bare.GetProperty("adapter").ValueKind);
+        // A different prompt and no adapter: greedy decoding gives other words.
+        Assert.NotEqual(byDefault.GetProperty("results")[0].ToString(), bare.GetProperty("results")[0].ToString());
+        // A named adapter is used whatever the flag says.
+        var named = await (await service.Client.PostAsJsonAsync("/paraphrase",
+            new { text = Input, seed = 1, adapter = DemoModel.AdapterName, useDefaultAdapter = false })).JsonAsync();
+        Assert.Equal(DemoModel.AdapterName, named.GetProperty("adapter").GetString());
+    }
+
+    [Fact]
     public async Task WithoutTheBuiltInDefaultTheBaseModelServes()
     {
         await using var service = await StartDemoAsync(new() { ["Adapters:UseBuiltInDefault"] = "false" });

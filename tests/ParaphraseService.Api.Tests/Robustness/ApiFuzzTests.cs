@@ -149,6 +149,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             ("seed", Field(Seed)), ("stream", Field(Gen.OneOf("true", "false"))),
             ("maxChars", Field(Gen.OneOf("1", "20", "65536", "65537"))), ("keep", Field(Terms)), ("avoid", Field(Terms)),
             ("minSimilarity", Field(Gen.OneOf("0", "0.5", "1", "1.01"))), ("speculation", Field(Gen.OneOf("true", "false"))),
+            ("useDefaultAdapter", Field(Gen.OneOf("true", "false"))),
         ];
 
         private static readonly (string Name, Gen<string> Value)[] CompletionFields =
