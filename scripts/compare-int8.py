@@ -108,7 +108,7 @@ class FakeQuantized:
     """A dynamic int8 scheme computed exactly in fp32 (fake quantization), free of any kernel's quirks. Every nn.Linear
     gets per-output-channel symmetric int8 weights; its input is quantized at each call, asymmetric over
     [min(x, 0), max(x, 0)] in 2^bits levels with an integer zero point (PyTorch's ChooseQuantizationParams):
-    per tensor (the standard scheme) or per row (ours, with values beyond 6.0 in a second pass of their own). bits
+    per tensor (the standard scheme) or per row (ours: the range clipped at 3x the row's mean magnitude, the values beyond it exact). bits
     None leaves activations in fp32; embedding=True stores the token embedding in per-row int8 too (ours)."""
 
     def __init__(self, model, bits, per_row=False, embedding=False):
@@ -137,10 +137,19 @@ def quantize_activations(x, levels, dim=None):
     return ((x / scale).round() + zero).clamp(0, levels).sub(zero) * scale
 
 
-def per_row_activations(x, levels, threshold=6.0):
-    """Ours: each row over its own range; values beyond the threshold in a second pass, also per row."""
+def per_row_activations(x, levels, factor=3.0):
+    """Ours: each row over its own range, clipped at `factor` times the row's mean magnitude; the values beyond it
+    are multiplied exactly (fp32 against the int8 weight column), so here they pass unquantized."""
+    threshold = factor * x.abs().mean(-1, keepdim=True)
     outliers = torch.where(x.abs() > threshold, x, torch.zeros_like(x))
-    return quantize_activations(x - outliers, levels, -1) + quantize_activations(outliers, levels, -1)
+    clipped = torch.maximum(torch.minimum(x, threshold), -threshold)
+    low = clipped.amin(-1, keepdim=True).clamp(max=0)
+    high = clipped.amax(-1, keepdim=True).clamp(min=0)
+    scale = (high - low) / levels
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    zero = (-low / scale).round().clamp(0, levels)
+    kept = ((x - outliers) / scale).round().add(zero).clamp(0, levels).sub(zero) * scale
+    return kept + outliers
 
 
 def logits_of(model, windows):
