@@ -89,9 +89,13 @@ public sealed class GenerationQueue(IOptions<SchedulerOptions> options)
         {
             if (!_nodes.ContainsKey(job)) return false;
             Remove(job);
-            return true;
         }
+        Taken?.Invoke(job);
+        return true;
     }
+
+    /// <summary>A job left the line for a batch slot, in the order the scheduler takes them (tests watch the lanes' order).</summary>
+    internal event Action<GenerationJob>? Taken;
 
     /// <summary>Completes when a job may be waiting (or at once when one is).</summary>
     internal async Task WaitAsync(CancellationToken cancellationToken)
