@@ -83,13 +83,18 @@ internal static class BatchFixtures
         return rows;
     }
 
-    public static long Claims(string fineTunesDirectory, string id)
+    /// <summary>How many times a node claimed the batch.</summary>
+    public static long Claims(string fineTunesDirectory, string id) => (long)Scalar(fineTunesDirectory, "SELECT claims FROM batches WHERE id = $id", id)!;
+
+    public static string StoredState(string fineTunesDirectory, string id) => (string)Scalar(fineTunesDirectory, "SELECT state FROM batches WHERE id = $id", id)!;
+
+    private static object? Scalar(string fineTunesDirectory, string sql, string id)
     {
         using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(fineTunesDirectory, "jobs.db"), Pooling = false }.ToString());
         connection.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT claims FROM batches WHERE id = $id";
+        command.CommandText = sql;
         command.Parameters.AddWithValue("$id", id);
-        return (long)command.ExecuteScalar()!;
+        return command.ExecuteScalar();
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -97,5 +98,141 @@ public class BatchTests(ITestOutputHelper output)
 
         // Nothing of the batch is left in the scheduler.
         Assert.Equal(0, app.Services.GetRequiredService<GenerationQueue>().BackgroundCount);
+    }
+
+    [Fact]
+    public async Task ARestartMidBatchResumesWithOnlyTheUnfinishedLines()
+    {
+        var jobs = Directory.CreateTempSubdirectory("batches-restart-").FullName;
+        var settings = new Dictionary<string, string?> { ["FineTunes:Directory"] = jobs, ["Batches:Concurrency"] = "2" };
+        var lines = Enumerable.Range(1, 60).Select(i => Line($"r{i}", Body(i, maxNewTokens: 12))).ToList();
+        string id;
+        await using (var first = new ServiceApplication(settings))
+        {
+            await first.ModelLoaded();
+            using var client = first.CreateClient();
+            id = (await SubmitAsync(client, lines)).Id;
+            var store = first.Services.GetRequiredService<IBatchStore>();
+            await WaitAsync(() => Task.FromResult(store.Get(id)!), b => b.Succeeded >= 10); // watched in the store, as it records lines
+        } // stopped mid-batch: its lines in flight stay pending, the batch goes back to the queue
+
+        var before = StoredLines(jobs, id);
+        var finished = before.Where(l => l.State == "succeeded").ToList();
+        output.WriteLine($"{finished.Count} of 60 lines had finished when the service stopped");
+        Assert.InRange(finished.Count, 10, 59);
+        Assert.Contains(before, l => l.State == "pending");
+        Assert.All(before, l => Assert.InRange(l.Attempts, 0, 1));
+        Assert.Equal("queued", StoredState(jobs, id)); // given back as the service stopped, for the next start to take at once
+
+        await using var second = new ServiceApplication(settings);
+        await second.ModelLoaded();
+        using var again = second.CreateClient();
+        var done = await FinishedAsync(again, id);
+        Assert.Equal(BatchState.Completed, done.Status);
+        Assert.Equal((60, 0), (done.Succeeded, done.Failed));
+
+        // Lines finished before the restart were not run again: the same single attempt, finish time and response.
+        var after = StoredLines(jobs, id);
+        foreach (var line in finished)
+            Assert.Equal(line, after[line.Line - 1]);
+        // The others ran once after it (twice for those in flight when it stopped).
+        Assert.All(after.Except(finished), l => Assert.InRange(l.Attempts, 1, 2));
+        Assert.True(after.Count(l => l.Attempts == 2) <= 2, "at most the two lines in flight were taken twice");
+        Assert.Equal(2, Claims(jobs, id));
+
+        var results = await ResultsAsync(again, id);
+        Assert.Equal(Enumerable.Range(1, 60).Select(i => $"r{i}"), results.Select(r => r.GetProperty("custom_id").GetString()));
+        Assert.All(results, r => Assert.True(r.TryGetProperty("response", out _)));
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(jobs, recursive: true);
+    }
+
+    [Fact]
+    public async Task CancellingARunningBatchCancelsItsUnfinishedLinesAndRunsNothingMore()
+    {
+        await using var app = new ServiceApplication(new() { ["Batches:Concurrency"] = "2" });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var id = (await SubmitAsync(client, Enumerable.Range(1, 100).Select(i => Line($"c{i}", Body(i, maxNewTokens: 16))))).Id;
+        var store = app.Services.GetRequiredService<IBatchStore>();
+        await WaitAsync(() => Task.FromResult(store.Get(id)!), b => b.Succeeded >= 3);
+
+        using var response = await client.PostAsync($"/batches/{id}/cancel", null);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var cancelled = (await response.Content.ReadFromJsonAsync<Batch>(Json))!;
+        Assert.Equal(BatchState.Cancelled, cancelled.Status);
+        Assert.Equal(0, cancelled.Pending);
+        Assert.True(cancelled.Cancelled > 0);
+        Assert.Equal(100, cancelled.Succeeded + cancelled.Cancelled);
+        Assert.NotNull(cancelled.FinishedAt);
+
+        // The runner lets go at once and its lines in flight leave the scheduler; nothing is stored after the cancel.
+        var runner = app.Services.GetRequiredService<BatchRunner>();
+        var queue = app.Services.GetRequiredService<GenerationQueue>();
+        var scheduler = app.Services.GetRequiredService<Scheduler>();
+        await WaitAsync(() => Task.FromResult(store.Get(id)!), _ => runner.Running.Count == 0 && queue.BackgroundCount == 0 && scheduler.ActiveRows == 0);
+        Assert.Equal(cancelled, store.Get(id));
+
+        var results = await ResultsAsync(client, id);
+        Assert.Equal(100, results.Count);
+        Assert.Equal(cancelled.Succeeded, results.Count(r => r.TryGetProperty("response", out _)));
+        var unfinished = results.Where(r => r.TryGetProperty("error", out _)).Select(r => r.GetProperty("error")).ToList();
+        Assert.Equal(cancelled.Cancelled, unfinished.Count);
+        Assert.All(unfinished, e => Assert.Equal((409, "Batch cancelled"), (e.GetProperty("status").GetInt32(), e.GetProperty("title").GetString())));
+
+        using var twice = await client.PostAsync($"/batches/{id}/cancel", null);
+        Assert.Equal(HttpStatusCode.Conflict, twice.StatusCode);
+        Assert.Contains("already ended (cancelled)", await twice.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task AnInteractiveRequestIsAdmittedAheadOfBatchLinesWaitingBeforeItAndBatchRowsStayWithinTheirShare()
+    {
+        // 8 rows, a quarter for background work: two greedy batch lines (one row each) decode at once, at most.
+        await using var app = new ServiceApplication(new() { ["Batches:Concurrency"] = "4", ["Scheduler:BackgroundRowShare"] = "0.25" });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var queue = app.Services.GetRequiredService<GenerationQueue>();
+        var taken = new List<GenerationJob>();
+        var mostBackgroundRows = 0;
+        // Called on the scheduler's thread as it takes each job, in order; the jobs it took before and that have not
+        // ended are the ones decoding (a job ends on the same thread).
+        queue.Taken += job =>
+        {
+            lock (taken)
+            {
+                if (job.Background)
+                    mostBackgroundRows = Math.Max(mostBackgroundRows, 1 + taken.Count(j => j.Background && !j.IsEnded));
+                taken.Add(job);
+            }
+        };
+
+        // Hold the scheduler on a command of its own, so the batch lines and the request all wait before anything is admitted.
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var gate = new ManualResetEventSlim();
+        var held = app.Services.GetRequiredService<ModelThreadCommands>().RunAsync(_ =>
+        {
+            entered.SetResult();
+            gate.Wait(TimeSpan.FromMinutes(2));
+            return 0;
+        });
+        await entered.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        var batch = await SubmitAsync(client, Enumerable.Range(1, 12).Select(i => Line($"p{i}", new { text = Sentences[i % Sentences.Length], temperature = 0, maxNewTokens = 8 })));
+        await WaitAsync(() => GetAsync(client, batch.Id), _ => queue.BackgroundCount == 4); // the runner's four lines wait in their lane
+        var interactive = client.PostAsJsonAsync("/paraphrase", new { text = "Hello there, how are you?", temperature = 0, maxNewTokens = 4 });
+        await WaitAsync(() => GetAsync(client, batch.Id), _ => queue.Count == 1);
+        gate.Set();
+        await held;
+
+        using (var response = await interactive)
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var done = await FinishedAsync(client, batch.Id);
+        Assert.Equal(12, done.Succeeded);
+        lock (taken)
+        {
+            Assert.False(taken[0].Background, "the interactive request is taken first, though four batch lines waited before it");
+            Assert.Equal(12, taken.Count(j => j.Background));
+            Assert.Equal(2, mostBackgroundRows);
+        }
     }
 }
