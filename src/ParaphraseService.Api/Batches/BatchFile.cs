@@ -158,19 +158,32 @@ internal static class BatchFile
             }
             using (document)
             {
-                var root = document.RootElement;
-                if (root.ValueKind != JsonValueKind.Object)
+                try
+                {
+                    return Parse(number, document.RootElement);
+                }
+                catch (InvalidOperationException)
+                {
+                    // System.Text.Json reads a name or string escaping a lone surrogate ("\ud800") as an error, not as text.
                     return new BatchLineInput(number, null, null, Error(400, "Invalid request",
-                        $"The line is a JSON {Kind(root.ValueKind)}; each line must be one request object with a custom_id."));
-                _anyObject = true;
-                var (customId, idProblem) = CustomId(root, number);
-                if (idProblem is not null)
-                    return new BatchLineInput(number, customId, null, idProblem);
-                var (body, bodyProblem) = Body(root);
-                if (bodyProblem is not null)
-                    return new BatchLineInput(number, customId, null, bodyProblem);
-                return new BatchLineInput(number, customId, body, Check(body!));
+                        "The line holds an unpaired UTF-16 surrogate escape (e.g. \\ud800 alone) in a name or a string, which is not text."));
+                }
             }
+        }
+
+        private BatchLineInput Parse(int number, JsonElement root)
+        {
+            if (root.ValueKind != JsonValueKind.Object)
+                return new BatchLineInput(number, null, null, Error(400, "Invalid request",
+                    $"The line is a JSON {Kind(root.ValueKind)}; each line must be one request object with a custom_id."));
+            _anyObject = true;
+            var (customId, idProblem) = CustomId(root, number);
+            if (idProblem is not null)
+                return new BatchLineInput(number, customId, null, idProblem);
+            var (body, bodyProblem) = Body(root);
+            if (bodyProblem is not null)
+                return new BatchLineInput(number, customId, null, bodyProblem);
+            return new BatchLineInput(number, customId, body, Check(body!));
         }
 
         /// <summary>The line's custom_id, registered as taken; or why it has none usable (then the id is echoed only when it is one).</summary>
@@ -242,6 +255,10 @@ internal static class BatchFile
             {
                 var (field, reason) = BadRequestHandler.Describe(e);
                 return Field(field, reason);
+            }
+            catch (InvalidOperationException)
+            {
+                return Field("body", "holds an unpaired UTF-16 surrogate escape (e.g. \\ud800 alone), which is not text.");
             }
             if (request is null)
                 return Field("body", "must be a JSON object (the POST /paraphrase request).");
