@@ -111,9 +111,10 @@ public static class BatchEndpoints
         {
             return BatchFile.FileTooLarge(o.MaxBytes);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (multipart && e is InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
         {
-            return TypedResults.Problem($"The multipart form cannot be read: {e.Message}", statusCode: StatusCodes.Status400BadRequest, title: "Bad request");
+            // A body that says multipart but is not (no closing boundary, broken headers).
+            return TypedResults.Problem($"The multipart form cannot be read: {e.Message.Trim()}", statusCode: StatusCodes.Status400BadRequest, title: "Bad request");
         }
         if (read.Problem is { } problem)
             return problem;
