@@ -64,7 +64,7 @@ public static class BatchEndpoints
     }
 
     private static async Task<Results<Accepted<Batch>, ProblemHttpResult>> Create(HttpRequest request, IBatchStore store, BatchRunner runner,
-        IOptions<BatchOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider time, CancellationToken cancellationToken)
+        BatchMetrics metrics, IOptions<BatchOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider time, CancellationToken cancellationToken)
     {
         var o = options.Value;
         if (!o.Enabled)
@@ -121,6 +121,8 @@ public static class BatchEndpoints
 
         var id = "batch_" + Guid.NewGuid().ToString("N");
         store.Create(id, read.Lines!, time.GetUtcNow());
+        if (read.Lines!.Count(l => l.Error is not null) is > 0 and var refused)
+            metrics.Finished(LineState.Failed, refused);
         runner.Wake();
         return TypedResults.Accepted($"/batches/{id}", store.Get(id)!);
     }

@@ -11,10 +11,10 @@ public sealed class BatchMetrics
     public BatchMetrics(IMeterFactory meters, IBatchStore store, GenerationQueue queue, ILogger<BatchMetrics> logger)
     {
         var meter = meters.Create(ServiceMetrics.MeterName);
-        _lines = meter.CreateCounter<long>("paraphrase.batch.lines", "{line}",
-            "Batch lines finished by this node, by outcome (succeeded, failed); lines refused when their file was read count as failed where it was accepted.");
-        meter.CreateObservableGauge("paraphrase.batch.batches", () => Unfinished(store, logger), "{batch}", "Batches queued and running (every node's, from the store).");
-        meter.CreateObservableGauge("paraphrase.batch.queued_jobs", () => queue.BackgroundCount, "{job}",
+        _lines = meter.CreateCounter<long>("paraphrase.batches.lines", "{line}",
+            "Batch lines finished, by outcome (succeeded, failed): by the node that ran them, or for lines refused as their file was read, by the node that accepted it.");
+        meter.CreateObservableGauge("paraphrase.batches.unfinished", () => Unfinished(store, logger), "{batch}", "Batches queued and running (every node's, from the store).");
+        meter.CreateObservableGauge("paraphrase.batches.queued_jobs", () => queue.BackgroundCount, "{job}",
             "Batch texts waiting in the scheduler's background lane (behind every interactive request).");
     }
 

@@ -96,8 +96,12 @@ public class BatchTests(ITestOutputHelper output)
         }
         output.WriteLine($"200 lines in {(done.FinishedAt!.Value - done.StartedAt!.Value).TotalSeconds:F1} s");
 
-        // Nothing of the batch is left in the scheduler.
+        // Nothing of the batch is left in the scheduler; /metrics counted its lines.
         Assert.Equal(0, app.Services.GetRequiredService<GenerationQueue>().BackgroundCount);
+        var metrics = await client.GetStringAsync("/metrics");
+        Assert.Matches("paraphrase_batches_lines_total\\{[^}]*outcome=\"succeeded\"[^}]*\\} 193\\b", metrics);
+        Assert.Matches("paraphrase_batches_lines_total\\{[^}]*outcome=\"failed\"[^}]*\\} 7\\b", metrics);
+        Assert.Matches("paraphrase_batches_unfinished\\{[^}]*state=\"running\"[^}]*\\} 0\\b", metrics);
     }
 
     [Fact]
