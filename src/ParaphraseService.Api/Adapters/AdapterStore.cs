@@ -219,34 +219,31 @@ public sealed class AdapterStore : IAdapterStorage
     /// </summary>
     /// <exception cref="AdapterStoreException">Invalid name or folder, name taken, no model loaded, too large.</exception>
     /// <exception cref="AdapterValidationException">The files are not a LoRA adapter for the loaded base; lists why.</exception>
-    public PublishedAdapter Import(string name, string sourceFolder, bool replace = false)
+    public PublishedAdapter Import(string name, string sourceFolder, bool replace = false) => ImportInto(this, name, sourceFolder, replace);
+
+    /// <summary>
+    /// <see cref="IAdapterStorage.Import"/> for every storage: the name, the server-side folder, the name's availability
+    /// and the loaded model checked in that order, then a staged copy published.
+    /// </summary>
+    internal static PublishedAdapter ImportInto(IAdapterStorage storage, string name, string sourceFolder, bool replace)
     {
         CheckName(name);
         if (string.IsNullOrWhiteSpace(sourceFolder) || !Path.IsPathFullyQualified(sourceFolder))
-        {
             throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the path '{sourceFolder}' is not an absolute path on the server");
-        }
         if (!System.IO.Directory.Exists(sourceFolder))
-        {
             throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"there is no folder at '{sourceFolder}' on the server");
-        }
-        if (!replace && Exists(name))
-        {
+        if (!replace && storage.Exists(name))
             throw AlreadyExists(name);
-        }
-        if (CurrentTarget() is null)
-        {
-            throw new AdapterStoreException(AdapterStoreError.ModelNotLoaded, ModelNotLoadedReason);
-        }
-
-        return Publish(name, StageCopyOf(this, sourceFolder), replace);
+        if (storage.CurrentTarget() is null)
+            throw new AdapterStoreException(AdapterStoreError.ModelNotLoaded, storage.ModelNotLoadedReason);
+        return storage.Publish(name, StageCopyOf(storage, sourceFolder), replace);
     }
 
     /// <summary>
     /// Copies the adapter files of a folder on the server into a new staging folder of <paramref name="storage"/>, within
     /// its unpacked-size limit; the caller publishes it.
     /// </summary>
-    internal static string StageCopyOf(IAdapterStorage storage, string sourceFolder)
+    private static string StageCopyOf(IAdapterStorage storage, string sourceFolder)
     {
         var files = System.IO.Directory.EnumerateFiles(sourceFolder).Where(f => FileNames.Contains(Path.GetFileName(f))).ToList();
         var bytes = files.Sum(f => new FileInfo(f).Length);

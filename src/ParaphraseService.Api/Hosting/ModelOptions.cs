@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ParaphraseService.Model.Layers;
 
 namespace ParaphraseService.Api.Hosting;
 
@@ -20,6 +21,13 @@ public sealed class ModelOptions
     /// <summary>auto: int8 for models of a billion parameters or more and for int8 checkpoints; none; int8.</summary>
     [RegularExpression("^(auto|none|int8)$", ErrorMessage = "Model:Quantization must be auto, none or int8.")]
     public string Quantization { get; set; } = "auto";
+
+    /// <summary>
+    /// int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly, which keeps
+    /// a transposed copy of each int8 weight (one more byte per weight); 0 turns it off (see Int8Options.OutlierFactor).
+    /// </summary>
+    [Range(0, 1e6, ErrorMessage = "Model:Int8OutlierFactor must be between 0 (off) and 1e6.")]
+    public double Int8OutlierFactor { get; set; } = Int8Options.Default.OutlierFactor;
 
     /// <summary>LoRA adapters kept in memory at once (least recently used unloaded first).</summary>
     [Range(1, 1024)]

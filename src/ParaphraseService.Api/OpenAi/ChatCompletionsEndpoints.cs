@@ -54,21 +54,12 @@ public static class ChatCompletionsEndpoints
         var generation = adapter is not null
             ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, Fields)
             : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], Fields);
-        var (prepared, problem) = pipeline.Prepare(generation, context);
-        if (problem is not null)
-            return problem;
-        using (prepared)
-        {
-            if (pipeline.Enqueue(prepared!, context) is { } refused)
-                return refused;
-            var id = $"chatcmpl-{Guid.NewGuid():N}";
-            var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            var model = adapter ?? prepared!.Model.Source;
-            if (request.Stream)
+        return await RunAsync(pipeline, generation, adapter, "chatcmpl", request.Stream, request.StreamOptions?.IncludeUsage == true,
+            call =>
             {
                 var started = new HashSet<int>();
                 var spoke = new HashSet<int>();
-                return await StreamAsync(prepared!, request.StreamOptions?.IncludeUsage == true, item =>
+                return item =>
                 {
                     // Each choice's first chunk says who speaks, as OpenAI's do; the space the model writes after
                     // "Assistant:" is not part of the answer.
@@ -76,24 +67,16 @@ public static class ChatCompletionsEndpoints
                     var text = spoke.Contains(item.Candidate) ? item.Text : item.Text.TrimStart();
                     if (text.Length > 0) spoke.Add(item.Candidate);
                     var finish = item.Outcome is { } o ? FinishReason(o.Results[item.Candidate]) : null;
-                    return new ChatCompletionChunk(id, "chat.completion.chunk", created, model,
+                    return new ChatCompletionChunk(call.Id, "chat.completion.chunk", call.Created, call.Model,
                         [new ChatChunkChoice(item.Candidate, new ChatDelta(role, text.Length > 0 || role is not null ? text : null), null, finish)], null);
-                }, usage => new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [], usage), context);
-            }
-
-            IReadOnlyList<JobOutcome> outcomes;
-            try
-            {
-                outcomes = await prepared!.CompleteAsync();
-            }
-            catch (JobFailedException failure)
-            {
-                return RequestProblems.From(failure);
-            }
-            var choices = outcomes[0].Results.Select((result, c) =>
-                new ChatChoice(c, new ChatResponseMessage("assistant", Text(prepared, result).TrimStart()), null, FinishReason(result))).ToList();
-            return TypedResults.Ok(new ChatCompletionResponse(id, "chat.completion", created, model, choices, Usage(prepared, outcomes)));
-        }
+                };
+            },
+            (call, usage) => new ChatCompletionChunk(call.Id, "chat.completion.chunk", call.Created, call.Model, [], usage),
+            (call, outcomes) => TypedResults.Ok(new ChatCompletionResponse(call.Id, "chat.completion", call.Created, call.Model,
+                outcomes[0].Results.Select((result, c) =>
+                    new ChatChoice(c, new ChatResponseMessage("assistant", Text(call.Prepared, result).TrimStart()), null, FinishReason(result))).ToList(),
+                Usage(call.Prepared, outcomes))),
+            context);
     }
 
     private static readonly RequestFields Fields = new("messages", true, "model", "n", "max_tokens");

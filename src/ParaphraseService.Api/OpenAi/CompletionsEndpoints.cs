@@ -58,36 +58,17 @@ public static class CompletionsEndpoints
             return RequestProblems.Invalid(errors);
 
         var adapter = request.AdapterName(host.Model?.Source);
-        var (prepared, problem) = pipeline.Prepare(
-            request.ToGeneration(prompts!, templated: false, adapter, maxTokens, stops, new RequestFields("prompt", list, "model", "n", "max_tokens")), context);
-        if (problem is not null)
-            return problem;
-        using (prepared)
-        {
-            if (pipeline.Enqueue(prepared!, context) is { } refused)
-                return refused;
-            var id = $"cmpl-{Guid.NewGuid():N}";
-            var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            var model = adapter ?? prepared!.Model.Source;
-            if (request.Stream)
-                return await StreamAsync(prepared!, request.StreamOptions?.IncludeUsage == true,
-                    item => new CompletionResponse(id, "text_completion", created, model,
-                        [new CompletionChoice(item.Text, ChoiceIndex(prepared!, item.Input, item.Candidate), null,
-                            item.Outcome is { } o ? FinishReason(o.Results[item.Candidate]) : null)], null),
-                    usage => new CompletionResponse(id, "text_completion", created, model, [], usage), context);
-
-            IReadOnlyList<JobOutcome> outcomes;
-            try
-            {
-                outcomes = await prepared!.CompleteAsync();
-            }
-            catch (JobFailedException failure)
-            {
-                return RequestProblems.From(failure);
-            }
-            var choices = outcomes.SelectMany((outcome, p) => outcome.Results.Select((result, c) =>
-                new CompletionChoice(Text(prepared, result), ChoiceIndex(prepared, p, c), null, FinishReason(result)))).ToList();
-            return TypedResults.Ok(new CompletionResponse(id, "text_completion", created, model, choices, Usage(prepared, outcomes)));
-        }
+        return await RunAsync(pipeline,
+            request.ToGeneration(prompts!, templated: false, adapter, maxTokens, stops, new RequestFields("prompt", list, "model", "n", "max_tokens")),
+            adapter, "cmpl", request.Stream, request.StreamOptions?.IncludeUsage == true,
+            call => item => new CompletionResponse(call.Id, "text_completion", call.Created, call.Model,
+                [new CompletionChoice(item.Text, ChoiceIndex(call.Prepared, item.Input, item.Candidate), null,
+                    item.Outcome is { } o ? FinishReason(o.Results[item.Candidate]) : null)], null),
+            (call, usage) => new CompletionResponse(call.Id, "text_completion", call.Created, call.Model, [], usage),
+            (call, outcomes) => TypedResults.Ok(new CompletionResponse(call.Id, "text_completion", call.Created, call.Model,
+                outcomes.SelectMany((outcome, p) => outcome.Results.Select((result, c) =>
+                    new CompletionChoice(Text(call.Prepared, result), ChoiceIndex(call.Prepared, p, c), null, FinishReason(result)))).ToList(),
+                Usage(call.Prepared, outcomes))),
+            context);
     }
 }

@@ -23,6 +23,39 @@ public static class OpenAiResponses
     /// <summary>The choice index OpenAI gives candidate c of prompt p.</summary>
     public static int ChoiceIndex(PreparedRequest prepared, int input, int candidate) => input * prepared.Jobs[input].Candidates.Count + candidate;
 
+    /// <summary>What every chunk and answer of one OpenAI call names: its id, creation time and model.</summary>
+    public sealed record Call(string Id, long Created, string Model, PreparedRequest Prepared);
+
+    /// <summary>
+    /// The part both OpenAI routes share once their request is read: prepare it with the common pipeline, enqueue it,
+    /// then either stream it (<paramref name="chunk"/> per piece, <paramref name="usageChunk"/> if asked) or wait for
+    /// every outcome and <paramref name="answer"/>. Problems come back as the pipeline's ProblemDetails.
+    /// </summary>
+    public static async Task<IResult> RunAsync(RequestPipeline pipeline, GenerationRequest generation, string? adapter, string idPrefix,
+        bool stream, bool includeUsage, Func<Call, Func<StreamItem, object>> chunk, Func<Call, CompletionUsage, object> usageChunk,
+        Func<Call, IReadOnlyList<JobOutcome>, IResult> answer, HttpContext context)
+    {
+        var (prepared, problem) = pipeline.Prepare(generation, context);
+        if (problem is not null)
+            return problem;
+        using (prepared)
+        {
+            if (pipeline.Enqueue(prepared!, context) is { } refused)
+                return refused;
+            var call = new Call($"{idPrefix}-{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), adapter ?? prepared!.Model.Source, prepared!);
+            if (stream)
+                return await StreamAsync(prepared!, includeUsage, chunk(call), usage => usageChunk(call, usage), context);
+            try
+            {
+                return answer(call, await prepared!.CompleteAsync());
+            }
+            catch (JobFailedException failure)
+            {
+                return RequestProblems.From(failure);
+            }
+        }
+    }
+
     /// <summary>
     /// Server-sent events as OpenAI streams them: <paramref name="chunk"/> makes the chunk for each text piece (the
     /// last of a choice carries its outcome), then, if asked, a chunk with the usage and no choices, then

@@ -48,7 +48,7 @@ public static class QuantBenchmark
 
         using var outlierFp32 = Logits(config, Quantization.None, Int8Options.Default, withOutliers: true);
         using var outlierInt8 = Logits(config, Quantization.Int8, Int8Options.Default, withOutliers: true);
-        using var outlierUnhandled = Logits(config, Quantization.Int8, new Int8Options(OutlierThreshold: float.PositiveInfinity), withOutliers: true);
+        using var outlierUnhandled = Logits(config, Quantization.Int8, new Int8Options(OutlierFactor: float.PositiveInfinity), withOutliers: true);
         var limit = bandwidth * 1e9 / int8.BytesPerToken;
         long parameters;
         using (var meta = new GptJForCausalLM(config, ScalarType.Float32, device("meta")))

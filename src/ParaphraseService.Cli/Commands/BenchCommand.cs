@@ -135,10 +135,11 @@ internal static class BenchCommand
         var profileBatches = new Option<int[]>("--batch") { Description = "Rows decoded together (repeatable).", DefaultValueFactory = _ => [1, 8] };
         var profileSteps = new Option<int>("--steps") { Description = "Decode steps timed per batch size.", DefaultValueFactory = _ => 32 };
         var profileJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var profileOutlierFactor = CommonOptions.Int8OutlierFactor();
         var profile = new Command("profile", "Where a decode step's time goes (GEMMs, attention, norms, sampling, ...), on the step generate and the " +
             "service both run: each module type's own time per step and its share.")
         {
-            profileModel, profileQuantization, profileBatches, profileSteps, profileJson,
+            profileModel, profileQuantization, profileBatches, profileSteps, profileJson, profileOutlierFactor,
         };
         profile.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -146,7 +147,10 @@ internal static class BenchCommand
             if (batches.Length == 0 || batches.Any(b => b is < 1 or > 256) || parse.GetValue(profileSteps) is not (> 0 and <= 4096))
                 throw new ArgumentException("--batch must be 1-256 and --steps 1-4096.");
             using var loaded = await ParaphraseService.Model.Loading.ModelSource.LoadAsync(parse.GetValue(profileModel)!,
-                new ParaphraseService.Model.Loading.ModelLoadOptions { Device = "cpu", Quantization = parse.GetValue(profileQuantization)! },
+                new ParaphraseService.Model.Loading.ModelLoadOptions
+                {
+                    Device = "cpu", Quantization = parse.GetValue(profileQuantization)!, Int8 = CommonOptions.Int8(parse, profileOutlierFactor),
+                },
                 ProgressReporter.ForDownloads(), ct);
             var reports = batches.Select(b => StepProfiler.Run(loaded, b, parse.GetValue(profileSteps), line => Console.Error.WriteLine(line))).ToList();
             Console.WriteLine(parse.GetValue(profileJson) ? JsonSerializer.Serialize(reports, s_json) : string.Join(Environment.NewLine, reports.Select(ProfileTable)));

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
 
 namespace ParaphraseService.Cli.Commands;
@@ -35,6 +36,21 @@ internal static class CommonOptions
         Description = "Prompt-lookup speculative decoding: each sequence proposes tokens copied from its prompt and verifies them in one pass. " +
             "The same output, in fewer passes.",
     };
+
+    public static Option<double> Int8OutlierFactor() => new("--int8-outlier-factor")
+    {
+        Description = "int8 (fbgemm): activations above this multiple of their row's mean magnitude are multiplied exactly (one more byte per weight); 0 turns that off.",
+        DefaultValueFactory = _ => Int8Options.Default.OutlierFactor,
+    };
+
+    /// <summary>The int8 settings of --int8-outlier-factor (0: off), refused by name when out of range.</summary>
+    public static Int8Options Int8(ParseResult parse, Option<double> outlierFactor, Int8Kernel kernel = Int8Kernel.Auto)
+    {
+        var factor = parse.GetValue(outlierFactor);
+        if (!(factor >= 0) || double.IsPositiveInfinity(factor))
+            throw new UsageException($"--int8-outlier-factor must be a number of at least 0 (0 turns the exact outlier pass off), got {factor}.");
+        return Int8Options.Default with { Kernel = kernel, OutlierFactor = factor == 0 ? float.PositiveInfinity : (float)factor };
+    }
 
     public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization) => new()
     {

@@ -49,6 +49,7 @@ internal static class EvalCommand
             Description = "Quantizations to evaluate side by side on the same tokens, the first the reference: e.g. none,int8 (each loaded separately).",
         };
         var kernel = new Option<Int8Kernel>("--int8-kernel") { Description = "int8 compute path: auto (fbgemm on the CPU), fbgemm or dequantize.", DefaultValueFactory = _ => Int8Kernel.Auto };
+        var outlierFactor = CommonOptions.Int8OutlierFactor();
         var template = new Option<string?>("--template")
         {
             Description = "Pairs: the prompt with {text}. Default: the adapter's own template, else the fine-tune template 'Original: {text}\\nParaphrase:'.",
@@ -67,7 +68,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Perplexity of a text or of paraphrase pairs under a model, an adapter, or several quantizations side by side.")
         {
-            model, data, format, adapter, compare, quantization, kernel, template, window, maxLength, limit, batchSize, bleuSamples, lenient, json, device, dtype,
+            model, data, format, adapter, compare, quantization, kernel, outlierFactor, template, window, maxLength, limit, batchSize, bleuSamples, lenient, json, device, dtype,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -106,7 +107,7 @@ internal static class EvalCommand
                     loads.Add(await ModelSource.LoadAsync(parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization) with
                     {
                         Quantization = q,
-                        Int8 = Int8Options.Default with { Kernel = parse.GetValue(kernel) },
+                        Int8 = CommonOptions.Int8(parse, outlierFactor, parse.GetValue(kernel)),
                         MaxResidentAdapters = adapterFolder is null ? 0 : 1,
                     }, ProgressReporter.ForDownloads(), ct));
                 }

@@ -39,22 +39,28 @@ internal static class FbgemmKernels
     public static int MaxCode => PairsSaturate ? 127 : 255;
 
     /// <summary>
-    /// u · qᵀ for activations already quantized: <paramref name="codes"/> (N, in) fp32 holding integers in
-    /// [0, <see cref="MaxCode"/>]. The op quantizes its input over the tensor's range; one extra row holding 0 and 255
-    /// pins that range to [0, 255], so its scale is exactly 1, every code passes unchanged and the int32 sums are exact
-    /// (that row's output is dropped). Whatever the other rows hold, a row's product is the same.
+    /// A buffer for <paramref name="rows"/> rows of codes plus the pin row <see cref="IntegerProduct"/> needs last: 0
+    /// and 255, which fixes the op's quantization range to [0, 255], so its scale is exactly 1 and every code passes
+    /// unchanged.
+    /// </summary>
+    public static Tensor CodesWithPinRow(int rows, int features)
+    {
+        var codes = empty([rows + 1, features]);
+        codes[rows].zero_();
+        codes[rows, 0] = 255f;
+        return codes;
+    }
+
+    /// <summary>
+    /// u · qᵀ, exact in int32, for activations already quantized: <paramref name="codes"/> (N + 1, in) fp32 holding
+    /// integers in [0, <see cref="MaxCode"/>], its last row the pin of <see cref="CodesWithPinRow"/>. Returns (N + 1, out);
+    /// the pin row's output is meaningless. Whatever the other rows hold, a row's product is the same.
     /// </summary>
     /// <param name="weightShape">Any int8 tensor of shape [out, in]: fbgemm reads only its sizes (an expanded scalar does).</param>
     /// <param name="colOffsets">int32 [out]: the sum of each weight row (zero point 0).</param>
     /// <param name="zeroBias">fp32 [out] zeros: the op requires a bias; ours is added after the scales.</param>
-    public static Tensor IntegerProduct(Tensor codes, Tensor weightShape, Tensor packed, Tensor colOffsets, Tensor zeroBias)
-    {
-        using var scope = NewDisposeScope();
-        var pin = zeros([1, codes.shape[1]], codes.dtype, codes.device);
-        pin[0, 0] = 255f;
-        var product = Invoke(cat([codes, pin], 0), weightShape, packed, colOffsets, zeroBias).narrow(0, 0, codes.shape[0]);
-        return product.MoveToOuterDisposeScope();
-    }
+    public static Tensor IntegerProduct(Tensor codes, Tensor weightShape, Tensor packed, Tensor colOffsets, Tensor zeroBias) =>
+        Invoke(codes, weightShape, packed, colOffsets, zeroBias);
 
     private static Tensor Invoke(Tensor x, Tensor weightShape, Tensor packed, Tensor colOffsets, Tensor zeroBias) =>
         (Tensor)s_unit.Value.invoke("linear", x, weightShape, packed, colOffsets, zeroBias);

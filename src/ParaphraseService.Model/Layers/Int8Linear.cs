@@ -23,6 +23,8 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
     public Int8Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Int8Options options) : base(nameof(Int8Linear))
     {
+        if (!(options.OutlierFactor > 0))
+            throw new ArgumentOutOfRangeException(nameof(options), options.OutlierFactor, "Int8Options.OutlierFactor must be above 0 (infinity turns the outlier pass off).");
         (_in, _out, _options) = (inFeatures, outFeatures, options);
         if (hasBias)
             register_parameter(nameof(bias), new Parameter(empty(outFeatures, dtype, device("meta")), requires_grad: false));
@@ -66,7 +68,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             : _options.Kernel;
         if (kernel == Int8Kernel.Fbgemm && device.type != DeviceType.CPU)
             throw new NotSupportedException("The fbgemm int8 kernel runs on the CPU only.");
-        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device) : Weights.ForDequantize(q, scale, device);
+        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device, float.IsFinite(_options.OutlierFactor)) : Weights.ForDequantize(q, scale, device);
         if (kernel == Int8Kernel.Fbgemm && _options.KeepWeightForTraining)
             AttachTrainingMatrix(q);
     }
@@ -138,47 +140,23 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         return y.MoveToOuterDisposeScope();
     }
 
-    private Tensor FbgemmProduct(Tensor x, Weights w)
+    /// <summary>x · qᵀ at unit weight scale: activations coded row by row (<see cref="ActivationCodes"/>), the integer
+    /// product from fbgemm, outliers exact.</summary>
+    private unsafe Tensor FbgemmProduct(Tensor x, Weights w)
     {
         using var scope = NewDisposeScope();
-        var rows = x.reshape(-1, _in); // (N, in)
-        // Elements beyond the outlier threshold go through a second pass with their own activation range, so one
-        // 8-bit range does not round every ordinary value of their row to zero. Decided element by element, so what
-        // one row holds never changes how another is computed.
-        var large = rows.abs().gt(_options.OutlierThreshold);
-        Tensor product;
-        if (!large.any().item<bool>())
-        {
-            product = PerRowProduct(rows, w);
-        }
-        else
-        {
-            var outliers = rows.where(large, 0f);
-            product = PerRowProduct(rows - outliers, w) + PerRowProduct(outliers, w);
-        }
+        var rows = x.reshape(-1, _in).contiguous(); // (N, in)
+        var n = (int)rows.shape[0];
+        var codes = FbgemmKernels.CodesWithPinRow(n, (int)_in); // (N + 1, in)
+        var (steps, zeroPoints) = (new float[n], new float[n]);
+        var outliers = new List<ActivationCodes.Outlier>();
+        ActivationCodes.Quantize(TensorMemory.Floats(rows), n, (int)_in, TensorMemory.Floats(codes), FbgemmKernels.MaxCode,
+            w.OutlierColumns is null ? float.PositiveInfinity : _options.OutlierFactor, steps, zeroPoints, outliers);
+        var product = FbgemmKernels.IntegerProduct(codes, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!).contiguous();
+        ActivationCodes.Finish(TensorMemory.Floats(product), n, (int)_out, steps, zeroPoints, TensorMemory.Floats(w.RowSums!),
+            w.OutlierColumns is null ? null : TensorMemory.Bytes(w.OutlierColumns), outliers);
         long[] shape = [.. x.shape[..^1], _out];
-        return product.reshape(shape).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// rows (N, in) · qᵀ with every row quantized over its own range (LLM.int8()'s vector-wise activation scales), in
-    /// <see cref="FbgemmKernels.MaxCode"/> + 1 levels with an integer zero point, so 0 stays exactly 0:
-    /// x ≈ a·(u − z) with u = clamp(round(x / a) + z, 0, K), a = (max(x, 0) − min(x, 0)) / K, z = round(−min(x, 0) / a).
-    /// Then x · qᵀ ≈ a·(u · qᵀ − z·Σ_i q[:, i]), with u · qᵀ exact from fbgemm. A row computes the same alone or in a batch.
-    /// </summary>
-    private static Tensor PerRowProduct(Tensor rows, Weights w)
-    {
-        using var scope = NewDisposeScope();
-        var levels = (float)FbgemmKernels.MaxCode;
-        var (min, max) = aminmax(rows, 1, keepdim: true); // (N, 1) each
-        var low = min.clamp(max: 0);
-        var step = (max.clamp(min: 0) - low) / levels;
-        step = step.masked_fill(step.eq(0), 1f); // an all-zero row: any step, every code is z = 0
-        var zero = (-low / step).round_().clamp_(0, levels);
-        var codes = (rows / step).round_().add_(zero).clamp_(0, levels);
-        var product = FbgemmKernels.IntegerProduct(codes, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!);
-        // a ⊙ (u · qᵀ − z ⊙ Σ_i q[:, i])
-        return product.addcmul_(zero, w.RowSums!, -1).mul_(step).MoveToOuterDisposeScope();
+        return product.narrow(0, 0, n).reshape(shape).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)
@@ -202,9 +180,11 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         public Tensor? ShapeView { get; init; }
         public Tensor? ZeroBias { get; init; }
         public Tensor? RowSums { get; init; }
+        // qᵀ (in, out) int8: the weight's columns, for the activations multiplied exactly (Int8Options.OutlierFactor)
+        public Tensor? OutlierColumns { get; init; }
 
         // The packed matrix is an opaque handle whose numel says nothing of its size; it holds one byte per weight.
-        public long Bytes => Scale.NumberOfElements * 4 + (Q?.NumberOfElements ?? 0) + (ColOffsets?.NumberOfElements ?? 0) * 8
+        public long Bytes => Scale.NumberOfElements * 4 + (Q?.NumberOfElements ?? 0) + (ColOffsets?.NumberOfElements ?? 0) * 8 + (OutlierColumns?.NumberOfElements ?? 0)
             + (Packed is null ? 0 : ShapeView!.shape[0] * ShapeView.shape[1]);
 
         public static Weights ForDequantize(Tensor q, Tensor scale, Device device) => new()
@@ -214,7 +194,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             Scale = scale.to(ScalarType.Float32, device).DetachFromDisposeScope(),
         };
 
-        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device)
+        public static Weights ForFbgemm(Tensor q, Tensor scale, Device device, bool exactOutliers)
         {
             using var cpu = q.to(CPU);
             return new Weights
@@ -228,12 +208,13 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
                 // Σ_i q[o, i] as fp32: what a row's offset (its minimum) contributes to each output
                 RowSums = cpu.sum([1], type: ScalarType.Float32).DetachFromDisposeScope(),
                 Scale = scale.to(ScalarType.Float32, CPU).DetachFromDisposeScope(),
+                OutlierColumns = exactOutliers ? cpu.t().contiguous().DetachFromDisposeScope() : null,
             };
         }
 
         public void Dispose()
         {
-            foreach (var t in new[] { Scale, Q, Packed, ColOffsets, ShapeView, ZeroBias, RowSums }) t?.Dispose();
+            foreach (var t in new[] { Scale, Q, Packed, ColOffsets, ShapeView, ZeroBias, RowSums, OutlierColumns }) t?.Dispose();
         }
     }
 }

@@ -147,12 +147,17 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         private static readonly Gen<string> Small = Gen.Int[1, 6].Select(v => v.ToString());
         private static readonly Gen<string> Temperature = Gen.OneOf(Gen.OneOf("0", "1", "0.7", "2", "1e-6"), Gen.Double[0, 2].Select(d => d.ToString("R")));
 
+        // keep/avoid lists: ordinary, cased and split, empty and whitespace terms, nulls, non-ASCII
+        private static readonly Gen<string> Terms = Gen.OneOf("[\"Friday\"]", "[\"the\", \"FRI day\"]", "[\"\"]", "[null]", "[\" \"]", "[\"\u00e9t\u00e9\"]");
+
         private static readonly (string Name, Gen<string> Value)[] ParaphraseFields =
         [
             ("text", Field(Text)), ("texts", Field(Gen.OneOf("[\"One.\", \"Two.\"]", "[\"Hello there.\"]"))), ("adapter", Field(Gen.OneOf($"\"{Adapter}\"", "null", "\"unknown-one\""))),
             ("candidates", Field(Gen.Int[1, 3].Select(v => v.ToString()))), ("maxNewTokens", Field(Small)), ("temperature", Field(Temperature)),
             ("topP", Field(Gen.OneOf("1", "0.9", "0.01"))), ("topK", Field(Gen.OneOf("0", "5", "50"))), ("repetitionPenalty", Field(Gen.OneOf("1", "1.2", "2"))),
             ("seed", Field(Seed)), ("stream", Field(Gen.OneOf("true", "false"))),
+            ("maxChars", Field(Gen.OneOf("1", "20", "65536", "65537"))), ("keep", Field(Terms)), ("avoid", Field(Terms)),
+            ("minSimilarity", Field(Gen.OneOf("0", "0.5", "1", "1.01"))), ("speculation", Field(Gen.OneOf("true", "false"))),
         ];
 
         private static readonly (string Name, Gen<string> Value)[] CompletionFields =
@@ -163,6 +168,8 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             ("stream_options", Field(Gen.Const("{\"include_usage\": true}"))), ("top_k", Field(Gen.OneOf("0", "3"))), ("repetition_penalty", Field(Gen.OneOf("1", "1.5"))),
             ("user", Field(Gen.Const("\"someone\""))), ("echo", Field(Gen.Const("false"))), ("presence_penalty", Field(Gen.Const("0"))), ("logit_bias", Field(Gen.Const("{}"))),
             ("best_of", Field(Gen.Const("1"))), ("suffix", Field(Gen.Const("null"))), ("logprobs", Field(Gen.Const("null"))),
+            ("max_chars", Field(Gen.OneOf("1", "30"))), ("avoid", Field(Terms)), ("speculation", Field(Gen.OneOf("true", "false"))),
+            ("keep", Field(Terms)),
         ];
 
         private static readonly (string Name, Gen<string> Value)[] ChatFields =
@@ -175,6 +182,8 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             ("seed", Field(Seed)), ("stream", Field(Gen.OneOf("true", "false"))), ("stream_options", Field(Gen.Const("{\"include_usage\": true}"))),
             ("stop", Field(Gen.OneOf("\"\\n\"", "null"))), ("response_format", Field(Gen.Const("{\"type\": \"text\"}"))), ("tools", Field(Gen.Const("[]"))),
             ("logprobs", Field(Gen.Const("false"))), ("user", Field(Gen.Const("\"someone\""))),
+            ("max_chars", Field(Gen.OneOf("1", "30"))), ("avoid", Field(Terms)), ("speculation", Field(Gen.OneOf("true", "false"))),
+            ("min_similarity", Field(Gen.Const("0.5"))),
         ];
 
         private static readonly (string Name, Gen<string> Value)[] AdapterFields =

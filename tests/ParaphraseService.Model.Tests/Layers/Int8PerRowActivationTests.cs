@@ -10,12 +10,12 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
     private const int In = 256;
     private const int Out = 192;
 
-    private static (Int8Linear Layer, Tensor Weight, Tensor Bias) Layer(float outlierThreshold = 6f, bool keepMatrix = false)
+    private static (Int8Linear Layer, Tensor Weight, Tensor Bias) Layer(float outlierFactor = 3f, bool keepMatrix = false)
     {
         var generator = new Generator(11, CPU);
         var weight = randn([Out, In], generator: generator) * 0.05f;
         var bias = randn([Out], generator: generator) * 0.1f;
-        var layer = new Int8Linear(In, Out, hasBias: true, ScalarType.Float32, new Int8Options(Int8Kernel.Fbgemm, outlierThreshold, keepMatrix));
+        var layer = new Int8Linear(In, Out, hasBias: true, ScalarType.Float32, new Int8Options(Int8Kernel.Fbgemm, outlierFactor, keepMatrix));
         layer.LoadWeight(weight, CPU);
         layer.bias = new TorchSharp.Modules.Parameter(bias.clone(), requires_grad: false);
         return (layer, weight, bias);
@@ -76,5 +76,57 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
             Assert.True(y.allclose(nn.functional.linear(x, dequantized, bias), rtol: 1e-5, atol: 1e-5));
             Assert.True(y[0].allclose(bias));
         }
+    }
+
+    [Fact]
+    public void OutliersAreMultipliedExactly()
+    {
+        var (layer, _, bias) = Layer(keepMatrix: true);
+        using (layer)
+        {
+            // Rows of zeros but for a few large values: every value is an outlier of its row, none goes through the codes.
+            var x = zeros([2, In]);
+            x[0, 3] = 100f;
+            x[0, 200] = -37.5f;
+            x[1, 17] = 1e4f;
+            var (q, scale) = layer.QuantizedWeight();
+            var expected = nn.functional.linear(x, RowwiseInt8.Dequantize(q, scale, ScalarType.Float32), bias);
+            Assert.True(layer.forward(x).allclose(expected, rtol: 1e-5, atol: 1e-4), "outliers should be multiplied in fp32 by the int8 weight");
+
+            // ... and beside ordinary values they keep the row's range for the others: far closer than without the pass.
+            var mixed = randn([4, In], generator: new Generator(9, CPU));
+            mixed[.., 31] *= 80f;
+            using var plain = Layer(float.PositiveInfinity, keepMatrix: true).Layer;
+            var reference = nn.functional.linear(mixed, RowwiseInt8.Dequantize(q, scale, ScalarType.Float32), bias);
+            var (exact, coarse) = (RelativeError(layer.forward(mixed), reference), RelativeError(plain.forward(mixed), reference));
+            output.WriteLine($"a feature 80x the rest: {exact:E2} with the exact pass, {coarse:E2} without");
+            Assert.True(exact < coarse / 3, $"exact pass {exact:E2}, none {coarse:E2}");
+        }
+    }
+
+    [Fact]
+    public void ANonFiniteRowSpoilsOnlyItself()
+    {
+        var (layer, _, _) = Layer();
+        using (layer)
+        {
+            var x = randn([4, In], generator: new Generator(13, CPU));
+            x[1, 5] = float.NaN;
+            x[2, 9] = float.PositiveInfinity;
+            var y = layer.forward(x);
+            Assert.True(y[1].isnan().all().item<bool>() && y[2].isnan().all().item<bool>());
+            foreach (var r in new[] { 0, 3 })
+                Assert.True(y[r..(r + 1)].allclose(layer.forward(x[r..(r + 1)]), rtol: 1e-6, atol: 1e-6), $"row {r}");
+        }
+    }
+
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(-1f)]
+    [InlineData(float.NaN)]
+    public void AnOutlierFactorThatIsNotPositiveIsRefused(float factor)
+    {
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new Int8Linear(In, Out, hasBias: false, ScalarType.Float32, new Int8Options(OutlierFactor: factor)));
+        Assert.Contains("OutlierFactor", error.Message);
     }
 }

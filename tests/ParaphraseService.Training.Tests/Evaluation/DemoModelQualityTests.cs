@@ -47,10 +47,9 @@ public partial class DemoModelQualityTests(ITestOutputHelper output)
         output.WriteLine($"{kernel}: perplexity {report.Models[0].Perplexity:F4} -> {report.Models[1].Perplexity:F4} ({c.PerplexityIncrease:P3}), " +
             $"top-1 agreement {c.Top1Agreement:P2}, KL {c.MeanKl:E2}, logits error {c.LogitsRelativeError:E2}");
         Assert.InRange(c.PerplexityIncrease, -0.01, 0.01);
-        // 98% where activations are quantized in 8 bits (or not at all); fbgemm on CPUs without VNNI has 7 bits, and
-        // there the most likely token changes more often (measured 97.0%; 98.3% simulated with 8 bits, 99.0% with the
-        // dequantize kernel: README, Evaluating models).
-        var atLeast = kernel == Int8Kernel.Fbgemm && Int8Linear.FbgemmActivationBits < 8 ? 0.96 : 0.98;
+        // 98% for both kernels, also where fbgemm codes activations in 7 bits (CPUs without VNNI): there the exact outlier
+        // pass (Int8Options.OutlierFactor) lifted it from 97.0% to 98.2% (README, Evaluating models).
+        const double atLeast = 0.98;
         Assert.True(c.Top1Agreement >= atLeast, $"top-1 agreement {c.Top1Agreement:P2}");
     }
 

@@ -287,19 +287,8 @@ public sealed class PostgreSqlAdapterStore : IAdapterStorage
         }
     }
 
-    public PublishedAdapter Import(string name, string sourceFolder, bool replace = false)
-    {
-        CheckName(name);
-        if (string.IsNullOrWhiteSpace(sourceFolder) || !Path.IsPathFullyQualified(sourceFolder))
-            throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the path '{sourceFolder}' is not an absolute path on the server");
-        if (!Directory.Exists(sourceFolder))
-            throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"there is no folder at '{sourceFolder}' on the server");
-        if (!replace && Exists(name))
-            throw AdapterStore.AlreadyExists(name);
-        if (CurrentTarget() is null)
-            throw new AdapterStoreException(AdapterStoreError.ModelNotLoaded, ModelNotLoadedReason);
-        return Publish(name, AdapterStore.StageCopyOf(this, sourceFolder), replace);
-    }
+    public PublishedAdapter Import(string name, string sourceFolder, bool replace = false) =>
+        AdapterStore.ImportInto(this, name, sourceFolder, replace);
 
     /// <summary>
     /// Compares the catalog with what this replica last saw and raises <see cref="Changed"/> for every adapter added,

@@ -1,0 +1,27 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Layers;
+
+/// <summary>
+/// The memory behind a contiguous CPU tensor, for loops that would otherwise be a dozen LibTorch dispatches (each one a
+/// native call and, on a busy machine, a wake-up of LibTorch's thread pool). The tensor must outlive the pointer.
+/// </summary>
+internal static unsafe class TensorMemory
+{
+    // LibTorchSharp's own accessor (TorchSharp's TensorAccessor wraps the same call but copies on most paths).
+    [DllImport("LibTorchSharp")]
+    private static extern IntPtr THSTensor_data(IntPtr handle);
+
+    public static float* Floats(Tensor t) => (float*)Data(t, ScalarType.Float32);
+
+    public static sbyte* Bytes(Tensor t) => (sbyte*)Data(t, ScalarType.Int8);
+
+    private static IntPtr Data(Tensor t, ScalarType dtype)
+    {
+        if (t.dtype != dtype || t.device_type != DeviceType.CPU || !t.is_contiguous())
+            throw new ArgumentException($"Expected a contiguous CPU {dtype} tensor, got {t.dtype} on {t.device_type}{(t.is_contiguous() ? "" : ", not contiguous")}.");
+        return THSTensor_data(t.Handle);
+    }
+}
