@@ -200,5 +200,13 @@ public class BatchFileTests
         using var client = app.CreateClient();
         var problem = await (await client.PostAsync("/batches", Jsonl(Good))).AssertProblemAsync(HttpStatusCode.ServiceUnavailable);
         Assert.Contains("Batches:Enabled", problem.Detail());
+
+        // The routes are in the OpenAPI document, the upload with the content types it reads.
+        var paths = (await client.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json")).GetProperty("paths");
+        var upload = paths.GetProperty("/batches").GetProperty("post").GetProperty("requestBody").GetProperty("content");
+        Assert.True(upload.TryGetProperty("application/jsonl", out _) && upload.TryGetProperty("multipart/form-data", out _), upload.ToString());
+        Assert.True(paths.GetProperty("/batches/{id}/results").TryGetProperty("get", out _));
+        Assert.True(paths.GetProperty("/batches/{id}/cancel").TryGetProperty("post", out _));
+        Assert.True(paths.GetProperty("/admin/batches").TryGetProperty("get", out _));
     }
 }
