@@ -34,19 +34,24 @@ public sealed class BatchRunner : BackgroundService
     private readonly TimeProvider _time;
     private readonly JsonSerializerOptions _json;
     private readonly ILogger<BatchRunner> _logger;
+    private readonly IHostApplicationLifetime _lifetime;
     private readonly SemaphoreSlim _wake = new(0);
     // Batches this node runs now, and how to stop each at once.
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _held = new(StringComparer.Ordinal);
 
     public BatchRunner(IBatchStore store, RequestPipeline pipeline, GenerationQueue queue, CandidatePostProcessor postProcessor, ModelHost host,
         IOptions<BatchOptions> options, IOptions<StorageOptions> storage, IOptions<NodeOptions> node, BatchMetrics metrics, TimeProvider time,
-        IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, ILogger<BatchRunner> logger)
+        IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, IHostApplicationLifetime lifetime, ILogger<BatchRunner> logger)
     {
+        _lifetime = lifetime;
         (_store, _pipeline, _queue, _postProcessor, _host, _metrics, _time, _logger) = (store, pipeline, queue, postProcessor, host, metrics, time, logger);
         (_options, _storage, _serves, _json) = (options.Value, storage.Value, node.Value.Serves, json.Value.SerializerOptions);
     }
 
     private TimeSpan Lease => TimeSpan.FromSeconds(_storage.LeaseSeconds);
+
+    /// <summary>How long a line that cannot run yet waits before it tries again.</summary>
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
 
     /// <summary>A batch was queued here: look for work now rather than at the next poll.</summary>
     public void Wake()
@@ -64,8 +69,11 @@ public sealed class BatchRunner : BackgroundService
     /// <summary>Batches this node runs now (for tests and the log).</summary>
     public IReadOnlyCollection<string> Running => _held.Keys.ToList();
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task ExecuteAsync(CancellationToken hostStopping)
     {
+        // The service stopping (not only this runner): no new line is taken, and the batch is given back at once.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(hostStopping, _lifetime.ApplicationStopping);
+        var stoppingToken = stopping.Token;
         if (!_options.Enabled || !_serves)
             return; // a train-only node never runs batches: serving nodes do
         try
@@ -158,20 +166,21 @@ public sealed class BatchRunner : BackgroundService
             _logger.LogInformation("Batch {Batch} runs on this node", id);
             while (true)
             {
-                var pass = await PassAsync(id, running);
-                if (running.IsCancellationRequested || pass.Stop)
+                var stop = await PassAsync(id, running);
+                if (running.IsCancellationRequested || stop)
                 {
-                    giveBack = stoppingToken.IsCancellationRequested || pass.Stop;
+                    giveBack = stoppingToken.IsCancellationRequested || stop;
                     break;
                 }
-                if (!pass.LeftPending)
+                if (_store.TryComplete(id, _time.GetUtcNow()))
                 {
-                    if (_store.TryComplete(id, _time.GetUtcNow()))
-                        _logger.LogInformation("Batch {Batch} completed", id);
+                    _logger.LogInformation("Batch {Batch} completed", id);
                     break;
                 }
-                // Some lines could not run now (the model not serving yet): they are tried again in a moment.
-                await Task.Delay(TimeSpan.FromSeconds(1), _time, running.Token);
+                // Not complete though every line was taken: it ended meanwhile (cancelled), or a line is pending again.
+                if (_store.Get(id) is not { Status: BatchState.Running })
+                    break;
+                await Task.Delay(RetryDelay, _time, running.Token);
             }
         }
         catch (OperationCanceledException) when (running.IsCancellationRequested)
@@ -219,22 +228,25 @@ public sealed class BatchRunner : BackgroundService
         }
     }
 
-    private readonly record struct Pass(bool LeftPending, bool Stop);
-
-    /// <summary>One pass over the batch's pending lines, in order, with at most <see cref="BatchOptions.Concurrency"/> in flight.</summary>
-    private async Task<Pass> PassAsync(string id, CancellationTokenSource running)
+    /// <summary>
+    /// One pass over the batch's pending lines, in order, with at most <see cref="BatchOptions.Concurrency"/> in flight;
+    /// true when the batch cannot go on here (this node stops, lost the batch, or the store is down).
+    /// </summary>
+    private async Task<bool> PassAsync(string id, CancellationTokenSource running)
     {
         var token = running.Token;
         using var window = new SemaphoreSlim(_options.Concurrency);
-        var inFlight = new List<Task<LineRun>>();
+        var inFlight = new List<Task>();
         var after = 0;
-        var leftPending = false;
         var stop = false;
         try
         {
             while (!token.IsCancellationRequested)
             {
                 await window.WaitAsync(token);
+                // A release racing the cancellation can still hand the wait its slot: no line is taken after a stop.
+                if (token.IsCancellationRequested)
+                    break;
                 var free = 1;
                 while (free < _options.Concurrency && window.Wait(0)) free++;
                 var lines = _store.TakePending(id, after, free);
@@ -243,29 +255,27 @@ public sealed class BatchRunner : BackgroundService
                 if (lines.Count == 0)
                     break;
                 after = lines[^1].Line;
+                inFlight.RemoveAll(t => t.IsCompleted);
                 foreach (var line in lines)
                     inFlight.Add(RunOneAsync(line));
             }
         }
         finally
         {
-            // Whatever stopped the pass, the lines in flight end before it returns (cancelled ones stay pending).
-            foreach (var run in await Task.WhenAll(inFlight))
-            {
-                leftPending |= run == LineRun.LeftPending;
-                stop |= run == LineRun.Stop;
-            }
+            // Whatever ended the pass, the lines in flight end before it returns (those cancelled stay pending).
+            await Task.WhenAll(inFlight);
         }
-        return new Pass(leftPending, stop);
+        return stop;
 
-        async Task<LineRun> RunOneAsync(PendingLine line)
+        async Task RunOneAsync(PendingLine line)
         {
             try
             {
-                var run = await RunLineAsync(id, line, token);
-                if (run == LineRun.Stop)
+                if (!await RunLineAsync(id, line, token))
+                {
+                    stop = true;
                     CancelQuietly(running);
-                return run;
+                }
             }
             finally
             {
@@ -274,17 +284,12 @@ public sealed class BatchRunner : BackgroundService
         }
     }
 
-    private enum LineRun
-    {
-        /// <summary>Its result or error is stored.</summary>
-        Recorded,
-        /// <summary>It could not run now; it stays pending for a later pass.</summary>
-        LeftPending,
-        /// <summary>The batch cannot go on here (this node stops, lost the batch, or the store is down).</summary>
-        Stop,
-    }
-
-    private async Task<LineRun> RunLineAsync(string id, PendingLine line, CancellationToken token)
+    /// <summary>
+    /// Runs one line to its stored result or error; false when it cannot run here (this node stops or lost the batch,
+    /// or the store is down: the line stays pending). A line that cannot run yet (the model not serving, a job ended
+    /// by something other than this runner) waits and tries again, holding its place in the window.
+    /// </summary>
+    private async Task<bool> RunLineAsync(string id, PendingLine line, CancellationToken token)
     {
         try
         {
@@ -308,24 +313,26 @@ public sealed class BatchRunner : BackgroundService
             while (true)
             {
                 if (token.IsCancellationRequested)
-                    return LineRun.Stop;
+                    return false;
                 var generation = ParaphraseEndpoints.Generation(request, texts) with { Background = true, Stream = false };
                 var (prepared, problem) = _pipeline.Prepare(generation, token, $"{id}/{line.Line}");
                 if (problem is not null)
                 {
-                    // 503: not ready or stopping. The line waits; every other answer is the line's own.
-                    return problem.StatusCode == StatusCodes.Status503ServiceUnavailable
-                        ? LineRun.LeftPending
-                        : Record(id, line, LineState.Failed, Error(problem.ProblemDetails));
+                    if (problem.StatusCode != StatusCodes.Status503ServiceUnavailable)
+                        return Record(id, line, LineState.Failed, Error(problem.ProblemDetails));
+                    // Not ready or stopping: the line waits (stopping ends it through the token).
+                    await Task.Delay(RetryDelay, _time, token);
+                    continue;
                 }
                 using (prepared)
                 {
                     switch (_queue.TryEnqueue(prepared!.Jobs))
                     {
                         case EnqueueResult.Closed:
-                            return LineRun.Stop;
-                        case EnqueueResult.Full:
-                            return LineRun.LeftPending; // the background lane is never full; kept for safety
+                            return false;
+                        case EnqueueResult.Full: // the background lane is never full; kept for safety
+                            await Task.Delay(RetryDelay, _time, token);
+                            continue;
                     }
                     IReadOnlyList<JobOutcome> outcomes;
                     try
@@ -335,13 +342,16 @@ public sealed class BatchRunner : BackgroundService
                     catch (JobFailedException failure)
                     {
                         if (token.IsCancellationRequested || failure.Failure == JobFailure.ShuttingDown)
-                            return LineRun.Stop;
+                            return false;
                         // Past the deadline without ever being admitted: interactive load kept it waiting, which is
                         // what a background line is for. It waits again; a line that timed out while running is an error.
                         if (failure.Failure == JobFailure.Timeout && prepared.Jobs.Any(j => j.Completion.IsFaulted && !j.HasStarted))
                             continue;
                         if (failure.Failure is JobFailure.ModelUnavailable or JobFailure.Cancelled)
-                            return LineRun.LeftPending;
+                        {
+                            await Task.Delay(RetryDelay, _time, token);
+                            continue;
+                        }
                         return Record(id, line, LineState.Failed, Error(RequestProblems.From(failure).ProblemDetails));
                     }
                     var response = ParaphraseEndpoints.Response(prepared, texts, outcomes, ParaphraseEndpoints.Constraints(request), _postProcessor);
@@ -351,12 +361,12 @@ public sealed class BatchRunner : BackgroundService
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
-            return LineRun.Stop;
+            return false;
         }
         catch (StorageUnavailableException e)
         {
             _logger.LogWarning("Batch {Batch} line {Line}: the store cannot be reached ({Error}); the batch stops here", id, line.Line, e.Message);
-            return LineRun.Stop;
+            return false;
         }
         catch (Exception e)
         {
@@ -370,18 +380,18 @@ public sealed class BatchRunner : BackgroundService
             catch (Exception inner)
             {
                 _logger.LogWarning("Batch {Batch} line {Line}: storing its error failed too: {Error}", id, line.Line, inner.Message);
-                return LineRun.Stop;
+                return false;
             }
         }
     }
 
-    /// <summary>Stores a line's outcome; Stop when this node no longer holds the batch (or the line was cancelled meanwhile).</summary>
-    private LineRun Record(string id, PendingLine line, LineState state, string result)
+    /// <summary>Stores a line's outcome; false when this node no longer holds the batch (or the line was cancelled meanwhile).</summary>
+    private bool Record(string id, PendingLine line, LineState state, string result)
     {
         if (!_store.RecordLine(id, line.Line, state, result, _time.GetUtcNow()))
-            return LineRun.Stop;
+            return false;
         _metrics.Finished(state);
-        return LineRun.Recorded;
+        return true;
     }
 
     private static string Error(string field, string reason)
