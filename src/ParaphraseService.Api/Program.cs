@@ -1,4 +1,5 @@
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.Batches;
 using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.Health;
 using ParaphraseService.Api.Hosting;
@@ -20,6 +21,7 @@ app.MapAdminAdapters();
 app.MapOpenAiCompletions();
 app.MapOpenAiChatCompletions();
 app.MapFineTunes();
+app.MapBatches();
 app.MapStatusPage();
 app.Run();
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using ParaphraseService.Testing;
 
 namespace ParaphraseService.Cli.Tests;
@@ -84,6 +85,7 @@ public sealed class FileCommandTests : IDisposable
     [InlineData("--batch-size must be 1-32", "file", "--in", "-", "--batch-size", "64")]
     [InlineData("not both", "file", "--in", "-", "--model", "demo", "--server", "http://127.0.0.1:9")]
     [InlineData("--server must be an http", "file", "--in", "-", "--server", "ftp://example")]
+    [InlineData("--batch-threshold must be -1", "file", "--in", "-", "--server", "http://127.0.0.1:9", "--batch-threshold", "-2")]
     public async Task UsageErrorsExitTwoWithOneLineAndWriteNothing(string reason, params string[] args)
     {
         var run = await CliRunner.RunWithInputAsync("", args);
@@ -136,6 +138,52 @@ public sealed class FileCommandTests : IDisposable
         Assert.Equal(1, refused.ExitCode);
         Assert.Contains("404", refused.StandardError);
         Assert.False(File.Exists(unknown));
+        Assert.Empty(Directory.GetFiles(_folder, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task AboveTheThresholdTheServerRunsItAsABatchAndTheOutputIsTheDirectPaths()
+    {
+        // One line in flight on the server, one text per request on the direct path: each line is decoded alone either
+        // way, so not even the rounding of a batched matrix product can differ.
+        await using var service = new ServiceApplication(new() { ["Batches:Concurrency"] = "1" });
+        var url = (await service.StartOnLoopback()).ToString();
+        var lines = Enumerable.Range(0, 12).Select(i => $"Line {i}: the meeting has been moved to Friday afternoon .").ToList();
+        lines[4] = "";
+        lines[7] = string.Join(' ', Enumerable.Repeat("word", 2100)); // longer than the demo's context: that line's error
+        var input = WriteInput(lines);
+        var store = service.Services.GetRequiredService<ParaphraseService.Api.Batches.IBatchStore>();
+        string[] Common(string output) => ["file", "--in", input, "--out", output, "--server", url, "--max-new-tokens", "6", "--seed", "3", "--batch-size", "1"];
+
+        var batched = Path.Combine(_folder, "batched.jsonl");
+        var viaBatch = await CliRunner.RunAsync([.. Common(batched), "--batch-threshold", "10"]);
+        Assert.Equal(1, viaBatch.ExitCode); // the long line failed; the output is complete
+        Assert.Contains("through POST /batches", viaBatch.StandardError);
+        Assert.Contains("1 of 12 lines failed", viaBatch.StandardError);
+        var batch = Assert.Single(store.List(10)); // it went through the service's batches
+        Assert.Equal((11, 10, 1), (batch.Lines, batch.Succeeded, batch.Failed));
+
+        var direct = Path.Combine(_folder, "direct.jsonl");
+        var viaParaphrase = await CliRunner.RunAsync([.. Common(direct), "--batch-threshold", "12"]); // 12 lines: not above it
+        Assert.Equal(1, viaParaphrase.ExitCode);
+        Assert.DoesNotContain("POST /batches", viaParaphrase.StandardError);
+        Assert.Single(store.List(10)); // no new batch
+
+        Assert.Equal(File.ReadAllText(direct), File.ReadAllText(batched));
+        var results = ReadResults(batched);
+        Assert.Equal(12, results.Count);
+        Assert.Equal("empty line", results[4].GetProperty("error").GetString());
+        Assert.Contains("context", results[7].GetProperty("error").GetString());
+        Assert.NotEmpty(results[0].GetProperty("candidates").EnumerateArray());
+
+        // Stdin goes the same way, and an unknown adapter ends the run before any batch is submitted.
+        var piped = await CliRunner.RunWithInputAsync(string.Join('\n', lines) + "\n", [.. Common("-")[..2], "-", .. Common("-")[3..], "--batch-threshold", "10"]);
+        Assert.Equal(File.ReadAllText(direct), piped.StandardOutput);
+        var unknown = await CliRunner.RunAsync([.. Common(Path.Combine(_folder, "unknown.jsonl")), "--batch-threshold", "0", "--adapter", "no-such-adapter"]);
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("404", unknown.StandardError);
+        Assert.False(File.Exists(Path.Combine(_folder, "unknown.jsonl")));
+        Assert.Equal(2, store.List(10).Count);
         Assert.Empty(Directory.GetFiles(_folder, "*.tmp"));
     }
 

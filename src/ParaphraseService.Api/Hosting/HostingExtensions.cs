@@ -1,5 +1,6 @@
 using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Adapters;
+using ParaphraseService.Api.Batches;
 using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.OpenAi;
 using ParaphraseService.Api.OpenApi;
@@ -41,7 +42,8 @@ public static class HostingExtensions
 
     /// <summary>
     /// The model (loaded in the background); the request pipeline in front of the queue; the scheduler that alone runs
-    /// the model; the adapter manager that says which adapters sit on it; fine-tunes that share it.
+    /// the model; the adapter manager that says which adapters sit on it; fine-tunes that share it; batches that feed it
+    /// in the background.
     /// </summary>
     public static IServiceCollection AddModelServing(this IServiceCollection services)
     {
@@ -62,6 +64,7 @@ public static class HostingExtensions
         services.AddFineTuning();
         services.AddSingleton<Scheduler>();
         services.AddHostedService(provider => provider.GetRequiredService<Scheduler>());
+        services.AddBatches();
         return services;
     }
 

@@ -37,25 +37,7 @@ public static partial class ParaphraseEndpoints
         var errors = Validate(request, out var texts);
         if (errors.Any)
             return RequestProblems.Invalid(errors);
-        var (prepared, problem) = pipeline.Prepare(new GenerationRequest
-        {
-            Inputs = texts,
-            Templated = true,
-            Adapter = request.Adapter,
-            UsesDefaultAdapter = request.UseDefaultAdapter,
-            Candidates = request.Candidates,
-            MaxNewTokens = request.MaxNewTokens,
-            Temperature = request.Temperature,
-            TopP = request.TopP,
-            TopK = request.TopK,
-            RepetitionPenalty = request.RepetitionPenalty,
-            Seed = request.Seed,
-            Stream = request.Stream,
-            MaxCharacters = request.MaxChars,
-            Avoid = Terms(request.Avoid),
-            Speculation = request.Speculation,
-            Fields = new RequestFields(request.Texts is null ? "text" : "texts", request.Texts is not null, "adapter", "candidates", "maxNewTokens"),
-        }, context);
+        var (prepared, problem) = pipeline.Prepare(Generation(request, texts), context);
         if (problem is not null)
             return problem;
         using (prepared)
@@ -77,7 +59,28 @@ public static partial class ParaphraseEndpoints
         }
     }
 
-    private static ParaphraseResponse Response(PreparedRequest prepared, IReadOnlyList<string> texts, IReadOnlyList<JobOutcome> outcomes,
+    /// <summary>What a valid request (<see cref="Validate"/>) asks the pipeline for; batch lines are built the same way.</summary>
+    internal static GenerationRequest Generation(ParaphraseRequest request, IReadOnlyList<string> texts) => new()
+    {
+        Inputs = texts,
+        Templated = true,
+        Adapter = request.Adapter,
+        UsesDefaultAdapter = request.UseDefaultAdapter,
+        Candidates = request.Candidates,
+        MaxNewTokens = request.MaxNewTokens,
+        Temperature = request.Temperature,
+        TopP = request.TopP,
+        TopK = request.TopK,
+        RepetitionPenalty = request.RepetitionPenalty,
+        Seed = request.Seed,
+        Stream = request.Stream,
+        MaxCharacters = request.MaxChars,
+        Avoid = Terms(request.Avoid),
+        Speculation = request.Speculation,
+        Fields = new RequestFields(request.Texts is null ? "text" : "texts", request.Texts is not null, "adapter", "candidates", "maxNewTokens"),
+    };
+
+    internal static ParaphraseResponse Response(PreparedRequest prepared, IReadOnlyList<string> texts, IReadOnlyList<JobOutcome> outcomes,
         CandidateConstraints constraints, CandidatePostProcessor postProcessor)
     {
         var results = texts.Select((text, t) =>
@@ -90,7 +93,7 @@ public static partial class ParaphraseEndpoints
             new ParaphraseTimings(outcomes.Max(o => o.Queued.TotalMilliseconds), outcomes.Max(o => o.Generating.TotalMilliseconds)));
     }
 
-    private static CandidateConstraints Constraints(ParaphraseRequest request) =>
+    internal static CandidateConstraints Constraints(ParaphraseRequest request) =>
         new(request.MaxChars, Terms(request.Keep), Terms(request.Avoid), (float?)request.MinSimilarity);
 
     private static IReadOnlyList<string> Terms(IReadOnlyList<string?>? terms) => terms?.Select(t => t!.Trim()).ToList() ?? [];
@@ -143,7 +146,7 @@ public static partial class ParaphraseEndpoints
         context.Response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data, s_json)}\n\n", context.RequestAborted);
 
     /// <summary>Every problem with the request's own fields; the texts to rewrite (whitespace collapsed: one line each).</summary>
-    private static FieldErrors Validate(ParaphraseRequest request, out List<string> texts)
+    internal static FieldErrors Validate(ParaphraseRequest request, out List<string> texts)
     {
         var errors = new FieldErrors();
         texts = [];

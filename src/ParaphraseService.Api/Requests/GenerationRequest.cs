@@ -45,6 +45,9 @@ public sealed record GenerationRequest
     /// <summary>False: decode one token per step for this request (speculation never changes the output, only the speed).</summary>
     public bool Speculation { get; init; } = true;
 
+    /// <summary>A batch line: its jobs wait in the queue's background lane, behind every interactive request.</summary>
+    public bool Background { get; init; }
+
     public required RequestFields Fields { get; init; }
 
     /// <summary>The field naming input <paramref name="index"/>.</summary>

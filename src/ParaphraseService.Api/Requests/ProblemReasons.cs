@@ -19,7 +19,9 @@ public static class ProblemReasons
             StatusCodes.Status404NotFound => $"Nothing is served at {request.Method} {request.Path}; /swagger lists the API.",
             StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed at {request.Path}.",
             StatusCodes.Status413PayloadTooLarge => "The request body is larger than this endpoint accepts.",
-            StatusCodes.Status415UnsupportedMediaType => $"This endpoint reads JSON: send the body with Content-Type: application/json (got '{request.ContentType}').",
+            StatusCodes.Status415UnsupportedMediaType => request.Path.StartsWithSegments("/batches")
+                ? $"This endpoint reads a JSONL file: send it with Content-Type: application/jsonl (or application/x-ndjson, text/plain), or as the field 'file' of a multipart/form-data form (got '{request.ContentType}')."
+                : $"This endpoint reads JSON: send the body with Content-Type: application/json (got '{request.ContentType}').",
             >= 500 => "The server failed; the trace id identifies the failure in the service's log.",
             var status => $"The request was refused ({status}).",
         };

@@ -20,7 +20,14 @@ public sealed class RequestPipeline(
     ModelHost host, GenerationQueue queue, AdapterManager adapters, IOptions<SchedulerOptions> options, IHostApplicationLifetime lifetime)
 {
     /// <summary>Builds the request's jobs, or says why it cannot be served. Nothing is queued yet.</summary>
-    public (PreparedRequest? Prepared, ProblemHttpResult? Problem) Prepare(GenerationRequest request, HttpContext context)
+    public (PreparedRequest? Prepared, ProblemHttpResult? Problem) Prepare(GenerationRequest request, HttpContext context) =>
+        Prepare(request, context.RequestAborted, context.TraceIdentifier);
+
+    /// <summary>
+    /// As for an HTTP request, for work that has none (a batch line): <paramref name="aborted"/> ends its jobs as a
+    /// client going away would, and <paramref name="traceId"/> names them in the log.
+    /// </summary>
+    public (PreparedRequest? Prepared, ProblemHttpResult? Problem) Prepare(GenerationRequest request, CancellationToken aborted, string traceId)
     {
         if (lifetime.ApplicationStopping.IsCancellationRequested)
             return (null, RequestProblems.ShuttingDown());
@@ -102,7 +109,7 @@ public sealed class RequestPipeline(
             Seed = request.Seed is { } seed ? unchecked(seed + i) : null,
         }).ToList();
         var timeout = TimeSpan.FromSeconds(limits.RequestTimeoutSeconds);
-        var jobs = prompts.Select(ids => new GenerationJob(ids, candidates, adapter, timeout, context.RequestAborted) { TraceId = context.TraceIdentifier }).ToList();
+        var jobs = prompts.Select(ids => new GenerationJob(ids, candidates, adapter, timeout, aborted) { TraceId = traceId, Background = request.Background }).ToList();
         return (new PreparedRequest(model, adapter, template, stops, jobs, request.MaxCharacters), null);
     }
 

@@ -50,6 +50,15 @@ public sealed class GenerationJob : IDisposable
     /// <summary>The request's trace id, logged with any failure so an operator can find what a client reports.</summary>
     public string TraceId { get; init; } = "";
 
+    /// <summary>
+    /// A batch line's job: it waits in the queue's background lane, is admitted only when no interactive job waits,
+    /// and its rows stay within <see cref="SchedulerOptions.BackgroundRowShare"/>.
+    /// </summary>
+    public bool Background { get; init; }
+
+    /// <summary>Whether the scheduler admitted the job (a background job that timed out still waiting is retried).</summary>
+    internal bool HasStarted => Interlocked.Read(ref _started) != 0;
+
     public ChannelReader<CandidateToken> Tokens => _tokens.Reader;
     public Task<JobOutcome> Completion => _completion.Task;
 
@@ -67,7 +76,7 @@ public sealed class GenerationJob : IDisposable
     /// </summary>
     internal Action<GenerationJob>? OnAbandoned { get => _onAbandoned; set => _onAbandoned = value; }
 
-    internal void MarkStarted() => _started = Stopwatch.GetTimestamp();
+    internal void MarkStarted() => Interlocked.Exchange(ref _started, Stopwatch.GetTimestamp());
 
     /// <summary>Hands a token to the reader; true for the job's first token.</summary>
     internal bool Publish(CandidateToken token)

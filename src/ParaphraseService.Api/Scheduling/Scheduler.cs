@@ -212,7 +212,10 @@ public sealed class Scheduler(
         metrics.ActiveRows = _slots.Count;
     }
 
-    /// <summary>Moves waiting jobs into free slots, in arrival order, as long as a whole job fits.</summary>
+    /// <summary>
+    /// Moves waiting jobs into free slots, in arrival order, as long as a whole job fits. Interactive jobs come first: a
+    /// background job (a batch line) is peeked only when none waits, and is admitted only within its share of the rows.
+    /// </summary>
     private void Admit(ContinuousBatcher batcher, LoadedModel model)
     {
         while (queue.TryPeek(out var job))
@@ -220,6 +223,8 @@ public sealed class Scheduler(
             if (!job.IsEnded)
             {
                 if (job.Candidates.Count > batcher.FreeSlots)
+                    return;
+                if (job.Background && !BackgroundFits(job))
                     return;
                 // The head waits until a running sequence frees an adapter it could unload.
                 if (job.Adapter is { } wanted && !AdapterManager.HasRoomFor(wanted, model, AdaptersInUse()))
@@ -250,6 +255,13 @@ public sealed class Scheduler(
                 job.Fail(Internal(job.Adapter is { } a ? $"The adapter '{a.Name}' could not be loaded: {e.Message}" : "The server failed to start generating.", e));
             }
         }
+    }
+
+    /// <summary>Within the background share of rows, or alone when the job needs more than the share.</summary>
+    private bool BackgroundFits(GenerationJob job)
+    {
+        var running = _slots.Values.Count(s => s.Job.Background);
+        return running == 0 || running + job.Candidates.Count <= options.Value.MaxBackgroundRows;
     }
 
     /// <summary>Frees the slots of jobs that ended while running (deadline passed, client gone).</summary>

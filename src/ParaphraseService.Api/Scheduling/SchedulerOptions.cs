@@ -16,6 +16,17 @@ public sealed class SchedulerOptions
     [Range(1, 256)]
     public int MaxBatchRows { get; set; } = 8;
 
+    /// <summary>
+    /// The share of <see cref="MaxBatchRows"/> background jobs (batch lines) may hold at once, so interactive requests
+    /// always find rows free at the next step. A line that alone needs more rows than this runs only with no other
+    /// background row running (else it could never run).
+    /// </summary>
+    [Range(0.01, 1.0)]
+    public double BackgroundRowShare { get; set; } = 0.5;
+
+    /// <summary>Rows background jobs may hold: the share of the batch, at least one.</summary>
+    public int MaxBackgroundRows => Math.Max(1, (int)Math.Floor(MaxBatchRows * BackgroundRowShare));
+
     /// <summary>Prompt plus generated tokens one sequence may hold (the size of each slot's KV cache).</summary>
     [Range(16, 2048)]
     public int MaxSequenceTokens { get; set; } = 512;

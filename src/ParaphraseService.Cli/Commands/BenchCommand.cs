@@ -156,7 +156,45 @@ internal static class BenchCommand
             Console.WriteLine(parse.GetValue(profileJson) ? JsonSerializer.Serialize(reports, s_json) : string.Join(Environment.NewLine, reports.Select(ProfileTable)));
             return 0;
         }));
-        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak, speculation, profile };
+        var batchUrl = new Option<string>("--url") { Description = "A running service.", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var batchClients = new Option<int>("--clients") { Description = "Concurrent interactive clients.", DefaultValueFactory = _ => 1 };
+        var batchRequests = new Option<int>("--requests") { Description = "Interactive requests per client, in each run.", DefaultValueFactory = _ => 40 };
+        var batchLines = new Option<int>("--batch-lines") { Description = "Lines of the batch that runs during the second run.", DefaultValueFactory = _ => 2000 };
+        var batchCandidates = new Option<int>("--candidates") { Description = "Candidates per request and per batch line.", DefaultValueFactory = _ => 3 };
+        var batchTokens = new Option<int>("--max-new-tokens") { Description = "Most tokens per candidate.", DefaultValueFactory = _ => 24 };
+        var batchJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var batches = new Command("batches", "Interactive POST /paraphrase latency (p50, p99) on a running service (scripts/bench-batches.sh starts one), " +
+            "alone and while a batch of the same requests runs in the background; the ratio, and the batch's lines/s meanwhile.")
+        {
+            batchUrl, batchClients, batchRequests, batchLines, batchCandidates, batchTokens, batchJson,
+        };
+        batches.SetAction((parse, ct) => CliFailure.Run(async () =>
+        {
+            if (parse.GetValue(batchClients) is not (> 0 and <= 256) || parse.GetValue(batchRequests) is not (> 0 and <= 100_000)
+                || parse.GetValue(batchLines) is not (> 0 and <= 50_000) || parse.GetValue(batchCandidates) is not (> 0 and <= 8)
+                || parse.GetValue(batchTokens) is not (> 0 and <= 256))
+                throw new ArgumentException("--clients must be 1-256, --requests 1-100000, --batch-lines 1-50000, --candidates 1-8 and --max-new-tokens 1-256.");
+            var report = await BatchBenchmark.Run(new Uri(parse.GetValue(batchUrl)!), parse.GetValue(batchClients), parse.GetValue(batchRequests),
+                parse.GetValue(batchLines), parse.GetValue(batchCandidates), parse.GetValue(batchTokens), line => Console.Error.WriteLine(line), ct);
+            Console.WriteLine(parse.GetValue(batchJson) ? JsonSerializer.Serialize(report, s_json) : BatchTable(report));
+            return 0;
+        }));
+        return new Command("bench", "Benchmarks.") { quant, lora, serve, soak, speculation, profile, batches };
+    }
+
+    private static string BatchTable(BatchBenchReport r)
+    {
+        static string Row(string name, InteractiveLatency run) => $"| {name,-22} | {run.Clients,7} | {run.Requests,8} | {run.P50Ms,7:F0} | {run.P99Ms,7:F0} | {run.MeanMs,7:F0} |";
+        return $"""
+            {r.Url}: interactive POST /paraphrase, {r.Candidates} candidates of up to {r.MaxNewTokens} tokens
+
+            | run                    | clients | requests | p50 ms  | p99 ms  | mean ms |
+            |------------------------|---------|----------|---------|---------|---------|
+            {Row("alone", r.Alone)}
+            {Row("batch running", r.WithBatch)}
+
+            with / without the batch: p50 {r.P50Ratio:F2}x, p99 {r.P99Ratio:F2}x; the batch ({r.BatchId}, {r.BatchLines} lines of the same requests) finished {r.BatchLinesDuringRun} lines meanwhile ({r.BatchLinesPerSecond:F1} lines/s)
+            """;
     }
 
     private static string ServeTable(ServeBenchReport r)

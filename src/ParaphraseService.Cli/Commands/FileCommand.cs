@@ -28,6 +28,12 @@ internal static class FileCommand
         var batchSize = new Option<int>("--batch-size", "-b") { Description = "Lines per batch (per request with --server, at most 32).", DefaultValueFactory = _ => 8 };
         var retries = new Option<int>("--retries") { Description = "With --server: attempts per request on 429, 502-504, refused connections and timeouts (honouring Retry-After).", DefaultValueFactory = _ => 6 };
         var timeout = new Option<int>("--timeout") { Description = "With --server: seconds one attempt may take.", DefaultValueFactory = _ => 300 };
+        var batchThreshold = new Option<int>("--batch-threshold")
+        {
+            Description = "With --server: an input of more lines than this goes through the service's POST /batches (run in the background behind " +
+                "interactive requests, surviving a server restart; progress polled), a smaller one through POST /paraphrase. -1: never.",
+            DefaultValueFactory = _ => 100,
+        };
         var speculate = CommonOptions.Speculate();
         speculate.Description += " With a local model (a server decides for itself).";
         var device = CommonOptions.Device();
@@ -39,7 +45,7 @@ internal static class FileCommand
             "per input line. With a local model (--model) or a running service (--server). Exit 1 when a non-blank line failed (the output is still complete).")
         {
             input, output, model, server, adapter, candidates, maxNewTokens, temperature, topP, topK, repetitionPenalty, seed, batchSize,
-            retries, timeout, speculate, device, dtype, quantization,
+            retries, timeout, batchThreshold, speculate, device, dtype, quantization,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -60,6 +66,7 @@ internal static class FileCommand
             if (batch is < 1 or > ParaphraseSettings.MaxTextsPerRequest) problems.Add($"--batch-size must be 1-{ParaphraseSettings.MaxTextsPerRequest}.");
             if (parse.GetValue(retries) is < 1 or > 100) problems.Add("--retries must be 1-100.");
             if (parse.GetValue(timeout) < 1) problems.Add("--timeout must be at least 1 second.");
+            if (parse.GetValue(batchThreshold) < -1) problems.Add("--batch-threshold must be -1 (never) or at least 0.");
             var serverUrl = parse.GetValue(server);
             Uri? serverUri = null;
             if (serverUrl is not null)
@@ -89,12 +96,19 @@ internal static class FileCommand
                 progressWriter.WriteLine(line);
             }
 
+            var retry = new ServerRetryOptions { MaxAttempts = parse.GetValue(retries), AttemptTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)) };
+            // With a server, a large input goes as a batch: its lines are all read first (stdin included) to count them.
+            List<string>? all = null;
+            var threshold = parse.GetValue(batchThreshold);
+            if (serverUri is not null && threshold >= 0)
+            {
+                all = await ReadLinesAsync(inPath, ct);
+                if (all.Count > threshold)
+                    return await RunBatchesAsync(serverUri, settings, retry, all, outPath, Log, b => bar = b, ct, showSeed: !settings.Greedy && parse.GetValue(seed) is null);
+            }
+
             using IParaphraseBackend backend = serverUri is not null
-                ? new ServerParaphraser(serverUri, settings, batch, new ServerRetryOptions
-                {
-                    MaxAttempts = parse.GetValue(retries),
-                    AttemptTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                }, Log)
+                ? new ServerParaphraser(serverUri, settings, batch, retry, Log)
                 : await LocalParaphraser.LoadAsync(parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization),
                     settings, batch, ProgressReporter.ForDownloads(), warning => Log($"warning: {warning}"), ct);
             if (backend is LocalParaphraser)
@@ -102,11 +116,13 @@ internal static class FileCommand
             if (!settings.Greedy && parse.GetValue(seed) is null)
                 Log($"seed: {settings.Seed} (--seed {settings.Seed} repeats this run)");
 
-            var total = inPath == "-" ? 0 : CountLines(inPath);
+            var total = all?.Count ?? (inPath == "-" ? 0 : CountLines(inPath));
             bar = new ProgressBar("file", total, "lines");
-            using var reader = inPath == "-"
-                ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8)
-                : new StreamReader(inPath, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            using TextReader reader = all is not null
+                ? new StringReader(all.Count == 0 ? "" : string.Join('\n', all) + "\n")
+                : inPath == "-"
+                    ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8)
+                    : new StreamReader(inPath, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
             FileSummary summary;
             if (outPath == "-")
             {
@@ -129,6 +145,47 @@ internal static class FileCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The whole input with a server's batch: POST /batches, progress on stderr, the same output as the direct path.</summary>
+    private static async Task<int> RunBatchesAsync(Uri server, ParaphraseSettings settings, ServerRetryOptions retry, List<string> lines, string outPath,
+        Action<string> log, Action<ProgressBar> setBar, CancellationToken ct, bool showSeed)
+    {
+        if (showSeed)
+            log($"seed: {settings.Seed} (--seed {settings.Seed} repeats this run)");
+        using var batches = new ServerBatch(server, settings, retry, log);
+        var bar = new ProgressBar("file", lines.Count, "lines");
+        setBar(bar);
+        FileSummary summary;
+        if (outPath == "-")
+        {
+            await using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false)) { NewLine = "\n" };
+            summary = await batches.RunAsync(lines, stdout, bar, ct);
+        }
+        else
+        {
+            summary = await AtomicFile.WriteAsync(outPath, writer => batches.RunAsync(lines, writer, bar, ct));
+        }
+        log($"server: {batches.Description}, through POST /batches");
+        log($"done: {summary.Lines} lines, {summary.Paraphrased} paraphrased, {summary.Empty} empty, {summary.Failed} failed{(outPath == "-" ? "" : $"; wrote {outPath}")}");
+        if (summary.Failed > 0)
+        {
+            log($"error: {summary.Failed} of {summary.Lines} lines failed (their \"error\" field says why)");
+            return CliFailure.Failed;
+        }
+        return 0;
+    }
+
+    /// <summary>Every line of the input (a file, or stdin for -), as the direct path reads them.</summary>
+    private static async Task<List<string>> ReadLinesAsync(string path, CancellationToken ct)
+    {
+        using var reader = path == "-"
+            ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8)
+            : new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        var lines = new List<string>();
+        while (await reader.ReadLineAsync(ct) is { } line)
+            lines.Add(line);
+        return lines;
     }
 
     private static long CountLines(string path)

@@ -51,7 +51,7 @@ internal static class FileParaphraser
                     if (outcome.Error is null) paraphrased++; else failed++;
                     result = new LineResult(line, text, outcome.Candidates, outcome.Dropped, outcome.Error);
                 }
-                await output.WriteAsync(JsonSerializer.Serialize(result, s_json) + "\n");
+                await WriteAsync(output, result);
             }
             await output.FlushAsync(cancellationToken);
             pending.Clear();
@@ -70,6 +70,9 @@ internal static class FileParaphraser
         return new FileSummary(lines, paraphrased, empty, failed);
     }
 
-    private static string? Detail(int empty, int failed) =>
+    /// <summary>One line of the output, as every path writes it.</summary>
+    public static Task WriteAsync(TextWriter output, LineResult result) => output.WriteAsync(JsonSerializer.Serialize(result, s_json) + "\n");
+
+    internal static string? Detail(int empty, int failed) =>
         empty == 0 && failed == 0 ? null : $"{failed} failed, {empty} empty";
 }

@@ -38,7 +38,16 @@ internal sealed class ServerParaphraser : IParaphraseBackend
         };
         _settings = settings;
         MaxBatch = Math.Min(maxBatch, ParaphraseSettings.MaxTextsPerRequest);
-        _pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
+        _pipeline = Pipeline(retry, log);
+        Server = server;
+    }
+
+    /// <summary>
+    /// Retries on 429, 502-504, refused connections and timed-out attempts (exponential backoff with jitter, or the
+    /// server's Retry-After), each attempt under its own timeout.
+    /// </summary>
+    internal static ResiliencePipeline<HttpResponseMessage> Pipeline(ServerRetryOptions retry, Action<string> log) =>
+        new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
             {
                 ShouldHandle = new PredicateBuilder<HttpResponseMessage>()
@@ -60,8 +69,6 @@ internal sealed class ServerParaphraser : IParaphraseBackend
             })
             .AddTimeout(retry.AttemptTimeout)
             .Build();
-        Server = server;
-    }
 
     public Uri Server { get; }
 
@@ -72,7 +79,7 @@ internal sealed class ServerParaphraser : IParaphraseBackend
     public async Task<IReadOnlyList<LineOutcome>> ParaphraseAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
     {
         using var response = await _pipeline.ExecuteAsync(
-            async token => await _http.PostAsJsonAsync("paraphrase", Body(texts), s_json, token), cancellationToken);
+            async token => await _http.PostAsJsonAsync("paraphrase", Body(texts, _settings), s_json, token), cancellationToken);
         if (response.IsSuccessStatusCode)
         {
             var body = await response.Content.ReadFromJsonAsync<ResponseBody>(s_json, cancellationToken)
@@ -98,17 +105,18 @@ internal sealed class ServerParaphraser : IParaphraseBackend
         throw new HttpRequestException($"{Server}paraphrase answered {(int)response.StatusCode}{attempts}: {problem}", null, response.StatusCode);
     }
 
-    private object Body(IReadOnlyList<string> texts) => new
+    /// <summary>The /paraphrase request for <paramref name="texts"/> (batch lines send the same body).</summary>
+    internal static object Body(IReadOnlyList<string> texts, ParaphraseSettings settings) => new
     {
         texts,
-        adapter = _settings.Adapter,
-        candidates = _settings.Candidates,
-        maxNewTokens = _settings.MaxNewTokens,
-        temperature = _settings.Temperature,
-        topP = _settings.TopP,
-        topK = _settings.TopK,
-        repetitionPenalty = _settings.RepetitionPenalty,
-        seed = _settings.Seed,
+        adapter = settings.Adapter,
+        candidates = settings.Candidates,
+        maxNewTokens = settings.MaxNewTokens,
+        temperature = settings.Temperature,
+        topP = settings.TopP,
+        topK = settings.TopK,
+        repetitionPenalty = settings.RepetitionPenalty,
+        seed = settings.Seed,
     };
 
     /// <summary>The server's Retry-After (seconds or a date), at most <paramref name="max"/>; null: the backoff decides.</summary>
@@ -120,19 +128,14 @@ internal sealed class ServerParaphraser : IParaphraseBackend
     }
 
     /// <summary>A ProblemDetails as one line: its detail, or its validation errors, or its title; else the status.</summary>
-    private static async Task<string> Problem(HttpResponseMessage response, CancellationToken cancellationToken)
+    internal static async Task<string> Problem(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         try
         {
             using var json = JsonDocument.Parse(text);
-            var root = json.RootElement;
-            if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
-                return string.Join(" ", errors.EnumerateObject().SelectMany(e => e.Value.EnumerateArray().Select(m => m.GetString())));
-            if (root.TryGetProperty("detail", out var detail) && detail.GetString() is { Length: > 0 } d)
-                return d;
-            if (root.TryGetProperty("title", out var title) && title.GetString() is { Length: > 0 } t)
-                return t;
+            if (Problem(json.RootElement) is { } problem)
+                return problem;
         }
         catch (JsonException)
         {
@@ -140,6 +143,20 @@ internal sealed class ServerParaphraser : IParaphraseBackend
         return string.IsNullOrWhiteSpace(text)
             ? response.ReasonPhrase ?? ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture)
             : text.ReplaceLineEndings(" ")[..Math.Min(text.Length, 200)];
+    }
+
+    /// <summary>A ProblemDetails (or a batch line's error) as one line: its validation errors, else its detail, else its title.</summary>
+    internal static string? Problem(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            return null;
+        if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
+            return string.Join(" ", errors.EnumerateObject().SelectMany(e => e.Value.EnumerateArray().Select(m => m.GetString())));
+        if (root.TryGetProperty("detail", out var detail) && detail.ValueKind == JsonValueKind.String && detail.GetString() is { Length: > 0 } d)
+            return d;
+        if (root.TryGetProperty("title", out var title) && title.ValueKind == JsonValueKind.String && title.GetString() is { Length: > 0 } t)
+            return t;
+        return null;
     }
 
     public void Dispose() => _http.Dispose();

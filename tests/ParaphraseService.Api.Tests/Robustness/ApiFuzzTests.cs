@@ -1,10 +1,12 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using CsCheck;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using ParaphraseService.Api.Batches;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Api.Tests.Adapters;
 using Xunit.Abstractions;
@@ -50,13 +52,20 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         }, seed: seed, iter: cases, threads: 4, print: c => c.ToString());
 
         output.WriteLine($"{cases} cases, seed {seed}: " + string.Join(", ", counts.OrderBy(c => c.Key).Select(c => $"{c.Key}: {c.Value}")));
-        // The service is up, ready, and back to idle: nothing queued, nothing decoding for nobody.
+        // Batches the fuzzing submitted (and that still run in the background) are cancelled through the API.
+        var batches = await host.Admin.GetFromJsonAsync<List<Batch>>("/admin/batches?limit=1000", new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        output.WriteLine($"{batches!.Count} batches accepted: {batches.Sum(b => b.Succeeded)} lines succeeded, {batches.Sum(b => b.Failed)} failed");
+        foreach (var batch in batches.Where(b => !b.IsFinished))
+            using (var cancel = await host.Client.PostAsync($"/batches/{batch.Id}/cancel", null))
+                Assert.True(cancel.StatusCode is HttpStatusCode.OK or HttpStatusCode.Conflict, $"cancel {batch.Id}: {cancel.StatusCode}");
+        // The service is up, ready, and back to idle: nothing queued, nothing decoding for nobody, no batch running.
         var queue = host.Services.GetRequiredService<GenerationQueue>();
         var scheduler = host.Services.GetRequiredService<Scheduler>();
+        var runner = host.Services.GetRequiredService<BatchRunner>();
         var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (queue.Count > 0 || scheduler.ActiveRows > 0)
+        while (queue.Count > 0 || queue.BackgroundCount > 0 || scheduler.ActiveRows > 0 || runner.Running.Count > 0)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"still {queue.Count} queued and {scheduler.ActiveRows} rows running");
+            Assert.True(DateTime.UtcNow < deadline, $"still {queue.Count} queued, {queue.BackgroundCount} batch jobs queued, {scheduler.ActiveRows} rows running");
             await Task.Delay(20);
         }
         Assert.False(host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested);
@@ -208,6 +217,24 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             (1, Gen.Const(new byte[] { (byte)'{', (byte)'"', (byte)'t', (byte)'e', (byte)'x', (byte)'t', (byte)'"', (byte)':', (byte)'"', 0xC3, 0x28, 0xFF, (byte)'"', (byte)'}' })),
             (1, Gen.Const(Encoding.UTF8.GetBytes("{\"text\": \"" + new string('x', (1 << 20) + 10) + "\"}"))));
 
+        // Batch files: lines in the documented shape or flat, each field plausible or hostile, and lines that are not requests.
+        private static readonly Gen<string> CustomId = Gen.Frequency((8, Gen.Int[0, 9].Select(i => $"\"id-{i}\"")), (1, Hostile));
+
+        private static readonly Gen<string> BatchLine = Gen.Frequency(
+            (6, Gen.Select(CustomId, Object(ParaphraseFields, "text"), (id, body) => $"{{\"custom_id\": {id}, \"body\": {body}}}")),
+            (2, Gen.Select(CustomId, Object(ParaphraseFields, "text"), (id, body) => $"{{\"custom_id\": {id}, {body[1..]}")),
+            (1, Hostile),
+            (1, Gen.OneOf("", "{", "[]", "{\"custom_id\": \"u\", \"url\": \"/v1/completions\", \"body\": {\"text\": \"a\"}}", "{\"custom_id\": \"b\", \"body\": []}")));
+
+        private static readonly Gen<byte[]> BatchFiles = Gen.Frequency(
+            (12, BatchLine.Array[1, 5].Select(lines => Encoding.UTF8.GetBytes(string.Join("\n", lines) + "\n"))),
+            (1, Gen.OneOf("", "\n\n", "[{\"custom_id\": \"a\", \"body\": {\"text\": \"x\"}}]", "\r\n{\"custom_id\": \"c\", \"body\": {\"text\": \"Hi.\"}}\r\n").Select(Encoding.UTF8.GetBytes)),
+            (1, Gen.Const(new byte[] { (byte)'{', (byte)'"', (byte)'a', (byte)'"', (byte)':', (byte)'"', 0xC3, 0x28, 0xFF, (byte)'"', (byte)'}', (byte)'\n' })),
+            (1, Gen.Const(Encoding.UTF8.GetBytes("{\"custom_id\": \"big\", \"body\": {\"text\": \"" + new string('x', (1 << 20) + 10) + "\"}}\n"))));
+
+        private static readonly Gen<string> BatchTypes = Gen.Frequency((10, Gen.Const("application/jsonl")),
+            (1, Gen.OneOf("application/x-ndjson", "text/plain", "application/json", "application/xml", "multipart/form-data; boundary=x")));
+
         private static readonly Gen<string> Name = Gen.OneOf(Adapter, "unknown-one", "UPPER", "a%20b", "x%00y", "%F0%9F%98%80", "%ED%A0%80", new string('a', 65), "a.b_c-d", "%2e%2e");
 
         private static readonly Gen<string> ContentTypes = Gen.Frequency((12, Gen.Const("application/json")), (1, Gen.OneOf("text/plain", "application/json; charset=latin1", "multipart/form-data; boundary=x")));
@@ -227,6 +254,11 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
             })),
             (1, Gen.Select(Bodies(AdapterFields, "name"), Gen.Bool, (b, key) => new FuzzCase("POST", "/admin/adapters", b, "application/json", key, null))),
             (1, Gen.Select(Bodies(FineTuneFields, "adapter"), Gen.Bool, (b, key) => new FuzzCase("POST", "/admin/fine-tunes", b, "application/json", key, null))),
-            (1, Gen.Select(Name, Gen.OneOf("", "/cancel"), (n, tail) => new FuzzCase(tail == "" ? "GET" : "POST", $"/admin/fine-tunes/{n}{tail}", null, "", true, null))));
+            (1, Gen.Select(Name, Gen.OneOf("", "/cancel"), (n, tail) => new FuzzCase(tail == "" ? "GET" : "POST", $"/admin/fine-tunes/{n}{tail}", null, "", true, null))),
+            (3, Gen.Select(BatchFiles, BatchTypes, Disconnect, (b, c, d) => new FuzzCase("POST", "/batches", b, c, false, d))),
+            (1, Gen.Select(Gen.OneOf(Name, Gen.Const("batch_00000000000000000000000000000000")), Gen.OneOf("", "/results", "/cancel"),
+                (n, tail) => new FuzzCase(tail == "/cancel" ? "POST" : "GET", $"/batches/{n}{tail}", null, "", false, null))),
+            (1, Gen.Select(Gen.OneOf("", "?limit=0", "?limit=-5", "?limit=abc", "?limit=99999999999"), Gen.Bool,
+                (query, key) => new FuzzCase("GET", "/admin/batches" + query, null, "", key, null))));
     }
 }

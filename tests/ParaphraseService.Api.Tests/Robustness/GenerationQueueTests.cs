@@ -9,8 +9,48 @@ public class GenerationQueueTests
 {
     private static GenerationQueue Queue(int capacity) => new(Options.Create(new SchedulerOptions { MaxQueuedRequests = capacity }));
 
-    private static GenerationJob Job(CancellationToken client = default, TimeSpan? timeout = null) =>
-        new([1, 2], [new GenerationOptions { Greedy = true, MaxNewTokens = 2 }], null, timeout ?? TimeSpan.FromMinutes(5), client);
+    private static GenerationJob Job(CancellationToken client = default, TimeSpan? timeout = null, bool background = false) =>
+        new([1, 2], [new GenerationOptions { Greedy = true, MaxNewTokens = 2 }], null, timeout ?? TimeSpan.FromMinutes(5), client) { Background = background };
+
+    [Fact]
+    public void AnInteractiveJobIsPeekedBeforeBackgroundJobsThatCameFirst()
+    {
+        var queue = Queue(4);
+        using var b1 = Job(background: true);
+        using var b2 = Job(background: true);
+        queue.TryEnqueue([b1, b2]);
+        Assert.True(queue.TryPeek(out var head));
+        Assert.Same(b1, head); // nothing interactive waits: the background lane's head
+
+        using var interactive = Job();
+        queue.TryEnqueue([interactive]);
+        Assert.True(queue.TryPeek(out head));
+        Assert.Same(interactive, head);
+        Assert.True(queue.TryTake(head));
+        Assert.True(queue.TryPeek(out head));
+        Assert.Same(b1, head); // the background lane keeps its own order
+        Assert.Equal((0, 2), (queue.Count, queue.BackgroundCount));
+    }
+
+    [Fact]
+    public void BackgroundJobsNeverCountAgainstTheInteractiveLimit()
+    {
+        var queue = Queue(2);
+        var background = Enumerable.Range(0, 10).Select(_ => Job(background: true)).ToList();
+        Assert.Equal(EnqueueResult.Queued, queue.TryEnqueue(background));
+        using var a = Job();
+        using var b = Job();
+        Assert.Equal(EnqueueResult.Queued, queue.TryEnqueue([a, b])); // the interactive lane is still empty: 2 fit
+        using var c = Job();
+        Assert.Equal(EnqueueResult.Full, queue.TryEnqueue([c]));
+        Assert.Equal((2, 10), (queue.Count, queue.BackgroundCount));
+
+        // A background job that ends while waiting leaves its lane; closing hands back both lanes.
+        background[3].Dispose();
+        Assert.Equal(9, queue.BackgroundCount);
+        Assert.Equal(11, queue.Close().Count);
+        foreach (var job in background) job.Dispose();
+    }
 
     [Fact]
     public void ARequestIsQueuedWholeOrNotAtAll()

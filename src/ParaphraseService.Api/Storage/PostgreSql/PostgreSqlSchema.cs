@@ -63,6 +63,37 @@ internal static class PostgreSqlSchema
             loss double precision NOT NULL,
             PRIMARY KEY (job_id, kind, step));
         """,
+        // 2: batches of paraphrase requests, run by one serving node at a time under a lease; one row per line, its
+        // result stored as it finishes.
+        """
+        CREATE TABLE batches (
+            seq bigserial UNIQUE,
+            id text PRIMARY KEY,
+            state text NOT NULL,
+            lines integer NOT NULL,
+            succeeded integer NOT NULL DEFAULT 0,
+            failed integer NOT NULL DEFAULT 0,
+            cancelled integer NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL,
+            started_at timestamptz,
+            finished_at timestamptz,
+            error text,
+            runner text,
+            lease_until timestamptz,
+            claims integer NOT NULL DEFAULT 0);
+        CREATE INDEX batches_claimable ON batches (seq) WHERE state IN ('queued', 'running');
+        CREATE TABLE batch_lines (
+            batch_id text NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+            line integer NOT NULL,
+            custom_id text,
+            request_json text,
+            state text NOT NULL,
+            result_json text,
+            attempts integer NOT NULL DEFAULT 0,
+            finished_at timestamptz,
+            PRIMARY KEY (batch_id, line));
+        CREATE INDEX batch_lines_pending ON batch_lines (batch_id, line) WHERE state = 'pending';
+        """,
     ];
 
     /// <summary>Notification channels.</summary>
