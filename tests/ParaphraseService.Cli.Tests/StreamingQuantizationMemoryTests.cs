@@ -35,13 +35,14 @@ public sealed class StreamingQuantizationMemoryTests(ITestOutputHelper output) :
         var fp32 = await PeakResidentBytes(folder, "none");
         output.WriteLine($"checkpoint {checkpointBytes / 1e6:F0} MB fp32; peak resident {int8 / 1e6:F0} MB loading as int8, {fp32 / 1e6:F0} MB as fp32");
         // fp32 holds the whole checkpoint; int8 a quarter of it, one 4 MB tensor in flight and its kernels (about 60 MB).
+        // Measured without the exact outlier pass, whose transposed copy adds another quarter (a byte per weight).
         Assert.True(fp32 - int8 > checkpointBytes * 2 / 5, $"int8 peak {int8} should be well below fp32 peak {fp32}");
     }
 
     private static async Task<long> PeakResidentBytes(string folder, string quantization)
     {
         var run = await CliRunner.RunAsync("generate", "--model", folder, "--quantization", quantization, "--prompt", "!",
-            "--greedy", "--max-new-tokens", "1", "--stats", "--json");
+            "--greedy", "--max-new-tokens", "1", "--stats", "--json", "--int8-outlier-factor", "0");
         Assert.True(run.ExitCode == 0, run.StandardError);
         return JsonDocument.Parse(run.StandardOutput).RootElement.GetProperty("stats").GetProperty("peak_resident_bytes").GetInt64();
     }

@@ -40,12 +40,13 @@ internal static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "Print prompt ids, generated ids and text as JSON." };
         var adapter = new Option<string?>("--adapter", "-a") { Description = "A LoRA adapter folder in Hugging Face PEFT format to apply to the model." };
         var speculate = CommonOptions.Speculate();
+        var outlierFactor = CommonOptions.Int8OutlierFactor();
         var stats = new Option<bool>("--stats") { Description = "Report load time, generation speed and peak resident memory (stderr; in the JSON too)." };
 
         var command = new Command("generate", "Continue a prompt with GPT-J.")
         {
             model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, speculate, adapter, device, dtype,
-            quantization,
+            quantization, outlierFactor,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -75,6 +76,7 @@ internal static class GenerateCommand
                 parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization) with
                 {
                     MaxResidentAdapters = parse.GetValue(adapter) is null ? 0 : 1,
+                    Int8 = CommonOptions.Int8(parse, outlierFactor),
                 },
                 ProgressReporter.ForDownloads(), ct);
             if (loaded.Notice is { } notice)
