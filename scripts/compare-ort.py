@@ -310,6 +310,7 @@ def main():
             run(args.cli, "make-checkpoint", "--preset", "bench-250m", "--dtype", "float32", "--out", folder)
     with open(os.path.join(folder, "config.json")) as f:
         config = json.load(f)
+    int8_bytes, fp32_bytes = bytes_per_token(folder)
 
     text = SENTENCE
     prompt = json.loads(run(args.cli, "generate", "--model", folder, "--prompt", text, "--greedy", "--max-new-tokens", "1",
@@ -412,7 +413,6 @@ def main():
     temp.cleanup()
 
     # ------------------------------------------------------------------ report
-    int8_bytes, fp32_bytes = bytes_per_token(folder)
     bandwidth = statistics.median(bandwidths)
     limits = {"int8": bandwidth * 1e9 / int8_bytes, "fp32": bandwidth * 1e9 / fp32_bytes}
     columns = [(q, b) for b in batches for q in ("int8", "fp32")]
