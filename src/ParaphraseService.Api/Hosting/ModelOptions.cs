@@ -26,7 +26,8 @@ public sealed class ModelOptions
     /// int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly, which keeps
     /// a transposed copy of each int8 weight (one more byte per weight); 0 turns it off (see Int8Options.OutlierFactor).
     /// </summary>
-    [Range(0, 1e6, ErrorMessage = "Model:Int8OutlierFactor must be between 0 (off) and 1e6.")]
+    // Below 1 most of a row would count as outliers; a tiny value would round to 0 in fp32 and fail the model load.
+    [RegularExpression("^(0|[1-9][0-9]{0,5}(\\.[0-9]+)?)$", ErrorMessage = "Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 999999.")]
     public double Int8OutlierFactor { get; set; } = Int8Options.Default.OutlierFactor;
 
     /// <summary>LoRA adapters kept in memory at once (least recently used unloaded first).</summary>

@@ -47,8 +47,8 @@ internal static class CommonOptions
     public static Int8Options Int8(ParseResult parse, Option<double> outlierFactor, Int8Kernel kernel = Int8Kernel.Auto)
     {
         var factor = parse.GetValue(outlierFactor);
-        if (!(factor >= 0) || double.IsPositiveInfinity(factor))
-            throw new UsageException($"--int8-outlier-factor must be a number of at least 0 (0 turns the exact outlier pass off), got {factor}.");
+        if (!(factor == 0 || factor is >= 1 and <= 1e6))
+            throw new UsageException($"--int8-outlier-factor must be 0 (off) or a number from 1 to 1e6, got {factor}.");
         return Int8Options.Default with { Kernel = kernel, OutlierFactor = factor == 0 ? float.PositiveInfinity : (float)factor };
     }
 

@@ -15,12 +15,14 @@ namespace ParaphraseService.Api.Storage.PostgreSql;
 /// </summary>
 public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
 {
+    private static readonly PostgreSqlCommands Sql = new(NpgsqlDbType.Text);
+
     private const int PageSize = 256;
     private const string Columns = "id, state, lines, succeeded, failed, cancelled, created_at, started_at, finished_at, error, runner";
 
     public void Create(string id, IReadOnlyList<BatchLineInput> lines, DateTimeOffset now) => db.InTransaction((connection, transaction) =>
     {
-        Execute(connection, transaction, "INSERT INTO batches (id, state, lines, failed, created_at) VALUES ($1, 'queued', $2, $3, $4)",
+        Sql.Execute(connection, transaction, "INSERT INTO batches (id, state, lines, failed, created_at) VALUES ($1, 'queued', $2, $3, $4)",
             id, lines.Count, lines.Count(l => l.Error is not null), now);
         using var import = connection.BeginBinaryImport(
             "COPY batch_lines (batch_id, line, custom_id, request_json, state, result_json, finished_at) FROM STDIN (FORMAT BINARY)");
@@ -51,7 +53,7 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
 
     public (int Queued, int Running) CountUnfinished() => db.Run(connection =>
     {
-        using var command = Command(connection, null, """
+        using var command = Sql.Command(connection, null, """
             SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'running') FROM batches WHERE state IN ('queued', 'running')
             """);
         using var reader = command.ExecuteReader();
@@ -66,12 +68,12 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
 
     public string? ClaimNext(TimeSpan lease) => db.InTransaction((connection, transaction) =>
     {
-        if (Scalar(connection, transaction, """
+        if (Sql.Scalar(connection, transaction, """
             SELECT id FROM batches WHERE state = 'queued' OR (state = 'running' AND lease_until < now())
             ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
             """) is not string id)
             return null;
-        Execute(connection, transaction, """
+        Sql.Execute(connection, transaction, """
             UPDATE batches SET state = 'running', runner = $2, lease_until = now() + make_interval(secs => $3), claims = claims + 1,
                 started_at = COALESCE(started_at, now())
             WHERE id = $1
@@ -81,7 +83,7 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
 
     public IReadOnlyCollection<string> Renew(IReadOnlyCollection<string> ids, TimeSpan lease) => db.Run(connection =>
     {
-        using var command = Command(connection, null, """
+        using var command = Sql.Command(connection, null, """
             UPDATE batches SET lease_until = now() + make_interval(secs => $3) WHERE id = ANY($1) AND runner = $2 AND state = 'running' RETURNING id
             """, ids.ToArray(), db.NodeId, lease.TotalSeconds);
         using var reader = command.ExecuteReader();
@@ -91,14 +93,14 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
     });
 
     public void Release(IReadOnlyCollection<string> ids) => db.Run(connection =>
-        Execute(connection, null, "UPDATE batches SET state = 'queued', lease_until = NULL WHERE id = ANY($1) AND runner = $2 AND state = 'running'",
+        Sql.Execute(connection, null, "UPDATE batches SET state = 'queued', lease_until = NULL WHERE id = ANY($1) AND runner = $2 AND state = 'running'",
             ids.ToArray(), db.NodeId));
 
     public IReadOnlyList<PendingLine> TakePending(string id, int afterLine, int count) => db.InTransaction((connection, transaction) =>
     {
         if (!Holds(connection, transaction, id))
             throw new BatchLeaseLostException(id);
-        using var command = Command(connection, transaction, """
+        using var command = Sql.Command(connection, transaction, """
             UPDATE batch_lines SET attempts = attempts + 1
             WHERE batch_id = $1 AND line IN (SELECT line FROM batch_lines WHERE batch_id = $1 AND state = 'pending' AND line > $2 ORDER BY line LIMIT $3)
             RETURNING line, custom_id, request_json, attempts
@@ -114,15 +116,15 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
     {
         if (!Holds(connection, transaction, id))
             return false;
-        if (Execute(connection, transaction, """
+        if (Sql.Execute(connection, transaction, """
             UPDATE batch_lines SET state = $3, result_json = $4, finished_at = $5 WHERE batch_id = $1 AND line = $2 AND state = 'pending'
             """, id, line, BatchStore.Name(state), result, now) == 0)
             return false;
-        Execute(connection, transaction, $"UPDATE batches SET {BatchStore.Counter(state)} = {BatchStore.Counter(state)} + 1 WHERE id = $1", id);
+        Sql.Execute(connection, transaction, $"UPDATE batches SET {BatchStore.Counter(state)} = {BatchStore.Counter(state)} + 1 WHERE id = $1", id);
         return true;
     });
 
-    public bool TryComplete(string id, DateTimeOffset now) => db.Run(connection => Execute(connection, null, """
+    public bool TryComplete(string id, DateTimeOffset now) => db.Run(connection => Sql.Execute(connection, null, """
         UPDATE batches SET state = 'completed', finished_at = $3, lease_until = NULL
         WHERE id = $1 AND runner = $2 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM batch_lines WHERE batch_id = $1 AND state = 'pending')
         """, id, db.NodeId, now) == 1);
@@ -139,13 +141,13 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
     private bool End(string id, string state, string? error, DateTimeOffset now, bool onlyHeld) => db.InTransaction((connection, transaction) =>
     {
         var locked = onlyHeld
-            ? Scalar(connection, transaction, "SELECT id FROM batches WHERE id = $1 AND runner = $2 AND state = 'running' FOR UPDATE", id, db.NodeId)
-            : Scalar(connection, transaction, "SELECT id FROM batches WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE", id);
+            ? Sql.Scalar(connection, transaction, "SELECT id FROM batches WHERE id = $1 AND runner = $2 AND state = 'running' FOR UPDATE", id, db.NodeId)
+            : Sql.Scalar(connection, transaction, "SELECT id FROM batches WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE", id);
         if (locked is null)
             return false;
         // A statement of its own, after the lock: it sees every result committed before it.
-        var cancelled = Execute(connection, transaction, "UPDATE batch_lines SET state = 'cancelled', finished_at = $2 WHERE batch_id = $1 AND state = 'pending'", id, now);
-        Execute(connection, transaction, """
+        var cancelled = Sql.Execute(connection, transaction, "UPDATE batch_lines SET state = 'cancelled', finished_at = $2 WHERE batch_id = $1 AND state = 'pending'", id, now);
+        Sql.Execute(connection, transaction, """
             UPDATE batches SET state = $2, error = $3, finished_at = $4, lease_until = NULL, cancelled = cancelled + $5 WHERE id = $1
             """, id, state, error, now, cancelled);
         return true;
@@ -158,7 +160,7 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
         {
             var page = db.Run(connection =>
             {
-                using var command = Command(connection, null, """
+                using var command = Sql.Command(connection, null, """
                     SELECT line, custom_id, state, result_json FROM batch_lines WHERE batch_id = $1 AND line > $2 ORDER BY line LIMIT $3
                     """, id, after, PageSize);
                 using var reader = command.ExecuteReader();
@@ -178,11 +180,11 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
 
     /// <summary>Whether this node holds the batch; locks its row until the transaction ends.</summary>
     private bool Holds(NpgsqlConnection connection, NpgsqlTransaction transaction, string id) =>
-        Scalar(connection, transaction, "SELECT id FROM batches WHERE id = $1 AND runner = $2 AND state = 'running' FOR UPDATE", id, db.NodeId) is not null;
+        Sql.Scalar(connection, transaction, "SELECT id FROM batches WHERE id = $1 AND runner = $2 AND state = 'running' FOR UPDATE", id, db.NodeId) is not null;
 
     private static List<Batch> Read(NpgsqlConnection connection, string where, params object?[] parameters)
     {
-        using var command = Command(connection, null, $"SELECT {Columns} FROM batches {where}", parameters);
+        using var command = Sql.Command(connection, null, $"SELECT {Columns} FROM batches {where}", parameters);
         using var reader = command.ExecuteReader();
         var batches = new List<Batch>();
         while (reader.Read())
@@ -201,31 +203,5 @@ public sealed class PostgreSqlBatchStore(PostgreSqlDatabase db) : IBatchStore
                 Node: reader.IsDBNull(10) ? null : reader.GetString(10)));
         }
         return batches;
-    }
-
-    private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
-    {
-        var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var value in parameters)
-            command.Parameters.Add(value switch
-            {
-                null => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
-                DateTimeOffset time => new NpgsqlParameter { Value = time.ToUniversalTime(), NpgsqlDbType = NpgsqlDbType.TimestampTz },
-                _ => new NpgsqlParameter { Value = value },
-            });
-        return command;
-    }
-
-    private static int Execute(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
-    {
-        using var command = Command(connection, transaction, sql, parameters);
-        return command.ExecuteNonQuery();
-    }
-
-    private static object? Scalar(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
-    {
-        using var command = Command(connection, transaction, sql, parameters);
-        var result = command.ExecuteScalar();
-        return result is DBNull ? null : result;
     }
 }

@@ -18,6 +18,8 @@ namespace ParaphraseService.Api.Storage.PostgreSql;
 /// </summary>
 public sealed class PostgreSqlJobStore : IFineTuneJobStore
 {
+    private static readonly PostgreSqlCommands Sql = new(NpgsqlTypes.NpgsqlDbType.Unknown);
+
     private const string Columns = """
         seq, id, adapter, state, options_json, dataset_json, created_at, started_at, finished_at, step, total_steps, epoch,
         tokens_per_second, eta_seconds, error, metrics_json, resumed_from_step, cancel_requested, trainer
@@ -57,7 +59,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
         {
             _db.InTransaction((connection, transaction) =>
             {
-                Execute(connection, transaction, """
+                Sql.Execute(connection, transaction, """
                     INSERT INTO jobs (id, adapter, state, options_json, dataset_file, dataset_json, created_at)
                     VALUES ($1, $2, 'queued', $3, $4, $5, $6)
                     """, id, request.Adapter!, JsonSerializer.Serialize(request, FineTuneJobStore.Json), Path.GetFileName(datasetFile),
@@ -93,12 +95,12 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
         : Read(connection, "ORDER BY seq DESC"));
 
     public string? UnfinishedJobFor(string adapter) => _db.Run(connection =>
-        Scalar(connection, null, "SELECT id FROM jobs WHERE adapter = $1 AND state IN ('queued', 'running') LIMIT 1", adapter) as string);
+        Sql.Scalar(connection, null, "SELECT id FROM jobs WHERE adapter = $1 AND state IN ('queued', 'running') LIMIT 1", adapter) as string);
 
-    public int Count() => _db.Run(connection => Convert.ToInt32(Scalar(connection, null, "SELECT COUNT(*) FROM jobs"), CultureInfo.InvariantCulture));
+    public int Count() => _db.Run(connection => Convert.ToInt32(Sql.Scalar(connection, null, "SELECT COUNT(*) FROM jobs"), CultureInfo.InvariantCulture));
 
     public string? DatasetFile(string id) => _db.Run(connection =>
-        Scalar(connection, null, "SELECT dataset_file FROM jobs WHERE id = $1", id) is string file ? Path.Combine(JobFolder(id), file) : null);
+        Sql.Scalar(connection, null, "SELECT dataset_file FROM jobs WHERE id = $1", id) is string file ? Path.Combine(JobFolder(id), file) : null);
 
     /// <summary>Jobs are claimed, never recovered by one node.</summary>
     public IReadOnlyList<string> Recover() => [];
@@ -125,14 +127,14 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
                 }
                 if (cancel) // cancelled while its trainer was gone: it ends here
                 {
-                    Execute(connection, transaction, """
+                    Sql.Execute(connection, transaction, """
                         UPDATE jobs SET state = 'cancelled', finished_at = now(), trainer = NULL, lease_until = NULL, tokens_per_second = NULL, eta_seconds = NULL
                         WHERE id = $1
                         """, id);
                     PostgreSqlFiles.Delete(connection, transaction, CheckpointOwner(id));
                     return (id, true);
                 }
-                Execute(connection, transaction, """
+                Sql.Execute(connection, transaction, """
                     UPDATE jobs SET state = 'running', trainer = $2, lease_until = now() + make_interval(secs => $3), claims = claims + 1,
                         tokens_per_second = NULL, eta_seconds = NULL
                     WHERE id = $1
@@ -174,7 +176,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
 
     public void Release(IReadOnlyCollection<string> ids) => _db.InTransaction((connection, transaction) =>
     {
-        Execute(connection, transaction, """
+        Sql.Execute(connection, transaction, """
             UPDATE jobs SET state = 'queued', trainer = NULL, lease_until = NULL, tokens_per_second = NULL, eta_seconds = NULL
             WHERE id = ANY($1) AND trainer = $2 AND state = 'running'
             """, ids.ToArray(), _db.NodeId);
@@ -182,14 +184,14 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
     });
 
     public bool TryStart(string id, int totalSteps, int step, int? resumedFromStep, JsonElement dataset, DateTimeOffset now) => _db.Run(connection =>
-        Execute(connection, null, """
+        Sql.Execute(connection, null, """
             UPDATE jobs SET total_steps = $3, step = $4, resumed_from_step = $5, dataset_json = $6, started_at = COALESCE(started_at, $7)
             WHERE id = $1 AND trainer = $2 AND state = 'running'
             """, id, _db.NodeId, totalSteps, step, resumedFromStep, dataset.GetRawText(), now) == 1);
 
     public void RecordStep(string id, int step, int epoch, double loss, double tokensPerSecond, double? etaSeconds) => _db.InTransaction((connection, transaction) =>
     {
-        if (Execute(connection, transaction, """
+        if (Sql.Execute(connection, transaction, """
             UPDATE jobs SET step = $3, epoch = $4, tokens_per_second = $5, eta_seconds = $6 WHERE id = $1 AND trainer = $2 AND state = 'running'
             """, id, _db.NodeId, step, epoch, tokensPerSecond, etaSeconds) != 1)
             throw new LeaseLostException(id); // noticed at the step, not a renewal later: no event from a node that lost the job
@@ -203,14 +205,14 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
     });
 
     public void RecordMetrics(string id, IReadOnlyDictionary<string, double> metrics) => _db.Run(connection =>
-        Execute(connection, null, "UPDATE jobs SET metrics_json = $3 WHERE id = $1 AND trainer = $2 AND state = 'running'", id, _db.NodeId, MetricsJson(metrics)));
+        Sql.Execute(connection, null, "UPDATE jobs SET metrics_json = $3 WHERE id = $1 AND trainer = $2 AND state = 'running'", id, _db.NodeId, MetricsJson(metrics)));
 
     public void SaveCheckpoint(string id, int step, string folder) => _db.InTransaction((connection, transaction) =>
     {
         if (!Holds(connection, transaction, id, lockRow: true))
             throw new LeaseLostException(id);
         PostgreSqlFiles.Write(connection, transaction, CheckpointOwner(id), folder);
-        Execute(connection, transaction, "UPDATE jobs SET checkpoint_step = $2 WHERE id = $1", id, step);
+        Sql.Execute(connection, transaction, "UPDATE jobs SET checkpoint_step = $2 WHERE id = $1", id, step);
     });
 
     public PublishedAdapter PublishAdapter(string id, IAdapterStorage adapters, string name, string stagingFolder, bool replace,
@@ -220,7 +222,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
             // Published only by the trainer that holds the job, and the job ends in the same transaction: exactly once.
             if (!Holds(connection, transaction, id, lockRow: true))
                 throw new LeaseLostException(id);
-            Execute(connection, transaction, """
+            Sql.Execute(connection, transaction, """
                 UPDATE jobs SET state = 'succeeded', finished_at = now(), metrics_json = $2, lease_until = NULL, tokens_per_second = NULL, eta_seconds = NULL
                 WHERE id = $1
                 """, id, MetricsJson(metrics));
@@ -229,7 +231,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
 
     public bool TryFinish(string id, FineTuneState state, string? error, DateTimeOffset now, bool onlyIfQueued = false) => _db.InTransaction((connection, transaction) =>
     {
-        var ended = Execute(connection, transaction, $"""
+        var ended = Sql.Execute(connection, transaction, $"""
             UPDATE jobs SET state = $3, error = $4, finished_at = $5, tokens_per_second = NULL, eta_seconds = NULL, lease_until = NULL
             WHERE id = $1 AND (state = 'queued' {(onlyIfQueued ? "" : "OR (state = 'running' AND trainer = $2)")})
             """, id, _db.NodeId, state.ToString().ToLowerInvariant(), error, now) == 1;
@@ -238,10 +240,10 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
     });
 
     public bool RequestCancel(string id) => _db.Run(connection =>
-        Execute(connection, null, "UPDATE jobs SET cancel_requested = true WHERE id = $1 AND state = 'running'", id) == 1);
+        Sql.Execute(connection, null, "UPDATE jobs SET cancel_requested = true WHERE id = $1 AND state = 'running'", id) == 1);
 
     private bool Holds(NpgsqlConnection connection, NpgsqlTransaction transaction, string id, bool lockRow) =>
-        Scalar(connection, transaction, $"SELECT 1 FROM jobs WHERE id = $1 AND trainer = $2 AND state = 'running'{(lockRow ? " FOR UPDATE" : "")}", id, _db.NodeId) is not null;
+        Sql.Scalar(connection, transaction, $"SELECT 1 FROM jobs WHERE id = $1 AND trainer = $2 AND state = 'running'{(lockRow ? " FOR UPDATE" : "")}", id, _db.NodeId) is not null;
 
     private void PublishState(string id)
     {
@@ -259,18 +261,18 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
     private static void InsertLoss(NpgsqlConnection connection, NpgsqlTransaction transaction, string id, string kind, int step, double loss)
     {
         if (double.IsFinite(loss))
-            Execute(connection, transaction, """
+            Sql.Execute(connection, transaction, """
                 INSERT INTO losses (job_id, kind, step, loss) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, kind, step) DO UPDATE SET loss = EXCLUDED.loss
                 """, id, kind, step, loss);
     }
 
     private static void Notify(NpgsqlConnection connection, NpgsqlTransaction transaction, string channel, string payload) =>
-        Execute(connection, transaction, $"SELECT pg_notify('{channel}', $1)", payload);
+        Sql.Execute(connection, transaction, $"SELECT pg_notify('{channel}', $1)", payload);
 
     private static List<FineTuneJob> Read(NpgsqlConnection connection, string where, params object?[] parameters)
     {
         var jobs = new List<(FineTuneJob Job, long Seq)>();
-        using (var command = Command(connection, null, $"SELECT {Columns} FROM jobs {where}", parameters))
+        using (var command = Sql.Command(connection, null, $"SELECT {Columns} FROM jobs {where}", parameters))
         using (var reader = command.ExecuteReader())
         {
             while (reader.Read())
@@ -302,7 +304,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
         if (jobs.Count == 0) return [];
 
         var losses = new Dictionary<(string, string), List<LossPoint>>();
-        using (var command = Command(connection, null, "SELECT job_id, kind, step, loss FROM losses WHERE job_id = ANY($1) ORDER BY step", (object)jobs.Select(j => j.Job.Id).ToArray()))
+        using (var command = Sql.Command(connection, null, "SELECT job_id, kind, step, loss FROM losses WHERE job_id = ANY($1) ORDER BY step", (object)jobs.Select(j => j.Job.Id).ToArray()))
         using (var reader = command.ExecuteReader())
         {
             while (reader.Read())
@@ -313,7 +315,7 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
             }
         }
         var queued = new List<long>();
-        using (var command = Command(connection, null, "SELECT seq FROM jobs WHERE state = 'queued'"))
+        using (var command = Sql.Command(connection, null, "SELECT seq FROM jobs WHERE state = 'queued'"))
         using (var reader = command.ExecuteReader())
             while (reader.Read()) queued.Add(reader.GetInt64(0));
         return jobs.Select(j => j.Job with
@@ -322,31 +324,5 @@ public sealed class PostgreSqlJobStore : IFineTuneJobStore
             EvalLoss = losses.GetValueOrDefault((j.Job.Id, "eval")) ?? [],
             QueuePosition = j.Job.State == FineTuneState.Queued ? queued.Count(s => s < j.Seq) : null,
         }).ToList();
-    }
-
-    private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
-    {
-        var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var value in parameters)
-            command.Parameters.Add(value switch
-            {
-                null => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Unknown },
-                DateTimeOffset time => new NpgsqlParameter { Value = time.ToUniversalTime(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz },
-                _ => new NpgsqlParameter { Value = value },
-            });
-        return command;
-    }
-
-    private static int Execute(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
-    {
-        using var command = Command(connection, transaction, sql, parameters);
-        return command.ExecuteNonQuery();
-    }
-
-    private static object? Scalar(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
-    {
-        using var command = Command(connection, transaction, sql, parameters);
-        var result = command.ExecuteScalar();
-        return result is DBNull ? null : result;
     }
 }
