@@ -4,7 +4,7 @@ using ParaphraseService.Model.Layers;
 namespace ParaphraseService.Api.Hosting;
 
 /// <summary>The <c>Model</c> configuration section.</summary>
-public sealed class ModelOptions
+public sealed class ModelOptions : IValidatableObject
 {
     public const string Section = "Model";
 
@@ -26,11 +26,17 @@ public sealed class ModelOptions
     /// int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly, which keeps
     /// a transposed copy of each int8 weight (one more byte per weight); 0 turns it off (see Int8Options.OutlierFactor).
     /// </summary>
-    // Below 1 most of a row would count as outliers; a tiny value would round to 0 in fp32 and fail the model load.
-    [RegularExpression("^(0|[1-9][0-9]{0,5}(\\.[0-9]+)?)$", ErrorMessage = "Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 999999.")]
+    [Range(0, 1e6, ErrorMessage = "Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6.")]
     public double Int8OutlierFactor { get; set; } = Int8Options.Default.OutlierFactor;
 
     /// <summary>LoRA adapters kept in memory at once (least recently used unloaded first).</summary>
     [Range(1, 1024)]
     public int MaxResidentAdapters { get; set; } = 8;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        // Between 0 and 1 most of a row would count as outliers, and a tiny value rounds to 0 in fp32 and fails the load.
+        if (Int8OutlierFactor is > 0 and < 1)
+            yield return new ValidationResult("Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6.", [nameof(Int8OutlierFactor)]);
+    }
 }
