@@ -23,11 +23,11 @@ public sealed class ModelOptions : IValidatableObject
     public string Quantization { get; set; } = "auto";
 
     /// <summary>
-    /// int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly, which keeps
-    /// a transposed copy of each int8 weight (one more byte per weight); 0 turns it off (see Int8Options.OutlierFactor).
+    /// int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly; 0 turns it
+    /// off; unset, the kernel's default (see Int8Options.OutlierFactor).
     /// </summary>
     [Range(0, 1e6, ErrorMessage = "Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6.")]
-    public double Int8OutlierFactor { get; set; } = Int8Options.Default.OutlierFactor;
+    public double? Int8OutlierFactor { get; set; }
 
     /// <summary>LoRA adapters kept in memory at once (least recently used unloaded first).</summary>
     [Range(1, 1024)]

@@ -37,19 +37,19 @@ internal static class CommonOptions
             "The same output, in fewer passes.",
     };
 
-    public static Option<double> Int8OutlierFactor() => new("--int8-outlier-factor")
+    public static Option<double?> Int8OutlierFactor() => new("--int8-outlier-factor")
     {
-        Description = "int8 (fbgemm): activations above this multiple of their row's mean magnitude are multiplied exactly (one more byte per weight); 0 turns that off.",
-        DefaultValueFactory = _ => Int8Options.Default.OutlierFactor,
+        Description = $"int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly; 0 turns that off. " +
+            $"Default: {Int8Options.Avx2Default} with the avx2 kernel, {Int8Options.FbgemmDefault} with fbgemm (which keeps one more byte per weight for it).",
     };
 
     /// <summary>The int8 settings of --int8-outlier-factor (0: off), refused by name when out of range.</summary>
-    public static Int8Options Int8(ParseResult parse, Option<double> outlierFactor, Int8Kernel kernel = Int8Kernel.Auto)
+    public static Int8Options Int8(ParseResult parse, Option<double?> outlierFactor, Int8Kernel kernel = Int8Kernel.Auto)
     {
         var factor = parse.GetValue(outlierFactor);
-        if (!(factor == 0 || factor is >= 1 and <= 1e6))
-            throw new UsageException($"--int8-outlier-factor must be 0 (off) or a number from 1 to 1e6, got {factor}.");
-        return Int8Options.Default with { Kernel = kernel, OutlierFactor = factor == 0 ? float.PositiveInfinity : (float)factor };
+        if (factor is { } f && !(f == 0 || f is >= 1 and <= 1e6))
+            throw new UsageException($"--int8-outlier-factor must be 0 (off) or a number from 1 to 1e6, got {f}.");
+        return Int8Options.Default with { Kernel = kernel, OutlierFactor = Int8Options.FromSetting(factor) };
     }
 
     public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization) => new()

@@ -136,7 +136,7 @@ internal static unsafe class ActivationCodes
             output[i] = MathF.Abs(row[i]) > threshold ? zero : Math.Clamp(MathF.Round(row[i] / step) + zero, 0, levels);
     }
 
-    private static float SumOfMagnitudes(ReadOnlySpan<float> row)
+    public static float SumOfMagnitudes(ReadOnlySpan<float> row)
     {
         var i = 0;
         var acc = Vector<float>.Zero;

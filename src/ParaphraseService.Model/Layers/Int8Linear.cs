@@ -23,7 +23,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
     public Int8Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Int8Options options) : base(nameof(Int8Linear))
     {
-        if (!(options.OutlierFactor > 0))
+        if (options.OutlierFactor is { } factor && !(factor > 0))
             throw new ArgumentOutOfRangeException(nameof(options), options.OutlierFactor, "Int8Options.OutlierFactor must be above 0 (infinity turns the outlier pass off).");
         (_in, _out, _options) = (inFeatures, outFeatures, options);
         if (hasBias)
@@ -63,18 +63,36 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             throw new ArgumentException($"Int8Linear [{_out}, {_in}] got weight {q.dtype} [{string.Join(", ", q.shape)}] and scale [{string.Join(", ", scale.shape)}].");
         _weights?.Dispose();
         ReleaseTrainingMatrix();
-        var kernel = _options.Kernel == Int8Kernel.Auto
-            ? device.type == DeviceType.CPU ? Int8Kernel.Fbgemm : Int8Kernel.Dequantize
-            : _options.Kernel;
-        if (kernel == Int8Kernel.Fbgemm && device.type != DeviceType.CPU)
-            throw new NotSupportedException("The fbgemm int8 kernel runs on the CPU only.");
-        _weights = kernel == Int8Kernel.Fbgemm ? Weights.ForFbgemm(q, scale, device, float.IsFinite(_options.OutlierFactor)) : Weights.ForDequantize(q, scale, device);
+        var kernel = ChooseKernel(q, device);
+        _weights = kernel switch
+        {
+            Int8Kernel.Avx2 => Weights.ForAvx2(q, scale),
+            Int8Kernel.Fbgemm => Weights.ForFbgemm(q, scale, device, float.IsFinite(_options.OutlierFactorFor(kernel))),
+            _ => Weights.ForDequantize(q, scale, device),
+        };
         if (kernel == Int8Kernel.Fbgemm && _options.KeepWeightForTraining)
             AttachTrainingMatrix(q);
     }
 
+    private Int8Kernel ChooseKernel(Tensor q, Device device)
+    {
+        if (_options.Kernel is Int8Kernel.Fbgemm or Int8Kernel.Avx2 && device.type != DeviceType.CPU)
+            throw new NotSupportedException($"The {_options.Kernel} int8 kernel runs on the CPU only.");
+        var avx2 = Avx2Int8Kernel.IsSupported && _in <= Avx2Int8Kernel.MaxInFeatures;
+        if (_options.Kernel == Int8Kernel.Avx2 && !avx2)
+            throw new NotSupportedException(Avx2Int8Kernel.IsSupported
+                ? $"The AVX2 int8 kernel takes at most {Avx2Int8Kernel.MaxInFeatures} input features; this layer has {_in}: use the fbgemm kernel."
+                : "This CPU has no AVX2: use the fbgemm or the dequantize int8 kernel.");
+        return _options.Kernel switch
+        {
+            Int8Kernel.Auto when device.type != DeviceType.CPU => Int8Kernel.Dequantize,
+            Int8Kernel.Auto => avx2 ? Int8Kernel.Avx2 : Int8Kernel.Fbgemm,
+            var chosen => chosen,
+        };
+    }
+
     /// <summary>
-    /// The weight as int8 values and row scales: kept by the dequantize kernel, and by fbgemm only when asked
+    /// The weight as int8 values and row scales: kept by the dequantize and AVX2 kernels, and by fbgemm only when asked
     /// (<see cref="Int8Options.KeepWeightForTraining"/>); otherwise fbgemm keeps just its packed form.
     /// </summary>
     public (Tensor Q, Tensor Scale) QuantizedWeight() => _weights is { } w && (w.Q ?? _trainingQ) is { } q
@@ -130,6 +148,10 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         {
             y = nn.functional.linear(x, RowwiseInt8.Dequantize(w.Q!, w.Scale, x.dtype), b?.to(x.dtype));
         }
+        else if (w.Kernel == Int8Kernel.Avx2)
+        {
+            y = Avx2Product(x.to(ScalarType.Float32), w, b).to(x.dtype);
+        }
         else
         {
             // y = (x · qᵀ) ⊙ s + b, with x · qᵀ from fbgemm at unit weight scale
@@ -138,6 +160,20 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             y = y.to(x.dtype);
         }
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>(x · qᵀ) ⊙ s + b from <see cref="Avx2Int8Kernel"/>.</summary>
+    private unsafe Tensor Avx2Product(Tensor x, Weights w, Tensor? b)
+    {
+        using var scope = NewDisposeScope();
+        var rows = x.reshape(-1, _in).contiguous(); // (N, in)
+        var n = (int)rows.shape[0];
+        var y = empty(n, _out, ScalarType.Float32);
+        var bias = b?.to(ScalarType.Float32).contiguous();
+        Avx2Int8Kernel.Multiply(TensorMemory.Floats(rows), n, (int)_in, TensorMemory.Bytes(w.Q!), TensorMemory.Floats(w.Scale),
+            bias is null ? null : TensorMemory.Floats(bias), (int)_out, _options.OutlierFactorFor(Int8Kernel.Avx2), TensorMemory.Floats(y), torch.get_num_threads());
+        long[] shape = [.. x.shape[..^1], _out];
+        return y.reshape(shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>x · qᵀ at unit weight scale: activations coded row by row (<see cref="ActivationCodes"/>), the integer
@@ -151,7 +187,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         var (steps, zeroPoints) = (new float[n], new float[n]);
         var outliers = new List<ActivationCodes.Outlier>();
         ActivationCodes.Quantize(TensorMemory.Floats(rows), n, (int)_in, TensorMemory.Floats(codes), FbgemmKernels.MaxCode,
-            w.OutlierColumns is null ? float.PositiveInfinity : _options.OutlierFactor, steps, zeroPoints, outliers);
+            w.OutlierColumns is null ? float.PositiveInfinity : _options.OutlierFactorFor(Int8Kernel.Fbgemm), steps, zeroPoints, outliers);
         var product = FbgemmKernels.IntegerProduct(codes, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!).contiguous();
         ActivationCodes.Finish(TensorMemory.Floats(product), n, (int)_out, steps, zeroPoints, TensorMemory.Floats(w.RowSums!),
             w.OutlierColumns is null ? null : TensorMemory.Bytes(w.OutlierColumns), outliers);
@@ -192,6 +228,13 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             Kernel = Int8Kernel.Dequantize,
             Q = q.to(device).DetachFromDisposeScope(),
             Scale = scale.to(ScalarType.Float32, device).DetachFromDisposeScope(),
+        };
+
+        public static Weights ForAvx2(Tensor q, Tensor scale) => new()
+        {
+            Kernel = Int8Kernel.Avx2,
+            Q = q.to(CPU).contiguous().clone().DetachFromDisposeScope(),
+            Scale = scale.to(ScalarType.Float32, CPU).contiguous().clone().DetachFromDisposeScope(),
         };
 
         public static Weights ForFbgemm(Tensor q, Tensor scale, Device device, bool exactOutliers)

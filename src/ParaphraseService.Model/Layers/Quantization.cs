@@ -13,8 +13,14 @@ public enum Quantization
 /// <summary>How an int8 layer computes.</summary>
 public enum Int8Kernel
 {
-    /// <summary>The device's best: fbgemm on the CPU, dequantize elsewhere.</summary>
+    /// <summary>The device's best: the AVX2 kernel on a CPU that has AVX2 (fbgemm on other CPUs), dequantize elsewhere.</summary>
     Auto,
+
+    /// <summary>
+    /// Our own AVX2 kernel (CPU only, <see cref="Avx2Int8Kernel"/>): activations coded in 8 bits per row, weights read
+    /// once as int8, the product split across threads by output columns. Fastest for decode steps.
+    /// </summary>
+    Avx2,
 
     /// <summary>fbgemm's int8 GEMM (CPU only): activations quantized on the fly, weights read as int8.</summary>
     Fbgemm,

@@ -133,8 +133,10 @@ public sealed class FamilyEquivalenceTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData("gptneo-tiny", Int8Kernel.Avx2)]
     [InlineData("gptneo-tiny", Int8Kernel.Fbgemm)]
     [InlineData("gptneo-tiny", Int8Kernel.Dequantize)]
+    [InlineData("gpt2-tiny", Int8Kernel.Avx2)]
     [InlineData("gpt2-tiny", Int8Kernel.Fbgemm)]
     [InlineData("gpt2-tiny", Int8Kernel.Dequantize)]
     public void Int8WeightsIncludingTheTiedHeadTrackFloat32(string family, Int8Kernel kernel)

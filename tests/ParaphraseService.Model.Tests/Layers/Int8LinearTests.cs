@@ -63,6 +63,7 @@ public class Int8LinearTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(Int8Kernel.Avx2, 1.5e-2)]
     [InlineData(Int8Kernel.Fbgemm, 2e-2)]
     [InlineData(Int8Kernel.Dequantize, 1e-2)]
     public void MatchesTheFloatLayerOnOrdinaryInputs(Int8Kernel kernel, double bound)
@@ -97,19 +98,21 @@ public class Int8LinearTests(ITestOutputHelper output)
         Assert.InRange(RelativeError(layer.forward(x), expected), 0, 1e-2);
     }
 
-    [Fact]
-    public void OutlierFeaturesGetTheirOwnPass()
+    [Theory]
+    [InlineData(Int8Kernel.Avx2)]
+    [InlineData(Int8Kernel.Fbgemm)]
+    public void OutlierFeaturesGetTheirOwnPass(Int8Kernel kernel)
     {
         var (w, b) = RandomLayer(4);
-        using var handled = Quantized(w, b, new Int8Options(Int8Kernel.Fbgemm));
-        using var ignored = Quantized(w, b, new Int8Options(Int8Kernel.Fbgemm, OutlierFactor: float.PositiveInfinity));
+        using var handled = Quantized(w, b, new Int8Options(kernel));
+        using var ignored = Quantized(w, b, new Int8Options(kernel, OutlierFactor: float.PositiveInfinity));
         foreach (var scale in new[] { 20f, 100f })
         {
             using var x = Inputs(5, 8, scale);
             using var expected = nn.functional.linear(x, w, b);
             var withHandling = RelativeError(handled.forward(x), expected);
             var without = RelativeError(ignored.forward(x), expected);
-            output.WriteLine($"outliers x{scale}: {withHandling:E2} handled, {without:E2} with one activation scale");
+            output.WriteLine($"{kernel}, outliers x{scale}: {withHandling:E2} handled, {without:E2} with one activation scale");
             Assert.InRange(withHandling, 0, 2e-2);
             Assert.True(without > 2 * withHandling, "the outlier pass should matter on these inputs");
         }
@@ -147,6 +150,10 @@ public class Int8LinearTests(ITestOutputHelper output)
         Assert.InRange(plain.WeightBytes, (long)In * Out, (long)(In * Out * 1.05));
         Assert.Throws<InvalidOperationException>(() => fbgemm.QuantizedWeight());
         Assert.Equal(ScalarType.Int8, plain.QuantizedWeight().Q.dtype);
+        // the AVX2 kernel reads the outliers' weights from the rows it streams anyway: no copy, and trainable as it is
+        using var avx2 = Quantized(w, b, new Int8Options(Int8Kernel.Avx2));
+        Assert.InRange(avx2.WeightBytes, (long)In * Out, (long)(In * Out * 1.05));
+        Assert.True(avx2.SupportsTraining);
     }
 
     [Fact]
@@ -162,6 +169,7 @@ public class Int8LinearTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(Int8Kernel.Avx2)]
     [InlineData(Int8Kernel.Fbgemm)]
     [InlineData(Int8Kernel.Dequantize)]
     public void InputGradientFlowsThroughTheKeptInt8Matrix(Int8Kernel kernel)

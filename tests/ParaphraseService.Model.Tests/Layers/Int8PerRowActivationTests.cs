@@ -4,29 +4,32 @@ using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Tests.Layers;
 
-/// <summary>The fbgemm kernel quantizes each row of activations over its own range (vector-wise, as LLM.int8() does).</summary>
+/// <summary>The CPU kernels quantize each row of activations over its own range (vector-wise, as LLM.int8() does).</summary>
 public class Int8PerRowActivationTests(ITestOutputHelper output)
 {
     private const int In = 256;
     private const int Out = 192;
 
-    private static (Int8Linear Layer, Tensor Weight, Tensor Bias) Layer(float outlierFactor = 3f, bool keepMatrix = false)
+    private static (Int8Linear Layer, Tensor Weight, Tensor Bias) Layer(Int8Kernel kernel, float outlierFactor = 3f, bool keepMatrix = false)
     {
         var generator = new Generator(11, CPU);
         var weight = randn([Out, In], generator: generator) * 0.05f;
         var bias = randn([Out], generator: generator) * 0.1f;
-        var layer = new Int8Linear(In, Out, hasBias: true, ScalarType.Float32, new Int8Options(Int8Kernel.Fbgemm, outlierFactor, keepMatrix));
+        var layer = new Int8Linear(In, Out, hasBias: true, ScalarType.Float32, new Int8Options(kernel, outlierFactor, keepMatrix));
         layer.LoadWeight(weight, CPU);
+        Assert.Equal(kernel, layer.Kernel);
         layer.bias = new TorchSharp.Modules.Parameter(bias.clone(), requires_grad: false);
         return (layer, weight, bias);
     }
 
     private static float RelativeError(Tensor actual, Tensor expected) => ((actual - expected).norm() / expected.norm()).item<float>();
 
-    [Fact]
-    public void ARowComputesTheSameAloneAndInABatch()
+    [Theory]
+    [InlineData(Int8Kernel.Avx2)]
+    [InlineData(Int8Kernel.Fbgemm)]
+    public void ARowComputesTheSameAloneAndInABatch(Int8Kernel kernel)
     {
-        var (layer, _, _) = Layer();
+        var (layer, _, _) = Layer(kernel);
         using (layer)
         {
             var x = randn([5, In], generator: new Generator(3, CPU));
@@ -41,10 +44,12 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void ASmallRowBesideALargeOneKeepsItsPrecision()
+    [Theory]
+    [InlineData(Int8Kernel.Avx2)]
+    [InlineData(Int8Kernel.Fbgemm)]
+    public void ASmallRowBesideALargeOneKeepsItsPrecision(Int8Kernel kernel)
     {
-        var (layer, weight, bias) = Layer(float.PositiveInfinity);
+        var (layer, weight, bias) = Layer(kernel, float.PositiveInfinity);
         using (layer)
         {
             var x = randn([2, In], generator: new Generator(5, CPU));
@@ -60,10 +65,12 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void ConstantAndZeroRowsAreExact()
+    [Theory]
+    [InlineData(Int8Kernel.Avx2)]
+    [InlineData(Int8Kernel.Fbgemm)]
+    public void ConstantAndZeroRowsAreExact(Int8Kernel kernel)
     {
-        var (layer, _, bias) = Layer(keepMatrix: true);
+        var (layer, _, bias) = Layer(kernel, keepMatrix: true);
         using (layer)
         {
             var x = zeros([3, In]);
@@ -78,10 +85,12 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void OutliersAreMultipliedExactly()
+    [Theory]
+    [InlineData(Int8Kernel.Avx2)]
+    [InlineData(Int8Kernel.Fbgemm)]
+    public void OutliersAreMultipliedExactly(Int8Kernel kernel)
     {
-        var (layer, _, bias) = Layer(keepMatrix: true);
+        var (layer, _, bias) = Layer(kernel, keepMatrix: true);
         using (layer)
         {
             // Rows of zeros but for a few large values: every value is an outlier of its row, none goes through the codes.
@@ -96,7 +105,7 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
             // ... and beside ordinary values they keep the row's range for the others: far closer than without the pass.
             var mixed = randn([4, In], generator: new Generator(9, CPU));
             mixed[.., 31] *= 80f;
-            using var plain = Layer(float.PositiveInfinity, keepMatrix: true).Layer;
+            using var plain = Layer(kernel, float.PositiveInfinity, keepMatrix: true).Layer;
             var reference = nn.functional.linear(mixed, RowwiseInt8.Dequantize(q, scale, ScalarType.Float32), bias);
             var (exact, coarse) = (RelativeError(layer.forward(mixed), reference), RelativeError(plain.forward(mixed), reference));
             output.WriteLine($"a feature 80x the rest: {exact:E2} with the exact pass, {coarse:E2} without");
@@ -104,10 +113,12 @@ public class Int8PerRowActivationTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void ANonFiniteRowSpoilsOnlyItself()
+    [Theory]
+    [InlineData(Int8Kernel.Avx2)]
+    [InlineData(Int8Kernel.Fbgemm)]
+    public void ANonFiniteRowSpoilsOnlyItself(Int8Kernel kernel)
     {
-        var (layer, _, _) = Layer();
+        var (layer, _, _) = Layer(kernel);
         using (layer)
         {
             var x = randn([4, In], generator: new Generator(13, CPU));

@@ -53,6 +53,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output) : IDispos
     }
 
     [Theory]
+    [InlineData(Int8Kernel.Avx2)]
     [InlineData(Int8Kernel.Fbgemm)]
     [InlineData(Int8Kernel.Dequantize)]
     public void Int8ModelTracksTheReferenceLogits(Int8Kernel kernel)

@@ -33,6 +33,7 @@ public partial class DemoModelQualityTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(Int8Kernel.Avx2)]
     [InlineData(Int8Kernel.Fbgemm)]
     [InlineData(Int8Kernel.Dequantize)]
     public void Int8RaisesHeldOutPerplexityByAtMostOnePercent(Int8Kernel kernel)
@@ -47,8 +48,9 @@ public partial class DemoModelQualityTests(ITestOutputHelper output)
         output.WriteLine($"{kernel}: perplexity {report.Models[0].Perplexity:F4} -> {report.Models[1].Perplexity:F4} ({c.PerplexityIncrease:P3}), " +
             $"top-1 agreement {c.Top1Agreement:P2}, KL {c.MeanKl:E2}, logits error {c.LogitsRelativeError:E2}");
         Assert.InRange(c.PerplexityIncrease, -0.01, 0.01);
-        // 98% for both kernels, also where fbgemm codes activations in 7 bits (CPUs without VNNI): there the exact outlier
-        // pass (Int8Options.OutlierFactor) lifted it from 97.0% to 98.2% (README, Evaluating models).
+        // 98% for every kernel, also where fbgemm codes activations in 7 bits (CPUs without VNNI): there the exact outlier
+        // pass (Int8Options.OutlierFactor) lifted it from 97.0% to 98.2%; the AVX2 kernel's 8-bit codes reach 97.9% without
+        // it and 98.4% at its default factor (README, Evaluating models).
         const double atLeast = 0.98;
         Assert.True(c.Top1Agreement >= atLeast, $"top-1 agreement {c.Top1Agreement:P2}");
     }

@@ -1,0 +1,285 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ParaphraseService.Model.Layers;
+
+/// <summary>
+/// y = x · (diag(s)·q)ᵀ + b on the CPU in one pass over the int8 weight, for decode steps that are bound by reading it.
+/// Each row of x is coded in 8 bits over its own symmetric range (x ≈ a·c, c in [−127, 127], a = range / 127), so a
+/// product of a code and a weight is at most 127·128 and the sum of a pair fits a signed 16-bit lane:
+/// <c>vpmaddubsw(|q|, sign(c, q))</c> (the weight's sign moved to the code, so −128 is read as 128) never saturates,
+/// which is what forces fbgemm down to 7-bit codes on CPUs without VNNI. The range is clipped at <c>outlierFactor</c> times the row's mean
+/// magnitude, and the values beyond it are multiplied exactly against the weight row being read (already in cache), so
+/// they need no second copy of the weight. Integer sums are exact and each row's arithmetic is the same alone or in a
+/// batch, whatever the number of threads.
+/// </summary>
+internal static unsafe class Avx2Int8Kernel
+{
+    /// <summary>Whether this CPU runs the kernel.</summary>
+    public static bool IsSupported => Avx2.IsSupported;
+
+    /// <summary>The widest input a row's int32 sum holds without overflow (127·128 per product).</summary>
+    public const int MaxInFeatures = int.MaxValue / (127 * 128);
+
+    private const int MaxCode = 127;
+
+    // Bytes ahead of the weight being read that are asked for early: one core alone does not keep enough reads in
+    // flight to stream DRAM at full speed.
+    private const int PrefetchDistance = 1024;
+
+    // Multiply-adds below which one thread does the whole product: a thread hop costs about as much as 64K of them.
+    private const long ParallelWork = 1 << 16;
+
+    // Bytes of activation codes per block of rows, kept in L2 while every weight row of a part passes over it.
+    private const int RowBlockBytes = 128 << 10;
+
+    /// <summary>
+    /// y (rows × outputs) from x (rows × k, fp32), the int8 weight q (outputs × k, row-major), its row scales and an
+    /// optional bias. A row holding NaN or ±∞ gives NaN outputs.
+    /// </summary>
+    public static void Multiply(float* x, int rows, int k, sbyte* q, float* scale, float* bias, int outputs, float outlierFactor, float* y, int threads)
+    {
+        if (k > MaxInFeatures)
+            throw new ArgumentOutOfRangeException(nameof(k), k, $"The int8 AVX2 kernel takes at most {MaxInFeatures} input features.");
+        using var codes = new ActivationBlock(rows, k);
+        var rowCodes = ArrayPool<sbyte>.Shared.Rent(k);
+        try
+        {
+            fixed (sbyte* row = rowCodes)
+                for (var r = 0; r < rows; r++)
+                {
+                    codes.OutlierStart[r] = codes.OutlierColumns.Count;
+                    codes.Steps[r] = Quantize(x + (long)r * k, k, outlierFactor, row, codes.OutlierColumns, codes.OutlierValues);
+                    codes.Store(r, row);
+                }
+        }
+        finally
+        {
+            ArrayPool<sbyte>.Shared.Return(rowCodes);
+        }
+        codes.OutlierStart[rows] = codes.OutlierColumns.Count;
+        var product = new Product(codes, q, scale, bias, outputs, y);
+        // Pieces of whole output columns, a few per thread: a thread that starts late takes fewer.
+        var parts = (long)rows * k * outputs < ParallelWork ? 1 : Math.Clamp(threads * 4, 1, Math.Max(1, outputs / 8));
+        KernelThreads.Run(parts, threads, part => product.Run((int)((long)outputs * part / parts), (int)((long)outputs * (part + 1) / parts)));
+    }
+
+    // c = clamp(round(x / a), −127, 127) with a = min(max|x|, t) / 127 and t = outlierFactor · mean|x|; a value beyond t
+    // is coded 0 and listed, to be multiplied exactly. Returns a (NaN for a row holding NaN or ±∞).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Quantize(float* x, int k, float outlierFactor, sbyte* codes, List<int> outlierColumns, List<float> outlierValues)
+    {
+        var values = new ReadOnlySpan<float>(x, k);
+        var meanAbs = ActivationCodes.SumOfMagnitudes(values) / k;
+        if (!float.IsFinite(meanAbs))
+        {
+            new Span<sbyte>(codes, k).Clear();
+            return float.NaN;
+        }
+        // ∞ · 0 is NaN, and nothing compares greater than NaN: an all-zero row or an infinite factor has no outliers.
+        var threshold = outlierFactor * meanAbs;
+        var (range, clipped) = (0f, false);
+        for (var i = 0; i < k; i++)
+        {
+            var magnitude = MathF.Abs(values[i]);
+            if (magnitude > threshold)
+            {
+                outlierColumns.Add(i);
+                outlierValues.Add(values[i]);
+                clipped = true;
+            }
+            else if (magnitude > range)
+            {
+                range = magnitude;
+            }
+        }
+        // Clipped rather than left out: the range moves continuously as a value crosses the threshold.
+        if (clipped) range = threshold;
+        var step = range == 0 ? 1 : range / MaxCode;
+        var inverse = 1 / step;
+        var j = 0;
+        var (limit, top, bottom, by) = (Vector256.Create(threshold), Vector256.Create((float)MaxCode), Vector256.Create((float)-MaxCode), Vector256.Create(inverse));
+        for (; j <= k - 32; j += 32)
+        {
+            var (a, b, c, d) = (Code(x + j), Code(x + j + 8), Code(x + j + 16), Code(x + j + 24));
+            Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).Store(codes + j);
+        }
+        for (; j < k; j++)
+            codes[j] = MathF.Abs(x[j]) > threshold ? (sbyte)0 : (sbyte)Math.Clamp(MathF.Round(x[j] * inverse), -MaxCode, MaxCode);
+        return step;
+
+        Vector256<int> Code(float* v)
+        {
+            var value = Vector256.Load(v);
+            var code = Vector256.Min(Vector256.Max(Vector256.Round(value * by), bottom), top);
+            return Vector256.ConvertToInt32(Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Abs(value), limit), Vector256<float>.Zero, code));
+        }
+    }
+
+    /// <summary>
+    /// The activation codes of one product, laid out for <see cref="Product"/>: rows in groups of four (then single rows),
+    /// and within a group, for each 32 columns, the four rows' 32 codes one after the other, so one pointer and constant
+    /// offsets reach every operand of a step. Columns past the last multiple of 32 are kept apart.
+    /// </summary>
+    private sealed class ActivationBlock : IDisposable
+    {
+        public ActivationBlock(int rows, int k)
+        {
+            (Rows, K, Chunks, Tail) = (rows, k, k / 32, k % 32);
+            Groups = rows / 4;
+            Steps = new float[rows];
+            OutlierStart = new int[rows + 1];
+            Packed = (sbyte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, (long)rows * Chunks * 32), 32);
+            TailCodes = (sbyte*)NativeMemory.Alloc((nuint)Math.Max(1, rows * Tail));
+        }
+
+        public int Rows { get; }
+        public int K { get; }
+        public int Chunks { get; }
+        public int Tail { get; }
+        /// <summary>Groups of four rows; the rows after them are single.</summary>
+        public int Groups { get; }
+        public float[] Steps { get; }
+        /// <summary>Row r's outliers are entries OutlierStart[r] to OutlierStart[r + 1] of the two lists.</summary>
+        public int[] OutlierStart { get; }
+        public List<int> OutlierColumns { get; } = [];
+        public List<float> OutlierValues { get; } = [];
+        public sbyte* Packed { get; }
+        public sbyte* TailCodes { get; }
+
+        /// <summary>Where row <paramref name="r"/>'s first 32 codes are, and the distance from one 32 to the next.</summary>
+        public (long Offset, int Stride) Place(int r) => r < Groups * 4
+            ? ((long)(r / 4) * Chunks * 128 + r % 4 * 32, 128)
+            : ((long)Groups * Chunks * 128 + (long)(r - Groups * 4) * Chunks * 32, 32);
+
+        public void Store(int r, sbyte* codes)
+        {
+            var (offset, stride) = Place(r);
+            for (var j = 0; j < Chunks; j++)
+                Vector256.Load(codes + j * 32).Store(Packed + offset + (long)j * stride);
+            new ReadOnlySpan<sbyte>(codes + Chunks * 32, Tail).CopyTo(new Span<sbyte>(TailCodes + (long)r * Tail, Tail));
+        }
+
+        public void Dispose()
+        {
+            NativeMemory.AlignedFree(Packed);
+            NativeMemory.Free(TailCodes);
+        }
+    }
+
+    /// <summary>One product's operands; <see cref="Run"/> computes a range of output columns for every row.</summary>
+    private sealed class Product(ActivationBlock codes, sbyte* q, float* scale, float* bias, int outputs, float* y)
+    {
+        private readonly int[] _columns = [.. codes.OutlierColumns];
+        private readonly float[] _values = [.. codes.OutlierValues];
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int start, int end)
+        {
+            fixed (int* columns = _columns)
+            fixed (float* values = _values)
+                Run(start, end, columns, values);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Run(int start, int end, int* columns, float* values)
+        {
+            var (k, chunks, tail) = (codes.K, codes.Chunks, codes.Tail);
+            // Groups of rows whose codes stay in L2 while every weight row of the part passes over them.
+            var groupsPerBlock = Math.Max(1, RowBlockBytes / Math.Max(1, 4 * k));
+            for (var first = 0; first < codes.Groups; first += groupsPerBlock)
+            {
+                var last = Math.Min(codes.Groups, first + groupsPerBlock);
+                for (var o = start; o < end; o++)
+                {
+                    var weights = q + (long)o * k;
+                    for (var g = first; g < last; g++)
+                    {
+                        var r = g * 4;
+                        var (s0, s1, s2, s3) = Dot4(weights, codes.Packed + (long)g * chunks * 128, chunks);
+                        Store(r, o, s0 + TailDot(weights, r, k, tail), weights, columns, values);
+                        Store(r + 1, o, s1 + TailDot(weights, r + 1, k, tail), weights, columns, values);
+                        Store(r + 2, o, s2 + TailDot(weights, r + 2, k, tail), weights, columns, values);
+                        Store(r + 3, o, s3 + TailDot(weights, r + 3, k, tail), weights, columns, values);
+                    }
+                }
+            }
+            for (var r = codes.Groups * 4; r < codes.Rows; r++)
+            {
+                var packed = codes.Packed + codes.Place(r).Offset;
+                for (var o = start; o < end; o++)
+                {
+                    var weights = q + (long)o * k;
+                    Store(r, o, Dot(weights, packed, chunks) + TailDot(weights, r, k, tail), weights, columns, values);
+                }
+            }
+        }
+
+        // y[r, o] = s[o] · (a_r · Σ_i c[r, i] q[o, i] + Σ_outliers x[r, j] q[o, j]) + b[o]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Store(int r, int o, int sum, sbyte* weights, int* columns, float* values)
+        {
+            var exact = 0f;
+            for (int n = codes.OutlierStart[r], last = codes.OutlierStart[r + 1]; n < last; n++)
+                exact += values[n] * weights[columns[n]];
+            var value = scale[o] * (codes.Steps[r] * sum + exact);
+            y[(long)r * outputs + o] = bias is null ? value : value + bias[o];
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private int TailDot(sbyte* weights, int r, int k, int tail)
+        {
+            var sum = 0;
+            var c = codes.TailCodes + (long)r * tail;
+            var w = weights + (k - tail);
+            for (var i = 0; i < tail; i++)
+                sum += c[i] * w[i];
+            return sum;
+        }
+
+        // Σ c·q over the full 32s: vpmaddubsw(|q|, sign(c, q)) gives pairs of products in 16 bits (at most 2·127·128),
+        // vpmaddwd with ones widens them to 32.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static int Dot(sbyte* weights, sbyte* packed, int chunks)
+        {
+            var ones = Vector256.Create((short)1);
+            var (a0, a1) = (Vector256<int>.Zero, Vector256<int>.Zero);
+            var j = 0;
+            for (; j + 2 <= chunks; j += 2, packed += 64)
+            {
+                Sse.Prefetch0(weights + j * 32 + PrefetchDistance);
+                var (w0, w1) = (Avx.LoadVector256(weights + j * 32), Avx.LoadVector256(weights + j * 32 + 32));
+                a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w0), Avx2.Sign(Avx.LoadVector256(packed), w0)), ones));
+                a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w1), Avx2.Sign(Avx.LoadVector256(packed + 32), w1)), ones));
+            }
+            if (j < chunks)
+            {
+                var w = Avx.LoadVector256(weights + j * 32);
+                a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(Avx.LoadVector256(packed), w)), ones));
+            }
+            return Vector256.Sum(Avx2.Add(a0, a1));
+        }
+
+        // Four rows against one weight row: each weight vector is loaded, and its magnitude taken, once for all four.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static (int, int, int, int) Dot4(sbyte* weights, sbyte* packed, int chunks)
+        {
+            var ones = Vector256.Create((short)1);
+            var (a0, a1, a2, a3) = (Vector256<int>.Zero, Vector256<int>.Zero, Vector256<int>.Zero, Vector256<int>.Zero);
+            for (var j = 0; j < chunks; j++, packed += 128)
+            {
+                if ((j & 1) == 0) Sse.Prefetch0(weights + j * 32 + PrefetchDistance);
+                var w = Avx.LoadVector256(weights + j * 32);
+                var magnitude = Avx2.Abs(w);
+                a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed), w)), ones));
+                a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 32), w)), ones));
+                a2 = Avx2.Add(a2, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 64), w)), ones));
+                a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 96), w)), ones));
+            }
+            return (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using ParaphraseService.Model.Layers;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Layers;
+
+/// <summary>The AVX2 int8 kernel's integer arithmetic, its layout of rows and columns, and its threads.</summary>
+public class Avx2Int8KernelTests
+{
+    // Rows of integer codes holding ±127 code with a step of exactly 1, so the kernel's product is exact integer
+    // arithmetic and can be checked against fp64 to the last bit of the final fp32 multiply.
+    private static Tensor IntegerRows(int rows, int k, ulong seed)
+    {
+        var x = randint(-127, 128, [rows, k], generator: new Generator(seed, CPU)).to(ScalarType.Float32);
+        x[.., 0] = 127f;
+        return x;
+    }
+
+    private static Tensor Weights(int outputs, int k, ulong seed)
+    {
+        var q = randint(-128, 128, [outputs, k], ScalarType.Int8, generator: new Generator(seed, CPU));
+        // every weight row holds -128 (no int8 negation) and 127 at once, beside codes of both signs
+        q[.., k - 1] = -128;
+        q[.., 0] = 127;
+        return q;
+    }
+
+    [Theory]
+    [InlineData(1, 37, 13)]   // one row, 32 columns and a tail of 5
+    [InlineData(3, 64, 5)]    // single rows only, no tail
+    [InlineData(5, 100, 33)]  // a group of four and a single row, a tail of 4
+    [InlineData(9, 300, 70)]  // two groups and a single row
+    [InlineData(8, 31, 9)]    // a tail only
+    public void IntegerProductsAreExactForEveryShape(int rows, int k, int outputs)
+    {
+        using var scope = NewDisposeScope();
+        var q = Weights(outputs, k, 3);
+        var scale = rand([outputs], generator: new Generator(4, CPU)) + 0.5f;
+        var bias = randn([outputs], generator: new Generator(5, CPU));
+        using var layer = new Int8Linear(k, outputs, hasBias: true, ScalarType.Float32, new Int8Options(Int8Kernel.Avx2, float.PositiveInfinity));
+        layer.LoadQuantizedWeight(q, scale, CPU);
+        layer.bias = new TorchSharp.Modules.Parameter(bias.clone(), requires_grad: false);
+        var x = IntegerRows(rows, k, 6);
+
+        var y = layer.forward(x);
+
+        // s[o] · Σ_i x[r, i] q[o, i] + b[o] in fp64
+        var expected = (x.to(ScalarType.Float64).matmul(q.to(ScalarType.Float64).t()) * scale.to(ScalarType.Float64) + bias.to(ScalarType.Float64)).to(ScalarType.Float32);
+        Assert.True(y.allclose(expected, rtol: 1e-6, atol: 1e-4), $"max |Δ| {(y - expected).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public unsafe void OneThreadAndTwoGiveTheSameBits()
+    {
+        using var scope = NewDisposeScope();
+        const int rows = 6, k = 1000, outputs = 700;
+        var x = randn([rows, k], generator: new Generator(7, CPU));
+        x[2, 40] = 90f; // an outlier, multiplied exactly
+        var q = Weights(outputs, k, 8);
+        var scale = rand([outputs], generator: new Generator(9, CPU));
+        var (one, two) = (empty(rows, outputs), empty(rows, outputs));
+        foreach (var (y, threads) in new[] { (one, 1), (two, 2) })
+            Avx2Int8Kernel.Multiply(TensorMemory.Floats(x), rows, k, TensorMemory.Bytes(q), TensorMemory.Floats(scale), null, outputs, 6f,
+                TensorMemory.Floats(y), threads);
+        Assert.True(one.eq(two).all().item<bool>());
+        Assert.False(one.isnan().any().item<bool>());
+    }
+
+    [Fact]
+    public void AskingForItOnAnInputTooWideForInt32SumsIsRefusedByName()
+    {
+        const int wide = Avx2Int8Kernel.MaxInFeatures + 1;
+        using var layer = new Int8Linear(wide, 1, hasBias: false, ScalarType.Float32, new Int8Options(Int8Kernel.Avx2));
+        using var weight = ones(1, wide);
+        var error = Assert.Throws<NotSupportedException>(() => layer.LoadWeight(weight, CPU));
+        Assert.Contains("fbgemm", error.Message);
+        // ... and the default picks a kernel that can
+        using var auto = new Int8Linear(wide, 1, hasBias: false, ScalarType.Float32, Int8Options.Default);
+        auto.LoadWeight(weight, CPU);
+        Assert.Equal(Int8Kernel.Fbgemm, auto.Kernel);
+    }
+
+    [Fact]
+    public void TheDefaultOnThisCpuIsTheAvx2Kernel()
+    {
+        using var layer = new Int8Linear(64, 8, hasBias: false, ScalarType.Float32, Int8Options.Default);
+        using var weight = randn(8, 64);
+        layer.LoadWeight(weight, CPU);
+        Assert.Equal(Avx2Int8Kernel.IsSupported ? Int8Kernel.Avx2 : Int8Kernel.Fbgemm, layer.Kernel);
+    }
+}
