@@ -25,6 +25,8 @@ internal static class MultiHeadAttention
         var (b, heads, t, headDim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
         if (cache is not null)
             (k, v) = cache.Append(k, v); // (B, H, S, D) with S = past + T
+        if (CpuAttention.Applies(q, k, v))
+            return CpuAttention.Attend(q, k, v, allowed, divisors).MoveToOuterDisposeScope();
         // attn_weights = torch.matmul(query.to(torch.float32), key.to(torch.float32).transpose(-1, -2))
         var scores = torch.matmul(q.to(ScalarType.Float32), k.to(ScalarType.Float32).transpose(-1, -2)); // (B, H, T, S)
         foreach (var divisor in divisors)

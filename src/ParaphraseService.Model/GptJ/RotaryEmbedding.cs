@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -46,6 +47,9 @@ public sealed class RotaryEmbedding : IDisposable
     /// <summary>Rotates q or k, shaped (B, T, H, D), by precomputed angles. Returns fp32.</summary>
     public Tensor Apply(Tensor x, RotaryAngles angles)
     {
+        if (x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && angles.Sin.is_contiguous() && angles.Cos.is_contiguous()
+            && !(is_grad_enabled() && x.requires_grad))
+            return RotateOnCpu(x, angles);
         using var scope = NewDisposeScope();
         x = x.to(ScalarType.Float32);
         var rot = x[.., .., .., ..(int)_rotaryDim];
@@ -60,6 +64,34 @@ public sealed class RotaryEmbedding : IDisposable
     {
         using var scope = NewDisposeScope();
         return Apply(x, Angles(positionIds)).MoveToOuterDisposeScope();
+    }
+
+    // The same products and sums as the LibTorch path below, in one pass over a copy instead of a dozen ops.
+    private unsafe Tensor RotateOnCpu(Tensor x, RotaryAngles angles)
+    {
+        var rotated = x.contiguous().clone();
+        var (rows, heads, headDim) = (x.shape[0] * x.shape[1], (int)x.shape[2], (int)x.shape[3]);
+        var data = TensorMemory.Floats(rotated);
+        var sin = TensorMemory.Floats(angles.Sin);
+        var cos = TensorMemory.Floats(angles.Cos);
+        for (long r = 0; r < rows; r++)
+        {
+            // (B, T, 1, rotary_dim) angles: one row of sin and cos per token, the same for every head
+            var s = sin + r * _rotaryDim;
+            var c = cos + r * _rotaryDim;
+            for (var h = 0; h < heads; h++)
+            {
+                var v = data + (r * heads + h) * headDim;
+                for (var i = 0; i < _rotaryDim; i += 2)
+                {
+                    // (tensor * cos) + (rotate_every_two(tensor) * sin), rotate_every_two(x)[2i, 2i+1] = (-x[2i+1], x[2i])
+                    var (even, odd) = (v[i], v[i + 1]);
+                    v[i] = even * c[i] + -odd * s[i];
+                    v[i + 1] = odd * c[i + 1] + even * s[i + 1];
+                }
+            }
+        }
+        return rotated;
     }
 
     // x1 = x[:, :, :, ::2]; x2 = x[:, :, :, 1::2]; torch.stack((-x2, x1), dim=-1).flatten(-2)

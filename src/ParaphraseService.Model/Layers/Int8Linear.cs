@@ -150,7 +150,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         }
         else if (w.Kernel == Int8Kernel.Avx2)
         {
-            y = Avx2Product(x.to(ScalarType.Float32), w, b).to(x.dtype);
+            y = Avx2Product(x, w, b);
         }
         else
         {
@@ -162,18 +162,20 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>(x · qᵀ) ⊙ s + b from <see cref="Avx2Int8Kernel"/>.</summary>
+    /// <summary>
+    /// (x · qᵀ) ⊙ s + b from <see cref="Avx2Int8Kernel"/>. A decode step makes dozens of these calls, so the common case
+    /// (fp32, contiguous) allocates the output and runs no other LibTorch op.
+    /// </summary>
     private unsafe Tensor Avx2Product(Tensor x, Weights w, Tensor? b)
     {
         using var scope = NewDisposeScope();
-        var rows = x.reshape(-1, _in).contiguous(); // (N, in)
-        var n = (int)rows.shape[0];
-        var y = empty(n, _out, ScalarType.Float32);
-        var bias = b?.to(ScalarType.Float32).contiguous();
-        Avx2Int8Kernel.Multiply(TensorMemory.Floats(rows), n, (int)_in, TensorMemory.Bytes(w.Q!), TensorMemory.Floats(w.Scale),
-            bias is null ? null : TensorMemory.Floats(bias), (int)_out, _options.OutlierFactorFor(Int8Kernel.Avx2), TensorMemory.Floats(y), torch.get_num_threads());
         long[] shape = [.. x.shape[..^1], _out];
-        return y.reshape(shape).MoveToOuterDisposeScope();
+        var rows = x.dtype == ScalarType.Float32 && x.is_contiguous() ? x : x.to(ScalarType.Float32).contiguous();
+        var bias = b is null || b.dtype == ScalarType.Float32 && b.is_contiguous() ? b : b.to(ScalarType.Float32).contiguous();
+        var y = empty(shape, ScalarType.Float32);
+        Avx2Int8Kernel.Multiply(TensorMemory.Floats(rows), (int)(rows.numel() / _in), (int)_in, TensorMemory.Bytes(w.Q!), TensorMemory.Floats(w.Scale),
+            bias is null ? null : TensorMemory.Floats(bias), (int)_out, _options.OutlierFactorFor(Int8Kernel.Avx2), TensorMemory.Floats(y), torch.get_num_threads());
+        return (x.dtype == ScalarType.Float32 ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
     /// <summary>x · qᵀ at unit weight scale: activations coded row by row (<see cref="ActivationCodes"/>), the integer

@@ -18,9 +18,14 @@ internal static unsafe class TensorMemory
 
     public static sbyte* Bytes(Tensor t) => (sbyte*)Data(t, ScalarType.Int8);
 
-    private static IntPtr Data(Tensor t, ScalarType dtype)
+    public static bool* Bools(Tensor t) => (bool*)Data(t, ScalarType.Bool);
+
+    /// <summary>The first element of a CPU fp32 tensor of any strides (a view's offset included); index it with t.stride().</summary>
+    public static float* StridedFloats(Tensor t) => (float*)Data(t, ScalarType.Float32, contiguous: false);
+
+    private static IntPtr Data(Tensor t, ScalarType dtype, bool contiguous = true)
     {
-        if (t.dtype != dtype || t.device_type != DeviceType.CPU || !t.is_contiguous())
+        if (t.dtype != dtype || t.device_type != DeviceType.CPU || contiguous && !t.is_contiguous())
             throw new ArgumentException($"Expected a contiguous CPU {dtype} tensor, got {t.dtype} on {t.device_type}{(t.is_contiguous() ? "" : ", not contiguous")}.");
         return THSTensor_data(t.Handle);
     }

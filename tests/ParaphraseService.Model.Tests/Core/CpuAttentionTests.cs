@@ -1,0 +1,83 @@
+using ParaphraseService.Model.Core;
+using ParaphraseService.Model.GptJ;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Core;
+
+/// <summary>
+/// The C# attention and rotary loops for fp32 inference on the CPU against the LibTorch ops they replace, which run
+/// whenever a gradient is wanted: asking for one on q selects the reference path on the same numbers.
+/// </summary>
+public class CpuAttentionTests
+{
+    private static Tensor Reference(Tensor q, Tensor k, Tensor v, Tensor allowed, float[] divisors)
+    {
+        using var grad = enable_grad();
+        var withGrad = q.detach().clone().requires_grad_(true);
+        Assert.False(CpuAttention.Applies(withGrad, k, v));
+        return MultiHeadAttention.Attend(withGrad, k, v, allowed, null, divisors).detach();
+    }
+
+    private static Tensor Fast(Tensor q, Tensor k, Tensor v, Tensor allowed, float[] divisors)
+    {
+        using var noGrad = no_grad();
+        Assert.True(CpuAttention.Applies(q, k, v));
+        return MultiHeadAttention.Attend(q, k, v, allowed, null, divisors);
+    }
+
+    public static TheoryData<int, int, int, int, float[]> Shapes => new()
+    {
+        { 1, 1, 1, 64, [8f] },         // a decode step, GPT-J's sqrt(head_dim)
+        { 3, 5, 7, 16, [] },           // a few new tokens per row over a longer cache, GPT-Neo: no scaling
+        { 2, 4, 4, 12, [3.4641f, 2f] },// GPT-2 with scale_attn_by_inverse_layer_idx: two divisors; D not a multiple of 8
+        { 4, 1, 33, 256, [16f] },      // GPT-J-6B's head size
+    };
+
+    [Theory, MemberData(nameof(Shapes))]
+    public void MatchesTheLibTorchOpsWithPaddingAndACacheView(int batch, int t, int s, int d, float[] divisors)
+    {
+        using var scope = NewDisposeScope();
+        const int heads = 3;
+        var generator = new Generator(17, CPU);
+        var q = randn([batch, t, heads, d], generator: generator).permute(0, 2, 1, 3); // (B, H, T, D) as the models build it
+        // keys and values as a cache hands them out: the first S of a longer preallocated buffer
+        var k = randn([batch, heads, s + 9, d], generator: generator).narrow(2, 0, s);
+        var v = randn([batch, heads, s + 9, d], generator: generator).narrow(2, 0, s);
+        // causal over the last T positions, and row 0 left-padded: its first two keys are masked everywhere
+        var allowed = ones(t, s, ScalarType.Bool).tril(s - t).unsqueeze(0).unsqueeze(0).expand(batch, 1, t, s).clone();
+        allowed[0, .., .., ..Math.Min(2, s)] = false;
+        if (s <= 2) allowed[0] = false; // a query with nothing to attend to: the values' mean, not NaN
+
+        var expected = Reference(q, k, v, allowed, divisors);
+        var actual = Fast(q, k, v, allowed, divisors);
+
+        Assert.Equal(expected.shape, actual.shape);
+        Assert.False(actual.isnan().any().item<bool>());
+        var error = (actual - expected).abs().max().item<float>();
+        Assert.True(error < 1e-5, $"max |Δ| = {error}");
+    }
+
+    [Fact]
+    public void RotaryLoopGivesTheSameBitsAsTheLibTorchOps()
+    {
+        using var scope = NewDisposeScope();
+        using var rotary = new RotaryEmbedding(rotaryDim: 24, maxPositions: 300);
+        var x = randn([3, 4, 5, 40], generator: new Generator(19, CPU)); // (B, T, H, D), rotary_dim < D
+        var positions = randint(0, 300, [3, 4], generator: new Generator(20, CPU));
+        var angles = rotary.Angles(positions);
+
+        Tensor reference;
+        using (enable_grad())
+            reference = rotary.Apply(x.clone().requires_grad_(true), angles).detach();
+        Tensor fast;
+        using (no_grad())
+            fast = rotary.Apply(x, angles);
+
+        Assert.True(fast.eq(reference).all().item<bool>(), $"max |Δ| = {(fast - reference).abs().max().item<float>()}");
+        var before = x.clone();
+        using (no_grad())
+            rotary.Apply(x, angles).Dispose();
+        Assert.False(fast.eq(x).all().item<bool>()); // it rotates, and on a copy: the input is untouched
+        Assert.True(x.eq(before).all().item<bool>());
+    }
+}
