@@ -20,7 +20,7 @@ internal static unsafe class CpuAttention
 
     /// <summary>Whether <see cref="Attend"/> can take these operands: fp32 on the CPU, the last dimension contiguous, no gradient wanted.</summary>
     public static bool Applies(Tensor q, Tensor k, Tensor v) =>
-        q.device_type == DeviceType.CPU && k.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU
+        CpuKernels.Enabled && q.device_type == DeviceType.CPU && k.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU
         && q.dtype == ScalarType.Float32 && k.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32
         && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1
         && !(is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad));

@@ -44,6 +44,8 @@ public static class GradientCheckpoint
                 cuda.manual_seed(seed);
                 ctx.save_data("cudaSeed", seed);
             }
+            // The recomputation runs with gradients, so on LibTorch's ops: this run must compute the same numbers.
+            using var sameOps = CpuKernels.Suppress();
             return segment(x, constants);
         }
 

@@ -18,7 +18,7 @@ public sealed record LayerFactory(
         nn.Module<Tensor, Tensor> layer = Quantization switch
         {
             Quantization.Int8 => new Int8Linear(inFeatures, outFeatures, hasBias, Dtype, Int8 ?? Int8Options.Default),
-            _ => nn.Linear(inFeatures, outFeatures, hasBias, Device, Dtype),
+            _ => new FloatLinear(inFeatures, outFeatures, hasBias, Device, Dtype),
         };
         return adaptable && Lora is not null ? new LoraLinear(layer, inFeatures, outFeatures, Lora) : layer;
     }

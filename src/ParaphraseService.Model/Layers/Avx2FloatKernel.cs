@@ -1,0 +1,101 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ParaphraseService.Model.Layers;
+
+/// <summary>
+/// y = x · Wᵀ + b for a few rows of fp32 activations on the CPU, in one pass over the fp32 weight: the decode step,
+/// bound by reading the weight. LibTorch's GEMM for 1-16 rows streamed it at about 60% of what this loop does here
+/// (README, decode speed). Four rows share each weight load; every row is computed the same way alone or in a batch.
+/// </summary>
+internal static unsafe class Avx2FloatKernel
+{
+    /// <summary>Whether this CPU runs the kernel.</summary>
+    public static bool IsSupported => Fma.IsSupported && Avx2.IsSupported;
+
+    /// <summary>Rows above which LibTorch's blocked GEMM is faster (it reuses each weight across many more rows).</summary>
+    public const int MaxRows = 32;
+
+    // Multiply-adds below which one thread does the whole product.
+    private const long ParallelWork = 1 << 16;
+
+    // Bytes ahead of the weight being read that are asked for early (see Avx2Int8Kernel).
+    private const int PrefetchDistance = 1024;
+
+    /// <summary>y (rows × outputs) from x (rows × k), W (outputs × k, row-major) and an optional bias, all fp32 and contiguous.</summary>
+    public static void Multiply(float* x, int rows, int k, float* w, float* bias, int outputs, float* y, int threads)
+    {
+        var product = new Product(x, rows, k, w, bias, outputs, y);
+        var parts = (long)rows * k * outputs < ParallelWork ? 1 : Math.Clamp(threads * 4, 1, Math.Max(1, outputs / 8));
+        KernelThreads.Run(parts, threads, part => product.Run((int)((long)outputs * part / parts), (int)((long)outputs * (part + 1) / parts)));
+    }
+
+    private sealed class Product(float* x, int rows, int k, float* w, float* bias, int outputs, float* y)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int start, int end)
+        {
+            for (var o = start; o < end; o++)
+            {
+                var weights = w + (long)o * k;
+                var b = bias is null ? 0f : bias[o];
+                var r = 0;
+                for (; r + 4 <= rows; r += 4)
+                {
+                    var (s0, s1, s2, s3) = Dot4(weights, x + (long)r * k, k);
+                    y[(long)r * outputs + o] = s0 + b;
+                    y[(long)(r + 1) * outputs + o] = s1 + b;
+                    y[(long)(r + 2) * outputs + o] = s2 + b;
+                    y[(long)(r + 3) * outputs + o] = s3 + b;
+                }
+                for (; r < rows; r++)
+                    y[(long)r * outputs + o] = Dot(weights, x + (long)r * k, k) + b;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static float Dot(float* weights, float* row, int k)
+        {
+            var (a0, a1) = (Vector256<float>.Zero, Vector256<float>.Zero);
+            var i = 0;
+            for (; i + 16 <= k; i += 16)
+            {
+                Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i + 8), Avx.LoadVector256(row + i + 8), a1);
+            }
+            for (; i + 8 <= k; i += 8)
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
+            var sum = Vector256.Sum(a0 + a1);
+            for (; i < k; i++)
+                sum += weights[i] * row[i];
+            return sum;
+        }
+
+        // Four rows, k apart, against one weight row: each weight vector is loaded once for all four.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static (float, float, float, float) Dot4(float* weights, float* rows, int k)
+        {
+            var (a0, a1, a2, a3) = (Vector256<float>.Zero, Vector256<float>.Zero, Vector256<float>.Zero, Vector256<float>.Zero);
+            var (r1, r2, r3) = (k, 2 * k, 3 * k);
+            var i = 0;
+            for (; i + 8 <= k; i += 8)
+            {
+                if ((i & 15) == 0) Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
+                var wv = Avx.LoadVector256(weights + i);
+                a0 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + i), a0);
+                a1 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + r1 + i), a1);
+                a2 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + r2 + i), a2);
+                a3 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + r3 + i), a3);
+            }
+            var (s0, s1, s2, s3) = (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
+            for (; i < k; i++)
+            {
+                var wi = weights[i];
+                (s0, s1, s2, s3) = (s0 + wi * rows[i], s1 + wi * rows[r1 + i], s2 + wi * rows[r2 + i], s3 + wi * rows[r3 + i]);
+            }
+            return (s0, s1, s2, s3);
+        }
+    }
+}

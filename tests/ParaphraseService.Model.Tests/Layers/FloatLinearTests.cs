@@ -1,0 +1,64 @@
+using ParaphraseService.Model.Layers;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ParaphraseService.Model.Tests.Layers;
+
+public class FloatLinearTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(1, 64, 48, true)]    // a decode step
+    [InlineData(3, 37, 20, false)]   // single rows only, k with a tail of 5 past the last 16
+    [InlineData(9, 200, 70, true)]   // two groups of four and a single row
+    [InlineData(32, 96, 33, true)]   // the most rows the kernel takes
+    [InlineData(40, 96, 33, true)]   // LibTorch's GEMM
+    public void MatchesNnLinear(int rows, int k, int outputs, bool hasBias)
+    {
+        using var scope = NewDisposeScope();
+        using var layer = new FloatLinear(k, outputs, hasBias, CPU, ScalarType.Float32);
+        var x = randn([rows, k], generator: new Generator(21, CPU));
+        using var noGrad = no_grad();
+        var y = layer.forward(x);
+        var expected = nn.functional.linear(x, layer.weight, layer.bias);
+        var error = ((y - expected).norm() / expected.norm()).item<float>();
+        output.WriteLine($"{rows} rows, k {k}: relative error {error:E2}");
+        Assert.True(error < 1e-6, $"relative error {error}");
+        // a row computes the same alone
+        Assert.True(layer.forward(x[..1]).allclose(y[..1], rtol: 1e-6, atol: 1e-6));
+    }
+
+    [Fact]
+    public void ThreeDimensionalInputKeepsItsLeadingShape()
+    {
+        using var layer = new FloatLinear(16, 8, hasBias: true, CPU, ScalarType.Float32);
+        using var x = randn(2, 3, 16);
+        using var noGrad = no_grad();
+        using var y = layer.forward(x);
+        Assert.Equal([2L, 3, 8], y.shape);
+        Assert.True(y.allclose(nn.functional.linear(x, layer.weight, layer.bias), rtol: 1e-5, atol: 1e-6));
+    }
+
+    [Fact]
+    public void GradientsFlowAsThroughNnLinear()
+    {
+        using var layer = new FloatLinear(16, 8, hasBias: true, CPU, ScalarType.Float32);
+        var x = randn([2, 16], generator: new Generator(22, CPU)).requires_grad_(true);
+        layer.forward(x).sum().backward();
+        // d(Σ y)/dx = Σ_o W[o, :] for every row
+        using var noGrad = no_grad();
+        var expected = layer.weight.sum([0]).unsqueeze(0).expand(2, 16);
+        Assert.True((x.grad! - expected).abs().max().item<float>() < 1e-5);
+        Assert.NotNull(layer.weight.grad);
+    }
+
+    [Fact]
+    public void InitialisedAsNnLinearIs()
+    {
+        manual_seed(5);
+        using var ours = new FloatLinear(24, 10, hasBias: true, CPU, ScalarType.Float32);
+        manual_seed(5);
+        using var theirs = nn.Linear(24, 10, hasBias: true);
+        Assert.True(ours.weight.eq(theirs.weight).all().item<bool>());
+        Assert.True(ours.bias!.eq(theirs.bias!).all().item<bool>());
+    }
+}
