@@ -15,9 +15,8 @@ namespace ParaphraseService.Model.Core;
 /// </summary>
 internal static unsafe class CpuAttention
 {
-    // Multiply-adds below which the caller's thread does it alone: a decode step's attention (tens of thousands) takes
-    // less time than handing half of it to another thread.
-    private const long ParallelWork = 1 << 20;
+    // Multiply-adds below which the caller's thread does it alone.
+    private const long ParallelWork = 1 << 16;
 
     /// <summary>Whether <see cref="Attend"/> can take these operands: fp32 on the CPU, the last dimension contiguous, no gradient wanted.</summary>
     public static bool Applies(Tensor q, Tensor k, Tensor v) =>

@@ -269,25 +269,9 @@ internal static unsafe class Avx2Int8Kernel
         {
             var ones = Vector256.Create((short)1);
             var (a0, a1, a2, a3) = (Vector256<int>.Zero, Vector256<int>.Zero, Vector256<int>.Zero, Vector256<int>.Zero);
-            var j = 0;
-            for (; j + 2 <= chunks; j += 2, packed += 256)
+            for (var j = 0; j < chunks; j++, packed += 128)
             {
-                Sse.Prefetch0(weights + j * 32 + PrefetchDistance);
-                var w = Avx.LoadVector256(weights + j * 32);
-                var magnitude = Avx2.Abs(w);
-                a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed), w)), ones));
-                a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 32), w)), ones));
-                a2 = Avx2.Add(a2, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 64), w)), ones));
-                a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 96), w)), ones));
-                w = Avx.LoadVector256(weights + j * 32 + 32);
-                magnitude = Avx2.Abs(w);
-                a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 128), w)), ones));
-                a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 160), w)), ones));
-                a2 = Avx2.Add(a2, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 192), w)), ones));
-                a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed + 224), w)), ones));
-            }
-            if (j < chunks)
-            {
+                if ((j & 1) == 0) Sse.Prefetch0(weights + j * 32 + PrefetchDistance);
                 var w = Avx.LoadVector256(weights + j * 32);
                 var magnitude = Avx2.Abs(w);
                 a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Avx.LoadVector256(packed), w)), ones));
