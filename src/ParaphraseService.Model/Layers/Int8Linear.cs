@@ -232,12 +232,18 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
             Scale = scale.to(ScalarType.Float32, device).DetachFromDisposeScope(),
         };
 
-        public static Weights ForAvx2(Tensor q, Tensor scale) => new()
+        public static Weights ForAvx2(Tensor q, Tensor scale)
         {
-            Kernel = Int8Kernel.Avx2,
-            Q = q.to(CPU).contiguous().clone().DetachFromDisposeScope(),
-            Scale = scale.to(ScalarType.Float32, CPU).contiguous().clone().DetachFromDisposeScope(),
-        };
+            // The intermediate handles go with the scope: left to the finalizer, they kept each layer's loading copy
+            // alive, and GPT-J-6B peaked at twice its int8 size.
+            using var scope = NewDisposeScope();
+            return new Weights
+            {
+                Kernel = Int8Kernel.Avx2,
+                Q = q.to(CPU).contiguous().clone().DetachFromDisposeScope(),
+                Scale = scale.to(ScalarType.Float32, CPU).contiguous().clone().DetachFromDisposeScope(),
+            };
+        }
 
         public static Weights ForFbgemm(Tensor q, Tensor scale, Device device, bool exactOutliers)
         {
