@@ -191,8 +191,9 @@ public sealed class ContinuousBatcher : IDisposable
     /// </summary>
     private List<IReadOnlyList<int>> Drafts(List<int> running)
     {
-        var spare = _speculation.Enabled ? _speculation.MaxStepTokens - running.Count : 0;
-        // Every row of the step computes as many positions as the longest draft needs: they must fit every row's slot.
+        // Every row of the step computes as many positions as the longest draft needs, so rows · (1 + draft) positions in all:
+        // each row's draft is capped so that stays within MaxStepTokens (they must fit every row's slot too).
+        var spare = _speculation.Enabled ? _speculation.MaxStepTokens / running.Count - 1 : 0;
         var room = running.Min(s => _cache.Capacity - _cache.Lengths[s]) - 1;
         var drafts = new List<IReadOnlyList<int>>(running.Count);
         foreach (var s in running)

@@ -193,6 +193,31 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AStepComputesAtMostMaxStepTokensPositionsDraftsIncluded()
+    {
+        // Rows of a step are padded to the longest draft: 4 rows under a cap of 9 positions get drafts of 1 at most
+        // (4 · (1 + 1) = 8), not the 5 left after one position each (drafts start at 2 tokens).
+        using var model = TinyModels.Create();
+        var prompts = Prompts(4, TinyModels.Config.VocabSize, 37);
+        var options = On with { MaxStepTokens = 9 };
+        using var batcher = new ContinuousBatcher(model, Tokenizer, slots: 4, capacity: 96, options);
+        foreach (var prompt in prompts)
+            batcher.Admit(prompt, new GenerationOptions { Greedy = true, MaxNewTokens = 40, EosTokenId = -1 });
+        var (steps, drafting) = (0, 0);
+        while (batcher.ActiveCount > 0)
+        {
+            var before = batcher.Stats;
+            var rows = batcher.ActiveCount;
+            batcher.Step();
+            var drafted = batcher.Stats.Drafted - before.Drafted;
+            Assert.True(drafted <= (options.MaxStepTokens / rows - 1) * rows, $"step {steps}: {rows} rows drafted {drafted} tokens");
+            if (drafted > 0) drafting++;
+            steps++;
+        }
+        Assert.True(drafting > 0, "no step drafted: the cap was never tested");
+    }
+
+    [Fact]
     public void ABatchWithNoPositionsToSpareDecodesOneTokenPerRow()
     {
         using var model = TinyModels.Create();
