@@ -11,9 +11,9 @@ namespace ParaphraseService.Model.Layers;
 /// Each row of x is coded in 8 bits over its own symmetric range (x ≈ a·c, c in [−127, 127], a = range / 127), so a
 /// product of a code and a weight is at most 127·128 and the sum of a pair fits a signed 16-bit lane:
 /// <c>vpmaddubsw(|q|, sign(c, q))</c> (the weight's sign moved to the code, so −128 is read as 128) never saturates,
-/// which is what forces fbgemm down to 7-bit codes on CPUs without VNNI. The range is clipped at <c>outlierFactor</c> times the row's mean
-/// magnitude, and the values beyond it are multiplied exactly against the weight row being read (already in cache), so
-/// they need no second copy of the weight. Integer sums are exact and each row's arithmetic is the same alone or in a
+/// which is what forces fbgemm down to 7-bit codes on CPUs without VNNI. The range is clipped at <c>outlierFactor</c>
+/// times the row's mean magnitude, and the values beyond it are multiplied exactly against the weight row being read
+/// (already in cache), so they need no second copy of the weight. Integer sums are exact and each row's arithmetic is the same alone or in a
 /// batch, whatever the number of threads.
 /// </summary>
 internal static unsafe class Avx2Int8Kernel

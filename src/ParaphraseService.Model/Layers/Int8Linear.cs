@@ -6,8 +6,9 @@ namespace ParaphraseService.Model.Layers;
 
 /// <summary>
 /// A Linear whose weight is stored as int8 with one fp32 scale per output row (W ≈ diag(s)·q); the bias stays in full
-/// precision. On the CPU it multiplies with fbgemm's int8 GEMM and keeps only the packed weight; elsewhere (and when
-/// asked) it dequantizes the weight for each call, the scheme of the original 8-bit GPT-J.
+/// precision. On a CPU with AVX2 it multiplies with our own kernel (<see cref="Avx2Int8Kernel"/>) on the int8 matrix
+/// itself; with fbgemm's int8 GEMM it keeps only fbgemm's packed weight; elsewhere (and when asked) it dequantizes the
+/// weight for each call, the scheme of the original 8-bit GPT-J.
 /// </summary>
 public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLayer
 {
