@@ -235,14 +235,15 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
 
         public static Weights ForAvx2(Tensor q, Tensor scale)
         {
-            // The intermediate handles go with the scope: left to the finalizer, they kept each layer's loading copy
-            // alive, and GPT-J-6B peaked at twice its int8 size.
+            // Handles on the caller's tensors where they are already CPU and contiguous (a tied head shares the
+            // embedding's table this way); the intermediate handles go with the scope: left to the finalizer, they kept
+            // each layer's loading copy alive, and GPT-J-6B peaked at twice its int8 size.
             using var scope = NewDisposeScope();
             return new Weights
             {
                 Kernel = Int8Kernel.Avx2,
-                Q = q.to(CPU).contiguous().clone().DetachFromDisposeScope(),
-                Scale = scale.to(ScalarType.Float32, CPU).contiguous().clone().DetachFromDisposeScope(),
+                Q = q.to(CPU).contiguous().alias().DetachFromDisposeScope(),
+                Scale = scale.to(ScalarType.Float32, CPU).contiguous().alias().DetachFromDisposeScope(),
             };
         }
 

@@ -66,6 +66,17 @@ public class Avx2Int8KernelTests
     }
 
     [Fact]
+    public unsafe void TheLayerReadsTheInt8MatrixItIsGivenWithoutACopy()
+    {
+        // A tied head is handed the embedding's int8 table: one copy in memory, not two.
+        using var q = Weights(16, 64, 30);
+        using var scale = ones(16);
+        using var layer = new Int8Linear(64, 16, hasBias: false, ScalarType.Float32, new Int8Options(Int8Kernel.Avx2));
+        layer.LoadQuantizedWeight(q, scale, CPU);
+        Assert.True(TensorMemory.Bytes(layer.QuantizedWeight().Q) == TensorMemory.Bytes(q));
+    }
+
+    [Fact]
     public void AskingForItOnAnInputTooWideForInt32SumsIsRefusedByName()
     {
         const int wide = Avx2Int8Kernel.MaxInFeatures + 1;
