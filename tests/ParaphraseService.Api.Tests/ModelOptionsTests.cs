@@ -17,4 +17,15 @@ public class ModelOptionsTests
         var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
         Assert.Contains("Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6", error.Message);
     }
+
+    [Theory]
+    [InlineData("gpu")]
+    [InlineData("AVX2; rm -rf /")]
+    [InlineData("")]
+    public void AnUnknownInt8KernelStopsTheServiceAtStart(string value)
+    {
+        using var app = new ServiceApplication(new() { ["Model:Int8Kernel"] = value });
+        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
+        Assert.Contains("Model:Int8Kernel must be auto, avx2, fbgemm or dequantize", error.Message);
+    }
 }

@@ -30,7 +30,10 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
             var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions
             {
                 Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization, MaxResidentAdapters = o.MaxResidentAdapters,
-                Int8 = Int8Options.Default with { OutlierFactor = Int8Options.FromSetting(o.Int8OutlierFactor) },
+                Int8 = Int8Options.Default with
+                {
+                    Kernel = Enum.Parse<Int8Kernel>(o.Int8Kernel, ignoreCase: true), OutlierFactor = Int8Options.FromSetting(o.Int8OutlierFactor),
+                },
             }, progress: null, stoppingToken);
             _model = loaded;
             _ready.TrySetResult(loaded);

@@ -23,6 +23,13 @@ public sealed class ModelOptions : IValidatableObject
     public string Quantization { get; set; } = "auto";
 
     /// <summary>
+    /// How int8 layers compute: auto (the AVX2 kernel on a CPU with AVX2, else fbgemm; dequantize on a GPU), avx2, fbgemm
+    /// (keeps only its packed weight: a fine-tune first derives each layer's int8 matrix again) or dequantize.
+    /// </summary>
+    [RegularExpression("^(auto|avx2|fbgemm|dequantize)$", ErrorMessage = "Model:Int8Kernel must be auto, avx2, fbgemm or dequantize.")]
+    public string Int8Kernel { get; set; } = "auto";
+
+    /// <summary>
     /// int8 on the CPU: activations above this multiple of their row's mean magnitude are multiplied exactly; 0 turns it
     /// off; unset, the kernel's default (see Int8Options.OutlierFactor).
     /// </summary>
@@ -36,6 +43,9 @@ public sealed class ModelOptions : IValidatableObject
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         // Between 0 and 1 most of a row would count as outliers, and a tiny value rounds to 0 in fp32 and fails the load.
+        // [RegularExpression] passes an empty value, which would fail the model load after start instead.
+        if (string.IsNullOrEmpty(Int8Kernel))
+            yield return new ValidationResult("Model:Int8Kernel must be auto, avx2, fbgemm or dequantize.", [nameof(Int8Kernel)]);
         if (Int8OutlierFactor is > 0 and < 1)
             yield return new ValidationResult("Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6.", [nameof(Int8OutlierFactor)]);
     }

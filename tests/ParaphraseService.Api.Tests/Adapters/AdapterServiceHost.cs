@@ -74,7 +74,15 @@ internal sealed class AdapterServiceHost : IAsyncDisposable
         }
         catch
         {
-            await app.DisposeAsync();
+            try
+            {
+                await app.DisposeAsync();
+            }
+            catch (ObjectDisposedException)
+            {
+                // A host that failed to start may be half disposed already; the start's own error is the one to report
+                // (a CI run once saw this disposal error instead of the option's name).
+            }
             Directory.Delete(root, recursive: true);
             throw;
         }
