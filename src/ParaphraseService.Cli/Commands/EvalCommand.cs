@@ -48,7 +48,7 @@ internal static class EvalCommand
         {
             Description = "Quantizations to evaluate side by side on the same tokens, the first the reference: e.g. none,int8 (each loaded separately).",
         };
-        var kernel = new Option<Int8Kernel>("--int8-kernel") { Description = "int8 compute path: auto (fbgemm on the CPU), fbgemm or dequantize.", DefaultValueFactory = _ => Int8Kernel.Auto };
+        var kernel = new Option<Int8Kernel>("--int8-kernel") { Description = "int8 compute path: auto (avx2 on a CPU with AVX2, else fbgemm; dequantize on a GPU), avx2, fbgemm or dequantize.", DefaultValueFactory = _ => Int8Kernel.Auto };
         var outlierFactor = CommonOptions.Int8OutlierFactor();
         var template = new Option<string?>("--template")
         {
