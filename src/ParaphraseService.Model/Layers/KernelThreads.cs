@@ -22,7 +22,8 @@ internal static class KernelThreads
     /// <summary>Calls <paramref name="body"/>(0 … parts − 1) on up to <paramref name="threads"/> threads, the caller's included.</summary>
     public static void Run(int parts, int threads, Action<int> body)
     {
-        threads = Math.Clamp(threads, 1, Math.Min(parts, Environment.ProcessorCount));
+        if (parts <= 0) return; // an empty batch
+        threads = Math.Clamp(threads, 1, Math.Max(1, Math.Min(parts, Environment.ProcessorCount)));
         if (threads == 1)
         {
             for (var part = 0; part < parts; part++) body(part);

@@ -58,6 +58,15 @@ public class CpuAttentionTests
     }
 
     [Fact]
+    public void AnEmptyBatchGivesAnEmptyContext()
+    {
+        using var scope = NewDisposeScope();
+        var (q, k, v) = (zeros(0, 2, 1, 8), zeros(0, 2, 3, 8), zeros(0, 2, 3, 8));
+        var context = Fast(q, k, v, ones([0, 1, 1, 3], ScalarType.Bool), []);
+        Assert.Equal([0L, 1, 16], context.shape);
+    }
+
+    [Fact]
     public void RotaryLoopGivesTheSameBitsAsTheLibTorchOps()
     {
         using var scope = NewDisposeScope();

@@ -39,6 +39,16 @@ public class FloatLinearTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AnEmptyBatchGivesAnEmptyResult()
+    {
+        using var layer = new FloatLinear(16, 8, hasBias: true, CPU, ScalarType.Float32);
+        using var x = zeros(0, 16);
+        using var noGrad = no_grad();
+        using var y = layer.forward(x);
+        Assert.Equal([0L, 8], y.shape);
+    }
+
+    [Fact]
     public void GradientsFlowAsThroughNnLinear()
     {
         using var layer = new FloatLinear(16, 8, hasBias: true, CPU, ScalarType.Float32);
