@@ -48,7 +48,7 @@ public sealed class RotaryEmbedding : IDisposable
     public Tensor Apply(Tensor x, RotaryAngles angles)
     {
         if (CpuKernels.Enabled && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && angles.Sin.is_contiguous() && angles.Cos.is_contiguous()
-            && !(is_grad_enabled() && x.requires_grad))
+            && !is_grad_enabled())
             return RotateOnCpu(x, angles);
         using var scope = NewDisposeScope();
         x = x.to(ScalarType.Float32);

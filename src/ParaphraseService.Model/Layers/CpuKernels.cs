@@ -1,10 +1,11 @@
 namespace ParaphraseService.Model.Layers;
 
 /// <summary>
-/// Whether the C# inference loops for fp32 on the CPU (<see cref="FloatLinear"/>, attention, rotary) may replace
-/// LibTorch's ops on this thread. They are used only where no gradient is wanted; a computation that must give the
-/// same numbers with and without a gradient (gradient checkpointing's first forward and its recomputation) turns them
-/// off for its duration.
+/// Whether the C# inference loops for fp32 on the CPU (<see cref="FloatLinear"/>, <see cref="FloatLayerNorm"/>, attention,
+/// rotary) may replace LibTorch's ops on this thread. They run only where no gradient is recorded (inside no_grad, as
+/// generation and evaluation run), so a training step computes with LibTorch's ops whether or not its first layers
+/// need gradients; a computation that must give the same numbers with and without recording (gradient checkpointing's
+/// first forward and its recomputation) turns them off for its duration.
 /// </summary>
 public static class CpuKernels
 {

@@ -35,5 +35,5 @@ public sealed record LayerFactory(
     /// <summary>An output layer that shares <paramref name="embedding"/>'s weight (a tied lm_head); see <see cref="TiedLmHead"/>.</summary>
     public TiedLmHead TiedHead(nn.Module<Tensor, Tensor> embedding) => new(embedding, Dtype, Int8 ?? Int8Options.Default);
 
-    public nn.Module<Tensor, Tensor> LayerNorm(long dim, double eps) => nn.LayerNorm(dim, eps, device: Device, dtype: Dtype);
+    public nn.Module<Tensor, Tensor> LayerNorm(long dim, double eps) => new FloatLayerNorm(dim, eps, Device, Dtype);
 }
