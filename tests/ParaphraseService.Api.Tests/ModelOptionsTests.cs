@@ -4,28 +4,23 @@ namespace ParaphraseService.Api.Tests;
 
 public class ModelOptionsTests
 {
-    [Theory]
-    [InlineData("-1")]
-    [InlineData("0.5")]
-    [InlineData("1e-300")]
-    [InlineData("NaN")]
-    [InlineData("Infinity")]
-    [InlineData("1e7")]
-    public void AnInt8OutlierFactorOutOfRangeStopsTheServiceAtStart(string value)
-    {
-        using var app = new ServiceApplication(new() { ["Model:Int8OutlierFactor"] = value });
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
-        Assert.Contains("Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6", error.Message);
-    }
+    private const string FactorMessage = "Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6";
+    private const string KernelMessage = "Model:Int8Kernel must be auto, avx2, fbgemm or dequantize";
 
     [Theory]
-    [InlineData("gpu")]
-    [InlineData("AVX2; rm -rf /")]
-    [InlineData("")]
-    public void AnUnknownInt8KernelStopsTheServiceAtStart(string value)
+    [InlineData("Model:Int8OutlierFactor", "-1", FactorMessage)]
+    [InlineData("Model:Int8OutlierFactor", "0.5", FactorMessage)]
+    [InlineData("Model:Int8OutlierFactor", "1e-300", FactorMessage)]
+    [InlineData("Model:Int8OutlierFactor", "NaN", FactorMessage)]
+    [InlineData("Model:Int8OutlierFactor", "Infinity", FactorMessage)]
+    [InlineData("Model:Int8OutlierFactor", "1e7", FactorMessage)]
+    [InlineData("Model:Int8Kernel", "gpu", KernelMessage)]
+    [InlineData("Model:Int8Kernel", "AVX2; rm -rf /", KernelMessage)]
+    [InlineData("Model:Int8Kernel", "", KernelMessage)]
+    public void AnInt8SettingOutOfRangeStopsTheServiceAtStart(string key, string value, string message)
     {
-        using var app = new ServiceApplication(new() { ["Model:Int8Kernel"] = value });
+        using var app = new ServiceApplication(new() { [key] = value });
         var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
-        Assert.Contains("Model:Int8Kernel must be auto, avx2, fbgemm or dequantize", error.Message);
+        Assert.Contains(message, error.Message);
     }
 }
