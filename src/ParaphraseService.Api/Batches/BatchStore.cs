@@ -1,8 +1,8 @@
-using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.Storage;
+using static ParaphraseService.Api.Storage.JobDatabase;
 
 namespace ParaphraseService.Api.Batches;
 
@@ -23,29 +23,10 @@ public sealed class BatchStore : IBatchStore
     {
         var directory = Path.GetFullPath(options.Value.Directory, environment.ContentRootPath);
         (_node, _time) = (node.Value.NodeId, time);
-        try
-        {
-            Directory.CreateDirectory(directory);
-            _connectionString = CreateSchema(directory);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException)
-        {
-            throw new InvalidOperationException($"FineTunes:Directory '{directory}' cannot hold the job database (batches are stored there): {e.Message}", e);
-        }
+        _connectionString = CreateSchema(directory);
     }
 
-    private static string CreateSchema(string directory)
-    {
-        var connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(directory, "jobs.db"),
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            DefaultTimeout = 30,
-        }.ToString();
-        using var connection = new SqliteConnection(connectionString);
-        connection.Open();
-        Execute(connection, """
-            PRAGMA journal_mode = WAL;
+    private static string CreateSchema(string directory) => JobDatabase.Create(directory, """
             CREATE TABLE IF NOT EXISTS batches (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL UNIQUE,
@@ -73,8 +54,6 @@ public sealed class BatchStore : IBatchStore
                 PRIMARY KEY (batch_id, line));
             CREATE INDEX IF NOT EXISTS batch_lines_pending ON batch_lines (batch_id, line) WHERE state = 'pending';
             """);
-        return connectionString;
-    }
 
     public void Create(string id, IReadOnlyList<BatchLineInput> lines, DateTimeOffset now)
     {
@@ -300,29 +279,5 @@ public sealed class BatchStore : IBatchStore
 
     private long Millis(TimeSpan after = default) => (_time.GetUtcNow() + after).ToUnixTimeMilliseconds();
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
-
-    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        return command;
-    }
-
-    private static int Execute(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(connection, sql, parameters);
-        return command.ExecuteNonQuery();
-    }
-
-    private static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
-
-    private static DateTimeOffset ParseTime(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+    private SqliteConnection Open() => JobDatabase.Open(_connectionString);
 }

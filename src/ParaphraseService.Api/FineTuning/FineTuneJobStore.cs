@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
+using ParaphraseService.Api.Storage;
+using static ParaphraseService.Api.Storage.JobDatabase;
 
 namespace ParaphraseService.Api.FineTuning;
 
@@ -20,29 +22,10 @@ public sealed class FineTuneJobStore : IFineTuneJobStore
     public FineTuneJobStore(IOptions<FineTuneOptions> options, IHostEnvironment environment)
     {
         Directory = Path.GetFullPath(options.Value.Directory, environment.ContentRootPath);
-        try
-        {
-            System.IO.Directory.CreateDirectory(Directory);
-            _connectionString = CreateSchema(Directory);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException)
-        {
-            throw new InvalidOperationException($"FineTunes:Directory '{Directory}' cannot hold the job database: {e.Message}", e);
-        }
+        _connectionString = CreateSchema(Directory);
     }
 
-    private static string CreateSchema(string directory)
-    {
-        var connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(directory, "jobs.db"),
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            DefaultTimeout = 30,
-        }.ToString();
-        using var connection = new SqliteConnection(connectionString);
-        connection.Open();
-        Execute(connection, """
-            PRAGMA journal_mode = WAL;
+    private static string CreateSchema(string directory) => JobDatabase.Create(directory, """
             CREATE TABLE IF NOT EXISTS jobs (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL UNIQUE,
@@ -70,8 +53,6 @@ public sealed class FineTuneJobStore : IFineTuneJobStore
                 loss REAL NOT NULL,
                 PRIMARY KEY (job_id, kind, step));
             """);
-        return connectionString;
-    }
 
     /// <summary>The fine-tunes directory (absolute).</summary>
     public string Directory { get; }
@@ -313,31 +294,10 @@ public sealed class FineTuneJobStore : IFineTuneJobStore
         return seqs;
     }
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
 
-    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        return command;
-    }
 
-    private static int Execute(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(connection, sql, parameters);
-        return command.ExecuteNonQuery();
-    }
 
     private static string Name(FineTuneState state) => state.ToString().ToLowerInvariant();
 
-    private static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
-
-    private static DateTimeOffset ParseTime(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+    private SqliteConnection Open() => JobDatabase.Open(_connectionString);
 }
