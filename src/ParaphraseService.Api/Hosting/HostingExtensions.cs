@@ -68,9 +68,13 @@ public static class HostingExtensions
         return services;
     }
 
-    /// <summary>Request logs with request ids, and every error as ProblemDetails (the framework's 4xx too, never a 500).</summary>
+    /// <summary>
+    /// Request logs with request ids, and every error as ProblemDetails (the framework's 4xx too, never a 500); a 413 closes
+    /// its connection.
+    /// </summary>
     public static WebApplication UseOperations(this WebApplication app)
     {
+        app.UseClosingAfterRefusedBodies();
         app.UseSerilogRequestLogging(logging => logging.EnrichDiagnosticContext = (diagnostics, http) =>
             diagnostics.Set("RequestId", http.TraceIdentifier));
         app.UseExceptionHandler(new ExceptionHandlerOptions

@@ -27,8 +27,13 @@ public class BatchFileTests
             ["Model:Source"] = "demo", ["Batches:MaxBytes"] = "65536", ["Batches:MaxLines"] = "10",
         });
         var client = host.Client;
-        async Task<string> Refused(HttpContent content, HttpStatusCode status) =>
-            (await (await client.PostAsync("/batches", content)).AssertProblemAsync(status)).Detail();
+        async Task<string> Refused(HttpContent content, HttpStatusCode status)
+        {
+            var response = await client.PostAsync("/batches", content);
+            // A refusal that may leave the body unread tells the client not to reuse the connection.
+            Assert.Equal(status == HttpStatusCode.RequestEntityTooLarge, response.Headers.ConnectionClose == true);
+            return (await response.AssertProblemAsync(status)).Detail();
+        }
 
         Assert.Contains("Batches:MaxBytes", await Refused(Jsonl(string.Join('\n', Enumerable.Repeat(Good, 600))), HttpStatusCode.RequestEntityTooLarge));
         // Without a length up front (chunked), the limit holds while reading.
@@ -39,6 +44,7 @@ public class BatchFileTests
             request.Headers.TransferEncodingChunked = true;
             var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+            Assert.True(response.Headers.ConnectionClose);
         }
         Assert.Contains("Batches:MaxLines", await Refused(Jsonl(string.Join('\n', Enumerable.Range(0, 11).Select(i => Line($"x{i}", new { text = "Hi." })))),
             HttpStatusCode.RequestEntityTooLarge));
