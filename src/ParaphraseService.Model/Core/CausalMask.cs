@@ -15,11 +15,11 @@ internal sealed class CausalMask
     public CausalMask(CausalLMInput input, int maxPositions)
     {
         var ids = input.InputIds;
-        var (b, t) = (ids.shape[0], ids.shape[1]);
+        var (b, t) = (ids.size(0), ids.size(1));
         var past = input.Cache?.Length ?? 0;
         var device = ids.device;
         _mask = input.AttentionMask?.to(ScalarType.Bool) ?? torch.ones(b, past + t, ScalarType.Bool, device);
-        if (_mask.shape[1] != past + t)
+        if (_mask.size(1) != past + t)
             throw new ArgumentException($"attention_mask covers {_mask.shape[1]} positions but the cache holds {past} and the input {t}.");
         // position_ids = attention_mask.long().cumsum(-1) - 1; position_ids.masked_fill_(attention_mask == 0, 1)
         Positions = input.PositionIds ?? PositionIds.FromAttentionMask(_mask)[.., (int)past..];

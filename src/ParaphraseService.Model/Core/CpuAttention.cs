@@ -31,8 +31,8 @@ internal static unsafe class CpuAttention
     /// </summary>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor allowed, float[] divisors)
     {
-        var (b, heads, t, d) = ((int)q.shape[0], (int)q.shape[1], (int)q.shape[2], (int)q.shape[3]);
-        var s = (int)k.shape[2];
+        var (b, heads, t, d) = ((int)q.size(0), (int)q.size(1), (int)q.size(2), (int)q.size(3));
+        var s = (int)k.size(2);
         using var mask = allowed.expand(b, 1, t, s).contiguous();
         var context = empty(b, t, heads * d, ScalarType.Float32);
         var work = new Work(q, k, v, mask, context, divisors);
@@ -57,8 +57,8 @@ internal static unsafe class CpuAttention
             _v = TensorMemory.StridedFloats(v);
             _context = TensorMemory.Floats(context);
             _allowed = TensorMemory.Bools(allowed);
-            (_qStride, _kStride, _vStride) = (q.stride(), k.stride(), v.stride());
-            (_heads, _t, _s, _d) = ((int)q.shape[1], (int)q.shape[2], (int)k.shape[2], (int)q.shape[3]);
+            (_qStride, _kStride, _vStride) = (TensorMemory.Strides(q), TensorMemory.Strides(k), TensorMemory.Strides(v));
+            (_heads, _t, _s, _d) = ((int)q.size(1), (int)q.size(2), (int)k.size(2), (int)q.size(3));
             _divisors = divisors;
         }
 

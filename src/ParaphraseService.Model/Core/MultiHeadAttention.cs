@@ -12,7 +12,7 @@ internal static class MultiHeadAttention
     /// <summary>(B, T, E) → (B, H, T, D).</summary>
     public static Tensor SplitHeads(Tensor x, int heads, int headDim) =>
         // tensor.view(new_shape).permute(0, 2, 1, 3)  # (batch, head, seq_length, head_features)
-        x.view(x.shape[0], x.shape[1], heads, headDim).permute(0, 2, 1, 3);
+        x.view(x.size(0), x.size(1), heads, headDim).permute(0, 2, 1, 3);
 
     /// <summary>
     /// Softmax attention of q over k and v, each (B, H, ·, D), scores in fp32 and divided by each of
@@ -22,7 +22,7 @@ internal static class MultiHeadAttention
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor allowed, ILayerKvCache? cache, params float[] divisors)
     {
         using var scope = NewDisposeScope();
-        var (b, heads, t, headDim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
+        var (b, heads, t, headDim) = (q.size(0), q.size(1), q.size(2), q.size(3));
         if (cache is not null)
             (k, v) = cache.Append(k, v); // (B, H, S, D) with S = past + T
         if (CpuAttention.Applies(q, k, v))

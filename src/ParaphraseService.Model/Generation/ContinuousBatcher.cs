@@ -133,7 +133,7 @@ public sealed class ContinuousBatcher : IDisposable
         using var scope = NewDisposeScope();
         var admitted = groups.Select(g => g[0]).ToList();
         var (ids, mask) = LeftPadded.Batch(admitted.Select(s => _slots[s]!.State.Prompt).ToList(), _model.Config.EosTokenId, _device);
-        var length = (int)ids.shape[1];
+        var length = (int)ids.size(1);
         using var cache = new KvCache(_model.Config.LayerCount, length);
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
         var logits = _model.call(new CausalLMInput(ids, mask, Cache: cache,
@@ -221,7 +221,7 @@ public sealed class ContinuousBatcher : IDisposable
     private (int Emitted, int Accepted) Verify(int index, IReadOnlyList<int> draft, Tensor logits, List<SlotUpdate> updates)
     {
         var slot = _slots[index]!;
-        var start = _cache.Lengths[index] - (int)logits.shape[0];
+        var start = _cache.Lengths[index] - (int)logits.size(0);
         for (var t = 0; ; t++)
         {
             if (Emit(index, slot, logits[t], updates) is not { } token)

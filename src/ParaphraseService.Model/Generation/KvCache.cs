@@ -58,7 +58,7 @@ public sealed class LayerKvCache : ILayerKvCache, IDisposable
     public (Tensor Keys, Tensor Values) Append(Tensor keys, Tensor values)
     {
         var start = _owner.Length;
-        var count = keys.shape[2];
+        var count = keys.size(2);
         if (start + count > _owner.Capacity)
             throw new InvalidOperationException($"The KV cache holds {_owner.Capacity} positions; {start} are used and {count} more were added.");
         if (_keys is null)

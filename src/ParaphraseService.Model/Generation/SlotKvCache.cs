@@ -164,10 +164,10 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 
         public (Tensor Keys, Tensor Values) Append(Tensor keys, Tensor values)
         {
-            if (keys.shape[0] != owner._rows.Length || keys.shape[2] != owner._tokens)
+            if (keys.size(0) != owner._rows.Length || keys.size(2) != owner._tokens)
                 throw new ArgumentException($"This step feeds {owner._tokens} token(s) to each of {owner._rows.Length} slot(s), not {keys.shape[2]} to {keys.shape[0]}.");
             Allocate(keys);
-            var index = owner._index ??= new StepIndex(owner, keys.shape[1], keys.device);
+            var index = owner._index ??= new StepIndex(owner, keys.size(1), keys.device);
             TensorIndex[] at = [TensorIndex.Tensor(index.WriteSlots), TensorIndex.Tensor(index.WriteHeads), TensorIndex.Tensor(index.WritePositions)];
             _keys!.index_put_(keys, at);
             _values!.index_put_(values, at);

@@ -46,7 +46,7 @@ public sealed class Gpt2Model : nn.Module<CausalLMInput, Tensor>
                 ? BlockCheckpointing.Run((x, c) => block.call(new BlockInput(x, c[0], null)), hidden, _lora, input.Adapters, mask.Allowed)
                 : block.call(new BlockInput(hidden, mask.Allowed, input.Cache?.Layer(i)));
         }
-        input.Cache?.Advance(input.InputIds.shape[1]);
+        input.Cache?.Advance(input.InputIds.size(1));
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 }

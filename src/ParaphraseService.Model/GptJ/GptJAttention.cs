@@ -38,7 +38,7 @@ public sealed class GptJAttention : nn.Module<AttentionInput, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = input.Hidden;
-        var (b, t) = (x.shape[0], x.shape[1]);
+        var (b, t) = (x.size(0), x.size(1));
         var dtype = x.dtype;
 
         // Rotary on (B, T, H, D), then heads first: (B, H, T, D). q stays in fp32 from the rotary; keys go back to the

@@ -47,7 +47,7 @@ public sealed class GptJModel : nn.Module<CausalLMInput, Tensor>
                     hidden, _lora, input.Adapters, mask.Allowed, rotary.Sin, rotary.Cos)
                 : block.call(new AttentionInput(hidden, mask.Allowed, rotary, input.Cache?.Layer(i)));
         }
-        input.Cache?.Advance(input.InputIds.shape[1]);
+        input.Cache?.Advance(input.InputIds.size(1));
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 

@@ -70,7 +70,7 @@ public sealed class RotaryEmbedding : IDisposable
     private unsafe Tensor RotateOnCpu(Tensor x, RotaryAngles angles)
     {
         var rotated = x.contiguous().clone();
-        var (rows, heads, headDim) = (x.shape[0] * x.shape[1], (int)x.shape[2], (int)x.shape[3]);
+        var (rows, heads, headDim) = (x.size(0) * x.size(1), (int)x.size(2), (int)x.size(3));
         var data = TensorMemory.Floats(rotated);
         var sin = TensorMemory.Floats(angles.Sin);
         var cos = TensorMemory.Floats(angles.Cos);

@@ -56,7 +56,7 @@ public sealed class GptNeoModel : nn.Module<CausalLMInput, Tensor>
                 ? BlockCheckpointing.Run((x, c) => block.call(new BlockInput(x, c[0], null)), hidden, _lora, input.Adapters, allowed)
                 : block.call(new BlockInput(hidden, allowed, input.Cache?.Layer(i)));
         }
-        input.Cache?.Advance(input.InputIds.shape[1]);
+        input.Cache?.Advance(input.InputIds.size(1));
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 }

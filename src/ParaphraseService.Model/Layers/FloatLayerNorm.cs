@@ -45,14 +45,14 @@ public sealed class FloatLayerNorm : nn.Module<Tensor, Tensor>
 
     private bool UsesLoop(Tensor x, Tensor w, Tensor b) =>
         CpuKernels.Enabled
-        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && x.dim() >= 1 && x.shape[^1] == _dim
+        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && x.dim() >= 1 && x.size(-1) == _dim
         && w.dtype == ScalarType.Float32 && b.dtype == ScalarType.Float32 && w.is_contiguous() && b.is_contiguous()
         && w.numel() == _dim && b.numel() == _dim
         && !is_grad_enabled();
 
     private unsafe Tensor Normalize(Tensor x, Tensor w, Tensor b)
     {
-        var y = empty(x.shape, ScalarType.Float32);
+        var y = empty_like(x);
         var rows = (int)(x.numel() / Math.Max(1, _dim));
         var (input, output, gamma, beta) = ((IntPtr)TensorMemory.Floats(x), (IntPtr)TensorMemory.Floats(y), (IntPtr)TensorMemory.Floats(w), (IntPtr)TensorMemory.Floats(b));
         var (dim, eps) = ((int)_dim, (float)_eps);

@@ -55,16 +55,16 @@ public sealed class FloatLinear : nn.Module<Tensor, Tensor>
         Avx2FloatKernel.IsSupported && CpuKernels.Enabled
         && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && w.dtype == ScalarType.Float32 && w.device_type == DeviceType.CPU
         && x.is_contiguous() && w.is_contiguous() && (b is null || b.dtype == ScalarType.Float32 && b.is_contiguous())
-        && w.dim() == 2 && x.dim() >= 1 && x.shape[^1] == w.shape[1] && x.numel() / Math.Max(1, w.shape[1]) <= Avx2FloatKernel.MaxRows
+        && w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1) && x.numel() / Math.Max(1, w.size(1)) <= Avx2FloatKernel.MaxRows
         && !is_grad_enabled();
 
     private static unsafe Tensor KernelForward(Tensor x, Tensor w, Tensor? b)
     {
         // The weight's own shape, not the constructor's: a parameter can be replaced
-        var (outputs, k) = (w.shape[0], w.shape[1]);
+        var (outputs, k) = (w.size(0), w.size(1));
         if (b is not null && b.numel() != outputs)
             throw new ArgumentException($"FloatLinear's bias has {b.numel()} values for {outputs} outputs.");
-        long[] shape = [.. x.shape[..^1], outputs];
+        var shape = TensorMemory.ShapeWithLast(x, outputs);
         var y = empty(shape, ScalarType.Float32);
         Avx2FloatKernel.Multiply(TensorMemory.Floats(x), (int)(x.numel() / k), (int)k, TensorMemory.Floats(w),
             b is null ? null : TensorMemory.Floats(b), (int)outputs, TensorMemory.Floats(y), torch.get_num_threads());

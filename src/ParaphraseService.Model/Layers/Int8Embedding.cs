@@ -50,7 +50,7 @@ public sealed class Int8Embedding : nn.Module<Tensor, Tensor>, IQuantizedWeightL
         var (q, scale) = _weights ?? throw new InvalidOperationException("Int8Embedding has no weight loaded.");
         using var scope = NewDisposeScope();
         var flat = ids.flatten();
-        long[] shape = [.. ids.shape, _dim];
+        var shape = TensorMemory.ShapeWithLast(ids, _dim, replaceLast: false);
         var rows = q.index_select(0, flat).to(_dtype) * scale.index_select(0, flat).to(_dtype).unsqueeze(1);
         return rows.view(shape).MoveToOuterDisposeScope();
     }

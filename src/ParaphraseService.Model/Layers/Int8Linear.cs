@@ -170,7 +170,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
     private unsafe Tensor Avx2Product(Tensor x, Weights w, Tensor? b)
     {
         using var scope = NewDisposeScope();
-        long[] shape = [.. x.shape[..^1], _out];
+        var shape = TensorMemory.ShapeWithLast(x, _out);
         var rows = x.dtype == ScalarType.Float32 && x.is_contiguous() ? x : x.to(ScalarType.Float32).contiguous();
         var bias = b is null || b.dtype == ScalarType.Float32 && b.is_contiguous() ? b : b.to(ScalarType.Float32).contiguous();
         var y = empty(shape, ScalarType.Float32);
@@ -185,7 +185,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
     {
         using var scope = NewDisposeScope();
         var rows = x.reshape(-1, _in).contiguous(); // (N, in)
-        var n = (int)rows.shape[0];
+        var n = (int)rows.size(0);
         var codes = FbgemmKernels.CodesWithPinRow(n, (int)_in); // (N + 1, in)
         var (steps, zeroPoints) = (new float[n], new float[n]);
         var outliers = new List<ActivationCodes.Outlier>();
@@ -194,7 +194,7 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
         var product = FbgemmKernels.IntegerProduct(codes, w.ShapeView!, w.Packed!, w.ColOffsets!, w.ZeroBias!).contiguous();
         ActivationCodes.Finish(TensorMemory.Floats(product), n, (int)_out, steps, zeroPoints, TensorMemory.Floats(w.RowSums!),
             w.OutlierColumns is null ? null : TensorMemory.Bytes(w.OutlierColumns), outliers);
-        long[] shape = [.. x.shape[..^1], _out];
+        var shape = TensorMemory.ShapeWithLast(x, _out);
         return product.narrow(0, 0, n).reshape(shape).MoveToOuterDisposeScope();
     }
 

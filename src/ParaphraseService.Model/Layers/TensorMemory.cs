@@ -23,6 +23,26 @@ internal static unsafe class TensorMemory
     /// <summary>The first element of a CPU fp32 tensor of any strides (a view's offset included); index it with t.stride().</summary>
     public static float* StridedFloats(Tensor t) => (float*)Data(t, ScalarType.Float32, contiguous: false);
 
+    // TorchSharp's shape and stride() fill their arrays through a managed callback from native code, a few microseconds
+    // each; dim(), size(i) and stride(i) are plain calls. A decode step asks for shapes hundreds of times.
+
+    /// <summary>t's shape with its last dimension replaced by (or, with replaceLast false, followed by) <paramref name="last"/>.</summary>
+    public static long[] ShapeWithLast(Tensor t, long last, bool replaceLast = true)
+    {
+        var kept = (int)t.dim() - (replaceLast ? 1 : 0);
+        var shape = new long[kept + 1];
+        for (var i = 0; i < kept; i++) shape[i] = t.size(i);
+        shape[kept] = last;
+        return shape;
+    }
+
+    public static long[] Strides(Tensor t)
+    {
+        var strides = new long[t.dim()];
+        for (var i = 0; i < strides.Length; i++) strides[i] = t.stride(i);
+        return strides;
+    }
+
     private static IntPtr Data(Tensor t, ScalarType dtype, bool contiguous = true)
     {
         if (t.dtype != dtype || t.device_type != DeviceType.CPU || contiguous && !t.is_contiguous())

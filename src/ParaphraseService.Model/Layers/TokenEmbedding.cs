@@ -31,7 +31,7 @@ public sealed class TokenEmbedding : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var table = weight;
-        long[] shape = [.. ids.shape, table.shape[1]];
+        var shape = TensorMemory.ShapeWithLast(ids, table.size(1), replaceLast: false);
         return table.index_select(0, ids.flatten()).view(shape).MoveToOuterDisposeScope();
     }
 }

@@ -51,7 +51,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var y = base_layer.call(x);
         if (_routing.Rows is not { } rows || _adapters.Count == 0)
             return y.MoveToOuterDisposeScope();
-        if (rows.Count != x.shape[0])
+        if (rows.Count != x.size(0))
             throw new ArgumentException($"{rows.Count} adapter assignments for a batch of {x.shape[0]} rows.");
         var used = rows.Where(r => r is not null && _adapters.ContainsKey(r)).Distinct().Cast<LoraAdapter>().ToList();
         if (used.Count == 0)
@@ -89,7 +89,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var start = 0;
         foreach (var adapter in used)
         {
-            var rank = (int)_adapters[adapter].A.shape[0];
+            var rank = (int)_adapters[adapter].A.size(0);
             segments[adapter] = (start, rank);
             start += rank;
         }
