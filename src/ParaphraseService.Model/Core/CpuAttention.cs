@@ -67,6 +67,7 @@ internal static unsafe class CpuAttention
         public void Run(int first, int end)
         {
             var scores = _s <= 4096 ? stackalloc float[_s] : new float[_s];
+            var (kRow, vRow) = (_kStride[2], _vStride[2]);
             for (var task = first; task < end; task++)
             {
                 var (row, rest) = Math.DivRem(task, _heads * _t);
@@ -78,35 +79,52 @@ internal static unsafe class CpuAttention
 
                 // attn_weights = torch.matmul(query, key.transpose(-1, -2)) / divisor ...; masked_fill(~allowed, finfo.min)
                 var max = float.NegativeInfinity;
-                for (var j = 0; j < _s; j++)
+                var j = 0;
+                for (; j < _s; j++)
                 {
+                    if (j + 4 <= _s && allowed[j] && allowed[j + 1] && allowed[j + 2] && allowed[j + 3])
+                    {
+                        // Four keys against one load of the query: each score is still its own Dot, bit for bit.
+                        Dot4(q, k + j * kRow, kRow, _d, scores.Slice(j, 4));
+                        for (var n = j; n < j + 4; n++)
+                        {
+                            foreach (var divisor in _divisors) scores[n] /= divisor;
+                            max = MathF.Max(max, scores[n]);
+                        }
+                        j += 3;
+                        continue;
+                    }
                     var score = float.MinValue;
                     if (allowed[j])
                     {
-                        score = Dot(q, k + j * _kStride[2], _d);
+                        score = Dot(q, k + j * kRow, _d);
                         foreach (var divisor in _divisors) score /= divisor;
                     }
                     scores[j] = score;
                     max = MathF.Max(max, score);
                 }
-                // attn_weights = softmax(attn_weights, dim=-1)
+                // attn_weights = softmax(attn_weights, dim=-1). A masked score is exp(finfo.min - max) = 0 unless every score
+                // is finfo.min (nothing to attend to: then all are 1, an average), so it is set rather than computed; so is
+                // any exp below e^-104, which rounds to 0 in fp32 (and takes the C library's slow path there).
+                var anyAllowed = max != float.MinValue;
                 var sum = 0f;
-                for (var j = 0; j < _s; j++)
+                for (j = 0; j < _s; j++)
                 {
-                    scores[j] = MathF.Exp(scores[j] - max);
+                    var x = scores[j] - max;
+                    scores[j] = anyAllowed && !allowed[j] || x < -104f ? 0f : MathF.Exp(x);
                     sum += scores[j];
                 }
+                var total = Vector256.Create(sum);
+                for (j = 0; j + 8 <= _s; j += 8)
+                    (Vector256.Create(scores.Slice(j, 8)) / total).CopyTo(scores.Slice(j, 8));
+                for (; j < _s; j++)
+                    scores[j] /= sum;
                 // attn_output = torch.matmul(attn_weights, value), written straight into (B, T, H·D)
-                var output = _context + ((long)row * _t + query) * _heads * _d + head * _d;
-                new Span<float>(output, _d).Clear();
-                for (var j = 0; j < _s; j++)
-                {
-                    var weight = scores[j] / sum;
-                    if (weight != 0) AddScaled(output, v + j * _vStride[2], weight, _d);
-                }
+                WeightedSum(scores, v, vRow, _d, _context + ((long)row * _t + query) * _heads * _d + head * _d);
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static float Dot(float* a, float* b, int n)
         {
             var i = 0;
@@ -119,6 +137,60 @@ internal static unsafe class CpuAttention
             return sum;
         }
 
+        // Dot(a, b + r·stride, n) for r = 0..3, each summed in the same order as Dot.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Dot4(float* a, float* b, long stride, int n, Span<float> sums)
+        {
+            float* b1 = b + stride, b2 = b + 2 * stride, b3 = b + 3 * stride;
+            Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+            var i = 0;
+            for (; i <= n - 8; i += 8)
+            {
+                var x = Vector256.Load(a + i);
+                acc0 += x * Vector256.Load(b + i);
+                acc1 += x * Vector256.Load(b1 + i);
+                acc2 += x * Vector256.Load(b2 + i);
+                acc3 += x * Vector256.Load(b3 + i);
+            }
+            var (s0, s1, s2, s3) = (Vector256.Sum(acc0), Vector256.Sum(acc1), Vector256.Sum(acc2), Vector256.Sum(acc3));
+            for (; i < n; i++)
+                (s0, s1, s2, s3) = (s0 + a[i] * b[i], s1 + a[i] * b1[i], s2 + a[i] * b2[i], s3 + a[i] * b3[i]);
+            (sums[0], sums[1], sums[2], sums[3]) = (s0, s1, s2, s3);
+        }
+
+        // y = Σ_j weights[j] · v_j over the keys with a weight, 32 outputs at a time held in registers; each output is
+        // added to in key order, as a loop of y += v_j · w_j would.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void WeightedSum(ReadOnlySpan<float> weights, float* v, long stride, int d, float* y)
+        {
+            var c = 0;
+            for (; c + 32 <= d; c += 32)
+            {
+                Vector256<float> y0 = default, y1 = default, y2 = default, y3 = default;
+                for (var j = 0; j < weights.Length; j++)
+                {
+                    if (weights[j] == 0) continue;
+                    var w = Vector256.Create(weights[j]);
+                    var x = v + j * stride + c;
+                    y0 += Vector256.Load(x) * w;
+                    y1 += Vector256.Load(x + 8) * w;
+                    y2 += Vector256.Load(x + 16) * w;
+                    y3 += Vector256.Load(x + 24) * w;
+                }
+                y0.Store(y + c);
+                y1.Store(y + c + 8);
+                y2.Store(y + c + 16);
+                y3.Store(y + c + 24);
+            }
+            if (c == d) return;
+            new Span<float>(y + c, d - c).Clear();
+            for (var j = 0; j < weights.Length; j++)
+            {
+                if (weights[j] != 0) AddScaled(y + c, v + j * stride + c, weights[j], d - c);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void AddScaled(float* y, float* x, float weight, int n)
         {
             var i = 0;

@@ -31,6 +31,7 @@ public class CpuAttentionTests
         { 3, 5, 7, 16, [] },           // a few new tokens per row over a longer cache, GPT-Neo: no scaling
         { 2, 4, 4, 12, [3.4641f, 2f] },// GPT-2 with scale_attn_by_inverse_layer_idx: two divisors; D not a multiple of 8
         { 4, 1, 33, 256, [16f] },      // GPT-J-6B's head size
+        { 2, 11, 43, 40, [6.3246f] },  // a prefill: runs of four keys, partly masked ones, a head size past a multiple of 32
     };
 
     [Theory, MemberData(nameof(Shapes))]
