@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -67,6 +68,7 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     // The same products and sums as the LibTorch path below, in one pass over a copy instead of a dozen ops.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe Tensor RotateOnCpu(Tensor x, RotaryAngles angles)
     {
         var rotated = x.contiguous().clone();
