@@ -11,9 +11,13 @@ namespace ParaphraseService.Cli.Benchmarks;
 
 /// <summary>One way of decoding the sources: without speculation and with it, side by side.</summary>
 /// <param name="Identical">Sources whose output was the same token for token with and without speculation.</param>
+/// <param name="FirstTokenP50Milliseconds">One at a time: the median time to the first token (the prompt's forward and its
+/// choice), which speculation cannot shorten.</param>
+/// <param name="DecodeSpeedup">One at a time: the speedup of what follows the first token (tokens/s after it).</param>
 public sealed record SpeculationBenchCase(
     string Name, int Sources, int Tokens, double PlainTokensPerSecond, double SpeculativeTokensPerSecond, double Speedup,
-    double PlainP50Milliseconds, double SpeculativeP50Milliseconds, double AcceptanceRate, double TokensPerStep, int Identical);
+    double PlainP50Milliseconds, double SpeculativeP50Milliseconds, double AcceptanceRate, double TokensPerStep, int Identical,
+    double FirstTokenP50Milliseconds = double.NaN, double DecodeSpeedup = double.NaN);
 
 public sealed record SpeculationBenchReport(string Model, string? Adapter, int MaxNewTokens, SpeculationOptions Speculation, IReadOnlyList<SpeculationBenchCase> Cases);
 
@@ -55,7 +59,7 @@ public static class SpeculationBenchmark
         // Warm-up: first calls pay for allocations and kernel selection.
         plain.Generate(prompts[0], options, adapter: adapter);
         speculative.Generate(prompts[0], options, adapter: adapter);
-        var (plainTimes, specTimes) = (new List<double>(), new List<double>());
+        var (plainTimes, specTimes, firstTimes) = (new List<double>(), new List<double>(), new List<double>());
         var (tokens, identical) = (0, 0);
         var work = new SpeculationStats(0, 0, 0, 0, 0);
         for (var i = 0; i < prompts.Count; i++)
@@ -76,8 +80,16 @@ public static class SpeculationBenchmark
             }
             tokens += a!.GeneratedIds.Count;
             if (a.GeneratedIds.SequenceEqual(b!.GeneratedIds)) identical++;
+            // The prompt's forward and the first token alone: the part of each request both ways share.
+            var first = Stopwatch.StartNew();
+            plain.Generate(prompts[i], options with { MaxNewTokens = 1 }, adapter: adapter);
+            firstTimes.Add(first.Elapsed.TotalSeconds);
         }
-        var measured = Case(name, prompts.Count, tokens, plainTimes.Sum(), specTimes.Sum(), Median(plainTimes), Median(specTimes), work, identical);
+        var measured = Case(name, prompts.Count, tokens, plainTimes.Sum(), specTimes.Sum(), Median(plainTimes), Median(specTimes), work, identical) with
+        {
+            FirstTokenP50Milliseconds = Median(firstTimes) * 1000,
+            DecodeSpeedup = (plainTimes.Sum() - firstTimes.Sum()) / (specTimes.Sum() - firstTimes.Sum()),
+        };
         log(Describe(measured));
         return measured;
     }
@@ -127,7 +139,8 @@ public static class SpeculationBenchmark
 
     private static string Describe(SpeculationBenchCase c) =>
         $"{c.Name}: {c.PlainTokensPerSecond:F1} -> {c.SpeculativeTokensPerSecond:F1} tokens/s ({c.Speedup:F2}x)" +
-        (double.IsNaN(c.PlainP50Milliseconds) ? "" : $", p50 {c.PlainP50Milliseconds:F0} -> {c.SpeculativeP50Milliseconds:F0} ms") +
+        (double.IsNaN(c.PlainP50Milliseconds) ? "" : $", p50 {c.PlainP50Milliseconds:F0} -> {c.SpeculativeP50Milliseconds:F0} ms" +
+            $" (first token {c.FirstTokenP50Milliseconds:F0} ms; after it {c.DecodeSpeedup:F2}x)") +
         $"; acceptance {c.AcceptanceRate:P0}, {c.TokensPerStep:F2} tokens/step; identical {c.Identical}/{c.Sources}";
 
     private static double Median(List<double> values)

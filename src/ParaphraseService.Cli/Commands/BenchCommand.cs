@@ -7,7 +7,12 @@ namespace ParaphraseService.Cli.Commands;
 /// <summary><c>bench</c>: performance figures printed as a table (or JSON), never asserted in tests.</summary>
 internal static class BenchCommand
 {
-    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+    // A figure that does not apply to a run (the batched run's p50) is NaN, written as the string "NaN".
+    private static readonly JsonSerializerOptions s_json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     public static Command Create()
     {
@@ -281,12 +286,14 @@ internal static class BenchCommand
         var lines = r.Cases.Select(c =>
             $"| {c.Name,-48} | {c.PlainTokensPerSecond,7:F1} | {c.SpeculativeTokensPerSecond,7:F1} | {c.Speedup,5:F2}x | " +
             $"{(double.IsNaN(c.PlainP50Milliseconds) ? "-" : $"{c.PlainP50Milliseconds:F0} / {c.SpeculativeP50Milliseconds:F0}"),15} | " +
+            $"{(double.IsNaN(c.FirstTokenP50Milliseconds) ? "-" : $"{c.FirstTokenP50Milliseconds:F0}"),11} | " +
+            $"{(double.IsNaN(c.DecodeSpeedup) ? "-" : $"{c.DecodeSpeedup:F2}x"),11} | " +
             $"{c.AcceptanceRate,10:P0} | {c.TokensPerStep,10:F2} | {c.Identical,3}/{c.Sources,-3} |");
         return $"""
             {r.Model}{(r.Adapter is null ? "" : $" + {r.Adapter}")}: up to {r.MaxNewTokens} new tokens, drafts of up to {r.Speculation.MaxDraftTokens} tokens, n-grams {r.Speculation.MaxNgram}..{r.Speculation.MinNgram}, {r.Speculation.MaxStepTokens} positions per step
 
-            | run                                              | tok/s   | spec.   | ratio  | p50 ms plain/spec | acceptance | tokens/step | identical |
-            |--------------------------------------------------|---------|---------|--------|-------------------|------------|-------------|-----------|
+            | run                                              | tok/s   | spec.   | ratio  | p50 ms plain/spec | 1st tok ms  | after 1st   | acceptance | tokens/step | identical |
+            |--------------------------------------------------|---------|---------|--------|-------------------|-------------|-------------|------------|-------------|-----------|
             {string.Join(Environment.NewLine, lines)}
             """;
     }

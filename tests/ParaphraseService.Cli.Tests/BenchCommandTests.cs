@@ -1,0 +1,29 @@
+using System.Text.Json;
+using ParaphraseService.Model.Tests;
+
+namespace ParaphraseService.Cli.Tests;
+
+public class BenchCommandTests
+{
+    [Fact]
+    public async Task SpeculationReportsBothWaysTheFirstTokenAndWhatFollowsIt()
+    {
+        var run = await CliRunner.RunAsync("bench", "speculation", "--data", Fixtures.Get("demo-model", "heldout-pairs.tsv"),
+            "--sources", "3", "--max-new-tokens", "12", "--clients", "2", "--json");
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        var report = JsonDocument.Parse(run.StandardOutput).RootElement;
+        var cases = report.GetProperty("cases").EnumerateArray().ToList();
+        Assert.Equal(2, cases.Count);
+        var oneAtATime = cases[0];
+        Assert.Equal(3, oneAtATime.GetProperty("sources").GetInt32());
+        // Greedy output does not depend on speculation.
+        Assert.Equal(3, oneAtATime.GetProperty("identical").GetInt32());
+        Assert.InRange(oneAtATime.GetProperty("tokens").GetInt32(), 3, 36);
+        Assert.True(oneAtATime.GetProperty("first_token_p50_milliseconds").GetDouble() > 0);
+        Assert.True(double.IsFinite(oneAtATime.GetProperty("decode_speedup").GetDouble()));
+        Assert.InRange(oneAtATime.GetProperty("acceptance_rate").GetDouble(), 0, 1);
+        // The batched run has no per-request latency: said as such, not as a number.
+        Assert.Equal(JsonValueKind.String, cases[1].GetProperty("first_token_p50_milliseconds").ValueKind);
+    }
+}
