@@ -1,4 +1,6 @@
 using ParaphraseService.Model.Core;
+using ParaphraseService.Model.Layers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;
@@ -168,13 +170,49 @@ public sealed class SlotKvCache : IKvCache, IDisposable
                 throw new ArgumentException($"This step feeds {owner._tokens} token(s) to each of {owner._rows.Length} slot(s), not {keys.shape[2]} to {keys.shape[0]}.");
             Allocate(keys);
             var index = owner._index ??= new StepIndex(owner, keys.size(1), keys.device);
-            TensorIndex[] at = [TensorIndex.Tensor(index.WriteSlots), TensorIndex.Tensor(index.WriteHeads), TensorIndex.Tensor(index.WritePositions)];
-            _keys!.index_put_(keys, at);
-            _values!.index_put_(values, at);
+            if (CopiesOnCpu(keys, values))
+            {
+                Write(_keys!, keys);
+                Write(_values!, values);
+            }
+            else
+            {
+                TensorIndex[] at = [TensorIndex.Tensor(index.WriteSlots), TensorIndex.Tensor(index.WriteHeads), TensorIndex.Tensor(index.WritePositions)];
+                _keys!.index_put_(keys, at);
+                _values!.index_put_(values, at);
+            }
             var width = owner.Length + owner._tokens;
-            return index.AllSlots
-                ? (_keys.narrow(2, 0, width), _values.narrow(2, 0, width))
-                : (_keys.narrow(2, 0, width).index_select(0, index.Slots), _values.narrow(2, 0, width).index_select(0, index.Slots));
+            var (allKeys, allValues) = (_keys!.narrow(2, 0, width), _values!.narrow(2, 0, width));
+            return index.AllSlots ? (allKeys, allValues) : (allKeys.index_select(0, index.Slots), allValues.index_select(0, index.Slots));
+        }
+
+        // Two advanced-indexing writes per layer cost more than the copy itself in a decode step; on the CPU, for fp32
+        // inference, the rows are copied directly (LibTorch's index_put_ elsewhere, and wherever gradients are recorded).
+        private bool CopiesOnCpu(Tensor keys, Tensor values) =>
+            CpuKernels.Enabled && !is_grad_enabled() && keys.device_type == DeviceType.CPU && values.device_type == DeviceType.CPU
+            && _keys!.dtype == ScalarType.Float32 && keys.dtype == ScalarType.Float32 && values.dtype == ScalarType.Float32
+            && keys.stride(3) == 1 && values.stride(3) == 1 && values.size(3) == _values!.size(3) && keys.size(3) == _keys.size(3);
+
+        // cache[slots[r], h, lengths[slots[r]] + t, :] = fresh[r, h, t, :]
+        private unsafe void Write(Tensor cache, Tensor fresh)
+        {
+            var (heads, tokens, d) = ((int)fresh.size(1), (int)fresh.size(2), (int)fresh.size(3));
+            var source = TensorMemory.StridedFloats(fresh);
+            var (s0, s1, s2) = (fresh.stride(0), fresh.stride(1), fresh.stride(2));
+            var target = TensorMemory.Floats(cache);
+            var bytes = (long)d * sizeof(float);
+            for (var r = 0; r < owner._rows.Length; r++)
+            {
+                var slot = owner._rows[r];
+                for (var h = 0; h < heads; h++)
+                {
+                    for (var t = 0; t < tokens; t++)
+                    {
+                        var to = target + (((long)slot * heads + h) * owner.Capacity + owner._lengths[slot] + t) * d;
+                        Buffer.MemoryCopy(source + r * s0 + h * s1 + t * s2, to, bytes, bytes);
+                    }
+                }
+            }
         }
 
         public void Load(int slot, Tensor keys, Tensor values)

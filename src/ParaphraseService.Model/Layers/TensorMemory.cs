@@ -20,6 +20,8 @@ internal static unsafe class TensorMemory
 
     public static bool* Bools(Tensor t) => (bool*)Data(t, ScalarType.Bool);
 
+    public static long* Longs(Tensor t) => (long*)Data(t, ScalarType.Int64);
+
     /// <summary>The first element of a CPU fp32 tensor of any strides (a view's offset included); index it with t.stride().</summary>
     public static float* StridedFloats(Tensor t) => (float*)Data(t, ScalarType.Float32, contiguous: false);
 
