@@ -210,7 +210,21 @@ internal static unsafe class Avx2Int8Kernel
             for (var r = codes.Groups * 4; r < codes.Rows; r++)
             {
                 var packed = codes.Packed + codes.Place(r).Offset;
-                for (var o = start; o < end; o++)
+                // Four quarters of the part at once: four sequential streams from memory keep more reads in flight than
+                // one (2 threads reading 1 stream each: 20-23 GB/s here, 4 each: 29).
+                var quarter = (end - start) / 4;
+                for (var i = 0; i < quarter; i++)
+                {
+                    var o = start + i;
+                    var weights = q + (long)o * k;
+                    var stride = (long)quarter * k;
+                    var (s0, s1, s2, s3) = DotRows4(weights, stride, packed, chunks);
+                    Store(r, o, s0 + TailDot(weights, r, k, tail), weights, columns, values);
+                    Store(r, o + quarter, s1 + TailDot(weights + stride, r, k, tail), weights + stride, columns, values);
+                    Store(r, o + 2 * quarter, s2 + TailDot(weights + 2 * stride, r, k, tail), weights + 2 * stride, columns, values);
+                    Store(r, o + 3 * quarter, s3 + TailDot(weights + 3 * stride, r, k, tail), weights + 3 * stride, columns, values);
+                }
+                for (var o = start + 4 * quarter; o < end; o++)
                 {
                     var weights = q + (long)o * k;
                     Store(r, o, Dot(weights, packed, chunks) + TailDot(weights, r, k, tail), weights, columns, values);
@@ -261,6 +275,37 @@ internal static unsafe class Avx2Int8Kernel
                 a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(Avx.LoadVector256(packed), w)), ones));
             }
             return Vector256.Sum(Avx2.Add(a0, a1));
+        }
+
+        // One row of codes against four weight rows, stride bytes apart: the sums Dot gives for each (integers: exact in
+        // any order).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static (int, int, int, int) DotRows4(sbyte* weights, long stride, sbyte* packed, int chunks)
+        {
+            var ones = Vector256.Create((short)1);
+            sbyte* w1 = weights + stride, w2 = weights + 2 * stride, w3 = weights + 3 * stride;
+            Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (var j = 0; j < chunks; j++, packed += 32)
+            {
+                var offset = j * 32;
+                if ((j & 1) == 0)
+                {
+                    Sse.Prefetch0(weights + offset + PrefetchDistance);
+                    Sse.Prefetch0(w1 + offset + PrefetchDistance);
+                    Sse.Prefetch0(w2 + offset + PrefetchDistance);
+                    Sse.Prefetch0(w3 + offset + PrefetchDistance);
+                }
+                var c = Avx.LoadVector256(packed);
+                var v0 = Avx.LoadVector256(weights + offset);
+                var v1 = Avx.LoadVector256(w1 + offset);
+                var v2 = Avx.LoadVector256(w2 + offset);
+                var v3 = Avx.LoadVector256(w3 + offset);
+                a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(v0), Avx2.Sign(c, v0)), ones));
+                a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(v1), Avx2.Sign(c, v1)), ones));
+                a2 = Avx2.Add(a2, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(v2), Avx2.Sign(c, v2)), ones));
+                a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(v3), Avx2.Sign(c, v3)), ones));
+            }
+            return (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
         }
 
         // Four rows against one weight row: each weight vector is loaded, and its magnitude taken, once for all four.
