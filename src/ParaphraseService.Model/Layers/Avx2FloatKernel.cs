@@ -36,6 +36,11 @@ internal static unsafe class Avx2FloatKernel
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
+            if (rows < 4)
+            {
+                FewRows(start, end);
+                return;
+            }
             for (var o = start; o < end; o++)
             {
                 var weights = w + (long)o * k;
@@ -52,6 +57,73 @@ internal static unsafe class Avx2FloatKernel
                 for (; r < rows; r++)
                     y[(long)r * outputs + o] = Dot(weights, x + (long)r * k, k) + b;
             }
+        }
+
+        // Fewer rows than Dot4 takes (a decode step: one): four quarters of the part at once, four sequential streams from
+        // memory per thread instead of one, which keeps more reads in flight (see Avx2Int8Kernel). Each sum as Dot's.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void FewRows(int start, int end)
+        {
+            var quarter = (end - start) / 4;
+            var stride = (long)quarter * k;
+            for (var i = 0; i < quarter; i++)
+            {
+                var o = start + i;
+                var weights = w + (long)o * k;
+                for (var r = 0; r < rows; r++)
+                {
+                    var (s0, s1, s2, s3) = DotRows4(weights, stride, x + (long)r * k, k);
+                    var at = y + (long)r * outputs + o;
+                    at[0] = s0 + (bias is null ? 0f : bias[o]);
+                    at[quarter] = s1 + (bias is null ? 0f : bias[o + quarter]);
+                    at[2 * quarter] = s2 + (bias is null ? 0f : bias[o + 2 * quarter]);
+                    at[3 * quarter] = s3 + (bias is null ? 0f : bias[o + 3 * quarter]);
+                }
+            }
+            for (var o = start + 4 * quarter; o < end; o++)
+            {
+                var b = bias is null ? 0f : bias[o];
+                for (var r = 0; r < rows; r++)
+                    y[(long)r * outputs + o] = Dot(w + (long)o * k, x + (long)r * k, k) + b;
+            }
+        }
+
+        // Dot(weights + n·stride, row, k) for n = 0..3, each summed in Dot's order.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static (float, float, float, float) DotRows4(float* weights, long stride, float* row, int k)
+        {
+            float* w1 = weights + stride, w2 = weights + 2 * stride, w3 = weights + 3 * stride;
+            Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+            var i = 0;
+            for (; i + 16 <= k; i += 16)
+            {
+                var ahead = i + PrefetchDistance / sizeof(float);
+                Sse.Prefetch0(weights + ahead);
+                Sse.Prefetch0(w1 + ahead);
+                Sse.Prefetch0(w2 + ahead);
+                Sse.Prefetch0(w3 + ahead);
+                var (x0, x1) = (Avx.LoadVector256(row + i), Avx.LoadVector256(row + i + 8));
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), x0, a0);
+                b0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i + 8), x1, b0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), x0, a1);
+                b1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i + 8), x1, b1);
+                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), x0, a2);
+                b2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i + 8), x1, b2);
+                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), x0, a3);
+                b3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i + 8), x1, b3);
+            }
+            for (; i + 8 <= k; i += 8)
+            {
+                var x0 = Avx.LoadVector256(row + i);
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), x0, a0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), x0, a1);
+                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), x0, a2);
+                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), x0, a3);
+            }
+            var (s0, s1, s2, s3) = (Vector256.Sum(a0 + b0), Vector256.Sum(a1 + b1), Vector256.Sum(a2 + b2), Vector256.Sum(a3 + b3));
+            for (; i < k; i++)
+                (s0, s1, s2, s3) = (s0 + weights[i] * row[i], s1 + w1[i] * row[i], s2 + w2[i] * row[i], s3 + w3[i] * row[i]);
+            return (s0, s1, s2, s3);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
