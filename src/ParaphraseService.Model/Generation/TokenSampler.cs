@@ -1,3 +1,7 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using ParaphraseService.Model.Layers;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;
@@ -14,6 +18,10 @@ public sealed class TokenSampler
     private readonly GenerationOptions _options;
     private readonly int _allowedVocabulary;
     private readonly SplitMix64? _random;
+    // A row's working arrays, reused token after token: 50k logits are a 200 KB array, and a fresh one per token was a
+    // large-object allocation whose first touch cost more than the whole choice.
+    private float[] _scores = [], _scaled = [];
+    private double[] _probabilities = [];
 
     /// <param name="allowedVocabulary">Ids at or above this have no text (GPT-J pads its embedding to 50400) and are never picked.</param>
     public TokenSampler(GenerationOptions options, int allowedVocabulary)
@@ -36,8 +44,7 @@ public sealed class TokenSampler
     /// </remarks>
     public int Next(Tensor logits, IReadOnlyList<int> history, BannedText? banned = null)
     {
-        using var row = logits.to(ScalarType.Float32, CPU).contiguous();
-        var scores = row.data<float>().ToArray();
+        var scores = Copy(logits, ref _scores);
         if (scores.Length > _allowedVocabulary)
             scores.AsSpan(_allowedVocabulary).Fill(float.NegativeInfinity);
         if (!float.IsFinite(Max(scores)))
@@ -58,7 +65,9 @@ public sealed class TokenSampler
             return ArgMax(scores);
 
         var temperature = (float)_options.Temperature;
-        var scaled = scores.Select(x => x / temperature).ToArray();
+        var scaled = Reused(ref _scaled, scores.Length);
+        for (var i = 0; i < scores.Length; i++)
+            scaled[i] = scores[i] / temperature;
         // A temperature so small that the scaled logits overflow is greedy decoding in the limit.
         if (!float.IsFinite(Max(scaled)))
             return ArgMax(scores);
@@ -70,30 +79,74 @@ public sealed class TokenSampler
             for (var i = 0; i < scores.Length; i++)
                 if (scores[i] < kth) scores[i] = float.NegativeInfinity;
         }
-        var probabilities = Softmax(scores);
+        var probabilities = Softmax(scores, Reused(ref _probabilities, scores.Length));
         if (_options.TopP < 1.0)
             RemoveOutsideNucleus(probabilities, _options.TopP);
         return Draw(probabilities);
     }
 
+    // The row's values as a managed array, straight from its memory (TorchSharp's accessor took most of a greedy choice).
+    private static unsafe float[] Copy(Tensor logits, ref float[] buffer)
+    {
+        using var row = logits.to(ScalarType.Float32, CPU).contiguous();
+        var scores = Reused(ref buffer, checked((int)row.numel()));
+        new ReadOnlySpan<float>(TensorMemory.Floats(row), scores.Length).CopyTo(scores);
+        return scores;
+    }
+
+    private static T[] Reused<T>(ref T[] buffer, int length)
+    {
+        if (buffer.Length != length) buffer = new T[length];
+        return buffer;
+    }
+
+    /// <summary>The largest value; NaN if any is NaN. Eight lanes at a time: a greedy step reads 50k logits twice.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Max(float[] values)
     {
+        var i = 0;
         var max = float.NegativeInfinity;
-        foreach (var v in values)
+        if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<float>.Count)
         {
+            var (lanes, nan) = (Vector256.Create(float.NegativeInfinity), Vector256<float>.Zero);
+            for (; i + Vector256<float>.Count <= values.Length; i += Vector256<float>.Count)
+            {
+                var v = Vector256.Create(values.AsSpan(i, Vector256<float>.Count));
+                nan |= ~Vector256.Equals(v, v);
+                // max(a, b) of lanes that hold no NaN (any NaN is reported below)
+                lanes = Vector256.ConditionalSelect(Vector256.GreaterThan(v, lanes), v, lanes);
+            }
+            if (nan.ExtractMostSignificantBits() != 0) return float.NaN;
+            for (var lane = 0; lane < Vector256<float>.Count; lane++)
+                max = MathF.Max(max, lanes[lane]);
+        }
+        for (; i < values.Length; i++)
+        {
+            var v = values[i];
             if (float.IsNaN(v)) return float.NaN;
             if (v > max) max = v;
         }
         return max;
     }
 
-    /// <summary>The first index of the largest value, as torch.argmax.</summary>
+    /// <summary>The first index of the largest value, as torch.argmax (the values hold no NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ArgMax(float[] values)
     {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-            if (values[i] > values[best]) best = i;
-        return best;
+        var max = Max(values);
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var target = Vector256.Create(max);
+            for (; i + Vector256<float>.Count <= values.Length; i += Vector256<float>.Count)
+            {
+                var hits = Vector256.Equals(Vector256.Create(values.AsSpan(i, Vector256<float>.Count)), target).ExtractMostSignificantBits();
+                if (hits != 0) return i + BitOperations.TrailingZeroCount(hits);
+            }
+        }
+        for (; i < values.Length; i++)
+            if (values[i] == max) return i;
+        return 0;
     }
 
     private static float KthLargest(float[] values, int k)
@@ -103,11 +156,10 @@ public sealed class TokenSampler
         return copy[^k];
     }
 
-    /// <summary>Softmax in double precision; masked (−∞) entries get exactly 0.</summary>
-    private static double[] Softmax(float[] scores)
+    /// <summary>Softmax in double precision, written into p; masked (−∞) entries get exactly 0.</summary>
+    private static double[] Softmax(float[] scores, double[] p)
     {
         var max = Max(scores);
-        var p = new double[scores.Length];
         var total = 0.0;
         for (var i = 0; i < scores.Length; i++)
             total += p[i] = float.IsNegativeInfinity(scores[i]) ? 0 : Math.Exp(scores[i] - max);

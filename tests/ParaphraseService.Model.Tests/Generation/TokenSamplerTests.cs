@@ -19,6 +19,32 @@ public class TokenSamplerTests
     public void GreedyTakesTheMostLikelyToken() =>
         Assert.All(Draw(new GenerationOptions { Greedy = true }, 5), id => Assert.Equal(0, id));
 
+    [Theory]
+    [InlineData(53, new[] { 7, 30 }, 7)]      // a tie: the first, as torch.argmax
+    [InlineData(53, new[] { 50 }, 50)]        // in the tail past the last eight
+    [InlineData(53, new[] { 0 }, 0)]
+    [InlineData(50400, new[] { 50399, 9 }, 9)]
+    [InlineData(3, new[] { 2 }, 2)]           // shorter than eight
+    public void GreedyTakesTheFirstLargestAnywhere(int vocabulary, int[] largest, int expected)
+    {
+        var values = Enumerable.Range(0, vocabulary).Select(i => MathF.Sin(i) - 2f).ToArray();
+        foreach (var i in largest) values[i] = 3.5f;
+        using var logits = tensor(values);
+        Assert.Equal(expected, new TokenSampler(new GenerationOptions { Greedy = true }, vocabulary).Next(logits, []));
+    }
+
+    [Theory]
+    [InlineData(53, 4)]
+    [InlineData(53, 51)]
+    [InlineData(50400, 30000)]
+    public void ANaNLogitAnywhereIsRefused(int vocabulary, int at)
+    {
+        var values = new float[vocabulary];
+        values[at] = float.NaN;
+        using var logits = tensor(values);
+        Assert.Throws<SamplingException>(() => new TokenSampler(new GenerationOptions { Greedy = true }, vocabulary).Next(logits, []));
+    }
+
     [Fact]
     public void SameSeedSameDrawsAndAnotherSeedOtherDraws()
     {
