@@ -33,15 +33,43 @@ internal static unsafe class Avx2FloatKernel
 
     private sealed class Product(float* x, int rows, int k, float* w, float* bias, int outputs, float* y)
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             if (rows < 4)
-            {
                 FewRows(start, end);
-                return;
+            else
+                ManyRows(start, end);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+        private void ManyRows(int start, int end)
+        {
+            // Two halves of the part at once: each load of four rows serves two weight rows (six loads per eight
+            // multiply-adds instead of five per four), and two streams from memory per thread instead of one.
+            var half = (end - start) / 2;
+            var stride = (long)half * k;
+            for (var i = 0; i < half; i++)
+            {
+                var o = start + i;
+                var weights = w + (long)o * k;
+                var (b0, b1) = bias is null ? (0f, 0f) : (bias[o], bias[o + half]);
+                var r = 0;
+                for (; r + 4 <= rows; r += 4)
+                {
+                    var (first, second) = Dot4Pair(weights, stride, x + (long)r * k, k);
+                    for (var n = 0; n < 4; n++)
+                    {
+                        y[(long)(r + n) * outputs + o] = first[n] + b0;
+                        y[(long)(r + n) * outputs + o + half] = second[n] + b1;
+                    }
+                }
+                for (; r < rows; r++)
+                {
+                    y[(long)r * outputs + o] = Dot(weights, x + (long)r * k, k) + b0;
+                    y[(long)r * outputs + o + half] = Dot(weights + stride, x + (long)r * k, k) + b1;
+                }
             }
-            for (var o = start; o < end; o++)
+            for (var o = start + 2 * half; o < end; o++)
             {
                 var weights = w + (long)o * k;
                 var b = bias is null ? 0f : bias[o];
@@ -59,9 +87,49 @@ internal static unsafe class Avx2FloatKernel
             }
         }
 
+        // Dot4(weights, rows, k) and Dot4(weights + stride, rows, k), each sum in Dot4's order.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static (Vector128<float>, Vector128<float>) Dot4Pair(float* weights, long stride, float* rows, int k)
+        {
+            var other = weights + stride;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, c0 = default, c1 = default, c2 = default, c3 = default;
+            var (r1, r2, r3) = (k, 2 * k, 3 * k);
+            var i = 0;
+            for (; i + 8 <= k; i += 8)
+            {
+                if ((i & 15) == 0)
+                {
+                    Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
+                    Sse.Prefetch0(other + i + PrefetchDistance / sizeof(float));
+                }
+                var (v, u) = (Avx.LoadVector256(weights + i), Avx.LoadVector256(other + i));
+                var x0 = Avx.LoadVector256(rows + i);
+                a0 = Fma.MultiplyAdd(v, x0, a0);
+                c0 = Fma.MultiplyAdd(u, x0, c0);
+                var x1 = Avx.LoadVector256(rows + r1 + i);
+                a1 = Fma.MultiplyAdd(v, x1, a1);
+                c1 = Fma.MultiplyAdd(u, x1, c1);
+                var x2 = Avx.LoadVector256(rows + r2 + i);
+                a2 = Fma.MultiplyAdd(v, x2, a2);
+                c2 = Fma.MultiplyAdd(u, x2, c2);
+                var x3 = Avx.LoadVector256(rows + r3 + i);
+                a3 = Fma.MultiplyAdd(v, x3, a3);
+                c3 = Fma.MultiplyAdd(u, x3, c3);
+            }
+            var (s0, s1, s2, s3) = (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
+            var (t0, t1, t2, t3) = (Vector256.Sum(c0), Vector256.Sum(c1), Vector256.Sum(c2), Vector256.Sum(c3));
+            for (; i < k; i++)
+            {
+                var (wi, ui) = (weights[i], other[i]);
+                (s0, s1, s2, s3) = (s0 + wi * rows[i], s1 + wi * rows[r1 + i], s2 + wi * rows[r2 + i], s3 + wi * rows[r3 + i]);
+                (t0, t1, t2, t3) = (t0 + ui * rows[i], t1 + ui * rows[r1 + i], t2 + ui * rows[r2 + i], t3 + ui * rows[r3 + i]);
+            }
+            return (Vector128.Create(s0, s1, s2, s3), Vector128.Create(t0, t1, t2, t3));
+        }
+
         // Fewer rows than Dot4 takes (a decode step: one): four quarters of the part at once, four sequential streams from
         // memory per thread instead of one, which keeps more reads in flight (see Avx2Int8Kernel). Each sum as Dot's.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
         private void FewRows(int start, int end)
         {
             var quarter = (end - start) / 4;
