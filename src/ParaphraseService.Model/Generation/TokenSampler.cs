@@ -170,32 +170,79 @@ public sealed class TokenSampler
     /// <summary>
     /// Top-p as Hugging Face's processor does it (in ascending order, tokens whose cumulative probability stays at or
     /// below 1 − top_p are removed, the most likely always kept), which is: going down from the most likely, a token
-    /// is kept while the tokens above it hold less than top_p. Only the tokens above a threshold holding at least
-    /// top_p are sorted (a handful for a trained model), not the whole vocabulary.
+    /// is kept while the tokens above it hold less than top_p (equal probabilities: the lower id first). Nothing is
+    /// sorted but the few tokens around the cut: a flat distribution puts most of the vocabulary in the nucleus, and
+    /// sorting it took milliseconds per token.
     /// </summary>
-    private static void RemoveOutsideNucleus(double[] probabilities, double topP)
+    internal static void RemoveOutsideNucleus(double[] probabilities, double topP)
     {
-        var threshold = probabilities.Max();
-        for (var halvings = 0; halvings < 1100 && probabilities.Where(q => q >= threshold).Sum() < topP; halvings++)
-            threshold /= 2;
-        var candidates = new List<int>();
-        for (var i = 0; i < probabilities.Length; i++)
-            if (probabilities[i] >= threshold && probabilities[i] > 0) candidates.Add(i);
-        var order = candidates.ToArray();
-        // Most likely first (Array.Sort is deterministic for the same input, ties included).
-        var keys = order.Select(i => -probabilities[i]).ToArray();
-        Array.Sort(keys, order);
-        var kept = new bool[probabilities.Length];
+        var max = 0.0;
+        foreach (var q in probabilities)
+            if (q > max) max = q;
+        // The largest threshold max / 2^h whose tokens hold at least top_p (h at most 1,100: below any double): the cut
+        // lies in [threshold, 2·threshold). One pass: the mass of each h, a token's h being the least with q >= max / 2^h.
+        const int maxHalvings = 1100;
+        Span<double> massAt = stackalloc double[maxHalvings + 1];
+        massAt.Clear();
+        foreach (var q in probabilities)
+            if (q > 0) massAt[Halvings(q, max, maxHalvings)] += q;
+        var (h, mass) = (0, massAt[0]);
+        while (h < maxHalvings && mass < topP)
+            mass += massAt[++h];
+        var threshold = Math.ScaleB(max, -h);
+        // Tokens at or above 2·threshold hold less than top_p together, so each of them is kept; the band below is cut
+        // into value buckets, whole buckets kept while their tokens and those above hold less than top_p.
+        const int buckets = 256;
+        var upper = threshold == max ? double.PositiveInfinity : 2 * threshold;
+        var scale = buckets / threshold;
+        Span<double> bucketMass = stackalloc double[buckets];
         var above = 0.0;
-        foreach (var i in order)
+        foreach (var q in probabilities)
         {
-            if (above >= topP) break;
-            kept[i] = true;
-            above += probabilities[i];
+            if (q >= upper) above += q;
+            else if (q >= threshold && q > 0) bucketMass[Bucket(q, threshold, scale, buckets)] += q;
         }
+        var cut = buckets - 1;
+        for (; cut >= 0 && above + bucketMass[cut] < topP; cut--)
+            above += bucketMass[cut];
+        // Within the bucket the cut falls in: most likely first, kept while those above hold less than top_p.
+        var inCut = new List<int>();
         for (var i = 0; i < probabilities.Length; i++)
-            if (!kept[i]) probabilities[i] = 0;
+        {
+            var q = probabilities[i];
+            if (q >= upper || q <= 0) continue;
+            var bucket = q < threshold ? -1 : Bucket(q, threshold, scale, buckets);
+            if (bucket == cut) inCut.Add(i);
+            else if (bucket < cut) probabilities[i] = 0;
+        }
+        inCut.Sort((a, b) => probabilities[a] != probabilities[b] ? probabilities[b].CompareTo(probabilities[a]) : a.CompareTo(b));
+        foreach (var i in inCut)
+        {
+            if (above >= topP) probabilities[i] = 0;
+            else above += probabilities[i];
+        }
     }
+
+    // The least h with q >= max / 2^h: the difference of the exponents, plus one if q's mantissa is below max's (both
+    // normal; a subnormal q takes the general route).
+    private static int Halvings(double q, double max, int limit)
+    {
+        var (qBits, maxBits) = (BitConverter.DoubleToInt64Bits(q), BitConverter.DoubleToInt64Bits(max));
+        var (qExponent, maxExponent) = ((int)(qBits >> 52) & 0x7FF, (int)(maxBits >> 52) & 0x7FF);
+        int h;
+        if (qExponent > 0 && maxExponent > 0)
+            h = maxExponent - qExponent + ((qBits & 0xFFFFFFFFFFFFFL) < (maxBits & 0xFFFFFFFFFFFFFL) ? 1 : 0);
+        else
+        {
+            h = Math.Max(0, Math.ILogB(max) - Math.ILogB(q));
+            if (q < Math.ScaleB(max, -h)) h++;
+        }
+        return Math.Min(h, limit);
+    }
+
+    // Buckets of [threshold, 2·threshold) by value, in the order of the values (scale = buckets / threshold).
+    private static int Bucket(double q, double threshold, double scale, int buckets) =>
+        Math.Clamp((int)((q - threshold) * scale), 0, buckets - 1);
 
     /// <summary>
     /// One draw from <paramref name="probabilities"/> by inverting its cumulative sum at a uniform number of our own

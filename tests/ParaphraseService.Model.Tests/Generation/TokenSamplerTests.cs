@@ -71,6 +71,54 @@ public class TokenSamplerTests
         Assert.All(Draw(new GenerationOptions { Seed = 2, TopP = 0.01 }, 20), id => Assert.Equal(0, id));
     }
 
+    // Hugging Face's top-p, written the plain way: everything sorted (most likely first, equal ones by id), a token kept
+    // while the tokens before it hold less than top_p.
+    private static double[] NucleusByFullSort(double[] probabilities, double topP)
+    {
+        var order = Enumerable.Range(0, probabilities.Length).Where(i => probabilities[i] > 0)
+            .OrderByDescending(i => probabilities[i]).ThenBy(i => i).ToList();
+        var kept = new double[probabilities.Length];
+        var above = 0.0;
+        foreach (var i in order)
+        {
+            if (above >= topP) break;
+            kept[i] = probabilities[i];
+            above += probabilities[i];
+        }
+        return kept;
+    }
+
+    [Theory]
+    [InlineData("flat", 0.95)]
+    [InlineData("flat", 0.5)]
+    [InlineData("peaked", 0.95)]
+    [InlineData("peaked", 0.3)]
+    [InlineData("ties and zeros", 0.9)]
+    [InlineData("ties and zeros", 0.999999)]
+    [InlineData("one token", 0.5)]
+    public void TopPKeepsWhatSortingEverythingKeeps(string shape, double topP)
+    {
+        var random = new Random(shape.Length * 31 + (int)(topP * 1000));
+        var logits = Enumerable.Range(0, 50400).Select(i => shape switch
+        {
+            "flat" => random.NextDouble(),
+            "peaked" => 12 * random.NextDouble() * random.NextDouble() * random.NextDouble(),
+            "ties and zeros" => i % 7 == 0 ? double.NegativeInfinity : Math.Round(4 * random.NextDouble()),
+            _ => i == 123 ? 0 : double.NegativeInfinity,
+        }).ToArray();
+        var max = logits.Max();
+        var weights = logits.Select(x => double.IsNegativeInfinity(x) ? 0 : Math.Exp(x - max)).ToArray();
+        var total = weights.Sum();
+        var probabilities = weights.Select(w => w / total).ToArray();
+
+        var expected = NucleusByFullSort(probabilities, topP);
+        TokenSampler.RemoveOutsideNucleus(probabilities, topP);
+
+        var kept = probabilities.Count(p => p > 0);
+        Assert.True(kept > 0);
+        Assert.Equal(expected, probabilities);
+    }
+
     [Fact]
     public void LowTemperatureSharpensHighTemperatureFlattens()
     {
