@@ -20,7 +20,7 @@ public sealed class TokenSampler
     private readonly SplitMix64? _random;
     // A row's working arrays, reused token after token: 50k logits are a 200 KB array, and a fresh one per token was a
     // large-object allocation whose first touch cost more than the whole choice.
-    private float[] _scores = [], _scaled = [];
+    private float[] _scores = [], _scaled = [], _selection = [];
     private double[] _probabilities = [];
 
     /// <param name="allowedVocabulary">Ids at or above this have no text (GPT-J pads its embedding to 50400) and are never picked.</param>
@@ -75,7 +75,7 @@ public sealed class TokenSampler
         if (_options.TopK > 0 && _options.TopK < scores.Length)
         {
             // indices_to_remove = scores < torch.topk(scores, top_k)[0][..., -1, None]
-            var kth = KthLargest(scores, _options.TopK);
+            var kth = KthLargest(scores, _options.TopK, ref _selection);
             for (var i = 0; i < scores.Length; i++)
                 if (scores[i] < kth) scores[i] = float.NegativeInfinity;
         }
@@ -149,11 +149,33 @@ public sealed class TokenSampler
         return 0;
     }
 
-    private static float KthLargest(float[] values, int k)
+    /// <summary>The k-th largest value (what a sorted copy holds at [^k]), by selection in <paramref name="buffer"/> instead of a sort.</summary>
+    internal static float KthLargest(float[] values, int k, ref float[] buffer)
     {
-        var copy = (float[])values.Clone();
-        Array.Sort(copy);
-        return copy[^k];
+        var a = Reused(ref buffer, values.Length);
+        values.CopyTo(a, 0);
+        // Hoare's selection of the (n − k)-th smallest (the values hold no NaN).
+        var (lo, hi, target) = (0, a.Length - 1, a.Length - k);
+        while (lo < hi)
+        {
+            var pivot = a[lo + (hi - lo) / 2];
+            var (i, j) = (lo, hi);
+            while (i <= j)
+            {
+                while (a[i] < pivot) i++;
+                while (a[j] > pivot) j--;
+                if (i <= j)
+                {
+                    (a[i], a[j]) = (a[j], a[i]);
+                    i++;
+                    j--;
+                }
+            }
+            if (target <= j) hi = j;
+            else if (target >= i) lo = i;
+            else return a[target];
+        }
+        return a[target];
     }
 
     /// <summary>Softmax in double precision, written into p; masked (−∞) entries get exactly 0.</summary>

@@ -119,6 +119,23 @@ public class TokenSamplerTests
         Assert.Equal(expected, probabilities);
     }
 
+    [Theory]
+    [InlineData(50400, 1)]
+    [InlineData(50400, 50)]
+    [InlineData(50400, 50400)]
+    [InlineData(7, 3)]
+    [InlineData(1, 1)]
+    public void TheKthLargestIsWhatSortingGives(int length, int k)
+    {
+        var random = new Random(length + k);
+        // ties, -∞ (banned or past the vocabulary) and spread-out values
+        var values = Enumerable.Range(0, length).Select(i => i % 11 == 0 ? float.NegativeInfinity : MathF.Round((float)random.NextDouble() * 40) / 4).ToArray();
+        var sorted = values.Order().ToArray();
+        float[] buffer = [];
+        Assert.Equal(sorted[^k], TokenSampler.KthLargest(values, k, ref buffer));
+        Assert.Equal(sorted[^k], TokenSampler.KthLargest(values, k, ref buffer)); // the buffer reused
+    }
+
     [Fact]
     public void LowTemperatureSharpensHighTemperatureFlattens()
     {
