@@ -18,9 +18,5 @@ public class ModelOptionsTests
     [InlineData("Model:Int8Kernel", "AVX2; rm -rf /", KernelMessage)]
     [InlineData("Model:Int8Kernel", "", KernelMessage)]
     public void AnInt8SettingOutOfRangeStopsTheServiceAtStart(string key, string value, string message)
-    {
-        using var app = new ServiceApplication(new() { [key] = value });
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
-        Assert.Contains(message, error.Message);
-    }
+        => Assert.Contains(message, ServiceApplication.StartError(new() { [key] = value }).Message);
 }

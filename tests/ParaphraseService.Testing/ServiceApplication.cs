@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
 
 namespace ParaphraseService.Testing;
@@ -47,6 +48,43 @@ public sealed class ServiceApplication(
         await base.DisposeAsync();
         Directory.Delete(_adapters, recursive: true);
         Directory.Delete(_fineTunes, recursive: true);
+    }
+
+    /// <summary>
+    /// The options error the service refuses to start with, given these settings. When the app's start fails,
+    /// WebApplicationFactory's deferred host may ask the app's already disposed service provider for its lifetime and
+    /// throw that instead of the start's own error (a race in the test host, not in the service; a CI run lost it once):
+    /// a start that lost it is tried again with a fresh factory.
+    /// </summary>
+    public static OptionsValidationException StartError(Dictionary<string, string?> settings)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var app = new ServiceApplication(settings);
+            try
+            {
+                app.CreateClient();
+                throw new InvalidOperationException("The service started with these settings.");
+            }
+            catch (OptionsValidationException error)
+            {
+                return error;
+            }
+            catch (ObjectDisposedException) when (attempt < 5)
+            {
+            }
+            finally
+            {
+                try
+                {
+                    app.Dispose();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // A host that failed to start may be half disposed already.
+                }
+            }
+        }
     }
 
     /// <summary>Waits for the model to finish loading (not for a fixed time).</summary>

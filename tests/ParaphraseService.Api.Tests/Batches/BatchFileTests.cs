@@ -192,12 +192,8 @@ public class BatchFileTests
     [InlineData("Batches:MaxBytes", "10")]
     [InlineData("Scheduler:BackgroundRowShare", "0")]
     [InlineData("Scheduler:BackgroundRowShare", "NaN")]
-    public async Task BadSettingsAreRefusedAtStart(string key, string value)
-    {
-        await using var app = new ServiceApplication(new() { [key] = value });
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
-        Assert.Contains(key.Split(':')[1], error.Message);
-    }
+    public void BadSettingsAreRefusedAtStart(string key, string value) =>
+        Assert.Contains(key.Split(':')[1], ServiceApplication.StartError(new() { [key] = value }).Message);
 
     [Fact]
     public async Task TurnedOffBatchesAreRefused()

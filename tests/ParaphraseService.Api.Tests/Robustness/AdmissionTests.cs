@@ -14,12 +14,8 @@ public sealed class AdmissionTests
     [InlineData("Scheduler:MaxBatchRows", "2", "MaxBatchRows")]
     [InlineData("Scheduler:MaxSequenceTokens", "100", "MaxSequenceTokens")]
     [InlineData("Scheduler:MaxQueuedRequests", "0", "MaxQueuedRequests")]
-    public async Task OptionsThatMakeDefaultRequestsImpossibleAreRefusedAtStart(string key, string value, string named)
-    {
-        await using var app = new ServiceApplication(new() { [key] = value });
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
-        Assert.Contains(named, error.Message);
-    }
+    public void OptionsThatMakeDefaultRequestsImpossibleAreRefusedAtStart(string key, string value, string named) =>
+        Assert.Contains(named, ServiceApplication.StartError(new() { [key] = value }).Message);
 
     [Fact]
     public async Task ARequestThatCanNeverFitIsRefusedAtOnceNamingTheLimit()
