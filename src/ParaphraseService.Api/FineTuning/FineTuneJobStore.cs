@@ -136,7 +136,7 @@ public sealed class FineTuneJobStore : IFineTuneJobStore
     {
         using var connection = Open();
         using var command = Command(connection, "SELECT COUNT(*) FROM jobs");
-        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        return Convert.ToInt32(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>Queued jobs in the order they start.</summary>
@@ -293,9 +293,6 @@ public sealed class FineTuneJobStore : IFineTuneJobStore
         while (reader.Read()) seqs.Add(reader.GetInt64(0));
         return seqs;
     }
-
-
-
 
     private static string Name(FineTuneState state) => state.ToString().ToLowerInvariant();
 

@@ -24,9 +24,10 @@ internal sealed class CausalMask
             throw new ArgumentException($"attention_mask covers {_mask.size(1)} positions but the cache holds {past} and the input {t}.");
         if (input.PositionIds is { } given && (given.dim() != 2 || given.size(0) != _mask.size(0) || given.size(1) != t))
             throw new ArgumentException($"position_ids must be (batch, {t}) for {t} new token(s), not [{string.Join(", ", given.shape)}].");
+        long lastPosition;
         if (device.type == DeviceType.CPU && CpuKernels.Enabled)
         {
-            (Positions, Allowed) = BuildOnCpu(_mask, input.PositionIds, (int)past, (int)t);
+            (Positions, Allowed, lastPosition) = BuildOnCpu(_mask, input.PositionIds, (int)past, (int)t);
         }
         else
         {
@@ -43,16 +44,18 @@ internal sealed class CausalMask
                 using var before = keyPositions.unsqueeze(1).le(Positions.unsqueeze(2));            // (B, T, S)
                 Allowed = Allowed.logical_and(before.unsqueeze(1));
             }
+            lastPosition = Positions.numel() > 0 ? Positions.max().item<long>() : -1;
         }
-        if (Positions.numel() > 0 && Positions.max().item<long>() >= maxPositions)
+        if (lastPosition >= maxPositions)
             throw new ArgumentOutOfRangeException(nameof(input), $"Position exceeds the model's context of {maxPositions} tokens.");
     }
 
     /// <summary>
     /// The same positions and mask as the LibTorch ops above, in one pass over the (B, S) mask: a decode step builds them
-    /// for every forward, and the dozen ops cost more than the step's attention on a small model.
+    /// for every forward, and the dozen ops cost more than the step's attention on a small model. Also the largest
+    /// position (-1 for none).
     /// </summary>
-    private static unsafe (Tensor Positions, Tensor Allowed) BuildOnCpu(Tensor mask, Tensor? given, int past, int t)
+    private static unsafe (Tensor Positions, Tensor Allowed, long LastPosition) BuildOnCpu(Tensor mask, Tensor? given, int past, int t)
     {
         var (b, s) = ((int)mask.size(0), past + t);
         using var scope = NewDisposeScope();
@@ -65,6 +68,7 @@ internal sealed class CausalMask
         // In a slot cache step with several tokens per row, rows sit at their own positions: a key also needs key position
         // <= query position, so a query does not see what its row wrote after it in the same step.
         var perRow = given is not null && t > 1;
+        var lastPosition = -1L;
         for (var r = 0; r < b; r++)
         {
             var row = valid + (long)r * s;
@@ -81,12 +85,13 @@ internal sealed class CausalMask
             {
                 var at = allowedData + ((long)r * t + i) * s;
                 var position = query[(long)r * t + i];
+                lastPosition = Math.Max(lastPosition, position);
                 // causal (key index <= past + i) and not padding
                 for (var j = 0; j < s; j++)
                     at[j] = j <= past + i && row[j] && (!perRow || keyPositions[j] <= position);
             }
         }
-        return (given is null ? positions.MoveToOuterDisposeScope() : given, allowed.MoveToOuterDisposeScope());
+        return (given is null ? positions.MoveToOuterDisposeScope() : given, allowed.MoveToOuterDisposeScope(), lastPosition);
     }
 
     /// <summary>(B, T) absolute positions of the new tokens.</summary>

@@ -126,36 +126,46 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         foreach (var layer in _layers) layer.Dispose();
     }
 
-    /// <summary>Where a step's rows write and what they read, built once per step and shared by every layer.</summary>
-    private sealed class StepIndex : IDisposable
+    /// <summary>
+    /// Where a step's rows write and what they read, built once per step and shared by every layer; its index tensors
+    /// only when a layer needs them (the CPU copy writes without them, and a step over every slot reads a view).
+    /// </summary>
+    private sealed class StepIndex(SlotKvCache owner, Device device) : IDisposable
     {
-        public StepIndex(SlotKvCache owner, long heads, Device device)
-        {
-            var rows = owner._rows;
-            AllSlots = rows.Length == owner.Slots && rows.Select((slot, r) => slot == r).All(x => x);
-            Slots = tensor(rows.Select(s => (long)s).ToArray(), device: device);
-            var positions = new long[rows.Length, owner._tokens];
-            for (var r = 0; r < rows.Length; r++)
-                for (var t = 0; t < owner._tokens; t++)
-                    positions[r, t] = owner._lengths[rows[r]] + t;
-            // keys[slots[r], h, positions[r, t]] = new[r, h, t]: indices broadcast to (B, H, T).
-            WriteSlots = Slots.view(-1, 1, 1);
-            WriteHeads = arange(heads, device: device).view(1, -1, 1);
-            WritePositions = tensor(positions, device: device).unsqueeze(1);
-            // They outlive the forward's (and each layer's) dispose scope: disposed with the step.
-            foreach (var t in new[] { Slots, WriteSlots, WriteHeads, WritePositions }) t.DetachFromDisposeScope();
-        }
+        private Tensor? _slots;
+        private Tensor[]? _write;
 
         /// <summary>The rows are every slot in order: what they read is a view, not a copy.</summary>
-        public bool AllSlots { get; }
-        public Tensor Slots { get; }
-        public Tensor WriteSlots { get; }
-        public Tensor WriteHeads { get; }
-        public Tensor WritePositions { get; }
+        public bool AllSlots { get; } = owner._rows.Length == owner.Slots && owner._rows.Select((slot, r) => slot == r).All(x => x);
+
+        /// <summary>The step's slots in row order.</summary>
+        // Index tensors outlive the forward's (and each layer's) dispose scope: disposed with the step.
+        public Tensor Slots => _slots ??= tensor(owner._rows.Select(s => (long)s).ToArray(), device: device).DetachFromDisposeScope();
+
+        /// <summary>keys[slots[r], h, positions[r, t]] = new[r, h, t]: indices broadcast to (B, H, T), for index_put_.</summary>
+        public TensorIndex[] WriteAt(long heads)
+        {
+            if (_write is null)
+            {
+                var rows = owner._rows;
+                var positions = new long[rows.Length, owner._tokens];
+                for (var r = 0; r < rows.Length; r++)
+                    for (var t = 0; t < owner._tokens; t++)
+                        positions[r, t] = owner._lengths[rows[r]] + t;
+                _write =
+                [
+                    Slots.view(-1, 1, 1).DetachFromDisposeScope(),
+                    arange(heads, device: device).view(1, -1, 1).DetachFromDisposeScope(),
+                    tensor(positions, device: device).unsqueeze(1).DetachFromDisposeScope(),
+                ];
+            }
+            return [.. _write.Select(TensorIndex.Tensor)];
+        }
 
         public void Dispose()
         {
-            foreach (var t in new[] { Slots, WriteSlots, WriteHeads, WritePositions }) t.Dispose();
+            _slots?.Dispose();
+            foreach (var t in _write ?? []) t.Dispose();
         }
     }
 
@@ -169,7 +179,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
             if (keys.size(0) != owner._rows.Length || keys.size(2) != owner._tokens)
                 throw new ArgumentException($"This step feeds {owner._tokens} token(s) to each of {owner._rows.Length} slot(s), not {keys.shape[2]} to {keys.shape[0]}.");
             Allocate(keys);
-            var index = owner._index ??= new StepIndex(owner, keys.size(1), keys.device);
+            var index = owner._index ??= new StepIndex(owner, keys.device);
             if (CopiesOnCpu(keys, values))
             {
                 Write(_keys!, keys);
@@ -177,7 +187,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
             }
             else
             {
-                TensorIndex[] at = [TensorIndex.Tensor(index.WriteSlots), TensorIndex.Tensor(index.WriteHeads), TensorIndex.Tensor(index.WritePositions)];
+                var at = index.WriteAt(keys.size(1));
                 _keys!.index_put_(keys, at);
                 _values!.index_put_(values, at);
             }

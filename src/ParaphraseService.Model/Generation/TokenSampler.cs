@@ -69,7 +69,8 @@ public sealed class TokenSampler
         for (var i = 0; i < scores.Length; i++)
             scaled[i] = scores[i] / temperature;
         // A temperature so small that the scaled logits overflow is greedy decoding in the limit.
-        if (!float.IsFinite(Max(scaled)))
+        var max = Max(scaled);
+        if (!float.IsFinite(max))
             return ArgMax(scores);
         scores = scaled;
         if (_options.TopK > 0 && _options.TopK < scores.Length)
@@ -79,7 +80,8 @@ public sealed class TokenSampler
             for (var i = 0; i < scores.Length; i++)
                 if (scores[i] < kth) scores[i] = float.NegativeInfinity;
         }
-        var probabilities = Softmax(scores, Reused(ref _probabilities, scores.Length));
+        // top-k keeps the largest, so max is still the largest
+        var probabilities = Softmax(scores, max, Reused(ref _probabilities, scores.Length));
         if (_options.TopP < 1.0)
             RemoveOutsideNucleus(probabilities, _options.TopP);
         return Draw(probabilities);
@@ -179,9 +181,8 @@ public sealed class TokenSampler
     }
 
     /// <summary>Softmax in double precision, written into p; masked (−∞) entries get exactly 0.</summary>
-    private static double[] Softmax(float[] scores, double[] p)
+    private static double[] Softmax(float[] scores, float max, double[] p)
     {
-        var max = Max(scores);
         var total = 0.0;
         for (var i = 0; i < scores.Length; i++)
             total += p[i] = float.IsNegativeInfinity(scores[i]) ? 0 : Math.Exp(scores[i] - max);

@@ -45,49 +45,34 @@ internal static unsafe class Avx2FloatKernel
         private void ManyRows(int start, int end)
         {
             // Two halves of the part at once: each load of four rows serves two weight rows (six loads per eight
-            // multiply-adds instead of five per four), and two streams from memory per thread instead of one.
+            // multiply-adds instead of five per four), and two streams from memory per thread instead of one. The last
+            // output of an odd part pairs with itself.
             var half = (end - start) / 2;
-            var stride = (long)half * k;
-            for (var i = 0; i < half; i++)
+            for (var i = 0; i < end - start - half; i++)
             {
-                var o = start + i;
+                var (o, partner) = i < half ? (start + i, half) : (end - 1, 0);
                 var weights = w + (long)o * k;
-                var (b0, b1) = bias is null ? (0f, 0f) : (bias[o], bias[o + half]);
+                var (b0, b1) = bias is null ? (0f, 0f) : (bias[o], bias[o + partner]);
                 var r = 0;
                 for (; r + 4 <= rows; r += 4)
                 {
-                    var (first, second) = Dot4Pair(weights, stride, x + (long)r * k, k);
+                    var (first, second) = Dot4Pair(weights, (long)partner * k, x + (long)r * k, k);
                     for (var n = 0; n < 4; n++)
                     {
                         y[(long)(r + n) * outputs + o] = first[n] + b0;
-                        y[(long)(r + n) * outputs + o + half] = second[n] + b1;
+                        y[(long)(r + n) * outputs + o + partner] = second[n] + b1;
                     }
                 }
                 for (; r < rows; r++)
                 {
                     y[(long)r * outputs + o] = Dot(weights, x + (long)r * k, k) + b0;
-                    y[(long)r * outputs + o + half] = Dot(weights + stride, x + (long)r * k, k) + b1;
+                    y[(long)r * outputs + o + partner] = Dot(weights + (long)partner * k, x + (long)r * k, k) + b1;
                 }
-            }
-            for (var o = start + 2 * half; o < end; o++)
-            {
-                var weights = w + (long)o * k;
-                var b = bias is null ? 0f : bias[o];
-                var r = 0;
-                for (; r + 4 <= rows; r += 4)
-                {
-                    var (s0, s1, s2, s3) = Dot4(weights, x + (long)r * k, k);
-                    y[(long)r * outputs + o] = s0 + b;
-                    y[(long)(r + 1) * outputs + o] = s1 + b;
-                    y[(long)(r + 2) * outputs + o] = s2 + b;
-                    y[(long)(r + 3) * outputs + o] = s3 + b;
-                }
-                for (; r < rows; r++)
-                    y[(long)r * outputs + o] = Dot(weights, x + (long)r * k, k) + b;
             }
         }
 
-        // Dot4(weights, rows, k) and Dot4(weights + stride, rows, k), each sum in Dot4's order.
+        // Four rows, k apart, against the weight rows at weights and weights + stride: each sum in the same order (one
+        // accumulator over the 8-float blocks, then the tail), so a row gives the same bits in any group of four.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static (Vector128<float>, Vector128<float>) Dot4Pair(float* weights, long stride, float* rows, int k)
         {
@@ -127,7 +112,7 @@ internal static unsafe class Avx2FloatKernel
             return (Vector128.Create(s0, s1, s2, s3), Vector128.Create(t0, t1, t2, t3));
         }
 
-        // Fewer rows than Dot4 takes (a decode step: one): four quarters of the part at once, four sequential streams from
+        // Fewer than four rows (a decode step: one): four quarters of the part at once, four sequential streams from
         // memory per thread instead of one, which keeps more reads in flight (see Avx2Int8Kernel). Each sum as Dot's.
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
         private void FewRows(int start, int end)
@@ -211,31 +196,6 @@ internal static unsafe class Avx2FloatKernel
             for (; i < k; i++)
                 sum += weights[i] * row[i];
             return sum;
-        }
-
-        // Four rows, k apart, against one weight row: each weight vector is loaded once for all four.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static (float, float, float, float) Dot4(float* weights, float* rows, int k)
-        {
-            var (a0, a1, a2, a3) = (Vector256<float>.Zero, Vector256<float>.Zero, Vector256<float>.Zero, Vector256<float>.Zero);
-            var (r1, r2, r3) = (k, 2 * k, 3 * k);
-            var i = 0;
-            for (; i + 8 <= k; i += 8)
-            {
-                if ((i & 15) == 0) Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
-                var wv = Avx.LoadVector256(weights + i);
-                a0 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + i), a0);
-                a1 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + r1 + i), a1);
-                a2 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + r2 + i), a2);
-                a3 = Fma.MultiplyAdd(wv, Avx.LoadVector256(rows + r3 + i), a3);
-            }
-            var (s0, s1, s2, s3) = (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
-            for (; i < k; i++)
-            {
-                var wi = weights[i];
-                (s0, s1, s2, s3) = (s0 + wi * rows[i], s1 + wi * rows[r1 + i], s2 + wi * rows[r2 + i], s3 + wi * rows[r3 + i]);
-            }
-            return (s0, s1, s2, s3);
         }
     }
 }

@@ -23,7 +23,7 @@ internal static class KernelThreads
     public static void Run(int parts, int threads, Action<int> body)
     {
         if (parts <= 0) return; // an empty batch
-        threads = Math.Clamp(threads, 1, Math.Max(1, Math.Min(parts, Environment.ProcessorCount)));
+        threads = Math.Clamp(threads, 1, Math.Min(parts, Environment.ProcessorCount));
         if (threads == 1)
         {
             for (var part = 0; part < parts; part++) body(part);
