@@ -1,4 +1,4 @@
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 

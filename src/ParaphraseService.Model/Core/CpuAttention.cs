@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
 using ParaphraseService.Model.Core;
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 

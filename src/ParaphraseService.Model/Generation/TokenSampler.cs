@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Generation;

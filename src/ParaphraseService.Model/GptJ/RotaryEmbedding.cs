@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 

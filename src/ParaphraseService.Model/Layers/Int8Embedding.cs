@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Kernels;
 namespace ParaphraseService.Model.Layers;
 
 /// <summary>How the weights of every Linear and of the token embedding are stored.</summary>

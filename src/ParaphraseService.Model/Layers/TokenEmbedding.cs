@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

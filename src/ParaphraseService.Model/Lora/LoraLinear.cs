@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,7 +7,8 @@ namespace ParaphraseService.Model.Lora;
 /// <summary>
 /// A Linear (full precision or int8) with LoRA adapters beside it: y = base(x) + dropout(x) · Aᵀ · Bᵀ · scaling, each
 /// row of the batch with its own adapter (or none). The base matmul runs once for the whole batch, and so does the
-/// low-rank part (see forward). Adapter weights stay in fp32 whatever the base stores.
+/// low-rank part (see forward). Adapter weights stay in fp32 whatever the base stores. Served on a CPU (fp32, no
+/// gradient, eval mode), the low-rank part is <see cref="Avx2LoraKernel"/>: one pass per row in place of eight ops.
 /// </summary>
 public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 {
@@ -62,6 +64,11 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         // segment, times that adapter's scaling, and zeroes the rest (rows without an adapter get all zeros); then
         // · B_allᵀ. Two small matmuls for the whole batch, however many adapters it mixes.
         var stack = Stacked(used);
+        if (UsesKernel(x, y, stack))
+        {
+            KernelUpdate(x, y, stack, rows);
+            return y.MoveToOuterDisposeScope();
+        }
         var input = x.to(ScalarType.Float32);
         if (training)
             input = nn.functional.dropout(input, used.Max(a => _adapters[a].Dropout), training: true);
@@ -73,6 +80,24 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         // is NaN: one row's failure must stay in its row.
         var delta = where(rowMask.ne(0), projected * rowMask, 0f).matmul(stack.B.t());
         return (y + delta.to(y.dtype)).MoveToOuterDisposeScope();
+    }
+
+    private bool UsesKernel(Tensor x, Tensor y, Stack stack) =>
+        Avx2LoraKernel.IsSupported && CpuKernels.Enabled && !training && !is_grad_enabled()
+        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && x.dim() >= 2 && x.size(-1) == InFeatures
+        && y.device_type == DeviceType.CPU && y.dtype == ScalarType.Float32 && y.is_contiguous() && y.size(-1) == OutFeatures
+        && y.numel() / OutFeatures == x.numel() / InFeatures && stack.A.device_type == DeviceType.CPU && stack.A.dtype == ScalarType.Float32;
+
+    // In place on y: the base layer's output is a fresh tensor of its own (a linear's product).
+    private unsafe void KernelUpdate(Tensor x, Tensor y, Stack stack, IReadOnlyList<LoraAdapter?> rows)
+    {
+        var segments = new (int Start, int Rank, float Scaling)[rows.Count];
+        for (var r = 0; r < rows.Count; r++)
+            if (rows[r] is { } adapter && stack.Segments.TryGetValue(adapter, out var segment))
+                segments[r] = (segment.Start, segment.Rank, (float)_adapters[adapter].Scaling);
+        var positions = (int)(x.numel() / InFeatures / rows.Count);
+        Avx2LoraKernel.AddInPlace(TensorMemory.Floats(x), TensorMemory.Floats(y), rows.Count, positions, (int)InFeatures, (int)OutFeatures,
+            TensorMemory.Floats(stack.A), TensorMemory.Floats(stack.TransposedB), segments, get_num_threads());
     }
 
     // The stacked matrices of the adapter set used last; a decode loop keeps the same set for many steps.
@@ -116,6 +141,10 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         private IReadOnlyList<LoraAdapter?>? _maskRows;
         private Tensor? _mask;
+        private Tensor? _transposedB;
+
+        /// <summary>Bᵀ, [Σr, out], contiguous: what the CPU kernel reads, eight outputs of one rank at a time.</summary>
+        public Tensor TransposedB => _transposedB ??= B.t().contiguous().DetachFromDisposeScope();
 
         /// <summary>(B, 1, Σr): each row's adapter segment holds that adapter's scaling, the rest zero. Reused while the
         /// caller passes the same row assignment (a decode loop does, step after step).</summary>
@@ -140,6 +169,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             A.Dispose();
             B.Dispose();
             _mask?.Dispose();
+            _transposedB?.Dispose();
         }
     }
 }

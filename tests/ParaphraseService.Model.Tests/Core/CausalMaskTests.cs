@@ -1,5 +1,5 @@
 using ParaphraseService.Model.Core;
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Tests.Core;

@@ -1,6 +1,6 @@
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
-using ParaphraseService.Model.Layers;
+using ParaphraseService.Model.Kernels;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Tests.Generation;

@@ -1,3 +1,4 @@
+using ParaphraseService.Model.Kernels;
 using ParaphraseService.Model.Layers;
 using static TorchSharp.torch;
 

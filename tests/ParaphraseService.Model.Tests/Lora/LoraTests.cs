@@ -2,6 +2,7 @@ using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
+using ParaphraseService.Model.Kernels;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora;
@@ -124,6 +125,44 @@ public class LoraTests
         Assert.False(x.Weights["layer"].A.shape[0] == y.Weights["layer"].A.shape[0]); // the ranks do differ
         Assert.True(x.HasModuleSettings);
         Assert.False(y.HasModuleSettings);
+    }
+
+    [Theory]
+    [InlineData(1, 1)]    // a decode step of one row: one thread
+    [InlineData(5, 3)]    // a few positions per row
+    [InlineData(5, 200)]  // a prompt: enough work for the kernel's threads
+    public void CpuKernelEqualsLibTorchOpsRowByRow(int batch, int positions)
+    {
+        var routing = new LoraRouting();
+        using var linear = new FloatLinear(40, 37, hasBias: true, CPU, ScalarType.Float32); // 37: four blocks of 8 and a tail
+        using var layer = new LoraLinear(linear, 40, 37, routing);
+        layer.eval(); // as served: the kernel never runs in training mode (dropout)
+        var generator = new Generator(11, CPU);
+        Tensor Random(params long[] shape) => randn(shape, generator: generator);
+        using var x = LoraAdapter.FromModules("x", 8, 16.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(8, 40), Random(37, 8), 2.0) }, CPU);
+        using var y = LoraAdapter.FromModules("y", 3, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(3, 40), Random(37, 3), 0.25) }, CPU);
+        using var z = LoraAdapter.FromModules("z", 2, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["other"] = (Random(2, 40), Random(37, 2), 1.0) }, CPU);
+        foreach (var adapter in new[] { x, y })
+            layer.Attach(adapter, adapter.Weights["layer"]);
+        LoraAdapter?[] pattern = [y, x, null, z, x];
+        var rows = Enumerable.Range(0, batch).Select(r => pattern[r % pattern.Length]).ToArray();
+        using var input = Random(batch, positions, 40);
+
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        using (routing.Use(rows))
+        {
+            var fast = layer.forward(input);
+            Tensor reference;
+            using (CpuKernels.Suppress())
+                reference = layer.forward(input);
+            Assert.False(ReferenceEquals(fast, reference));
+            Assert.True(fast.allclose(reference, rtol: 1e-5, atol: 1e-5), $"largest difference {(fast - reference).abs().max().item<float>()}");
+            // rows without this layer's adapter are the base output bit for bit, and the rest really changed
+            var baseOutput = linear.forward(input);
+            for (var r = 0; r < batch; r++)
+                Assert.Equal(rows[r] is null || rows[r] == z, fast[r].eq(baseOutput[r]).all().item<bool>());
+        }
     }
 
     [Fact]

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace ParaphraseService.Model.Layers;
+namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
 /// y = x · (diag(s)·q)ᵀ + b on the CPU in one pass over the int8 weight, for decode steps that are bound by reading it.

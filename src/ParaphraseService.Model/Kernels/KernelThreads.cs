@@ -1,4 +1,4 @@
-namespace ParaphraseService.Model.Layers;
+namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
 /// Runs the parts of one CPU kernel call on the calling thread and on a few long-lived workers. A decode step makes

@@ -1,7 +1,7 @@
-namespace ParaphraseService.Model.Layers;
+namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
-/// Whether the C# inference loops for fp32 on the CPU (<see cref="FloatLinear"/>, <see cref="FloatLayerNorm"/>, attention,
+/// Whether the C# inference loops for fp32 on the CPU (the fp32 Linear and LayerNorm, attention,
 /// rotary) may replace LibTorch's ops on this thread. They run only where no gradient is recorded (inside no_grad, as
 /// generation and evaluation run), so a training step computes with LibTorch's ops whether or not its first layers
 /// need gradients; a computation that must give the same numbers with and without recording (gradient checkpointing's

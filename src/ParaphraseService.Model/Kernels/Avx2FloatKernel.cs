@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace ParaphraseService.Model.Layers;
+namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
 /// y = x · Wᵀ + b for a few rows of fp32 activations on the CPU, in one pass over the fp32 weight: the decode step,
@@ -178,24 +178,25 @@ internal static unsafe class Avx2FloatKernel
                 (s0, s1, s2, s3) = (s0 + weights[i] * row[i], s1 + w1[i] * row[i], s2 + w2[i] * row[i], s3 + w3[i] * row[i]);
             return (s0, s1, s2, s3);
         }
+    }
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static float Dot(float* weights, float* row, int k)
+    /// <summary>The dot product of k floats in one fixed order: two accumulators over 16-float blocks, then the tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float Dot(float* weights, float* row, int k)
+    {
+        var (a0, a1) = (Vector256<float>.Zero, Vector256<float>.Zero);
+        var i = 0;
+        for (; i + 16 <= k; i += 16)
         {
-            var (a0, a1) = (Vector256<float>.Zero, Vector256<float>.Zero);
-            var i = 0;
-            for (; i + 16 <= k; i += 16)
-            {
-                Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
-                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
-                a1 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i + 8), Avx.LoadVector256(row + i + 8), a1);
-            }
-            for (; i + 8 <= k; i += 8)
-                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
-            var sum = Vector256.Sum(a0 + a1);
-            for (; i < k; i++)
-                sum += weights[i] * row[i];
-            return sum;
+            Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i + 8), Avx.LoadVector256(row + i + 8), a1);
         }
+        for (; i + 8 <= k; i += 8)
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
+        var sum = Vector256.Sum(a0 + a1);
+        for (; i < k; i++)
+            sum += weights[i] * row[i];
+        return sum;
     }
 }

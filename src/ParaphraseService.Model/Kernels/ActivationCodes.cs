@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
-namespace ParaphraseService.Model.Layers;
+namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
 /// The activation side of the fbgemm int8 product, row by row, in one pass over memory instead of a dozen LibTorch ops

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ParaphraseService.Model.Layers;
+namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
 /// The memory behind a contiguous CPU tensor, for loops that would otherwise be a dozen LibTorch dispatches (each one a
