@@ -1,4 +1,6 @@
+using System.Runtime.ExceptionServices;
 using ParaphraseService.Model.Core;
+using ParaphraseService.Model.Kernels;
 using ParaphraseService.Model.Lora;
 using ParaphraseService.Model.Tokenization;
 using static TorchSharp.torch;
@@ -138,6 +140,9 @@ public sealed class ContinuousBatcher : IDisposable
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
         var logits = _model.call(new CausalLMInput(ids, mask, Cache: cache,
             LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
+        var members = groups.SelectMany((g, r) => g.Select(member => (Slot: member, Logits: logits[r]))).ToList();
+        var choices = ChooseAll(members);
+        var m = 0;
         for (var r = 0; r < groups.Count; r++)
         {
             foreach (var member in groups[r])
@@ -146,7 +151,7 @@ public sealed class ContinuousBatcher : IDisposable
                 var prompt = slot.State.Prompt;
                 _cache.Load(member, cache, r, length - prompt.Count, prompt.Count);
                 slot.Prefilled = true;
-                if (Emit(member, slot, logits[r], updates) is { } token)
+                if (Emit(member, slot, choices[m++], updates) is { } token)
                     slot.NextInput = token;
             }
         }
@@ -173,9 +178,10 @@ public sealed class ContinuousBatcher : IDisposable
             tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokenOnly: width == 1,
             Adapters: adapters.Any(a => a is not null) ? adapters : null)); // (B, T, V)
         var (tokens, drafted, accepted) = (0, 0, 0);
+        var first = ChooseAll(running.Select((slot, r) => (slot, logits[r, 0])).ToList());
         for (var r = 0; r < running.Count; r++)
         {
-            var (emitted, kept) = Verify(running[r], drafts[r], logits[r], updates);
+            var (emitted, kept) = Verify(running[r], drafts[r], first[r], logits[r], updates);
             (tokens, drafted, accepted) = (tokens + emitted, drafted + drafts[r].Count, accepted + kept);
         }
         Stats = Stats with
@@ -218,13 +224,13 @@ public sealed class ContinuousBatcher : IDisposable
     /// keeps the input and the accepted draft tokens only.
     /// </summary>
     /// <returns>Tokens emitted, and draft tokens accepted.</returns>
-    private (int Emitted, int Accepted) Verify(int index, IReadOnlyList<int> draft, Tensor logits, List<SlotUpdate> updates)
+    private (int Emitted, int Accepted) Verify(int index, IReadOnlyList<int> draft, Choice first, Tensor logits, List<SlotUpdate> updates)
     {
         var slot = _slots[index]!;
         var start = _cache.Lengths[index] - (int)logits.size(0);
         for (var t = 0; ; t++)
         {
-            if (Emit(index, slot, logits[t], updates) is not { } token)
+            if (Emit(index, slot, t == 0 ? first : Choose(slot, logits[t]), updates) is not { } token)
                 return (t + (updates[^1].Error is null ? 1 : 0), t);
             if (t < draft.Count && token == draft[t])
                 continue;
@@ -236,19 +242,53 @@ public sealed class ContinuousBatcher : IDisposable
         }
     }
 
-    /// <summary>Chooses and reports one token; null when the row finished or failed (its slot is then free).</summary>
-    private int? Emit(int index, Slot slot, Tensor logits, List<SlotUpdate> updates)
+    /// <summary>A row's chosen token, or why it could not be chosen.</summary>
+    private readonly record struct Choice(int Token, Exception? Error);
+
+    private static Choice Choose(Slot slot, Tensor logits)
     {
-        int token;
         try
         {
-            token = slot.State.Choose(logits);
-            slot.State.Accept(token, _tokenizer);
+            return new Choice(slot.State.Choose(logits), null);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e)
         {
+            return new Choice(-1, e);
+        }
+    }
+
+    /// <summary>
+    /// Each row's token from its logits, rows spread over the kernel threads: a sampled choice over 50k logits takes about
+    /// a millisecond, and a step's rows one after another were a third of a 16-row step. Each row has its own sampler
+    /// and random stream, so which thread chooses changes nothing.
+    /// </summary>
+    private Choice[] ChooseAll(List<(int Slot, Tensor Logits)> rows)
+    {
+        var choices = new Choice[rows.Count];
+        KernelThreads.Run(rows.Count, get_num_threads(), r => choices[r] = Choose(_slots[rows[r].Slot]!, rows[r].Logits));
+        return choices;
+    }
+
+    /// <summary>Reports a row's chosen token; null when the row finished or failed (its slot is then free).</summary>
+    private int? Emit(int index, Slot slot, Choice choice, List<SlotUpdate> updates)
+    {
+        var (token, error) = choice;
+        if (error is null)
+        {
+            try
+            {
+                slot.State.Accept(token, _tokenizer);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                error = e;
+            }
+        }
+        if (error is not null)
+        {
+            if (error is OutOfMemoryException) ExceptionDispatchInfo.Throw(error);
             // This row's own failure (its logits, its sampling): the others of the batch go on.
-            updates.Add(new SlotUpdate(index, -1, true, null, e));
+            updates.Add(new SlotUpdate(index, -1, true, null, error));
             Retire(index);
             return null;
         }

@@ -1,0 +1,36 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace ParaphraseService.Model.Kernels;
+
+/// <summary>Elementwise functions eight floats at a time, where .NET's own are not vectorized on this hardware.</summary>
+internal static class VectorMath
+{
+    // Cephes' expf: the lowest argument whose result is a normal float (e^x = 2^-126), and the highest below overflow.
+    private const float LowestArgument = -87.33654f;
+    private const float HighestArgument = 88.37626f;
+
+    /// <summary>
+    /// e^x to within 2 ulp (Cephes' expf: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-5 polynomial for e^r, 2^n written
+    /// into the exponent); exactly 0 below e^-87.3 (where floats turn subnormal; −∞ included) and clamped at e^88.4.
+    /// The lanes must not hold NaN. A scalar <c>Math.Exp</c> per logit took half a millisecond of each sampled token.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        var underflow = Vector256.LessThan(x, Vector256.Create(LowestArgument));
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(LowestArgument)), Vector256.Create(HighestArgument));
+        var n = Vector256.Floor(x * Vector256.Create(1.44269504088896341f) + Vector256.Create(0.5f));
+        // ln 2 in two parts, so that n · ln 2 is subtracted without losing r's low bits
+        var r = x - n * Vector256.Create(0.693359375f) - n * Vector256.Create(-2.12194440e-4f);
+        var p = Vector256.Create(1.9875691500e-4f);
+        p = p * r + Vector256.Create(1.3981999507e-3f);
+        p = p * r + Vector256.Create(8.3334519073e-3f);
+        p = p * r + Vector256.Create(4.1665795894e-2f);
+        p = p * r + Vector256.Create(1.6666665459e-1f);
+        p = p * r + Vector256.Create(5.0000001201e-1f);
+        var y = p * r * r + r + Vector256<float>.One;
+        var twoToN = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
+        return Vector256.ConditionalSelect(underflow, Vector256<float>.Zero, y * twoToN);
+    }
+}
