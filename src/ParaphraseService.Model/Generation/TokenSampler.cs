@@ -65,9 +65,7 @@ public sealed class TokenSampler
             return ArgMax(scores);
 
         var temperature = (float)_options.Temperature;
-        var scaled = Reused(ref _scaled, scores.Length);
-        for (var i = 0; i < scores.Length; i++)
-            scaled[i] = scores[i] / temperature;
+        var scaled = Divide(scores, temperature, Reused(ref _scaled, scores.Length));
         // A temperature so small that the scaled logits overflow is greedy decoding in the limit.
         var max = Max(scaled);
         if (!float.IsFinite(max))
@@ -100,6 +98,18 @@ public sealed class TokenSampler
     {
         if (buffer.Length != length) buffer = new T[length];
         return buffer;
+    }
+
+    /// <summary>values / divisor into result, eight at a time (each quotient the same as one at a time).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float[] Divide(float[] values, float divisor, float[] result)
+    {
+        var i = 0;
+        for (; i + Vector256<float>.Count <= values.Length; i += Vector256<float>.Count)
+            (Vector256.Create(values.AsSpan(i, Vector256<float>.Count)) / divisor).CopyTo(result.AsSpan(i));
+        for (; i < values.Length; i++)
+            result[i] = values[i] / divisor;
+        return result;
     }
 
     /// <summary>The largest value; NaN if any is NaN. Eight lanes at a time: a greedy step reads 50k logits twice.</summary>
@@ -301,23 +311,37 @@ public sealed class TokenSampler
     /// One draw from <paramref name="probabilities"/> by inverting its cumulative sum at a uniform number of our own
     /// stream: torch.multinomial(p, 1) in distribution, with all 64 bits of the seed in play.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int Draw(double[] probabilities)
     {
-        var total = probabilities.Sum();
+        const int block = 4;
+        var sums = Vector256<double>.Zero;
+        var i = 0;
+        for (; i + block <= probabilities.Length; i += block)
+            sums += Vector256.Create(probabilities.AsSpan(i, block));
+        var total = Vector256.Sum(sums);
+        for (; i < probabilities.Length; i++)
+            total += probabilities[i];
         // 53 random bits: uniform in [0, 1).
         var target = (_random!.Next() >> 11) * (1.0 / (1UL << 53)) * total;
+        // Whole blocks of four while the mass so far stays at or below the target, then token by token.
         var cumulative = 0.0;
-        var last = -1;
-        for (var i = 0; i < probabilities.Length; i++)
+        for (i = 0; i + block <= probabilities.Length; i += block)
+        {
+            var mass = Vector256.Sum(Vector256.Create(probabilities.AsSpan(i, block)));
+            if (cumulative + mass > target) break;
+            cumulative += mass;
+        }
+        for (; i < probabilities.Length; i++)
         {
             if (probabilities[i] <= 0) continue;
             cumulative += probabilities[i];
-            last = i;
             // The first index whose cumulative mass exceeds u·total: never a token of probability zero.
             if (cumulative > target) return i;
         }
         // u·total rounded up to the total: the last token that has any probability.
-        return last;
+        for (i = probabilities.Length - 1; i > 0 && probabilities[i] <= 0; i--) { }
+        return i;
     }
 }
 
