@@ -114,28 +114,28 @@ public sealed class TokenSampler
 
     /// <summary>The largest value; NaN if any is NaN. Eight lanes at a time: a greedy step reads 50k logits twice.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Max(float[] values)
+    private static T Max<T>(T[] values) where T : struct, IFloatingPointIeee754<T>
     {
         var i = 0;
-        var max = float.NegativeInfinity;
-        if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<float>.Count)
+        var max = T.NegativeInfinity;
+        if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<T>.Count)
         {
-            var (lanes, nan) = (Vector256.Create(float.NegativeInfinity), Vector256<float>.Zero);
-            for (; i + Vector256<float>.Count <= values.Length; i += Vector256<float>.Count)
+            var (lanes, nan) = (Vector256.Create(T.NegativeInfinity), Vector256<T>.Zero);
+            for (; i + Vector256<T>.Count <= values.Length; i += Vector256<T>.Count)
             {
-                var v = Vector256.Create(values.AsSpan(i, Vector256<float>.Count));
+                var v = Vector256.Create(values.AsSpan(i, Vector256<T>.Count));
                 nan |= ~Vector256.Equals(v, v);
                 // max(a, b) of lanes that hold no NaN (any NaN is reported below)
                 lanes = Vector256.ConditionalSelect(Vector256.GreaterThan(v, lanes), v, lanes);
             }
-            if (nan.ExtractMostSignificantBits() != 0) return float.NaN;
-            for (var lane = 0; lane < Vector256<float>.Count; lane++)
-                max = MathF.Max(max, lanes[lane]);
+            if (nan.ExtractMostSignificantBits() != 0) return T.NaN;
+            for (var lane = 0; lane < Vector256<T>.Count; lane++)
+                max = T.Max(max, lanes[lane]);
         }
         for (; i < values.Length; i++)
         {
             var v = values[i];
-            if (float.IsNaN(v)) return float.NaN;
+            if (T.IsNaN(v)) return T.NaN;
             if (v > max) max = v;
         }
         return max;
@@ -239,73 +239,71 @@ public sealed class TokenSampler
     /// </summary>
     internal static void RemoveOutsideNucleus(double[] probabilities, double topP)
     {
-        var max = 0.0;
-        foreach (var q in probabilities)
-            if (q > max) max = q;
-        // The largest threshold max / 2^h whose tokens hold at least top_p (h at most 1,100: below any double): the cut
-        // lies in [threshold, 2·threshold). One pass: the mass of each h, a token's h being the least with q >= max / 2^h.
+        var max = Max(probabilities);
+        // The largest threshold max / 2^h whose tokens hold at least top_p, by an exponential then a binary search over
+        // h (each probe one vectorized pass: the mass at or above a value). Past h = 1,100 (below any double) nothing
+        // holds top_p (rounding, with top_p near 1): every token stays.
         const int maxHalvings = 1100;
-        Span<double> massAt = stackalloc double[maxHalvings + 1];
-        massAt.Clear();
-        foreach (var q in probabilities)
-            if (q > 0) massAt[Halvings(q, max, maxHalvings)] += q;
-        var (h, mass) = (0, massAt[0]);
-        while (h < maxHalvings && mass < topP)
-            mass += massAt[++h];
-        var threshold = Math.ScaleB(max, -h);
-        // Tokens at or above 2·threshold hold less than top_p together, so each of them is kept; the band below is cut
-        // into value buckets, whole buckets kept while their tokens and those above hold less than top_p.
-        const int buckets = 256;
-        var upper = threshold == max ? double.PositiveInfinity : 2 * threshold;
-        var scale = buckets / threshold;
-        Span<double> bucketMass = stackalloc double[buckets];
-        var above = 0.0;
-        foreach (var q in probabilities)
+        int low = -1, high = 0;
+        while (MassFrom(probabilities, Math.ScaleB(max, -high)) < topP)
         {
-            if (q >= upper) above += q;
-            else if (q >= threshold && q > 0) bucketMass[Bucket(q, threshold, scale, buckets)] += q;
+            if (high == maxHalvings) return;
+            (low, high) = (high, Math.Min(maxHalvings, Math.Max(1, 2 * high)));
         }
-        var cut = buckets - 1;
-        for (; cut >= 0 && above + bucketMass[cut] < topP; cut--)
-            above += bucketMass[cut];
-        // Within the bucket the cut falls in: most likely first, kept while those above hold less than top_p.
-        var inCut = new List<int>();
+        while (high - low > 1)
+        {
+            var mid = (low + high) / 2;
+            if (MassFrom(probabilities, Math.ScaleB(max, -mid)) >= topP) high = mid;
+            else low = mid;
+        }
+        // The cut lies in [threshold, upper): the tokens at or above upper hold less than top_p, so each is kept. The band
+        // is narrowed eight times by halves (the 256 value buckets of before), keeping that property.
+        var threshold = Math.ScaleB(max, -high);
+        var upper = high == 0 ? double.PositiveInfinity : 2 * threshold;
+        if (high > 0)
+            for (var step = 0; step < 8; step++)
+            {
+                var mid = threshold + (upper - threshold) / 2;
+                if (MassFrom(probabilities, mid) >= topP) threshold = mid;
+                else upper = mid;
+            }
+        // Tokens below the band go; those in it are taken most likely first (equal ones by id), kept while the tokens
+        // above them hold less than top_p.
+        var above = MassFrom(probabilities, upper);
+        var inBand = new List<int>();
         for (var i = 0; i < probabilities.Length; i++)
         {
             var q = probabilities[i];
-            if (q >= upper || q <= 0) continue;
-            var bucket = q < threshold ? -1 : Bucket(q, threshold, scale, buckets);
-            if (bucket == cut) inCut.Add(i);
-            else if (bucket < cut) probabilities[i] = 0;
+            if (q >= upper) continue;
+            if (q >= threshold && q > 0) inBand.Add(i);
+            else probabilities[i] = 0;
         }
-        inCut.Sort((a, b) => probabilities[a] != probabilities[b] ? probabilities[b].CompareTo(probabilities[a]) : a.CompareTo(b));
-        foreach (var i in inCut)
+        inBand.Sort((a, b) => probabilities[a] != probabilities[b] ? probabilities[b].CompareTo(probabilities[a]) : a.CompareTo(b));
+        foreach (var i in inBand)
         {
             if (above >= topP) probabilities[i] = 0;
             else above += probabilities[i];
         }
     }
 
-    // The least h with q >= max / 2^h: the difference of the exponents, plus one if q's mantissa is below max's (both
-    // normal; a subnormal q takes the general route).
-    private static int Halvings(double q, double max, int limit)
+    /// <summary>The probability held by the tokens at or above <paramref name="from"/>, four lanes at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double MassFrom(double[] probabilities, double from)
     {
-        var (qBits, maxBits) = (BitConverter.DoubleToInt64Bits(q), BitConverter.DoubleToInt64Bits(max));
-        var (qExponent, maxExponent) = ((int)(qBits >> 52) & 0x7FF, (int)(maxBits >> 52) & 0x7FF);
-        int h;
-        if (qExponent > 0 && maxExponent > 0)
-            h = maxExponent - qExponent + ((qBits & 0xFFFFFFFFFFFFFL) < (maxBits & 0xFFFFFFFFFFFFFL) ? 1 : 0);
-        else
+        var (at, sum0, sum1) = (Vector256.Create(from), Vector256<double>.Zero, Vector256<double>.Zero);
+        const int lanes = 4;
+        var i = 0;
+        for (; i + 2 * lanes <= probabilities.Length; i += 2 * lanes)
         {
-            h = Math.Max(0, Math.ILogB(max) - Math.ILogB(q));
-            if (q < Math.ScaleB(max, -h)) h++;
+            var (a, b) = (Vector256.Create(probabilities.AsSpan(i, lanes)), Vector256.Create(probabilities.AsSpan(i + lanes, lanes)));
+            sum0 += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(a, at), a, Vector256<double>.Zero);
+            sum1 += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(b, at), b, Vector256<double>.Zero);
         }
-        return Math.Min(h, limit);
+        var sum = Vector256.Sum(sum0 + sum1);
+        for (; i < probabilities.Length; i++)
+            if (probabilities[i] >= from) sum += probabilities[i];
+        return sum;
     }
-
-    // Buckets of [threshold, 2·threshold) by value, in the order of the values (scale = buckets / threshold).
-    private static int Bucket(double q, double threshold, double scale, int buckets) =>
-        Math.Clamp((int)((q - threshold) * scale), 0, buckets - 1);
 
     /// <summary>
     /// One draw from <paramref name="probabilities"/> by inverting its cumulative sum at a uniform number of our own

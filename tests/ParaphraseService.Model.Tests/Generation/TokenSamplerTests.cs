@@ -119,6 +119,17 @@ public class TokenSamplerTests
         Assert.Equal(expected, probabilities);
     }
 
+    [Fact]
+    public void TopPAboveTheMassThereIsKeepsEveryToken()
+    {
+        // rounding can leave softmax's total just under top_p; the nucleus is then everything
+        double[] probabilities = [0.3, 0, 0.3, 0.2, 0.1];
+        var expected = NucleusByFullSort(probabilities, 0.95);
+        TokenSampler.RemoveOutsideNucleus(probabilities, 0.95);
+        Assert.Equal([0.3, 0, 0.3, 0.2, 0.1], probabilities);
+        Assert.Equal(expected, probabilities);
+    }
+
     [Theory]
     [InlineData(50400, 1)]
     [InlineData(50400, 50)]
