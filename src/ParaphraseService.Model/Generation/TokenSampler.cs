@@ -64,7 +64,8 @@ public sealed class TokenSampler
         if (_options.Greedy)
             return ArgMax(scores);
 
-        var temperature = (float)_options.Temperature;
+        // A temperature beyond float's range would be ∞, and −∞ / ∞ is NaN: the largest float flattens as well.
+        var temperature = (float)Math.Min(_options.Temperature, float.MaxValue);
         var scaled = Divide(scores, temperature, Reused(ref _scaled, scores.Length));
         // A temperature so small that the scaled logits overflow is greedy decoding in the limit.
         var max = Max(scaled);

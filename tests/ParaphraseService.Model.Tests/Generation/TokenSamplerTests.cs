@@ -156,6 +156,16 @@ public class TokenSamplerTests
     }
 
     [Fact]
+    public void ATemperatureBeyondFloatRangeSamplesUniformlyAndNeverAMaskedToken()
+    {
+        // 1e300 is a valid temperature (finite, positive) but infinite as a float: -∞ / ∞ would be NaN
+        var drawn = Draw(new GenerationOptions { Seed = 5, Temperature = 1e300 }, 1000, vocabulary: 4);
+        Assert.DoesNotContain(4, drawn); // past the allowed vocabulary: masked
+        for (var id = 0; id < 4; id++)
+            Assert.InRange(drawn.Count(d => d == id), 170, 330); // about 1 in 4 each
+    }
+
+    [Fact]
     public void RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits()
     {
         var sampler = new TokenSampler(new GenerationOptions { Greedy = true, RepetitionPenalty = 3 }, 3);
