@@ -55,7 +55,8 @@ public sealed class TokenSampler
 
         if (_options.RepetitionPenalty != 1.0 && history.Count > 0)
         {
-            var penalty = (float)_options.RepetitionPenalty;
+            // Kept within float's range: a penalty of 1e-300 is 0 as a float, and 0 / 0 is NaN
+            var penalty = (float)Math.Clamp(_options.RepetitionPenalty, float.Epsilon, float.MaxValue);
             // score = torch.gather(scores, 1, input_ids); torch.where(score < 0, score * penalty, score / penalty)
             foreach (var id in history.Distinct())
                 if (id >= 0 && id < scores.Length)

@@ -177,6 +177,17 @@ public class TokenSamplerTests
         Assert.Equal(1, sampler.Next(negative, [0])); // -1 * 3 = -3 < -1.2
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void APenaltyBeyondFloatRangeStillPenalizes(bool greedy)
+    {
+        // 1e-300 is a valid penalty but 0 as a float: 0 / 0 made id 0's logit NaN, and the choice fell to id 0
+        var sampler = new TokenSampler(new GenerationOptions { Greedy = greedy, Seed = 1, RepetitionPenalty = 1e-300 }, 3);
+        using var logits = tensor(new[] { 0f, 2f, 0.5f });
+        Assert.Equal(2, sampler.Next(logits, [0, 2])); // 0.5 divided by almost nothing outgrows 2
+    }
+
     [Fact]
     public void IdsBeyondTheAllowedVocabularyAreNeverPicked()
     {
