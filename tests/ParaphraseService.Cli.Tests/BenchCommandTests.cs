@@ -22,6 +22,9 @@ public class BenchCommandTests
         Assert.InRange(oneAtATime.GetProperty("tokens").GetInt32(), 3, 36);
         Assert.True(oneAtATime.GetProperty("first_token_p50_milliseconds").GetDouble() > 0);
         Assert.True(double.IsFinite(oneAtATime.GetProperty("decode_speedup").GetDouble()));
+        // a decode step's time both ways, each over its own steps
+        Assert.True(oneAtATime.GetProperty("plain_step_milliseconds").GetDouble() > 0);
+        Assert.True(oneAtATime.GetProperty("speculative_step_milliseconds").GetDouble() > 0);
         Assert.InRange(oneAtATime.GetProperty("acceptance_rate").GetDouble(), 0, 1);
         // The batched run has no per-request latency: said as such, not as a number.
         Assert.Equal(JsonValueKind.String, cases[1].GetProperty("first_token_p50_milliseconds").ValueKind);

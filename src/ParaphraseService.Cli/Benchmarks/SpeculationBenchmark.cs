@@ -14,10 +14,14 @@ namespace ParaphraseService.Cli.Benchmarks;
 /// <param name="FirstTokenP50Milliseconds">One at a time: the median time to the first token (the prompt's forward and its
 /// choice), which speculation cannot shorten.</param>
 /// <param name="DecodeSpeedup">One at a time: the speedup of what follows the first token (tokens/s after it).</param>
+/// <param name="PlainStepMilliseconds">One at a time: the mean time of a decode step after the first token, without
+/// speculation (one token per step).</param>
+/// <param name="SpeculativeStepMilliseconds">The same with speculation: a step that verifies a draft computes more positions.</param>
 public sealed record SpeculationBenchCase(
     string Name, int Sources, int Tokens, double PlainTokensPerSecond, double SpeculativeTokensPerSecond, double Speedup,
     double PlainP50Milliseconds, double SpeculativeP50Milliseconds, double AcceptanceRate, double TokensPerStep, int Identical,
-    double FirstTokenP50Milliseconds = double.NaN, double DecodeSpeedup = double.NaN);
+    double FirstTokenP50Milliseconds = double.NaN, double DecodeSpeedup = double.NaN,
+    double PlainStepMilliseconds = double.NaN, double SpeculativeStepMilliseconds = double.NaN);
 
 public sealed record SpeculationBenchReport(string Model, string? Adapter, int MaxNewTokens, SpeculationOptions Speculation, IReadOnlyList<SpeculationBenchCase> Cases);
 
@@ -61,7 +65,7 @@ public static class SpeculationBenchmark
         speculative.Generate(prompts[0], options, adapter: adapter);
         var (plainTimes, specTimes, firstTimes) = (new List<double>(), new List<double>(), new List<double>());
         var (tokens, identical) = (0, 0);
-        var work = new SpeculationStats(0, 0, 0, 0, 0);
+        var (work, plainWork) = (new SpeculationStats(0, 0, 0, 0, 0), new SpeculationStats(0, 0, 0, 0, 0));
         for (var i = 0; i < prompts.Count; i++)
         {
             // Alternate which goes first, so neither always runs on a warmer cache.
@@ -76,7 +80,11 @@ public static class SpeculationBenchmark
                     b = output;
                     work = work.Plus(speculative.LastStats!);
                 }
-                else a = output;
+                else
+                {
+                    a = output;
+                    plainWork = plainWork.Plus(plain.LastStats!);
+                }
             }
             tokens += a!.GeneratedIds.Count;
             if (a.GeneratedIds.SequenceEqual(b!.GeneratedIds)) identical++;
@@ -89,6 +97,8 @@ public static class SpeculationBenchmark
         {
             FirstTokenP50Milliseconds = Median(firstTimes) * 1000,
             DecodeSpeedup = (plainTimes.Sum() - firstTimes.Sum()) / (specTimes.Sum() - firstTimes.Sum()),
+            PlainStepMilliseconds = (plainTimes.Sum() - firstTimes.Sum()) * 1000 / Math.Max(1, plainWork.Steps),
+            SpeculativeStepMilliseconds = (specTimes.Sum() - firstTimes.Sum()) * 1000 / Math.Max(1, work.Steps),
         };
         log(Describe(measured));
         return measured;
@@ -140,7 +150,8 @@ public static class SpeculationBenchmark
     private static string Describe(SpeculationBenchCase c) =>
         $"{c.Name}: {c.PlainTokensPerSecond:F1} -> {c.SpeculativeTokensPerSecond:F1} tokens/s ({c.Speedup:F2}x)" +
         (double.IsNaN(c.PlainP50Milliseconds) ? "" : $", p50 {c.PlainP50Milliseconds:F0} -> {c.SpeculativeP50Milliseconds:F0} ms" +
-            $" (first token {c.FirstTokenP50Milliseconds:F0} ms; after it {c.DecodeSpeedup:F2}x)") +
+            $" (first token {c.FirstTokenP50Milliseconds:F0} ms; after it {c.DecodeSpeedup:F2}x;" +
+            $" a step {c.PlainStepMilliseconds:F2} -> {c.SpeculativeStepMilliseconds:F2} ms)") +
         $"; acceptance {c.AcceptanceRate:P0}, {c.TokensPerStep:F2} tokens/step; identical {c.Identical}/{c.Sources}";
 
     private static double Median(List<double> values)
