@@ -103,15 +103,14 @@ internal static unsafe class CpuAttention
                     scores[j] = score;
                     max = MathF.Max(max, score);
                 }
-                // attn_weights = softmax(attn_weights, dim=-1). A masked score is exp(finfo.min - max) = 0 unless every score
-                // is finfo.min (nothing to attend to: then all are 1, an average).
-                var anyAllowed = max != float.MinValue;
+                // attn_weights = softmax(attn_weights, dim=-1). A masked score is exp(finfo.min - max) = 0 (VectorMath.Exp is
+                // exactly 0 below e^-87.3) unless every score is finfo.min (nothing to attend to: then all are 1, an average).
                 if (float.IsFinite(max))
-                    Exponentiate(scores, max);
+                    VectorMath.Exp(scores, max);
                 else
                     // an overflowed score (a broken model): exp gives NaN here, and the row fails on its own
                     for (j = 0; j < _s; j++)
-                        scores[j] = anyAllowed && !allowed[j] ? 0f : MathF.Exp(scores[j] - max);
+                        scores[j] = allowed[j] ? MathF.Exp(scores[j] - max) : 0f;
                 // summed in key order, so that a row sums the same alone and in a batch (where its keys may sit further right)
                 var sum = 0f;
                 for (j = 0; j < _s; j++)
@@ -124,23 +123,6 @@ internal static unsafe class CpuAttention
                 // attn_output = torch.matmul(attn_weights, value), written straight into (B, T, H·D)
                 WeightedSum(scores, v, vRow, _d, _context + ((long)row * _t + query) * _heads * _d + head * _d);
             }
-        }
-
-        // scores = exp(scores - max), eight at a time (VectorMath.Exp: exactly 0 below e^-87.3, so a masked score,
-        // finfo.min - max, is 0 unless every score is masked; then all are 1). Each score's exp is its own, whatever lane.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Exponentiate(Span<float> scores, float max)
-        {
-            var shift = Vector256.Create(max);
-            var j = 0;
-            for (; j + 8 <= scores.Length; j += 8)
-                VectorMath.Exp(Vector256.Create<float>(scores.Slice(j, 8)) - shift).CopyTo(scores.Slice(j, 8));
-            if (j == scores.Length) return;
-            Span<float> tail = stackalloc float[8];
-            tail.Fill(float.MinValue);
-            scores[j..].CopyTo(tail);
-            VectorMath.Exp(Vector256.Create<float>(tail) - shift).CopyTo(tail);
-            tail[..(scores.Length - j)].CopyTo(scores[j..]);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -193,42 +193,33 @@ public sealed class TokenSampler
     }
 
     /// <summary>
-    /// Softmax written into p: each exp in float (<see cref="VectorMath.Exp"/>, the same function for every entry, so
-    /// equal scores get equal probabilities), summed and normalized in double. Masked (−∞) entries, and any below
-    /// e^-87.3 times the largest, get exactly 0: with 50k tokens they hold less than 2^-53 of the mass, which no draw
-    /// (53 random bits) can land in.
+    /// Softmax written into p: each exp in float (<see cref="VectorMath.Exp(Span{float}, float)"/>, in place on the
+    /// scores, which are not read after), summed and normalized in double. Masked (−∞) entries, and any below e^-87.3
+    /// times the largest, get exactly 0: with 50k tokens they hold less than 2^-53 of the mass, which no draw (53
+    /// random bits) can land in.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double[] Softmax(float[] scores, float max, double[] p)
     {
-        var (shift, sums) = (Vector256.Create(max), Vector256<double>.Zero);
+        // p = exp(scores - max)
+        VectorMath.Exp(scores, max);
+        var sums = Vector256<double>.Zero;
         var i = 0;
         for (; i + Vector256<float>.Count <= scores.Length; i += Vector256<float>.Count)
         {
-            // p = exp(scores - max)
-            var (low, high) = Vector256.Widen(VectorMath.Exp(Vector256.Create(scores.AsSpan(i, Vector256<float>.Count)) - shift));
+            var (low, high) = Vector256.Widen(Vector256.Create(scores.AsSpan(i, Vector256<float>.Count)));
             sums += low + high;
             low.CopyTo(p.AsSpan(i));
             high.CopyTo(p.AsSpan(i + Vector256<double>.Count));
         }
-        if (i < scores.Length)
-        {
-            // The last few through the same function, padded with −∞ (exactly 0)
-            Span<float> tail = stackalloc float[Vector256<float>.Count];
-            tail.Fill(float.NegativeInfinity);
-            scores.AsSpan(i).CopyTo(tail);
-            var (low, high) = Vector256.Widen(VectorMath.Exp(Vector256.Create<float>(tail) - shift));
-            sums += low + high;
-            Span<double> values = stackalloc double[Vector256<float>.Count];
-            low.CopyTo(values);
-            high.CopyTo(values[Vector256<double>.Count..]);
-            values[..(scores.Length - i)].CopyTo(p.AsSpan(i));
-        }
-        var total = Vector256.Create(Vector256.Sum(sums));
+        var sum = Vector256.Sum(sums);
+        for (; i < scores.Length; i++)
+            sum += p[i] = scores[i];
+        var total = Vector256.Create(sum);
         var j = 0;
         for (; j + Vector256<double>.Count <= p.Length; j += Vector256<double>.Count)
             (Vector256.Create(p.AsSpan(j, Vector256<double>.Count)) / total).CopyTo(p.AsSpan(j));
-        for (; j < p.Length; j++) p[j] /= total[0];
+        for (; j < p.Length; j++) p[j] /= sum;
         return p;
     }
 

@@ -27,11 +27,11 @@ internal static unsafe class Avx2LoraKernel
     /// (rows × positions × inputs), A (Σr × inputs) and Bᵀ (Σr × outputs), all fp32, contiguous and row-major.
     /// </summary>
     public static void AddInPlace(float* x, float* y, int rows, int positions, int inputs, int outputs, float* a, float* bTransposed,
-        ReadOnlySpan<(int Start, int Rank, float Scaling)> segments, int threads)
+        (int Start, int Rank, float Scaling)[] segments, int threads)
     {
         if (segments.Length != rows)
             throw new ArgumentException($"{segments.Length} segments for {rows} rows.");
-        var update = new Update(x, y, positions, inputs, outputs, a, bTransposed, segments.ToArray());
+        var update = new Update(x, y, positions, inputs, outputs, a, bTransposed, segments);
         long work = 0;
         foreach (var segment in segments) work += (long)segment.Rank * (inputs + outputs) * positions;
         var total = rows * positions;
@@ -42,12 +42,13 @@ internal static unsafe class Avx2LoraKernel
     private sealed class Update(float* x, float* y, int positions, int inputs, int outputs, float* a, float* bTransposed,
         (int Start, int Rank, float Scaling)[] segments)
     {
+        private readonly int _largest = segments.Select(s => s.Rank).DefaultIfEmpty(0).Max();
+
         // Positions [start, end) of the flattened rows × positions.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
-            var largest = 0;
-            foreach (var segment in segments) largest = Math.Max(largest, segment.Rank);
+            var largest = _largest;
             Span<float> projection = largest <= StackRank ? stackalloc float[largest] : new float[largest];
             fixed (float* u = projection)
                 for (var p = start; p < end; p++)

@@ -33,4 +33,23 @@ internal static class VectorMath
         var twoToN = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
         return Vector256.ConditionalSelect(underflow, Vector256<float>.Zero, y * twoToN);
     }
+
+    /// <summary>
+    /// values[i] = e^(values[i] − shift) in place, every value through <see cref="Exp(Vector256{float})"/> (the last few
+    /// too, padded), so equal values give equal results wherever they sit. The values and the shift must not be NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Exp(Span<float> values, float shift)
+    {
+        var by = Vector256.Create(shift);
+        var i = 0;
+        for (; i + Vector256<float>.Count <= values.Length; i += Vector256<float>.Count)
+            Exp(Vector256.Create<float>(values.Slice(i, Vector256<float>.Count)) - by).CopyTo(values.Slice(i, Vector256<float>.Count));
+        if (i == values.Length) return;
+        Span<float> tail = stackalloc float[Vector256<float>.Count];
+        tail.Fill(float.NegativeInfinity);
+        values[i..].CopyTo(tail);
+        Exp(Vector256.Create<float>(tail) - by).CopyTo(tail);
+        tail[..(values.Length - i)].CopyTo(values[i..]);
+    }
 }
