@@ -12,6 +12,7 @@ public sealed class GeluMlp : nn.Module<Tensor, Tensor>
 {
     private nn.Module<Tensor, Tensor> c_fc;
     private nn.Module<Tensor, Tensor> c_proj;
+    private NewGelu act = new();
 
     public GeluMlp(long hiddenSize, long innerSize, LayerFactory layers) : base(nameof(GeluMlp))
     {
@@ -23,8 +24,7 @@ public sealed class GeluMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), PyTorch's tanh-approximate GELU
-        var h = nn.functional.gelu(c_fc.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
+        var h = act.call(c_fc.call(x));
         return c_proj.call(h).MoveToOuterDisposeScope();
     }
 }

@@ -9,6 +9,7 @@ public sealed class GptJMlp : nn.Module<Tensor, Tensor>
 {
     private nn.Module<Tensor, Tensor> fc_in;
     private nn.Module<Tensor, Tensor> fc_out;
+    private NewGelu act = new();
 
     public GptJMlp(GptJConfig config, LayerFactory layers) : base(nameof(GptJMlp))
     {
@@ -20,8 +21,7 @@ public sealed class GptJMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), PyTorch's tanh-approximate GELU
-        var h = nn.functional.gelu(fc_in.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
+        var h = act.call(fc_in.call(x));
         return fc_out.call(h).MoveToOuterDisposeScope();
     }
 }

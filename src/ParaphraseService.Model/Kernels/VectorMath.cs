@@ -52,4 +52,49 @@ internal static class VectorMath
         Exp(Vector256.Create<float>(tail) - by).CopyTo(tail);
         tail[..(values.Length - i)].CopyTo(values[i..]);
     }
+    // gelu_new's constants with the tanh folded into a logistic: 0.5·(1 + tanh(z)) = 1 / (1 + e^(−2z)), so
+    // −2z = −x · (2·√(2/π) + 2·√(2/π)·0.044715·x²).
+    private const float GeluLinear = 1.5957691216057308f;
+    private const float GeluCubic = 0.07135481627f;
+
+    /// <summary>
+    /// gelu_new, PyTorch's tanh-approximate GELU: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), computed as
+    /// x / (1 + e^(−2·√(2/π)·(x + 0.044715·x³))), which is the same function without the cancellation of 1 + tanh near −1
+    /// (within a few ulp of a double-precision evaluation). NaN and −∞ give NaN, +∞ gives +∞, as PyTorch's form does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> GeluNew(Vector256<float> x)
+    {
+        var exponent = -x * (Vector256.Create(GeluLinear) + Vector256.Create(GeluCubic) * x * x);
+        // Exp's lanes must not be NaN: a NaN x gives NaN through the division whatever Exp returns for it
+        var gelu = x / (Vector256<float>.One + Exp(Vector256.ConditionalSelect(Vector256.Equals(exponent, exponent), exponent, Vector256<float>.Zero)));
+        // Past Exp's range the result is below |x|·2^-127: 0 with x's sign, as PyTorch's form gives (NaN for −∞ too)
+        return Vector256.ConditionalSelect(Vector256.GreaterThan(exponent, Vector256.Create(HighestArgument)), x * Vector256<float>.Zero, gelu);
+    }
+
+    /// <summary>output[i] = <see cref="GeluNew(Vector256{float})"/>(input[i]); the spans may be the same memory.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void GeluNew(ReadOnlySpan<float> input, Span<float> output)
+    {
+        if (output.Length < input.Length) throw new ArgumentException("The output is shorter than the input.", nameof(output));
+        var i = 0;
+        fixed (float* x = input, y = output)
+        {
+            // Two vectors an iteration: the polynomial and the division of one wait on their own results
+            for (; i + 2 * Vector256<float>.Count <= input.Length; i += 2 * Vector256<float>.Count)
+            {
+                var (a, b) = (GeluNew(Vector256.Load(x + i)), GeluNew(Vector256.Load(x + i + Vector256<float>.Count)));
+                a.Store(y + i);
+                b.Store(y + i + Vector256<float>.Count);
+            }
+            for (; i + Vector256<float>.Count <= input.Length; i += Vector256<float>.Count)
+                GeluNew(Vector256.Load(x + i)).Store(y + i);
+        }
+        if (i == input.Length) return;
+        Span<float> tail = stackalloc float[Vector256<float>.Count];
+        tail.Clear();
+        input[i..].CopyTo(tail);
+        GeluNew(Vector256.Create<float>(tail)).CopyTo(tail);
+        tail[..(input.Length - i)].CopyTo(output[i..]);
+    }
 }
