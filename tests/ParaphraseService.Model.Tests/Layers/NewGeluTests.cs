@@ -64,6 +64,10 @@ public class NewGeluTests
         var error = (y - expected).abs().max().item<float>();
         Assert.True(error < 1e-6, $"max |Δ| = {error}");
         Assert.Equal(x.shape, y.shape);
+        // the C# pass, split across threads or not, is what ran: the same bits as the vector function over the whole tensor
+        var direct = new float[rows * dim];
+        VectorMath.GeluNew(x.data<float>().ToArray(), direct);
+        Assert.Equal(direct, y.data<float>().ToArray());
     }
 
     [Fact]
