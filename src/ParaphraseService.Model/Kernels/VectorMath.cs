@@ -52,6 +52,7 @@ internal static class VectorMath
         Exp(Vector256.Create<float>(tail) - by).CopyTo(tail);
         tail[..(values.Length - i)].CopyTo(values[i..]);
     }
+
     // gelu_new's constants with the tanh folded into a logistic: 0.5·(1 + tanh(z)) = 1 / (1 + e^(−2z)), so
     // −2z = −x · (2·√(2/π) + 2·√(2/π)·0.044715·x²).
     private const float GeluLinear = 1.5957691216057308f;

@@ -8,7 +8,8 @@ namespace ParaphraseService.Model.Layers;
 /// <summary>
 /// gelu_new (transformers' <c>NewGELUActivation</c>, the MLP's <c>act</c>): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 /// On the CPU, for fp32 without a gradient, one vectorized C# pass (<see cref="VectorMath.GeluNew(Vector256{float})"/>);
-/// LibTorch's tanh-approximate GELU took 2.5-4.5 ns an element here, a tenth of a batch-8 int8 step's MLP time.
+/// LibTorch's tanh-approximate GELU took 2.4-4.7 ns an element here, the pass 0.9-2.1 (most of the MLP's own time at
+/// batch 8 on bench-250m).
 /// Everything else is <c>nn.functional.gelu(x, approximate: "tanh")</c>.
 /// </summary>
 public sealed class NewGelu() : nn.Module<Tensor, Tensor>(nameof(NewGelu))
@@ -28,7 +29,8 @@ public sealed class NewGelu() : nn.Module<Tensor, Tensor>(nameof(NewGelu))
         var y = empty_like(x);
         var (input, output, count) = ((IntPtr)TensorMemory.Floats(x), (IntPtr)TensorMemory.Floats(y), x.numel());
         var threads = torch.get_num_threads();
-        var parts = count < ParallelElements ? 1 : threads * 4;
+        // parts of at most 2^30 values, so a span's length fits an int
+        var parts = (int)Math.Max(count < ParallelElements ? 1 : threads * 4, (count >> 30) + 1);
         KernelThreads.Run(parts, threads, part =>
         {
             var (start, end) = (count * part / parts, count * (part + 1) / parts);
