@@ -5,17 +5,25 @@ using System.Runtime.Intrinsics.X86;
 namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
-/// y = x · Wᵀ + b for a few rows of fp32 activations on the CPU, in one pass over the fp32 weight: the decode step,
-/// bound by reading the weight. LibTorch's GEMM for 1-16 rows streamed it at about 60% of what this loop does here
-/// (README, decode speed). Four rows share each weight load; every row is computed the same way alone or in a batch.
+/// y = x · Wᵀ + b for fp32 activations on the CPU, up to <see cref="MaxRows"/> rows. One row (a decode step, bound by
+/// reading the weight) streams the weight four rows at a time; LibTorch's GEMM streamed it at about 60% of that here
+/// (README, decode speed). Two rows or more (a speculative step, a batch, a prompt) are tiled so that each load serves
+/// several multiply-adds. Every path sums a dot product in one order (<see cref="Dot"/>), so a row gives the same bits
+/// alone and in any batch.
 /// </summary>
 internal static unsafe class Avx2FloatKernel
 {
     /// <summary>Whether this CPU runs the kernel.</summary>
     public static bool IsSupported => Fma.IsSupported && Avx2.IsSupported;
 
-    /// <summary>Rows above which LibTorch's blocked GEMM is faster (it reuses each weight across many more rows).</summary>
-    public const int MaxRows = 32;
+    /// <summary>
+    /// Rows above which LibTorch's blocked GEMM runs instead. Measured in a forward of the demo model: the tiles were 30-40%
+    /// faster at 49-89 rows and 10-20% at 125-145, even at about 300 (alone, LibTorch's GEMM was faster from 128 rows).
+    /// </summary>
+    public const int MaxRows = 256;
+
+    // Bytes of activation rows one block of the tiles keeps in L2 (half of this machine's 512 KB per core).
+    private const int RowBlockBytes = 256 * 1024;
 
     // Multiply-adds below which one thread does the whole product.
     private const long ParallelWork = 1 << 16;
@@ -28,173 +36,227 @@ internal static unsafe class Avx2FloatKernel
     {
         var product = new Product(x, rows, k, w, bias, outputs, y);
         var parts = (long)rows * k * outputs < ParallelWork ? 1 : Math.Clamp(threads * 4, 1, Math.Max(1, outputs / 8));
-        KernelThreads.Run(parts, threads, part => product.Run((int)((long)outputs * part / parts), (int)((long)outputs * (part + 1) / parts)));
+        // Parts of whole tiles (three outputs) where rows are tiled, so only the last part has outputs left over
+        var grain = rows == 1 ? 1 : 3;
+        var units = (outputs + grain - 1) / grain;
+        int Boundary(int part) => Math.Min(outputs, grain * (int)((long)units * part / parts));
+        KernelThreads.Run(parts, threads, part => product.Run(Boundary(part), Boundary(part + 1)));
     }
 
     private sealed class Product(float* x, int rows, int k, float* w, float* bias, int outputs, float* y)
     {
         public void Run(int start, int end)
         {
-            if (rows < 4)
-                FewRows(start, end);
+            if (rows == 1)
+                OneRow(start, end);
             else
                 ManyRows(start, end);
         }
 
+        // Two rows or more (a speculative step, a batch, a prompt): four rows by three outputs at a time, twelve sums in
+        // registers, each load of a weight row serving four activation rows and each load of an activation row three
+        // weight rows (seven loads per twelve multiply-adds); two or three rows left over share one smaller tile. Rows go
+        // in blocks whose activations stay in L2 while every output of the part passes over them. Every sum is in
+        // Dot's order, so a row gives the same bits in any tile, any batch, and alone.
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
         private void ManyRows(int start, int end)
         {
-            // Two halves of the part at once: each load of four rows serves two weight rows (six loads per eight
-            // multiply-adds instead of five per four), and two streams from memory per thread instead of one. The last
-            // output of an odd part pairs with itself.
-            var half = (end - start) / 2;
-            for (var i = 0; i < end - start - half; i++)
+            var blockRows = Math.Max(4, RowBlockBytes / (k * sizeof(float)) / 4 * 4);
+            for (var first = 0; first < rows; first += blockRows)
             {
-                var (o, partner) = i < half ? (start + i, half) : (end - 1, 0);
-                var weights = w + (long)o * k;
-                var (b0, b1) = bias is null ? (0f, 0f) : (bias[o], bias[o + partner]);
-                var r = 0;
-                for (; r + 4 <= rows; r += 4)
+                var last = Math.Min(rows, first + blockRows);
+                var o = start;
+                for (; o + 3 <= end; o += 3)
                 {
-                    var (first, second) = Dot4Pair(weights, (long)partner * k, x + (long)r * k, k);
-                    for (var n = 0; n < 4; n++)
-                    {
-                        y[(long)(r + n) * outputs + o] = first[n] + b0;
-                        y[(long)(r + n) * outputs + o + partner] = second[n] + b1;
-                    }
+                    var r = first;
+                    for (; r + 4 <= last; r += 4)
+                        Tile4x3(o, r);
+                    if (last - r == 1)
+                        Tile1x3(o, r);
+                    else if (r < last)
+                        Tile3x3(o, r, last - r);
                 }
-                for (; r < rows; r++)
-                {
-                    y[(long)r * outputs + o] = Dot(weights, x + (long)r * k, k) + b0;
-                    y[(long)r * outputs + o + partner] = Dot(weights + (long)partner * k, x + (long)r * k, k) + b1;
-                }
+                for (; o < end; o++)
+                    for (var r = first; r < last; r++)
+                        y[(long)r * outputs + o] = Dot(w + (long)o * k, x + (long)r * k, k) + (bias is null ? 0f : bias[o]);
             }
         }
 
-        // Four rows, k apart, against the weight rows at weights and weights + stride: each sum in the same order (one
-        // accumulator over the 8-float blocks, then the tail), so a row gives the same bits in any group of four.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static (Vector128<float>, Vector128<float>) Dot4Pair(float* weights, long stride, float* rows, int k)
+        private void Tile4x3(int o, int r)
         {
-            var other = weights + stride;
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, c0 = default, c1 = default, c2 = default, c3 = default;
-            var (r1, r2, r3) = (k, 2 * k, 3 * k);
+            float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
+            float* x0 = x + (long)r * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
+                a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
             var i = 0;
             for (; i + 8 <= k; i += 8)
             {
                 if ((i & 15) == 0)
-                {
-                    Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
-                    Sse.Prefetch0(other + i + PrefetchDistance / sizeof(float));
-                }
-                var (v, u) = (Avx.LoadVector256(weights + i), Avx.LoadVector256(other + i));
-                var x0 = Avx.LoadVector256(rows + i);
-                a0 = Fma.MultiplyAdd(v, x0, a0);
-                c0 = Fma.MultiplyAdd(u, x0, c0);
-                var x1 = Avx.LoadVector256(rows + r1 + i);
-                a1 = Fma.MultiplyAdd(v, x1, a1);
-                c1 = Fma.MultiplyAdd(u, x1, c1);
-                var x2 = Avx.LoadVector256(rows + r2 + i);
-                a2 = Fma.MultiplyAdd(v, x2, a2);
-                c2 = Fma.MultiplyAdd(u, x2, c2);
-                var x3 = Avx.LoadVector256(rows + r3 + i);
-                a3 = Fma.MultiplyAdd(v, x3, a3);
-                c3 = Fma.MultiplyAdd(u, x3, c3);
+                    Prefetch3(w0, i, k);
+                var (v0, v1, v2) = (Avx.LoadVector256(w0 + i), Avx.LoadVector256(w1 + i), Avx.LoadVector256(w2 + i));
+                var u = Avx.LoadVector256(x0 + i);
+                (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
+                u = Avx.LoadVector256(x1 + i);
+                (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
+                u = Avx.LoadVector256(x2 + i);
+                (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
+                u = Avx.LoadVector256(x3 + i);
+                (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
             }
-            var (s0, s1, s2, s3) = (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
-            var (t0, t1, t2, t3) = (Vector256.Sum(c0), Vector256.Sum(c1), Vector256.Sum(c2), Vector256.Sum(c3));
-            for (; i < k; i++)
+            // (sums of rows 0-3) for each of the three outputs
+            var (s0, s1, s2) = (Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
+            for (var n = 0; n < 4; n++)
             {
-                var (wi, ui) = (weights[i], other[i]);
-                (s0, s1, s2, s3) = (s0 + wi * rows[i], s1 + wi * rows[r1 + i], s2 + wi * rows[r2 + i], s3 + wi * rows[r3 + i]);
-                (t0, t1, t2, t3) = (t0 + ui * rows[i], t1 + ui * rows[r1 + i], t2 + ui * rows[r2 + i], t3 + ui * rows[r3 + i]);
+                var row = x0 + n * k;
+                var at = y + (long)(r + n) * outputs + o;
+                at[0] = Tail(w0, row, i, k, s0.GetElement(n)) + (bias is null ? 0f : bias[o]);
+                at[1] = Tail(w1, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + 1]);
+                at[2] = Tail(w2, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2]);
             }
-            return (Vector128.Create(s0, s1, s2, s3), Vector128.Create(t0, t1, t2, t3));
         }
 
-        // Fewer than four rows (a decode step: one): four quarters of the part at once, four sequential streams from
-        // memory per thread instead of one, which keeps more reads in flight (see Avx2Int8Kernel). Each sum as Dot's.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile1x3(int o, int r)
+        {
+            float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
+            var row = x + (long)r * k;
+            Vector256<float> a0 = default, a1 = default, a2 = default;
+            var i = 0;
+            for (; i + 8 <= k; i += 8)
+            {
+                if ((i & 15) == 0)
+                    Prefetch3(w0, i, k);
+                var u = Avx.LoadVector256(row + i);
+                (a0, a1, a2) = (Fma.MultiplyAdd(Avx.LoadVector256(w0 + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1),
+                    Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2));
+            }
+            var at = y + (long)r * outputs + o;
+            at[0] = Tail(w0, row, i, k, Vector256.Sum(a0)) + (bias is null ? 0f : bias[o]);
+            at[1] = Tail(w1, row, i, k, Vector256.Sum(a1)) + (bias is null ? 0f : bias[o + 1]);
+            at[2] = Tail(w2, row, i, k, Vector256.Sum(a2)) + (bias is null ? 0f : bias[o + 2]);
+        }
+
+        // Two or three rows by three outputs (nine sums; with two rows the third repeats the second and is not stored).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile3x3(int o, int r, int count)
+        {
+            float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
+            float* x0 = x + (long)r * k, x1 = x0 + k, x2 = count == 3 ? x1 + k : x1;
+            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
+                a20 = default, a21 = default, a22 = default;
+            var i = 0;
+            for (; i + 8 <= k; i += 8)
+            {
+                if ((i & 15) == 0)
+                    Prefetch3(w0, i, k);
+                var (v0, v1, v2) = (Avx.LoadVector256(w0 + i), Avx.LoadVector256(w1 + i), Avx.LoadVector256(w2 + i));
+                var u = Avx.LoadVector256(x0 + i);
+                (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
+                u = Avx.LoadVector256(x1 + i);
+                (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
+                u = Avx.LoadVector256(x2 + i);
+                (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
+            }
+            var (s0, s1, s2) = (Sum4(a00, a10, a20, a20), Sum4(a01, a11, a21, a21), Sum4(a02, a12, a22, a22));
+            for (var n = 0; n < count; n++)
+            {
+                var row = x0 + n * k;
+                var at = y + (long)(r + n) * outputs + o;
+                at[0] = Tail(w0, row, i, k, s0.GetElement(n)) + (bias is null ? 0f : bias[o]);
+                at[1] = Tail(w1, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + 1]);
+                at[2] = Tail(w2, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2]);
+            }
+        }
+
+        // One row (a decode step): four quarters of the part at once, four sequential streams from memory per thread
+        // instead of one, which keeps more reads in flight (see Avx2Int8Kernel). Each sum in Dot's order.
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-        private void FewRows(int start, int end)
+        private void OneRow(int start, int end)
         {
             var quarter = (end - start) / 4;
             var stride = (long)quarter * k;
             for (var i = 0; i < quarter; i++)
             {
                 var o = start + i;
-                var weights = w + (long)o * k;
-                for (var r = 0; r < rows; r++)
-                {
-                    var (s0, s1, s2, s3) = DotRows4(weights, stride, x + (long)r * k, k);
-                    var at = y + (long)r * outputs + o;
-                    at[0] = s0 + (bias is null ? 0f : bias[o]);
-                    at[quarter] = s1 + (bias is null ? 0f : bias[o + quarter]);
-                    at[2 * quarter] = s2 + (bias is null ? 0f : bias[o + 2 * quarter]);
-                    at[3 * quarter] = s3 + (bias is null ? 0f : bias[o + 3 * quarter]);
-                }
+                var sums = DotRows4(w + (long)o * k, stride, x, k);
+                for (var n = 0; n < 4; n++)
+                    y[o + n * quarter] = sums.GetElement(n) + (bias is null ? 0f : bias[o + n * quarter]);
             }
             for (var o = start + 4 * quarter; o < end; o++)
-            {
-                var b = bias is null ? 0f : bias[o];
-                for (var r = 0; r < rows; r++)
-                    y[(long)r * outputs + o] = Dot(w + (long)o * k, x + (long)r * k, k) + b;
-            }
+                y[o] = Dot(w + (long)o * k, x, k) + (bias is null ? 0f : bias[o]);
         }
 
-        // Dot(weights + n·stride, row, k) for n = 0..3, each summed in Dot's order.
+        // Dot(weights + n·stride, row, k) for n = 0..3.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static (float, float, float, float) DotRows4(float* weights, long stride, float* row, int k)
+        private static Vector128<float> DotRows4(float* weights, long stride, float* row, int k)
         {
             float* w1 = weights + stride, w2 = weights + 2 * stride, w3 = weights + 3 * stride;
-            Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             var i = 0;
-            for (; i + 16 <= k; i += 16)
-            {
-                var ahead = i + PrefetchDistance / sizeof(float);
-                Sse.Prefetch0(weights + ahead);
-                Sse.Prefetch0(w1 + ahead);
-                Sse.Prefetch0(w2 + ahead);
-                Sse.Prefetch0(w3 + ahead);
-                var (x0, x1) = (Avx.LoadVector256(row + i), Avx.LoadVector256(row + i + 8));
-                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), x0, a0);
-                b0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i + 8), x1, b0);
-                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), x0, a1);
-                b1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i + 8), x1, b1);
-                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), x0, a2);
-                b2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i + 8), x1, b2);
-                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), x0, a3);
-                b3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i + 8), x1, b3);
-            }
             for (; i + 8 <= k; i += 8)
             {
-                var x0 = Avx.LoadVector256(row + i);
-                a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), x0, a0);
-                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), x0, a1);
-                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), x0, a2);
-                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), x0, a3);
+                if ((i & 15) == 0)
+                {
+                    var ahead = i + PrefetchDistance / sizeof(float);
+                    Sse.Prefetch0(weights + ahead);
+                    Sse.Prefetch0(w1 + ahead);
+                    Sse.Prefetch0(w2 + ahead);
+                    Sse.Prefetch0(w3 + ahead);
+                }
+                var u = Avx.LoadVector256(row + i);
+                (a0, a1) = (Fma.MultiplyAdd(Avx.LoadVector256(weights + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1));
+                (a2, a3) = (Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2), Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), u, a3));
             }
-            var (s0, s1, s2, s3) = (Vector256.Sum(a0 + b0), Vector256.Sum(a1 + b1), Vector256.Sum(a2 + b2), Vector256.Sum(a3 + b3));
-            for (; i < k; i++)
-                (s0, s1, s2, s3) = (s0 + weights[i] * row[i], s1 + w1[i] * row[i], s2 + w2[i] * row[i], s3 + w3[i] * row[i]);
-            return (s0, s1, s2, s3);
+            var sums = Sum4(a0, a1, a2, a3);
+            return Vector128.Create(Tail(weights, row, i, k, sums.GetElement(0)), Tail(w1, row, i, k, sums.GetElement(1)),
+                Tail(w2, row, i, k, sums.GetElement(2)), Tail(w3, row, i, k, sums.GetElement(3)));
         }
     }
 
-    /// <summary>The dot product of k floats in one fixed order: two accumulators over 16-float blocks, then the tail.</summary>
+    /// <summary>
+    /// The dot product of k floats in the one order every path of this kernel sums in: one accumulator over the 8-float
+    /// blocks, reduced as Vector256.Sum does (((0+1)+(2+3))+((4+5)+(6+7))), then the tail one at a time.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float Dot(float* weights, float* row, int k)
     {
-        var (a0, a1) = (Vector256<float>.Zero, Vector256<float>.Zero);
+        var sum = Vector256<float>.Zero;
         var i = 0;
-        for (; i + 16 <= k; i += 16)
-        {
-            Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
-            a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
-            a1 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i + 8), Avx.LoadVector256(row + i + 8), a1);
-        }
         for (; i + 8 <= k; i += 8)
-            a0 = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), a0);
-        var sum = Vector256.Sum(a0 + a1);
+        {
+            if ((i & 15) == 0)
+                Sse.Prefetch0(weights + i + PrefetchDistance / sizeof(float));
+            sum = Fma.MultiplyAdd(Avx.LoadVector256(weights + i), Avx.LoadVector256(row + i), sum);
+        }
+        return Tail(weights, row, i, k, Vector256.Sum(sum));
+    }
+
+    // A tile's three weight rows are read once a step in a model larger than the caches: ask early for what each of the
+    // three streams reads next, further along its row or, near the row's end, in the next tile's (three rows on).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch3(float* w0, int i, int k)
+    {
+        const int ahead = PrefetchDistance / sizeof(float);
+        var at = w0 + i + (i + ahead < k ? ahead : 2 * k + ahead);
+        Sse.Prefetch0(at);
+        Sse.Prefetch0(at + k);
+        Sse.Prefetch0(at + 2 * k);
+    }
+
+    /// <summary>Vector256.Sum of each of a, b, c and d, in its order ((0+1)+(2+3))+((4+5)+(6+7)), as one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        // [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7], then the same for c and d, then pairs of those
+        var sums = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
+        return Sse.Add(sums.GetLower(), sums.GetUpper());
+    }
+
+    // sum + Σ weights[j]·row[j] for j from i to k, one at a time.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Tail(float* weights, float* row, int i, int k, float sum)
+    {
         for (; i < k; i++)
             sum += weights[i] * row[i];
         return sum;

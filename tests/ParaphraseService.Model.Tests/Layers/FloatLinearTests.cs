@@ -10,8 +10,8 @@ public class FloatLinearTests(ITestOutputHelper output)
     [InlineData(1, 64, 48, true)]    // a decode step
     [InlineData(3, 37, 20, false)]   // single rows only, k with a tail of 5 past the last 16
     [InlineData(9, 200, 70, true)]   // two groups of four and a single row
-    [InlineData(32, 96, 33, true)]   // the most rows the kernel takes
-    [InlineData(40, 96, 33, true)]   // LibTorch's GEMM
+    [InlineData(256, 96, 33, true)]  // the most rows the kernel takes
+    [InlineData(257, 96, 33, true)]  // LibTorch's GEMM
     public void MatchesNnLinear(int rows, int k, int outputs, bool hasBias)
     {
         using var scope = NewDisposeScope();
@@ -25,6 +25,23 @@ public class FloatLinearTests(ITestOutputHelper output)
         Assert.True(error < 1e-6, $"relative error {error}");
         // a row computes the same alone
         Assert.True(layer.forward(x[..1]).allclose(y[..1], rtol: 1e-6, atol: 1e-6));
+    }
+
+    [Theory]
+    [InlineData(300, 37)]    // k with a tail of 4 past the last 8; 37 outputs: a part ends mid-tile and one output is left over
+    [InlineData(1024, 96)]   // k = 1,024: the row blocks hold 64 rows, so 70 rows take two blocks
+    public void ARowGivesTheSameBitsAloneAndInAnyBatch(int k, int outputs)
+    {
+        using var scope = NewDisposeScope();
+        using var layer = new FloatLinear(k, outputs, hasBias: true, CPU, ScalarType.Float32);
+        var x = randn([70, k], generator: new Generator(22, CPU));
+        using var noGrad = no_grad();
+        layer.eval();
+        var all = layer.forward(x);
+        // the same rows in other tiles and blocks: shifted by one, five (a tile and a row), two and three (the small
+        // tile), the last four, and alone (the one-row pass that streams the weight)
+        foreach (var (from, to) in new[] { (1, 70), (5, 10), (7, 9), (10, 13), (66, 70), (3, 4), (69, 70) })
+            Assert.True(layer.forward(x[from..to]).eq(all[from..to]).all().item<bool>(), $"rows {from}-{to - 1} changed their bits");
     }
 
     [Fact]
