@@ -55,7 +55,7 @@ internal static unsafe class Avx2FloatKernel
 
         // Two rows or more (a speculative step, a batch, a prompt): four rows by three outputs at a time, twelve sums in
         // registers, each load of a weight row serving four activation rows and each load of an activation row three
-        // weight rows (seven loads per twelve multiply-adds); two or three rows left over share one smaller tile. Rows go
+        // weight rows (seven loads per twelve multiply-adds); two or three rows left over take a tile of four too. Rows go
         // in blocks whose activations stay in L2 while every output of the part passes over them. Every sum is in
         // Dot's order, so a row gives the same bits in any tile, any batch, and alone.
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
@@ -70,11 +70,11 @@ internal static unsafe class Avx2FloatKernel
                 {
                     var r = first;
                     for (; r + 4 <= last; r += 4)
-                        Tile4x3(o, r);
+                        Tile4x3(o, r, 4);
                     if (last - r == 1)
                         Tile1x3(o, r);
                     else if (r < last)
-                        Tile3x3(o, r, last - r);
+                        Tile4x3(o, r, last - r);
                 }
                 for (; o < end; o++)
                     for (var r = first; r < last; r++)
@@ -82,11 +82,13 @@ internal static unsafe class Avx2FloatKernel
             }
         }
 
+        // Rows r to r + count − 1 (two to four) by outputs o to o + 2; with fewer than four rows the last one is also
+        // multiplied in the places of the missing ones, and those sums are not stored.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile4x3(int o, int r)
+        private void Tile4x3(int o, int r, int count)
         {
             float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
-            float* x0 = x + (long)r * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+            float* x0 = x + (long)r * k, x1 = x0 + k, x2 = count > 2 ? x1 + k : x1, x3 = count > 3 ? x2 + k : x2;
             Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
                 a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
             var i = 0;
@@ -105,15 +107,7 @@ internal static unsafe class Avx2FloatKernel
                 (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
             }
             // (sums of rows 0-3) for each of the three outputs
-            var (s0, s1, s2) = (Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
-            for (var n = 0; n < 4; n++)
-            {
-                var row = x0 + n * k;
-                var at = y + (long)(r + n) * outputs + o;
-                at[0] = Tail(w0, row, i, k, s0.GetElement(n)) + (bias is null ? 0f : bias[o]);
-                at[1] = Tail(w1, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + 1]);
-                at[2] = Tail(w2, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2]);
-            }
+            Store(o, r, count, i, Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -131,41 +125,22 @@ internal static unsafe class Avx2FloatKernel
                 (a0, a1, a2) = (Fma.MultiplyAdd(Avx.LoadVector256(w0 + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1),
                     Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2));
             }
-            var at = y + (long)r * outputs + o;
-            at[0] = Tail(w0, row, i, k, Vector256.Sum(a0)) + (bias is null ? 0f : bias[o]);
-            at[1] = Tail(w1, row, i, k, Vector256.Sum(a1)) + (bias is null ? 0f : bias[o + 1]);
-            at[2] = Tail(w2, row, i, k, Vector256.Sum(a2)) + (bias is null ? 0f : bias[o + 2]);
+            Store(o, r, 1, i, Vector128.Create(Vector256.Sum(a0)), Vector128.Create(Vector256.Sum(a1)), Vector128.Create(Vector256.Sum(a2)));
         }
 
-        // Two or three rows by three outputs (nine sums; with two rows the third repeats the second and is not stored).
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile3x3(int o, int r, int count)
+        // Rows r to r + count − 1 of outputs o to o + 2: element n of s0, s1 and s2 is row r + n's sum over the first i
+        // values of k for each output; the tail past i and the bias are added here.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Store(int o, int r, int count, int i, Vector128<float> s0, Vector128<float> s1, Vector128<float> s2)
         {
-            float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
-            float* x0 = x + (long)r * k, x1 = x0 + k, x2 = count == 3 ? x1 + k : x1;
-            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
-                a20 = default, a21 = default, a22 = default;
-            var i = 0;
-            for (; i + 8 <= k; i += 8)
-            {
-                if ((i & 15) == 0)
-                    Prefetch3(w0, i, k);
-                var (v0, v1, v2) = (Avx.LoadVector256(w0 + i), Avx.LoadVector256(w1 + i), Avx.LoadVector256(w2 + i));
-                var u = Avx.LoadVector256(x0 + i);
-                (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
-                u = Avx.LoadVector256(x1 + i);
-                (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
-                u = Avx.LoadVector256(x2 + i);
-                (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
-            }
-            var (s0, s1, s2) = (Sum4(a00, a10, a20, a20), Sum4(a01, a11, a21, a21), Sum4(a02, a12, a22, a22));
+            var w0 = w + (long)o * k;
             for (var n = 0; n < count; n++)
             {
-                var row = x0 + n * k;
+                var row = x + (long)(r + n) * k;
                 var at = y + (long)(r + n) * outputs + o;
                 at[0] = Tail(w0, row, i, k, s0.GetElement(n)) + (bias is null ? 0f : bias[o]);
-                at[1] = Tail(w1, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + 1]);
-                at[2] = Tail(w2, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2]);
+                at[1] = Tail(w0 + k, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + 1]);
+                at[2] = Tail(w0 + 2 * k, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2]);
             }
         }
 
