@@ -154,39 +154,42 @@ internal static unsafe class Avx2FloatKernel
             for (var i = 0; i < quarter; i++)
             {
                 var o = start + i;
-                var sums = DotRows4(w + (long)o * k, stride, x, k);
+                var sums = Dot4(w + (long)o * k, stride, x, k);
                 for (var n = 0; n < 4; n++)
                     y[o + n * quarter] = sums.GetElement(n) + (bias is null ? 0f : bias[o + n * quarter]);
             }
             for (var o = start + 4 * quarter; o < end; o++)
                 y[o] = Dot(w + (long)o * k, x, k) + (bias is null ? 0f : bias[o]);
         }
+    }
 
-        // Dot(weights + n·stride, row, k) for n = 0..3.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static Vector128<float> DotRows4(float* weights, long stride, float* row, int k)
+    /// <summary>
+    /// <see cref="Dot"/>(weights + n·stride, row, k) for n = 0..3, the same bits: four sums in flight, where one sum
+    /// alone waits on each multiply-add before the next.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static Vector128<float> Dot4(float* weights, long stride, float* row, int k)
+    {
+        float* w1 = weights + stride, w2 = weights + 2 * stride, w3 = weights + 3 * stride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var i = 0;
+        for (; i + 8 <= k; i += 8)
         {
-            float* w1 = weights + stride, w2 = weights + 2 * stride, w3 = weights + 3 * stride;
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            var i = 0;
-            for (; i + 8 <= k; i += 8)
+            if ((i & 15) == 0)
             {
-                if ((i & 15) == 0)
-                {
-                    var ahead = i + PrefetchDistance / sizeof(float);
-                    Sse.Prefetch0(weights + ahead);
-                    Sse.Prefetch0(w1 + ahead);
-                    Sse.Prefetch0(w2 + ahead);
-                    Sse.Prefetch0(w3 + ahead);
-                }
-                var u = Avx.LoadVector256(row + i);
-                (a0, a1) = (Fma.MultiplyAdd(Avx.LoadVector256(weights + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1));
-                (a2, a3) = (Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2), Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), u, a3));
+                var ahead = i + PrefetchDistance / sizeof(float);
+                Sse.Prefetch0(weights + ahead);
+                Sse.Prefetch0(w1 + ahead);
+                Sse.Prefetch0(w2 + ahead);
+                Sse.Prefetch0(w3 + ahead);
             }
-            var sums = Sum4(a0, a1, a2, a3);
-            return Vector128.Create(Tail(weights, row, i, k, sums.GetElement(0)), Tail(w1, row, i, k, sums.GetElement(1)),
-                Tail(w2, row, i, k, sums.GetElement(2)), Tail(w3, row, i, k, sums.GetElement(3)));
+            var u = Avx.LoadVector256(row + i);
+            (a0, a1) = (Fma.MultiplyAdd(Avx.LoadVector256(weights + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1));
+            (a2, a3) = (Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2), Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), u, a3));
         }
+        var sums = Sum4(a0, a1, a2, a3);
+        return Vector128.Create(Tail(weights, row, i, k, sums.GetElement(0)), Tail(w1, row, i, k, sums.GetElement(1)),
+            Tail(w2, row, i, k, sums.GetElement(2)), Tail(w3, row, i, k, sums.GetElement(3)));
     }
 
     /// <summary>

@@ -57,7 +57,10 @@ internal static unsafe class Avx2LoraKernel
                     if (rank == 0) continue;
                     var input = x + (long)p * inputs;
                     // projected = lora_A(x), times the row's scaling (PEFT: result + lora_B(lora_A(x)) * scaling)
-                    for (var j = 0; j < rank; j++)
+                    var j = 0;
+                    for (; j + 4 <= rank; j += 4)
+                        (Avx2FloatKernel.Dot4(a + (long)(first + j) * inputs, inputs, input, inputs) * scaling).Store(u + j);
+                    for (; j < rank; j++)
                         u[j] = Avx2FloatKernel.Dot(a + (long)(first + j) * inputs, input, inputs) * scaling;
                     AddProjected(u, rank, bTransposed + (long)first * outputs, y + (long)p * outputs, outputs);
                 }
