@@ -18,7 +18,7 @@ internal static unsafe class Avx2FloatKernel
 
     /// <summary>
     /// Rows above which LibTorch's blocked GEMM runs instead. Measured in a forward of the demo model: the tiles were 30-40%
-    /// faster at 49-89 rows and 10-20% at 125-145, even at about 300 (alone, LibTorch's GEMM was faster from 128 rows).
+    /// faster at 49-89 rows, 10-20% at 125-145 and level at about 300 (alone, LibTorch's GEMM was faster from 128 rows).
     /// </summary>
     public const int MaxRows = 256;
 
@@ -61,7 +61,7 @@ internal static unsafe class Avx2FloatKernel
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
         private void ManyRows(int start, int end)
         {
-            var blockRows = Math.Max(4, RowBlockBytes / (k * sizeof(float)) / 4 * 4);
+            var blockRows = Math.Max(4, RowBlockBytes / (Math.Max(1, k) * sizeof(float)) / 4 * 4);
             for (var first = 0; first < rows; first += blockRows)
             {
                 var last = Math.Min(rows, first + blockRows);
