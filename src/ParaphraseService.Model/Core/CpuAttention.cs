@@ -20,10 +20,9 @@ internal static unsafe class CpuAttention
 
     /// <summary>Whether <see cref="Attend"/> can take these operands: fp32 on the CPU, the last dimension contiguous, inside no_grad.</summary>
     public static bool Applies(Tensor q, Tensor k, Tensor v) =>
-        CpuKernels.Enabled && q.device_type == DeviceType.CPU && k.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU
+        CpuKernels.Active && q.device_type == DeviceType.CPU && k.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU
         && q.dtype == ScalarType.Float32 && k.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32
-        && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1
-        && !is_grad_enabled();
+        && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
 
     /// <summary>
     /// q (B, H, T, D), k and v (B, H, S, D), any strides but the last; <paramref name="allowed"/> (B, 1, T, S) boolean.

@@ -199,7 +199,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         // Two advanced-indexing writes per layer cost more than the copy itself in a decode step; on the CPU, for fp32
         // inference, the rows are copied directly (LibTorch's index_put_ elsewhere, and wherever gradients are recorded).
         private bool CopiesOnCpu(Tensor keys, Tensor values) =>
-            CpuKernels.Enabled && !is_grad_enabled() && keys.device_type == DeviceType.CPU && values.device_type == DeviceType.CPU
+            CpuKernels.Active && keys.device_type == DeviceType.CPU && values.device_type == DeviceType.CPU
             && _keys!.dtype == ScalarType.Float32 && keys.dtype == ScalarType.Float32 && values.dtype == ScalarType.Float32
             && keys.stride(3) == 1 && values.stride(3) == 1 && values.size(3) == _values!.size(3) && keys.size(3) == _keys.size(3);
 

@@ -48,8 +48,7 @@ public sealed class RotaryEmbedding : IDisposable
     /// <summary>Rotates q or k, shaped (B, T, H, D), by precomputed angles. Returns fp32.</summary>
     public Tensor Apply(Tensor x, RotaryAngles angles)
     {
-        if (CpuKernels.Enabled && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && angles.Sin.is_contiguous() && angles.Cos.is_contiguous()
-            && !is_grad_enabled())
+        if (CpuKernels.Active && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && angles.Sin.is_contiguous() && angles.Cos.is_contiguous())
             return RotateOnCpu(x, angles);
         using var scope = NewDisposeScope();
         x = x.to(ScalarType.Float32);

@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace ParaphraseService.Model.Kernels;
 
 /// <summary>
@@ -13,6 +16,12 @@ public static class CpuKernels
     private static int t_suppressed;
 
     public static bool Enabled => t_suppressed == 0;
+
+    /// <summary>Whether the loops run now: not suppressed on this thread, and no gradient being recorded.</summary>
+    public static bool Active => Enabled && !torch.is_grad_enabled();
+
+    /// <summary>A tensor the loops read or write through a raw pointer: fp32, contiguous, in CPU memory.</summary>
+    public static bool IsCpuFloat(Tensor t) => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous();
 
     /// <summary>LibTorch's ops only, on this thread, until the returned scope is disposed.</summary>
     public static IDisposable Suppress()

@@ -38,20 +38,7 @@ internal static class VectorMath
     /// values[i] = e^(values[i] − shift) in place, every value through <see cref="Exp(Vector256{float})"/> (the last few
     /// too, padded), so equal values give equal results wherever they sit. The values and the shift must not be NaN.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Exp(Span<float> values, float shift)
-    {
-        var by = Vector256.Create(shift);
-        var i = 0;
-        for (; i + Vector256<float>.Count <= values.Length; i += Vector256<float>.Count)
-            Exp(Vector256.Create<float>(values.Slice(i, Vector256<float>.Count)) - by).CopyTo(values.Slice(i, Vector256<float>.Count));
-        if (i == values.Length) return;
-        Span<float> tail = stackalloc float[Vector256<float>.Count];
-        tail.Fill(float.NegativeInfinity);
-        values[i..].CopyTo(tail);
-        Exp(Vector256.Create<float>(tail) - by).CopyTo(tail);
-        tail[..(values.Length - i)].CopyTo(values[i..]);
-    }
+    public static void Exp(Span<float> values, float shift) => Map(values, values, new ShiftedExp(shift));
 
     // gelu_new's constants with the tanh folded into a logistic: 0.5·(1 + tanh(z)) = 1 / (1 + e^(−2z)), so
     // −2z = −x · (2·√(2/π) + 2·√(2/π)·0.044715·x²).
@@ -74,28 +61,55 @@ internal static class VectorMath
     }
 
     /// <summary>output[i] = <see cref="GeluNew(Vector256{float})"/>(input[i]); the spans may be the same memory.</summary>
+    public static void GeluNew(ReadOnlySpan<float> input, Span<float> output) => Map(input, output, default(Gelu));
+
+    /// <summary>A function of eight floats at a time, which <see cref="Map"/> applies over a span.</summary>
+    private interface ILanes
+    {
+        Vector256<float> Apply(Vector256<float> x);
+    }
+
+    private readonly struct ShiftedExp(float shift) : ILanes
+    {
+        private readonly Vector256<float> _shift = Vector256.Create(shift);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Apply(Vector256<float> x) => Exp(x - _shift);
+    }
+
+    private readonly struct Gelu : ILanes
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Apply(Vector256<float> x) => GeluNew(x);
+    }
+
+    /// <summary>
+    /// output[i] = f(input[i]) for every value, the last few too (padded with zeros), so that equal values give equal
+    /// results wherever they sit; the spans may be the same memory.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void GeluNew(ReadOnlySpan<float> input, Span<float> output)
+    private static unsafe void Map<TLanes>(ReadOnlySpan<float> input, Span<float> output, TLanes f) where TLanes : struct, ILanes
     {
         if (output.Length < input.Length) throw new ArgumentException("The output is shorter than the input.", nameof(output));
+        const int lanes = 8;
         var i = 0;
         fixed (float* x = input, y = output)
         {
-            // Two vectors an iteration: the polynomial and the division of one wait on their own results
-            for (; i + 2 * Vector256<float>.Count <= input.Length; i += 2 * Vector256<float>.Count)
+            // Two vectors an iteration: a polynomial (and gelu's division) waits on its own results
+            for (; i + 2 * lanes <= input.Length; i += 2 * lanes)
             {
-                var (a, b) = (GeluNew(Vector256.Load(x + i)), GeluNew(Vector256.Load(x + i + Vector256<float>.Count)));
+                var (a, b) = (f.Apply(Vector256.Load(x + i)), f.Apply(Vector256.Load(x + i + lanes)));
                 a.Store(y + i);
-                b.Store(y + i + Vector256<float>.Count);
+                b.Store(y + i + lanes);
             }
-            for (; i + Vector256<float>.Count <= input.Length; i += Vector256<float>.Count)
-                GeluNew(Vector256.Load(x + i)).Store(y + i);
+            for (; i + lanes <= input.Length; i += lanes)
+                f.Apply(Vector256.Load(x + i)).Store(y + i);
         }
         if (i == input.Length) return;
-        Span<float> tail = stackalloc float[Vector256<float>.Count];
+        Span<float> tail = stackalloc float[lanes];
         tail.Clear();
         input[i..].CopyTo(tail);
-        GeluNew(Vector256.Create<float>(tail)).CopyTo(tail);
+        f.Apply(Vector256.Create<float>(tail)).CopyTo(tail);
         tail[..(input.Length - i)].CopyTo(output[i..]);
     }
 }

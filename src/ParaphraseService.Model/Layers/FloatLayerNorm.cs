@@ -45,11 +45,8 @@ public sealed class FloatLayerNorm : nn.Module<Tensor, Tensor>
     }
 
     private bool UsesLoop(Tensor x, Tensor w, Tensor b) =>
-        CpuKernels.Enabled
-        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && x.dim() >= 1 && x.size(-1) == _dim
-        && w.dtype == ScalarType.Float32 && b.dtype == ScalarType.Float32 && w.is_contiguous() && b.is_contiguous()
-        && w.numel() == _dim && b.numel() == _dim
-        && !is_grad_enabled();
+        CpuKernels.Active && CpuKernels.IsCpuFloat(x) && CpuKernels.IsCpuFloat(w) && CpuKernels.IsCpuFloat(b)
+        && x.dim() >= 1 && x.size(-1) == _dim && w.numel() == _dim && b.numel() == _dim;
 
     private unsafe Tensor Normalize(Tensor x, Tensor w, Tensor b)
     {

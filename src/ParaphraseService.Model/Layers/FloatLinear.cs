@@ -53,11 +53,9 @@ public sealed class FloatLinear : nn.Module<Tensor, Tensor>
     }
 
     private static bool UsesKernel(Tensor x, Tensor w, Tensor? b) =>
-        Avx2FloatKernel.IsSupported && CpuKernels.Enabled
-        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && w.dtype == ScalarType.Float32 && w.device_type == DeviceType.CPU
-        && x.is_contiguous() && w.is_contiguous() && (b is null || b.dtype == ScalarType.Float32 && b.is_contiguous())
-        && w.dim() == 2 && w.size(1) > 0 && x.dim() >= 1 && x.size(-1) == w.size(1) && x.numel() / w.size(1) <= Avx2FloatKernel.MaxRows
-        && !is_grad_enabled();
+        Avx2FloatKernel.IsSupported && CpuKernels.Active
+        && CpuKernels.IsCpuFloat(x) && CpuKernels.IsCpuFloat(w) && (b is null || CpuKernels.IsCpuFloat(b))
+        && w.dim() == 2 && w.size(1) > 0 && x.dim() >= 1 && x.size(-1) == w.size(1) && x.numel() / w.size(1) <= Avx2FloatKernel.MaxRows;
 
     private static unsafe Tensor KernelForward(Tensor x, Tensor w, Tensor? b)
     {

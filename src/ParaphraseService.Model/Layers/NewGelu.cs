@@ -20,9 +20,7 @@ public sealed class NewGelu() : nn.Module<Tensor, Tensor>(nameof(NewGelu))
     public override Tensor forward(Tensor x) =>
         UsesLoop(x) ? Apply(x) : nn.functional.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh);
 
-    private static bool UsesLoop(Tensor x) =>
-        CpuKernels.Enabled && Vector256.IsHardwareAccelerated
-        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && !is_grad_enabled();
+    private static bool UsesLoop(Tensor x) => Vector256.IsHardwareAccelerated && CpuKernels.Active && CpuKernels.IsCpuFloat(x);
 
     private static unsafe Tensor Apply(Tensor x)
     {

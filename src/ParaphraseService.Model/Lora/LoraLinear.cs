@@ -83,9 +83,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     }
 
     private bool UsesKernel(Tensor x, Tensor y, Stack stack) =>
-        Avx2LoraKernel.IsSupported && CpuKernels.Enabled && !training && !is_grad_enabled()
-        && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && x.dim() >= 2 && x.size(-1) == InFeatures
-        && y.device_type == DeviceType.CPU && y.dtype == ScalarType.Float32 && y.is_contiguous() && y.size(-1) == OutFeatures
+        Avx2LoraKernel.IsSupported && CpuKernels.Active && !training
+        && CpuKernels.IsCpuFloat(x) && x.dim() >= 2 && x.size(-1) == InFeatures && CpuKernels.IsCpuFloat(y) && y.size(-1) == OutFeatures
         && y.numel() / OutFeatures == x.numel() / InFeatures && stack.A.device_type == DeviceType.CPU && stack.A.dtype == ScalarType.Float32;
 
     // In place on y: the base layer's output is a fresh tensor of its own (a linear's product).
