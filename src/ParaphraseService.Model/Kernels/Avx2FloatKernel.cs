@@ -36,7 +36,8 @@ internal static unsafe class Avx2FloatKernel
     {
         var product = new Product(x, rows, k, w, bias, outputs, y);
         var parts = (long)rows * k * outputs < ParallelWork ? 1 : Math.Clamp(threads * 4, 1, Math.Max(1, outputs / 8));
-        // Parts of whole tiles (three outputs) where rows are tiled, so only the last part has outputs left over
+        // Parts of a multiple of three outputs where rows are tiled (a tile takes one from each third), so only the last
+        // part has outputs left over
         var grain = rows == 1 ? 1 : 3;
         var units = (outputs + grain - 1) / grain;
         int Boundary(int part) => Math.Min(outputs, grain * (int)((long)units * part / parts));
@@ -55,39 +56,42 @@ internal static unsafe class Avx2FloatKernel
 
         // Two rows or more (a speculative step, a batch, a prompt): four rows by three outputs at a time, twelve sums in
         // registers, each load of a weight row serving four activation rows and each load of an activation row three
-        // weight rows (seven loads per twelve multiply-adds); two or three rows left over take a tile of four too. Rows go
-        // in blocks whose activations stay in L2 while every output of the part passes over them. Every sum is in
-        // Dot's order, so a row gives the same bits in any tile, any batch, and alone.
+        // weight rows (seven loads per twelve multiply-adds); two or three rows left over take a tile of four too. The
+        // three outputs of a tile are a third of the part apart, so the weight is read as three sequential streams (as
+        // the one-row pass reads four), which keeps more reads in flight than one stream of adjacent rows when the weight
+        // comes from memory. Rows go in blocks whose activations stay in L2 while every output of the part passes over them.
+        // Every sum is in Dot's order, so a row gives the same bits in any tile, any batch, and alone.
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
         private void ManyRows(int start, int end)
         {
             var blockRows = Math.Max(4, RowBlockBytes / (Math.Max(1, k) * sizeof(float)) / 4 * 4);
+            var third = (end - start) / 3;
             for (var first = 0; first < rows; first += blockRows)
             {
                 var last = Math.Min(rows, first + blockRows);
-                var o = start;
-                for (; o + 3 <= end; o += 3)
+                for (var o = start; o < start + third; o++)
                 {
                     var r = first;
                     for (; r + 4 <= last; r += 4)
-                        Tile4x3(o, r, 4);
+                        Tile4x3(o, third, r, 4);
                     if (last - r == 1)
-                        Tile1x3(o, r);
+                        Tile1x3(o, third, r);
                     else if (r < last)
-                        Tile4x3(o, r, last - r);
+                        Tile4x3(o, third, r, last - r);
                 }
-                for (; o < end; o++)
+                for (var o = start + 3 * third; o < end; o++)
                     for (var r = first; r < last; r++)
                         y[(long)r * outputs + o] = Dot(w + (long)o * k, x + (long)r * k, k) + (bias is null ? 0f : bias[o]);
             }
         }
 
-        // Rows r to r + count − 1 (two to four) by outputs o to o + 2; with fewer than four rows the last one is also
-        // multiplied in the places of the missing ones, and those sums are not stored.
+        // Rows r to r + count − 1 (two to four) by outputs o, o + apart and o + 2·apart; with fewer than four rows the last
+        // one is also multiplied in the places of the missing ones, and those sums are not stored.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile4x3(int o, int r, int count)
+        private void Tile4x3(int o, int apart, int r, int count)
         {
-            float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
+            var stride = (long)apart * k;
+            float* w0 = w + (long)o * k, w1 = w0 + stride, w2 = w1 + stride;
             float* x0 = x + (long)r * k, x1 = x0 + k, x2 = count > 2 ? x1 + k : x1, x3 = count > 3 ? x2 + k : x2;
             Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
                 a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
@@ -95,7 +99,7 @@ internal static unsafe class Avx2FloatKernel
             for (; i + 8 <= k; i += 8)
             {
                 if ((i & 15) == 0)
-                    Prefetch3(w0, i, k);
+                    Prefetch3(w0 + i, stride);
                 var (v0, v1, v2) = (Avx.LoadVector256(w0 + i), Avx.LoadVector256(w1 + i), Avx.LoadVector256(w2 + i));
                 var u = Avx.LoadVector256(x0 + i);
                 (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
@@ -107,40 +111,42 @@ internal static unsafe class Avx2FloatKernel
                 (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
             }
             // (sums of rows 0-3) for each of the three outputs
-            Store(o, r, count, i, Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
+            Store(o, apart, r, count, i, Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile1x3(int o, int r)
+        private void Tile1x3(int o, int apart, int r)
         {
-            float* w0 = w + (long)o * k, w1 = w0 + k, w2 = w1 + k;
+            var stride = (long)apart * k;
+            float* w0 = w + (long)o * k, w1 = w0 + stride, w2 = w1 + stride;
             var row = x + (long)r * k;
             Vector256<float> a0 = default, a1 = default, a2 = default;
             var i = 0;
             for (; i + 8 <= k; i += 8)
             {
                 if ((i & 15) == 0)
-                    Prefetch3(w0, i, k);
+                    Prefetch3(w0 + i, stride);
                 var u = Avx.LoadVector256(row + i);
                 (a0, a1, a2) = (Fma.MultiplyAdd(Avx.LoadVector256(w0 + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1),
                     Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2));
             }
-            Store(o, r, 1, i, Vector128.Create(Vector256.Sum(a0)), Vector128.Create(Vector256.Sum(a1)), Vector128.Create(Vector256.Sum(a2)));
+            Store(o, apart, r, 1, i, Vector128.Create(Vector256.Sum(a0)), Vector128.Create(Vector256.Sum(a1)), Vector128.Create(Vector256.Sum(a2)));
         }
 
-        // Rows r to r + count − 1 of outputs o to o + 2: element n of s0, s1 and s2 is row r + n's sum over the first i
-        // values of k for each output; the tail past i and the bias are added here.
+        // Rows r to r + count − 1 of outputs o, o + apart and o + 2·apart: element n of s0, s1 and s2 is row r + n's sum
+        // over the first i values of k for each output; the tail past i and the bias are added here.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Store(int o, int r, int count, int i, Vector128<float> s0, Vector128<float> s1, Vector128<float> s2)
+        private void Store(int o, int apart, int r, int count, int i, Vector128<float> s0, Vector128<float> s1, Vector128<float> s2)
         {
             var w0 = w + (long)o * k;
+            var stride = (long)apart * k;
             for (var n = 0; n < count; n++)
             {
                 var row = x + (long)(r + n) * k;
                 var at = y + (long)(r + n) * outputs + o;
                 at[0] = Tail(w0, row, i, k, s0.GetElement(n)) + (bias is null ? 0f : bias[o]);
-                at[1] = Tail(w0 + k, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + 1]);
-                at[2] = Tail(w0 + 2 * k, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2]);
+                at[apart] = Tail(w0 + stride, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + apart]);
+                at[2 * apart] = Tail(w0 + 2 * stride, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2 * apart]);
             }
         }
 
@@ -210,16 +216,15 @@ internal static unsafe class Avx2FloatKernel
         return Tail(weights, row, i, k, Vector256.Sum(sum));
     }
 
-    // A tile's three weight rows are read once a step in a model larger than the caches: ask early for what each of the
-    // three streams reads next, further along its row or, near the row's end, in the next tile's (three rows on).
+    // A tile's three weight streams are read once a step in a model larger than the caches: ask early for what each
+    // reads next (further along its row, or on into the stream's next row, which follows it in memory).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch3(float* w0, int i, int k)
+    private static void Prefetch3(float* at, long stride)
     {
-        const int ahead = PrefetchDistance / sizeof(float);
-        var at = w0 + i + (i + ahead < k ? ahead : 2 * k + ahead);
+        at += PrefetchDistance / sizeof(float);
         Sse.Prefetch0(at);
-        Sse.Prefetch0(at + k);
-        Sse.Prefetch0(at + 2 * k);
+        Sse.Prefetch0(at + stride);
+        Sse.Prefetch0(at + 2 * stride);
     }
 
     /// <summary>Vector256.Sum of each of a, b, c and d, in its order ((0+1)+(2+3))+((4+5)+(6+7)), as one vector.</summary>
