@@ -68,8 +68,11 @@ public class SpeculationServingTests
         Assert.True(accepted.Total > 0);
     }
 
-    [Fact]
-    public void SpeculationSettingsOutOfRangeStopTheServiceAtStart() =>
-        Assert.Contains("Scheduler:Speculation: MaxDraftTokens must be 1-64",
-            ServiceApplication.StartError(new() { ["Scheduler:Speculation:MaxDraftTokens"] = "0" }).Message);
+    [Theory]
+    [InlineData("MaxDraftTokens", "0")]
+    [InlineData("MinDraftTokens", "0")]
+    [InlineData("MinDraftTokens", "65")]
+    public void SpeculationSettingsOutOfRangeStopTheServiceAtStart(string setting, string value) =>
+        Assert.Contains($"Scheduler:Speculation: {setting} must be 1-64",
+            ServiceApplication.StartError(new() { [$"Scheduler:Speculation:{setting}"] = value }).Message);
 }

@@ -63,6 +63,9 @@ public sealed class SpeculationSettings
     /// <summary>Most draft tokens one sequence verifies per step.</summary>
     public int MaxDraftTokens { get; set; } = 8;
 
+    /// <summary>Fewest draft tokens a sequence proposes when its history matches (at most <see cref="MaxDraftTokens"/>).</summary>
+    public int MinDraftTokens { get; set; } = 3;
+
     /// <summary>Longest and shortest run of last tokens looked up in the prompt.</summary>
     public int MaxNgram { get; set; } = 3;
     public int MinNgram { get; set; } = 1;
@@ -72,7 +75,7 @@ public sealed class SpeculationSettings
 
     public SpeculationOptions ToModel() => new()
     {
-        Enabled = Enabled, MaxDraftTokens = MaxDraftTokens, MaxNgram = MaxNgram, MinNgram = MinNgram, MaxStepTokens = MaxStepTokens,
+        Enabled = Enabled, MaxDraftTokens = MaxDraftTokens, MinDraftTokens = MinDraftTokens, MaxNgram = MaxNgram, MinNgram = MinNgram, MaxStepTokens = MaxStepTokens,
     };
 }
 
