@@ -81,23 +81,20 @@ internal static unsafe class Avx2Int8Kernel
         }
         // ∞ · 0 is NaN, and nothing compares greater than NaN: an all-zero row or an infinite factor has no outliers.
         var threshold = outlierFactor * meanAbs;
-        var (range, clipped) = (0f, false);
-        for (var i = 0; i < k; i++)
+        var (range, clipped) = KeptRange(x, k, threshold);
+        if (clipped)
         {
-            var magnitude = MathF.Abs(values[i]);
-            if (magnitude > threshold)
+            // Clipped rather than left out: the range moves continuously as a value crosses the threshold.
+            range = threshold;
+            for (var i = 0; i < k; i++)
             {
-                outlierColumns.Add(i);
-                outlierValues.Add(values[i]);
-                clipped = true;
-            }
-            else if (magnitude > range)
-            {
-                range = magnitude;
+                if (MathF.Abs(values[i]) > threshold)
+                {
+                    outlierColumns.Add(i);
+                    outlierValues.Add(values[i]);
+                }
             }
         }
-        // Clipped rather than left out: the range moves continuously as a value crosses the threshold.
-        if (clipped) range = threshold;
         var step = range == 0 ? 1 : range / MaxCode;
         var inverse = 1 / step;
         var j = 0;
@@ -115,8 +112,38 @@ internal static unsafe class Avx2Int8Kernel
         {
             var value = Vector256.Load(v);
             var code = Vector256.Min(Vector256.Max(Vector256.Round(value * by), bottom), top);
-            return Vector256.ConvertToInt32(Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Abs(value), limit), Vector256<float>.Zero, code));
+            // already a whole number in [−127, 127]: truncating converts it exactly, without the saturating fix-ups of ConvertToInt32
+            return Avx.ConvertToVector256Int32WithTruncation(Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Abs(value), limit), Vector256<float>.Zero, code));
         }
+    }
+
+    // The largest magnitude not beyond the threshold, and whether any is beyond it, eight at a time (a branch per value
+    // cost 3 ns a value here, more than the rest of quantizing a row). The values are finite.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static (float Range, bool Clipped) KeptRange(float* x, int k, float threshold)
+    {
+        var limit = Vector256.Create(threshold);
+        var (kept, beyond) = (Vector256<float>.Zero, Vector256<float>.Zero);
+        var i = 0;
+        for (; i <= k - 8; i += 8)
+        {
+            var magnitude = Vector256.Abs(Vector256.Load(x + i));
+            var over = Vector256.GreaterThan(magnitude, limit);
+            kept = Vector256.Max(kept, Vector256.AndNot(magnitude, over));
+            beyond |= over;
+        }
+        var (range, clipped) = (0f, beyond != Vector256<float>.Zero);
+        for (var n = 0; n < Vector256<float>.Count; n++)
+            range = MathF.Max(range, kept.GetElement(n));
+        for (; i < k; i++)
+        {
+            var magnitude = MathF.Abs(x[i]);
+            if (magnitude > threshold)
+                clipped = true;
+            else
+                range = MathF.Max(range, magnitude);
+        }
+        return (range, clipped);
     }
 
     /// <summary>
