@@ -42,9 +42,10 @@ public sealed class GptJAttention : nn.Module<AttentionInput, Tensor>
         var dtype = x.dtype;
 
         // Rotary on (B, T, H, D), then heads first: (B, H, T, D). q stays in fp32 from the rotary; keys go back to the
-        // model dtype so the cached and the uncached paths attend to exactly the same keys.
-        var q = _rotary.Apply(q_proj.call(x).view(b, t, _heads, _headDim), input.Rotary).permute(0, 2, 1, 3);
-        var k = _rotary.Apply(k_proj.call(x).view(b, t, _heads, _headDim), input.Rotary).to(dtype).permute(0, 2, 1, 3);
+        // model dtype so the cached and the uncached paths attend to exactly the same keys. The projections' outputs are
+        // this forward's own, so they are rotated in place.
+        var q = _rotary.Apply(q_proj.call(x).view(b, t, _heads, _headDim), input.Rotary, overwrite: true).permute(0, 2, 1, 3);
+        var k = _rotary.Apply(k_proj.call(x).view(b, t, _heads, _headDim), input.Rotary, overwrite: true).to(dtype).permute(0, 2, 1, 3);
         var v = MultiHeadAttention.SplitHeads(v_proj.call(x), _heads, _headDim);
         // attn_weights = torch.matmul(query.to(float32), key.to(float32).transpose(-1, -2)) / scale_attn
         var context = MultiHeadAttention.Attend(q, k, v, input.Allowed, input.Cache, _scale); // (B, T, E)

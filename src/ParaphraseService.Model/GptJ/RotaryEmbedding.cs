@@ -45,11 +45,15 @@ public sealed class RotaryEmbedding : IDisposable
         return new RotaryAngles(sin[positionIds].unsqueeze(2).repeat_interleave(2, 3), cos[positionIds].unsqueeze(2).repeat_interleave(2, 3));
     }
 
-    /// <summary>Rotates q or k, shaped (B, T, H, D), by precomputed angles. Returns fp32.</summary>
-    public Tensor Apply(Tensor x, RotaryAngles angles)
+    /// <summary>
+    /// Rotates q or k, shaped (B, T, H, D), by precomputed angles. Returns fp32. With <paramref name="overwrite"/> the
+    /// caller hands over <paramref name="x"/> (a projection's fresh output it reads no more), and the CPU pass may rotate it
+    /// in place rather than copy it first (the copy was most of the pass's cost at decode).
+    /// </summary>
+    public Tensor Apply(Tensor x, RotaryAngles angles, bool overwrite = false)
     {
         if (CpuKernels.Active && x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && angles.Sin.is_contiguous() && angles.Cos.is_contiguous())
-            return RotateOnCpu(x, angles);
+            return RotateOnCpu(overwrite && x.is_contiguous() ? x : x.contiguous().clone(), angles);
         using var scope = NewDisposeScope();
         x = x.to(ScalarType.Float32);
         var rot = x[.., .., .., ..(int)_rotaryDim];
@@ -66,12 +70,12 @@ public sealed class RotaryEmbedding : IDisposable
         return Apply(x, Angles(positionIds)).MoveToOuterDisposeScope();
     }
 
-    // The same products and sums as the LibTorch path below, in one pass over a copy instead of a dozen ops.
+    // The same products and sums as the LibTorch path below, in one pass over x (contiguous, rotated in place) instead of
+    // a dozen ops.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe Tensor RotateOnCpu(Tensor x, RotaryAngles angles)
+    private unsafe Tensor RotateOnCpu(Tensor rotated, RotaryAngles angles)
     {
-        var rotated = x.contiguous().clone();
-        var (rows, heads, headDim) = (x.size(0) * x.size(1), (int)x.size(2), (int)x.size(3));
+        var (rows, heads, headDim) = (rotated.size(0) * rotated.size(1), (int)rotated.size(2), (int)rotated.size(3));
         var data = TensorMemory.Floats(rotated);
         var sin = TensorMemory.Floats(angles.Sin);
         var cos = TensorMemory.Floats(angles.Cos);

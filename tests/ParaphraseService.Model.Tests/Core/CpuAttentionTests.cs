@@ -89,5 +89,12 @@ public class CpuAttentionTests
             rotary.Apply(x, angles).Dispose();
         Assert.False(fast.eq(x).all().item<bool>()); // it rotates, and on a copy: the input is untouched
         Assert.True(x.eq(before).all().item<bool>());
+
+        // handed over, the input itself is rotated, to the same bits
+        Tensor overwritten;
+        using (no_grad())
+            overwritten = rotary.Apply(x, angles, overwrite: true);
+        Assert.True(overwritten.eq(reference).all().item<bool>());
+        Assert.True(x.eq(reference).all().item<bool>());
     }
 }
