@@ -55,7 +55,10 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             return y.MoveToOuterDisposeScope();
         if (rows.Count != x.size(0))
             throw new ArgumentException($"{rows.Count} adapter assignments for a batch of {x.shape[0]} rows.");
-        var used = rows.Where(r => r is not null && _adapters.ContainsKey(r)).Distinct().Cast<LoraAdapter>().ToList();
+        var used = new List<LoraAdapter>(_routing.Adapters.Count);
+        foreach (var adapter in _routing.Adapters)
+            if (_adapters.ContainsKey(adapter))
+                used.Add(adapter);
         if (used.Count == 0)
             return y.MoveToOuterDisposeScope();
 

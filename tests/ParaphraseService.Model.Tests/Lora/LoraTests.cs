@@ -37,6 +37,23 @@ public class LoraTests
     }
 
     [Fact]
+    public void RoutingListsEachAdapterOfAForwardOnceInTheOrderOfItsFirstRow()
+    {
+        var targets = new Dictionary<string, (long In, long Out)> { ["q_proj"] = (4, 4) };
+        using var a = RandomAdapter("a", targets, seed: 1);
+        using var b = RandomAdapter("b", targets, seed: 2);
+        var routing = new LoraRouting();
+        using (routing.Use([b, null, a, b, a]))
+            Assert.Equal([b, a], routing.Adapters);
+        Assert.Empty(routing.Adapters);
+        using (routing.Use([null, null]))
+        {
+            Assert.Null(routing.Rows);
+            Assert.Empty(routing.Adapters);
+        }
+    }
+
+    [Fact]
     public void LoraCapableModelLoadsTheSameCheckpointKeysAndComputesTheSame()
     {
         using var plain = ModelLoader.LoadFolder(Fixtures.Get("gptj-tiny", "safetensors"), new ModelLoadOptions { Device = "cpu" });
