@@ -291,7 +291,7 @@ internal static class BenchCommand
             $"{(double.IsNaN(c.PlainStepMilliseconds) ? "-" : $"{c.PlainStepMilliseconds:F2} / {c.SpeculativeStepMilliseconds:F2}"),17} | " +
             $"{c.AcceptanceRate,10:P0} | {c.TokensPerStep,10:F2} | {c.Identical,3}/{c.Sources,-3} |");
         return $"""
-            {r.Model}{(r.Adapter is null ? "" : $" + {r.Adapter}")}: up to {r.MaxNewTokens} new tokens, drafts of {Math.Min(r.Speculation.MinDraftTokens, r.Speculation.MaxDraftTokens)} to {r.Speculation.MaxDraftTokens} tokens, n-grams {r.Speculation.MaxNgram}..{r.Speculation.MinNgram}, {r.Speculation.MaxStepTokens} positions per step
+            {r.Model}{(r.Adapter is null ? "" : $" + {r.Adapter}")}: up to {r.MaxNewTokens} new tokens, drafts of {r.Speculation.FewestDraftTokens} to {r.Speculation.MaxDraftTokens} tokens, n-grams {r.Speculation.MaxNgram}..{r.Speculation.MinNgram}, {r.Speculation.MaxStepTokens} positions per step
 
             | run                                              | tok/s   | spec.   | ratio  | p50 ms plain/spec | 1st tok ms  | after 1st   | step ms plain/spec | acceptance | tokens/step | identical |
             |--------------------------------------------------|---------|---------|--------|-------------------|-------------|-------------|--------------------|------------|-------------|-----------|

@@ -6,13 +6,12 @@ namespace ParaphraseService.Model.Generation;
 /// are looked up in what it has seen (its prompt, then what it generated), latest occurrence first, and the tokens that
 /// followed that occurrence are proposed. A paraphrase copies long spans of its source, so these drafts are often
 /// right. How many it proposes adapts to how many were accepted: two more after a fully accepted draft, one fewer
-/// after a rejection (transformers' heuristic for assistant models), between <see cref="SpeculationOptions.MinDraftTokens"/>
+/// after a rejection (transformers' heuristic for assistant models), between <see cref="SpeculationOptions.FewestDraftTokens"/>
 /// and <see cref="SpeculationOptions.MaxDraftTokens"/>.
 /// </summary>
 internal sealed class PromptLookup(SpeculationOptions options)
 {
-    private readonly int _fewest = Math.Min(options.MinDraftTokens, options.MaxDraftTokens);
-    private int _length = Math.Min(options.MinDraftTokens, options.MaxDraftTokens);
+    private int _length = options.FewestDraftTokens;
 
     /// <summary>Up to <paramref name="limit"/> tokens that may come next after <paramref name="history"/>; empty when nothing matches.</summary>
     public IReadOnlyList<int> Propose(IReadOnlyList<int> history, int limit)
@@ -40,7 +39,7 @@ internal sealed class PromptLookup(SpeculationOptions options)
     public void Verified(int drafted, int accepted)
     {
         if (drafted == 0) return;
-        _length = accepted == drafted ? Math.Min(_length + 2, options.MaxDraftTokens) : Math.Max(_fewest, _length - 1);
+        _length = accepted == drafted ? Math.Min(_length + 2, options.MaxDraftTokens) : Math.Max(options.FewestDraftTokens, _length - 1);
     }
 
     private static bool Matches(IReadOnlyList<int> history, int start, int tail, int n)

@@ -22,6 +22,9 @@ public sealed record SpeculationOptions
     /// </summary>
     public int MinDraftTokens { get; init; } = 3;
 
+    /// <summary>The fewest draft tokens in effect: <see cref="MinDraftTokens"/>, capped by <see cref="MaxDraftTokens"/>.</summary>
+    public int FewestDraftTokens => Math.Min(MinDraftTokens, MaxDraftTokens);
+
     /// <summary>Longest and shortest run of last tokens looked up in the prompt (the longest match found is used).</summary>
     public int MaxNgram { get; init; } = 3;
     public int MinNgram { get; init; } = 1;
