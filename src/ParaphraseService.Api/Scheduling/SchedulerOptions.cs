@@ -73,9 +73,13 @@ public sealed class SpeculationSettings
     /// <summary>Most positions one step computes, drafts included; a batch with this many rows decodes without drafts.</summary>
     public int MaxStepTokens { get; set; } = 16;
 
+    /// <summary>Drafts cut to what pays for itself, from the measured cost of steps and each sequence's acceptance.</summary>
+    public bool CostAware { get; set; } = true;
+
     public SpeculationOptions ToModel() => new()
     {
         Enabled = Enabled, MaxDraftTokens = MaxDraftTokens, MinDraftTokens = MinDraftTokens, MaxNgram = MaxNgram, MinNgram = MinNgram, MaxStepTokens = MaxStepTokens,
+        CostAware = CostAware,
     };
 }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Kernels;
@@ -35,11 +36,18 @@ public sealed class ContinuousBatcher : IDisposable
     private readonly Device _device;
     private readonly int _allowedVocabulary;
     private readonly SpeculationOptions _speculation;
+    private readonly IStepCost _stepCost;
 
-    public ContinuousBatcher(CausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity, SpeculationOptions? speculation = null)
+    /// <param name="stepCost">
+    /// What a decode step costs by its positions, which decides how long drafts are (<see cref="DraftPlanner"/>); by
+    /// default learned from this batcher's own steps. Share one between batchers of one model to keep what was learned.
+    /// </param>
+    public ContinuousBatcher(CausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity, SpeculationOptions? speculation = null,
+        IStepCost? stepCost = null)
     {
         _speculation = speculation ?? SpeculationOptions.Off;
         _speculation.Validate();
+        _stepCost = stepCost ?? new MeasuredStepCost();
         _model = model;
         _tokenizer = tokenizer;
         _cache = new SlotKvCache(model.Config.LayerCount, slots, Math.Min(capacity, model.Config.MaxPositions));
@@ -160,6 +168,7 @@ public sealed class ContinuousBatcher : IDisposable
     private void Decode(List<int> running, List<SlotUpdate> updates)
     {
         using var scope = NewDisposeScope();
+        var started = Stopwatch.GetTimestamp();
         var drafts = Drafts(running);
         var width = 1 + drafts.Max(d => d.Count);
         // Row r: its next input, then its draft; a shorter draft is padded with tokens whose logits nobody reads.
@@ -184,6 +193,7 @@ public sealed class ContinuousBatcher : IDisposable
             var (emitted, kept) = Verify(running[r], drafts[r], first[r], logits[r], updates);
             (tokens, drafted, accepted) = (tokens + emitted, drafted + drafts[r].Count, accepted + kept);
         }
+        _stepCost.Observe(running.Count * width, Stopwatch.GetElapsedTime(started).TotalSeconds);
         Stats = Stats with
         {
             Steps = Stats.Steps + 1, RowSteps = Stats.RowSteps + running.Count, Tokens = Stats.Tokens + tokens, Drafted = Stats.Drafted + drafted,
@@ -192,30 +202,33 @@ public sealed class ContinuousBatcher : IDisposable
     }
 
     /// <summary>
-    /// Each row's draft within the step's budget: one position per row first, the rest shared out in row order. A batch
-    /// with no positions to spare decodes one token per row.
+    /// Each row's draft within the step's budget: every row of a step computes as many positions as the longest draft
+    /// needs, so n rows can afford drafts of MaxStepTokens / n − 1 tokens each. With <see cref="SpeculationOptions.CostAware"/>,
+    /// drafts are then cut to the length that gives the most tokens per unit of the step's measured cost (none when no
+    /// draft pays for itself).
     /// </summary>
     private List<IReadOnlyList<int>> Drafts(List<int> running)
     {
-        // Every row of the step computes as many positions as the longest draft needs, so rows · (1 + draft) positions in all:
-        // each row's draft is capped so that stays within MaxStepTokens (they must fit every row's slot too).
-        var spare = _speculation.Enabled ? _speculation.MaxStepTokens / running.Count - 1 : 0;
+        var share = _speculation.Enabled ? _speculation.MaxStepTokens / running.Count - 1 : 0;
         var room = running.Min(s => _cache.Capacity - _cache.Lengths[s]) - 1;
         var drafts = new List<IReadOnlyList<int>>(running.Count);
         foreach (var s in running)
         {
             var slot = _slots[s]!;
             IReadOnlyList<int> draft = [];
-            if (spare > 0 && slot.Drafter is { } drafter)
+            if (share > 0 && slot.Drafter is { } drafter)
             {
                 // The token after a fully accepted draft comes from the step itself: the draft stops one short of the limit.
                 var left = slot.State.Options.MaxNewTokens - slot.State.GeneratedCount - 1;
-                draft = drafter.Propose(slot.State.History, Math.Min(spare, Math.Min(left, room)));
-                spare -= draft.Count;
+                draft = drafter.Propose(slot.State.History, Math.Min(share, Math.Min(left, room)));
             }
             drafts.Add(draft);
         }
-        return drafts;
+        if (!_speculation.CostAware || drafts.All(d => d.Count == 0))
+            return drafts;
+        var acceptance = running.Select(s => _slots[s]!.Drafter?.Acceptance ?? 0).ToList();
+        var keep = DraftPlanner.Width(drafts.Select(d => d.Count).ToList(), acceptance, _stepCost) - 1;
+        return drafts.Select(d => d.Count <= keep ? d : d.Take(keep).ToList()).ToList();
     }
 
     /// <summary>

@@ -36,6 +36,14 @@ public sealed record SpeculationOptions
     /// </summary>
     public int MaxStepTokens { get; init; } = 16;
 
+    /// <summary>
+    /// Drafts cut to the length that pays for itself, from what the decode steps are measured to cost by their positions
+    /// and how often each row's drafts were accepted (<see cref="DraftPlanner"/>), so that speculation does not slow
+    /// down a batch whose steps are bound by arithmetic, or rows whose drafts keep failing (sampling at a high
+    /// temperature). Off: every row drafts as much as <see cref="MaxStepTokens"/> allows.
+    /// </summary>
+    public bool CostAware { get; init; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public void Validate()
     {

@@ -13,6 +13,9 @@ namespace ParaphraseService.Model.Generation;
 /// </summary>
 public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, SpeculationOptions? speculation = null)
 {
+    // What its decode steps cost, learned over every call (each call has its own batcher).
+    private readonly MeasuredStepCost _stepCost = new();
+
     /// <summary>Decode work of the last <see cref="Generate(IReadOnlyList{IReadOnlyList{int}}, IReadOnlyList{GenerationOptions}, CancellationToken, IReadOnlyList{LoraAdapter?})"/>.</summary>
     public SpeculationStats? LastStats { get; private set; }
 
@@ -36,7 +39,7 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, Specu
             SequenceState.Validate(prompts[i], options[i].MaxNewTokens, config, config.MaxPositions);
         var capacity = prompts.Select((p, i) => p.Count + options[i].MaxNewTokens).Max();
 
-        using var batcher = new ContinuousBatcher(model, tokenizer, prompts.Count, capacity, speculation);
+        using var batcher = new ContinuousBatcher(model, tokenizer, prompts.Count, capacity, speculation, _stepCost);
         var slots = prompts.Select((p, i) => batcher.Admit(p, options[i], adapters?[i])).ToArray();
         var results = new Dictionary<int, GenerationResult>();
         while (results.Count < prompts.Count)

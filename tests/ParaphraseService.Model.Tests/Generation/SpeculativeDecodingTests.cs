@@ -19,7 +19,17 @@ namespace ParaphraseService.Model.Tests.Generation;
 public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
 {
     private static readonly Gpt2Tokenizer Tokenizer = Gpt2Tokenizer.BuiltIn();
-    private static readonly SpeculationOptions On = new() { MaxDraftTokens = 6, MaxStepTokens = 64 };
+    // Every row drafts what the budget allows (what it proposes, not what the measured step cost says pays), so the
+    // speculative path is exercised whatever this machine's timings; the cost-aware choice has its own tests below.
+    private static readonly SpeculationOptions On = new() { MaxDraftTokens = 6, MaxStepTokens = 64, CostAware = false };
+
+    /// <summary>A fixed cost by positions, and the steps a batcher reported.</summary>
+    private sealed class FixedCost(Func<int, double> cost) : IStepCost
+    {
+        public List<(int Positions, double Seconds)> Observed { get; } = [];
+        public void Observe(int positions, double seconds) => Observed.Add((positions, seconds));
+        public double Cost(int positions) => cost(positions);
+    }
 
     /// <summary>Prompts that repeat themselves, as a paraphrase prompt repeats its source: tiny random models copy such spans.</summary>
     private static IReadOnlyList<IReadOnlyList<int>> Prompts(int count, int vocabulary, int seed)
@@ -233,5 +243,40 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         batcher.Admit(prompts[0], mixed[0]);
         while (batcher.ActiveCount > 0) batcher.Step();
         Assert.Equal(0, batcher.Stats.Drafted);
+    }
+
+    [Fact]
+    public void CostAwareDraftsNothingWhenAPositionCostsAsMuchAsAStepAndTheOutputIsTheSame()
+    {
+        using var model = TinyModels.Create();
+        var prompts = Prompts(3, TinyModels.Config.VocabSize, 37);
+        var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = 24, EosTokenId = -1 };
+        var plain = new TextGenerator(model, Tokenizer).Generate(prompts, prompts.Select(_ => greedy).ToList());
+        foreach (var (slope, drafts) in new[] { (1.0, false), (0.0, true) })
+        {
+            var cost = new FixedCost(p => 1 + slope * (p - 1));
+            using var batcher = new ContinuousBatcher(model, Tokenizer, slots: 3, capacity: 96, On with { CostAware = true }, cost);
+            var slots = prompts.Select(p => batcher.Admit(p, greedy)).ToList();
+            var results = new Dictionary<int, GenerationResult>();
+            var widths = new List<int>();
+            while (batcher.ActiveCount > 0)
+            {
+                var rows = batcher.ActiveCount;
+                var steps = cost.Observed.Count;
+                foreach (var update in batcher.Step().Where(u => u.Finished)) results[update.Slot] = update.Result!;
+                // each decode step reports its positions (rows × width) and a time
+                if (cost.Observed.Count > steps)
+                {
+                    var (positions, seconds) = cost.Observed[^1];
+                    Assert.True(seconds > 0);
+                    Assert.Equal(0, positions % rows);
+                    widths.Add(positions / rows);
+                }
+            }
+            for (var i = 0; i < prompts.Count; i++)
+                Assert.Equal(plain[i].GeneratedIds, results[slots[i]].GeneratedIds);
+            Assert.Equal(drafts, batcher.Stats.Drafted > 0);
+            Assert.Equal(drafts, widths.Any(w => w > 1));
+        }
     }
 }
