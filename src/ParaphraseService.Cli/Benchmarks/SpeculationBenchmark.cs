@@ -33,10 +33,12 @@ public sealed record SpeculationBenchReport(string Model, string? Adapter, int M
 /// </summary>
 public static class SpeculationBenchmark
 {
+    // Runs of the concurrent case each way (one to two seconds each on the demo model).
+    private const int ConcurrentRounds = 6;
+
     public static SpeculationBenchReport Run(LoadedModel loaded, LoraAdapter? adapter, PromptTemplate template, IReadOnlyList<string> sources,
-        int maxNewTokens, int clients, bool withBenchModel, Action<string> log)
+        int maxNewTokens, int clients, bool withBenchModel, SpeculationOptions speculation, Action<string> log)
     {
-        var speculation = new SpeculationOptions();
         var prompts = sources.Select(s => (IReadOnlyList<int>)loaded.Tokenizer.Encode(template.Render(s))).ToList();
         var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = maxNewTokens, StopSequences = [template.EndMarker] };
         var cases = new List<SpeculationBenchCase>
@@ -112,9 +114,11 @@ public static class SpeculationBenchmark
             MaxNewTokens = maxNewTokens, Temperature = 0.8, TopP = 0.95, Seed = i, StopSequences = [template.EndMarker],
         };
         var capacity = prompts.Max(p => p.Count) + maxNewTokens;
+        // One step cost for every run, as the service keeps one batcher (and what it learned) for its lifetime.
+        var stepCost = new MeasuredStepCost();
         (double Seconds, List<GenerationResult> Results, SpeculationStats Work) Drive(SpeculationOptions? with)
         {
-            using var batcher = new ContinuousBatcher(model, tokenizer, clients, capacity, with);
+            using var batcher = new ContinuousBatcher(model, tokenizer, clients, capacity, with, stepCost);
             var results = new GenerationResult[prompts.Count];
             var owner = new Dictionary<int, int>();
             var next = 0;
@@ -133,11 +137,21 @@ public static class SpeculationBenchmark
             return (clock.Elapsed.TotalSeconds, results.ToList(), batcher.Stats);
         }
         Drive(null); // warm-up
-        var plain = Drive(null);
-        var spec = Drive(speculation);
-        var tokens = plain.Results.Sum(r => r.GeneratedIds.Count);
-        var identical = plain.Results.Zip(spec.Results).Count(p => p.First.GeneratedIds.SequenceEqual(p.Second.GeneratedIds));
-        var result = Case(name, prompts.Count, tokens, plain.Seconds, spec.Seconds, double.NaN, double.NaN, spec.Work, identical);
+        // Rounds in alternating order (plain first, then speculative first, ...), so that neither always runs on a warmer
+        // cache and this machine's drift of 10-40% over a minute falls on both.
+        var (plainSeconds, specSeconds) = (0.0, 0.0);
+        (double Seconds, List<GenerationResult> Results, SpeculationStats Work)? plain = null, spec = null;
+        for (var round = 0; round < ConcurrentRounds; round++)
+            foreach (var speculative in round % 2 == 0 ? new[] { false, true } : [true, false])
+            {
+                var run = Drive(speculative ? speculation : null);
+                if (speculative) (spec, specSeconds) = (run, specSeconds + run.Seconds);
+                else (plain, plainSeconds) = (run, plainSeconds + run.Seconds);
+            }
+        var tokens = plain!.Value.Results.Sum(r => r.GeneratedIds.Count);
+        var identical = plain.Value.Results.Zip(spec!.Value.Results).Count(p => p.First.GeneratedIds.SequenceEqual(p.Second.GeneratedIds));
+        var result = Case(name, prompts.Count, tokens, plainSeconds / ConcurrentRounds, specSeconds / ConcurrentRounds, double.NaN, double.NaN,
+            spec.Value.Work, identical);
         log(Describe(result));
         return result;
     }

@@ -101,12 +101,16 @@ internal static class BenchCommand
         var specTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens per paraphrase.", DefaultValueFactory = _ => 48 };
         var specClients = new Option<int>("--clients") { Description = "Concurrent requests in the batched run.", DefaultValueFactory = _ => 16 };
         var specBench = new Option<bool>("--bench-model") { Description = "Also the random-weight bench-250m int8 model (drafts rarely right)." };
+        var specBudgetOnly = new Option<bool>("--budget-only")
+        {
+            Description = "Drafts as long as the step's budget allows, without cutting them to what the measured step cost says pays (for comparison).",
+        };
         var specJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
         var specQuantization = CommonOptions.Quantization();
         var speculation = new Command("speculation", "Prompt-lookup speculative decoding vs plain decoding on paraphrase prompts, in one run: " +
             "1 request at a time (tokens/s, p50 latency) and N at once through the continuous batcher; acceptance rate, tokens per step.")
         {
-            specModel, specAdapter, specData, specSources, specTokens, specClients, specBench, specJson, specQuantization,
+            specModel, specAdapter, specData, specSources, specTokens, specClients, specBench, specBudgetOnly, specJson, specQuantization,
         };
         speculation.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -131,7 +135,7 @@ internal static class BenchCommand
                 template = Paraphrasing.LocalParaphraser.TemplateOf(folder);
             }
             var report = SpeculationBenchmark.Run(loaded, lora, template, sources, parse.GetValue(specTokens), parse.GetValue(specClients),
-                parse.GetValue(specBench), line => Console.Error.WriteLine(line));
+                parse.GetValue(specBench), new ParaphraseService.Model.Generation.SpeculationOptions { CostAware = !parse.GetValue(specBudgetOnly) }, line => Console.Error.WriteLine(line));
             Console.WriteLine(parse.GetValue(specJson) ? JsonSerializer.Serialize(report, s_json) : SpeculationTable(report));
             return 0;
         }));
@@ -291,7 +295,7 @@ internal static class BenchCommand
             $"{(double.IsNaN(c.PlainStepMilliseconds) ? "-" : $"{c.PlainStepMilliseconds:F2} / {c.SpeculativeStepMilliseconds:F2}"),17} | " +
             $"{c.AcceptanceRate,10:P0} | {c.TokensPerStep,10:F2} | {c.Identical,3}/{c.Sources,-3} |");
         return $"""
-            {r.Model}{(r.Adapter is null ? "" : $" + {r.Adapter}")}: up to {r.MaxNewTokens} new tokens, drafts of {r.Speculation.FewestDraftTokens} to {r.Speculation.MaxDraftTokens} tokens, n-grams {r.Speculation.MaxNgram}..{r.Speculation.MinNgram}, {r.Speculation.MaxStepTokens} positions per step
+            {r.Model}{(r.Adapter is null ? "" : $" + {r.Adapter}")}: up to {r.MaxNewTokens} new tokens, drafts of {r.Speculation.FewestDraftTokens} to {r.Speculation.MaxDraftTokens} tokens, n-grams {r.Speculation.MaxNgram}..{r.Speculation.MinNgram}, {r.Speculation.MaxStepTokens} positions per step{(r.Speculation.CostAware ? ", cut to what the measured step cost pays for" : " (budget only)")}
 
             | run                                              | tok/s   | spec.   | ratio  | p50 ms plain/spec | 1st tok ms  | after 1st   | step ms plain/spec | acceptance | tokens/step | identical |
             |--------------------------------------------------|---------|---------|--------|-------------------|-------------|-------------|--------------------|------------|-------------|-----------|
