@@ -31,8 +31,9 @@ public sealed record SpeculationOptions
 
     /// <summary>
     /// Most token positions one decode step computes, drafts included: past this a step stops being bound by reading
-    /// the weights and becomes bound by compute, and extra positions cost as much as they could save. Rows get drafts
-    /// only within what is left after one position each, so a large batch decodes without speculation.
+    /// the weights and becomes bound by compute, and extra positions cost as much as they could save. Every row of a step
+    /// computes as many positions as the longest draft needs, so each row's draft is at most MaxStepTokens / rows − 1
+    /// tokens, and a large batch decodes without speculation.
     /// </summary>
     public int MaxStepTokens { get; init; } = 16;
 
