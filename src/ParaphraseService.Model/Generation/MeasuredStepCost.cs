@@ -1,21 +1,11 @@
 namespace ParaphraseService.Model.Generation;
 
-/// <summary>What a decode step costs by the positions it computes (rows × (1 + draft tokens)).</summary>
-public interface IStepCost
-{
-    /// <summary>A step that computed <paramref name="positions"/> positions took <paramref name="seconds"/>.</summary>
-    void Observe(int positions, double seconds);
-
-    /// <summary>The expected time of a step of <paramref name="positions"/> positions, in any unit (only ratios are used).</summary>
-    double Cost(int positions);
-}
-
 /// <summary>
 /// The cost of a decode step learned from the steps themselves: their seconds fitted to a + b·positions by exponentially
 /// weighted least squares, so it follows the model, the device and the machine's load. Until the steps seen differ
 /// enough in positions to fit a slope, each extra position is taken to cost <see cref="PriorSlope"/> of a one-position
-/// step. Measured on this CPU (README, speculation): 0.12 a position on the fp32 demo model; a 6B model in int8, whose
-/// several rows are bound by arithmetic, costs more, and a GPU much less. Thread-safe.
+/// step (measured on this CPU, README, speculation: 0.12 a position on the fp32 demo model; a model whose several-row
+/// steps are bound by arithmetic costs more a position, one bound by reading its weights less). Thread-safe.
 /// </summary>
 public sealed class MeasuredStepCost : IStepCost
 {
