@@ -36,16 +36,15 @@ public sealed class MeasuredStepCost : IStepCost
     {
         lock (_gate)
         {
-            if (_weight <= 0) return 1 + PriorSlope * (positions - 1);
-            var (meanPositions, meanSeconds) = (_positions / _weight, _seconds / _weight);
-            var spread = _positionsSquared / _weight - meanPositions * meanPositions;
+            // Before any step: the prior's line through one second at one position (only ratios are used).
+            var (meanPositions, meanSeconds) = _weight > 0 ? (_positions / _weight, _seconds / _weight) : (1.0, 1.0);
+            var spread = _weight > 0 ? _positionsSquared / _weight - meanPositions * meanPositions : 0;
             double perStep, perPosition;
             if (spread < MinimumSpread)
             {
-                // seconds = perStep · (1 + PriorSlope · (p − 1)) through the mean
-                perStep = meanSeconds / (1 + PriorSlope * (meanPositions - 1));
-                perPosition = PriorSlope * perStep;
-                perStep -= perPosition;
+                // seconds = unit · (1 + PriorSlope · (p − 1)) through the mean
+                var unit = meanSeconds / (1 + PriorSlope * (meanPositions - 1));
+                (perStep, perPosition) = (unit * (1 - PriorSlope), unit * PriorSlope);
             }
             else
             {
