@@ -90,47 +90,28 @@ internal static unsafe class Avx2FloatKernel
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Tile4x3(int o, int apart, int r, int count)
         {
-            var stride = (long)apart * k;
-            float* w0 = w + (long)o * k, w1 = w0 + stride, w2 = w1 + stride;
-            float* x0 = x + (long)r * k, x1 = x0 + k, x2 = count > 2 ? x1 + k : x1, x3 = count > 3 ? x2 + k : x2;
-            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
-                a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
-            var i = 0;
-            for (; i + 8 <= k; i += 8)
-            {
-                if ((i & 15) == 0)
-                    Prefetch3(w0 + i, stride);
-                var (v0, v1, v2) = (Avx.LoadVector256(w0 + i), Avx.LoadVector256(w1 + i), Avx.LoadVector256(w2 + i));
-                var u = Avx.LoadVector256(x0 + i);
-                (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
-                u = Avx.LoadVector256(x1 + i);
-                (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
-                u = Avx.LoadVector256(x2 + i);
-                (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
-                u = Avx.LoadVector256(x3 + i);
-                (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
-            }
-            // (sums of rows 0-3) for each of the three outputs
-            Store(o, apart, r, count, i, Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
+            var blocks = k & ~7;
+            // rows 1 to 3 of the tile, as distances from row 0
+            long d1 = k, d2 = count > 2 ? 2L * k : d1, d3 = count > 3 ? 3L * k : d2;
+            Sums4x3(w + (long)o * k, (long)apart * k, x + (long)r * k, d1, d2, d3, blocks, out var s0, out var s1, out var s2);
+            Store(o, apart, r, count, blocks, s0, s1, s2);
         }
 
+        // One row by three outputs.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Tile1x3(int o, int apart, int r)
         {
             var stride = (long)apart * k;
-            float* w0 = w + (long)o * k, w1 = w0 + stride, w2 = w1 + stride;
-            var row = x + (long)r * k;
+            var blocks = k & ~7;
             Vector256<float> a0 = default, a1 = default, a2 = default;
-            var i = 0;
-            for (; i + 8 <= k; i += 8)
+            for (float* at = w + (long)o * k, end = at + blocks, row = x + (long)r * k; at < end; at += 8, row += 8)
             {
-                if ((i & 15) == 0)
-                    Prefetch3(w0 + i, stride);
-                var u = Avx.LoadVector256(row + i);
-                (a0, a1, a2) = (Fma.MultiplyAdd(Avx.LoadVector256(w0 + i), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), u, a1),
-                    Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), u, a2));
+                Prefetch3(at, stride);
+                var u = Avx.LoadVector256(row);
+                (a0, a1, a2) = (Fma.MultiplyAdd(Avx.LoadVector256(at), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(at + stride), u, a1),
+                    Fma.MultiplyAdd(Avx.LoadVector256(at + 2 * stride), u, a2));
             }
-            Store(o, apart, r, 1, i, Vector128.Create(Vector256.Sum(a0)), Vector128.Create(Vector256.Sum(a1)), Vector128.Create(Vector256.Sum(a2)));
+            Store(o, apart, r, 1, blocks, Vector128.Create(Vector256.Sum(a0)), Vector128.Create(Vector256.Sum(a1)), Vector128.Create(Vector256.Sum(a2)));
         }
 
         // Rows r to r + count − 1 of outputs o, o + apart and o + 2·apart: element n of s0, s1 and s2 is row r + n's sum
@@ -167,6 +148,37 @@ internal static unsafe class Avx2FloatKernel
             for (var o = start + 4 * quarter; o < end; o++)
                 y[o] = Dot(w + (long)o * k, x, k) + (bias is null ? 0f : bias[o]);
         }
+    }
+
+    /// <summary>
+    /// The sums of a tile (<c>Product.Tile4x3</c>) over the first <paramref name="blocks"/> values of k: element n of s0, s1 and
+    /// s2 is row n's sum for the weight rows at <paramref name="weights"/>, one and two <paramref name="stride"/>s on. A
+    /// static method of what the loop reads, with advancing pointers and a prefetch at every block: as an instance method
+    /// with an index and a prefetch every other block, the JIT kept three row pointers on the stack and reloaded them in
+    /// the loop (measured, alternating in one process: tiles on data in cache 1.0-1.2x faster this way, a 62-token prompt's
+    /// forward of the demo model 8-9%).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Sums4x3(float* weights, long stride, float* row, long d1, long d2, long d3, int blocks,
+        out Vector128<float> s0, out Vector128<float> s1, out Vector128<float> s2)
+    {
+        Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
+            a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
+        for (float* at = weights, end = weights + blocks; at < end; at += 8, row += 8)
+        {
+            Prefetch3(at, stride);
+            var (v0, v1, v2) = (Avx.LoadVector256(at), Avx.LoadVector256(at + stride), Avx.LoadVector256(at + 2 * stride));
+            var u = Avx.LoadVector256(row);
+            (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
+            u = Avx.LoadVector256(row + d1);
+            (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
+            u = Avx.LoadVector256(row + d2);
+            (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
+            u = Avx.LoadVector256(row + d3);
+            (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
+        }
+        // (sums of rows 0-3) for each of the three outputs
+        (s0, s1, s2) = (Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
     }
 
     /// <summary>
@@ -221,10 +233,10 @@ internal static unsafe class Avx2FloatKernel
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch3(float* at, long stride)
     {
-        at += PrefetchDistance / sizeof(float);
-        Sse.Prefetch0(at);
-        Sse.Prefetch0(at + stride);
-        Sse.Prefetch0(at + 2 * stride);
+        const int ahead = PrefetchDistance / sizeof(float);
+        Sse.Prefetch0(at + ahead);
+        Sse.Prefetch0(at + stride + ahead);
+        Sse.Prefetch0(at + 2 * stride + ahead);
     }
 
     /// <summary>Vector256.Sum of each of a, b, c and d, in its order ((0+1)+(2+3))+((4+5)+(6+7)), as one vector.</summary>
