@@ -66,11 +66,28 @@ internal static unsafe class Avx2LoraKernel
                 }
         }
 
-        // y[o] += Σ_j u[j] · Bᵀ[j, o], eight outputs at a time, each sum in j's order before it meets y.
+        // y[o] += Σ_j u[j] · Bᵀ[j, o], each sum in j's order before it meets y: 32 outputs at a time, then eight. Four sums
+        // in flight, where one alone waited on each multiply-add: a rank-8 update 1.3-1.6x faster where the outputs are
+        // 256 or 1,024 (one to 62 positions, measured alternating in one process), 1.1x where the inputs are 1,024.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void AddProjected(float* u, int rank, float* bTransposed, float* y, int outputs)
         {
             var o = 0;
+            for (; o + 32 <= outputs; o += 32)
+            {
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                var column = bTransposed + o;
+                for (var j = 0; j < rank; j++, column += outputs)
+                {
+                    var weight = Vector256.Create(u[j]);
+                    (s0, s1) = (Fma.MultiplyAdd(weight, Avx.LoadVector256(column), s0), Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 8), s1));
+                    (s2, s3) = (Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 16), s2), Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 24), s3));
+                }
+                Avx.Store(y + o, Avx.Add(Avx.LoadVector256(y + o), s0));
+                Avx.Store(y + o + 8, Avx.Add(Avx.LoadVector256(y + o + 8), s1));
+                Avx.Store(y + o + 16, Avx.Add(Avx.LoadVector256(y + o + 16), s2));
+                Avx.Store(y + o + 24, Avx.Add(Avx.LoadVector256(y + o + 24), s3));
+            }
             for (; o + 8 <= outputs; o += 8)
             {
                 var sum = Vector256<float>.Zero;

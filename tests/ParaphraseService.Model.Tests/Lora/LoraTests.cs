@@ -151,15 +151,15 @@ public class LoraTests
     public void CpuKernelEqualsLibTorchOpsRowByRow(int batch, int positions)
     {
         var routing = new LoraRouting();
-        using var linear = new FloatLinear(40, 37, hasBias: true, CPU, ScalarType.Float32); // 37: four blocks of 8 and a tail
-        using var layer = new LoraLinear(linear, 40, 37, routing);
+        using var linear = new FloatLinear(40, 77, hasBias: true, CPU, ScalarType.Float32); // 77: two blocks of 32, one of 8 and a tail
+        using var layer = new LoraLinear(linear, 40, 77, routing);
         layer.eval(); // as served: the kernel never runs in training mode (dropout)
         var generator = new Generator(11, CPU);
         // factors of a trained adapter's size, so the update is of the base output's size (a tolerance means the same for both)
         Tensor Random(params long[] shape) => randn(shape, generator: generator) * 0.3f;
-        using var x = LoraAdapter.FromModules("x", 8, 16.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(8, 40), Random(37, 8), 2.0) }, CPU);
-        using var y = LoraAdapter.FromModules("y", 3, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(3, 40), Random(37, 3), 0.25) }, CPU);
-        using var z = LoraAdapter.FromModules("z", 2, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["other"] = (Random(2, 40), Random(37, 2), 1.0) }, CPU);
+        using var x = LoraAdapter.FromModules("x", 8, 16.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(8, 40), Random(77, 8), 2.0) }, CPU);
+        using var y = LoraAdapter.FromModules("y", 3, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["layer"] = (Random(3, 40), Random(77, 3), 0.25) }, CPU);
+        using var z = LoraAdapter.FromModules("z", 2, 1.0, 0, new Dictionary<string, (Tensor, Tensor, double)> { ["other"] = (Random(2, 40), Random(77, 2), 1.0) }, CPU);
         foreach (var adapter in new[] { x, y })
             layer.Attach(adapter, adapter.Weights["layer"]);
         LoraAdapter?[] pattern = [y, x, null, z, x];
