@@ -123,8 +123,11 @@ public static class BatchEndpoints
         store.Create(id, read.Lines!, time.GetUtcNow());
         if (read.Lines!.Count(l => l.Error is not null) is > 0 and var refused)
             metrics.Finished(LineState.Failed, refused);
+        // The batch as created (queued), read before the runner is woken: after it, the answer would depend on whether the
+        // runner had picked the batch up yet.
+        var created = store.Get(id)!;
         runner.Wake();
-        return TypedResults.Accepted($"/batches/{id}", store.Get(id)!);
+        return TypedResults.Accepted($"/batches/{id}", created);
     }
 
     private static bool IsJsonl(string? contentType) =>
