@@ -80,8 +80,10 @@ internal static unsafe class Avx2LoraKernel
                 for (var j = 0; j < rank; j++, column += outputs)
                 {
                     var weight = Vector256.Create(u[j]);
-                    (s0, s1) = (Fma.MultiplyAdd(weight, Avx.LoadVector256(column), s0), Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 8), s1));
-                    (s2, s3) = (Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 16), s2), Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 24), s3));
+                    s0 = Fma.MultiplyAdd(weight, Avx.LoadVector256(column), s0);
+                    s1 = Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 8), s1);
+                    s2 = Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 16), s2);
+                    s3 = Fma.MultiplyAdd(weight, Avx.LoadVector256(column + 24), s3);
                 }
                 Avx.Store(y + o, Avx.Add(Avx.LoadVector256(y + o), s0));
                 Avx.Store(y + o + 8, Avx.Add(Avx.LoadVector256(y + o + 8), s1));
