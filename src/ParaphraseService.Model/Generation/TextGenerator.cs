@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Lora;
@@ -19,6 +20,12 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, Specu
     /// <summary>Decode work of the last <see cref="Generate(IReadOnlyList{IReadOnlyList{int}}, IReadOnlyList{GenerationOptions}, CancellationToken, IReadOnlyList{LoraAdapter?})"/>.</summary>
     public SpeculationStats? LastStats { get; private set; }
 
+    /// <summary>
+    /// How long the last call took to its first tokens (the prompts' forward and one token each): the part of a request
+    /// that decoding, speculative or not, does not touch.
+    /// </summary>
+    public TimeSpan LastTimeToFirstToken { get; private set; }
+
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default,
         LoraAdapter? adapter = null) =>
         Generate([promptIds], [options], cancellationToken, adapter is null ? null : [adapter])[0];
@@ -39,9 +46,11 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, Specu
             SequenceState.Validate(prompts[i], options[i].MaxNewTokens, config, config.MaxPositions);
         var capacity = prompts.Select((p, i) => p.Count + options[i].MaxNewTokens).Max();
 
+        var clock = Stopwatch.StartNew();
         using var batcher = new ContinuousBatcher(model, tokenizer, prompts.Count, capacity, speculation, _stepCost);
         var slots = prompts.Select((p, i) => batcher.Admit(p, options[i], adapters?[i])).ToArray();
         var results = new Dictionary<int, GenerationResult>();
+        LastTimeToFirstToken = TimeSpan.Zero;
         while (results.Count < prompts.Count)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -51,6 +60,9 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, Specu
                     ExceptionDispatchInfo.Throw(error);
                 results[update.Slot] = update.Result!;
             }
+            // The first step prefills every prompt and samples its first token.
+            if (LastTimeToFirstToken == TimeSpan.Zero)
+                LastTimeToFirstToken = clock.Elapsed;
         }
         LastStats = batcher.Stats;
         return slots.Select(s => results[s]).ToArray();

@@ -41,6 +41,20 @@ public class TextGeneratorTests
     }
 
     [Fact]
+    public void TimeToFirstTokenFallsWithinTheCall()
+    {
+        using var model = TinyModels.Create();
+        var generator = new TextGenerator(model, Gpt2Tokenizer.BuiltIn());
+        foreach (var newTokens in new[] { 40, 1 })
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            generator.Generate(Prompt, new GenerationOptions { Greedy = true, MaxNewTokens = newTokens, EosTokenId = -1 });
+            var whole = clock.Elapsed;
+            Assert.InRange(generator.LastTimeToFirstToken, TimeSpan.FromTicks(1), whole);
+        }
+    }
+
+    [Fact]
     public void EndOfSequenceStopsTheRowAndIsNotPartOfTheOutput()
     {
         using var model = TinyModels.Create();
