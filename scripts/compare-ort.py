@@ -16,7 +16,7 @@ op_types_to_quantize=["MatMul"])` (every Linear and lm_head), on the CPU provide
 prompt runs through the same step one token at a time, then 3 warm-up steps; both are outside the timing.
 Ours, same checkpoint, same run:
 - `bench profile --quantization int8|none --batch B --steps N --json`: the step `generate` and the service both run
-  (the continuous batcher), after its prefill and 3 warm-up steps; its module hooks add a few microseconds per module;
+  (the continuous batcher), after its prefill and 3 warm-up steps, timed without the module hooks that its breakdown uses;
 - `generate --greedy` at batch 1 (the user path): its tokens/s exclude loading but include the prompt, so its
   decode rate is N / (time of N + 1 tokens - time of 1 token), the latter the fastest 1-token run of the whole run.
 --our-env OMP_WAIT_POLICY=PASSIVE (repeatable) adds rows of ours run with those environment variables.

@@ -29,4 +29,32 @@ public class BenchCommandTests
         // The batched run has no per-request latency: said as such, not as a number.
         Assert.Equal(JsonValueKind.String, cases[1].GetProperty("first_token_p50_milliseconds").ValueKind);
     }
+
+    [Fact]
+    public async Task ProfileTimesTheStepWithoutItsHooksAndDividesTheHookedOne()
+    {
+        var run = await CliRunner.RunAsync("bench", "profile", "--batch", "2", "--steps", "3", "--json");
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        var report = JsonDocument.Parse(run.StandardOutput).RootElement.EnumerateArray().Single();
+        var step = report.GetProperty("step_milliseconds").GetDouble();
+        Assert.True(step > 0);
+        // two rows a step: tokens/s is from the step timed without hooks
+        Assert.Equal(2 * 1000 / step, report.GetProperty("tokens_per_second").GetDouble(), 6);
+        var hooked = report.GetProperty("hooked_step_milliseconds").GetDouble();
+        var parts = report.GetProperty("parts").EnumerateArray().ToList();
+        Assert.Contains(parts, p => p.GetProperty("part").GetString() == "GptJAttention");
+        // the parts divide the hooked step: their times add up to it, their shares to 1
+        Assert.Equal(hooked, parts.Sum(p => p.GetProperty("milliseconds_per_step").GetDouble()), 6);
+        Assert.Equal(1, parts.Sum(p => p.GetProperty("share").GetDouble()), 6);
+    }
+
+    [Fact]
+    public async Task ProfileStepsBeyondTheContextAreAUsageError()
+    {
+        var run = await CliRunner.RunAsync("bench", "profile", "--batch", "1", "--steps", "300");
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--steps 300 does not fit the model's context of 512 tokens", run.StandardError);
+    }
 }

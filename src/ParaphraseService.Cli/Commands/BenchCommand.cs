@@ -276,7 +276,7 @@ internal static class BenchCommand
     {
         var lines = r.Parts.Select(p => $"| {p.Part,-44} | {p.MillisecondsPerStep,8:F3} | {p.Share,6:P1} |");
         return $"""
-            {r.Model} ({r.Quantization}), batch {r.Batch}: {r.StepMilliseconds:F2} ms per decode step, {r.TokensPerSecond:F1} tokens/s over {r.Steps} steps
+            {r.Model} ({r.Quantization}), batch {r.Batch}: {r.StepMilliseconds:F2} ms per decode step, {r.TokensPerSecond:F1} tokens/s over {r.Steps} steps ({r.HookedStepMilliseconds:F2} ms with the timing hooks the parts below divide)
 
             | part (own time, without the modules inside) | ms/step  | share  |
             |----------------------------------------------|----------|--------|
