@@ -50,6 +50,34 @@ public class Avx2Int8KernelTests
     }
 
     [Fact]
+    public void OutliersAreFoundWhereverTheySitInTheRow()
+    {
+        // Rows of zeros but for large values, so every value is an outlier and the product is theirs alone: side by side in
+        // one group of eight, at a group's first and last column, a whole group, and in the columns after the last eight.
+        using var scope = NewDisposeScope();
+        const int k = 300, outputs = 21;
+        int[][] columns =
+        [
+            [0, 1, 7, 8, 9, 15], [63, 64], [150, 151, 152, 153, 154, 155, 156, 157], [297, 299], [296], [5, 298],
+            [0, 299], [100, 101, 102], [],
+        ];
+        var x = zeros(columns.Length, k);
+        for (var r = 0; r < columns.Length; r++)
+            foreach (var (c, n) in columns[r].Select((c, n) => (c, n)))
+                x[r, c] = (n % 2 == 0 ? 1 : -1) * (50f + 7 * n + r);
+        var q = Weights(outputs, k, 12);
+        var scale = rand([outputs], generator: new Generator(13, CPU)) + 0.5f;
+        using var layer = new Int8Linear(k, outputs, hasBias: false, ScalarType.Float32, new Int8Options(Int8Kernel.Avx2, 6f));
+        layer.LoadQuantizedWeight(q, scale, CPU);
+
+        var y = layer.forward(x);
+
+        var expected = (x.to(ScalarType.Float64).matmul(q.to(ScalarType.Float64).t()) * scale.to(ScalarType.Float64)).to(ScalarType.Float32);
+        Assert.True(y.allclose(expected, rtol: 1e-5, atol: 1e-3), $"max |Δ| {(y - expected).abs().max().item<float>()}");
+        Assert.True(y[^1].eq(0).all().item<bool>());
+    }
+
+    [Fact]
     public unsafe void OneThreadAndTwoGiveTheSameBits()
     {
         using var scope = NewDisposeScope();
