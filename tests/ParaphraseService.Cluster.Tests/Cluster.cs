@@ -38,7 +38,15 @@ public sealed class Cluster : IAsyncDisposable
 
     private static readonly Lazy<string> s_trainable = new(() =>
     {
-        var folder = Path.Combine(Directory.CreateTempSubdirectory("cluster-model-").FullName, "model");
+        var root = Directory.CreateTempSubdirectory("cluster-model-").FullName;
+        // Shared by every test of the run, so removed when the run ends (52 MB a run were left in the temp folder); a file
+        // still held at exit leaves it behind rather than failing the run.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        };
+        var folder = Path.Combine(root, "model");
         SyntheticCheckpoint.Write(DemoModel.Config with { LayerCount = 1, MaxPositions = 64 }, seed: 11, TorchSharp.torch.ScalarType.Float32, folder);
         return folder;
     });
