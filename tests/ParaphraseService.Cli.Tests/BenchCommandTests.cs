@@ -57,4 +57,16 @@ public class BenchCommandTests
         Assert.Equal(2, run.ExitCode);
         Assert.Contains("--steps 300 does not fit the model's context of 512 tokens", run.StandardError);
     }
+
+    [Theory]
+    [InlineData("profile", "--steps", "0")]
+    [InlineData("profile", "--batch", "2147483647")]
+    [InlineData("speculation", "--data", "x.tsv", "--clients", "-1")]
+    public async Task OptionsOutOfRangeAreUsageErrors(params string[] arguments)
+    {
+        var run = await CliRunner.RunAsync(["bench", .. arguments]);
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.StartsWith("error: --", run.StandardError);
+    }
 }

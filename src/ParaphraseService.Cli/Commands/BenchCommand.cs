@@ -64,11 +64,11 @@ internal static class BenchCommand
             if (parse.GetValue(fineTuneData) is { } data)
             {
                 var key = parse.GetValue(adminKey) ?? Environment.GetEnvironmentVariable("PARAPHRASE_ADMIN_KEY")
-                    ?? throw new ArgumentException("--fine-tune-data needs the admin key: --admin-key or PARAPHRASE_ADMIN_KEY.");
+                    ?? throw new UsageException("--fine-tune-data needs the admin key: --admin-key or PARAPHRASE_ADMIN_KEY.");
                 if (!File.Exists(data))
                     throw new FileNotFoundException($"No dataset file '{data}'.", data);
                 var jobOptions = System.Text.Json.Nodes.JsonNode.Parse(parse.GetValue(fineTuneOptions)!) as System.Text.Json.Nodes.JsonObject
-                    ?? throw new ArgumentException("--fine-tune-options must be a JSON object.");
+                    ?? throw new UsageException("--fine-tune-options must be a JSON object.");
                 fineTune = new ServeBenchFineTune(data, key, jobOptions);
             }
             var report = await ServeBenchmark.Run(new Uri(parse.GetValue(url)!), parse.GetValue(clients), parse.GetValue(requests), parse.GetValue(maxTokens),
@@ -88,7 +88,7 @@ internal static class BenchCommand
         soak.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
             if (parse.GetValue(minutes) is not (> 0 and <= 24 * 60) || parse.GetValue(soakClients) is not (> 0 and <= 4096))
-                throw new ArgumentException("--minutes must be in (0, 1440] and --clients in 1-4096.");
+                throw new UsageException("--minutes must be in (0, 1440] and --clients in 1-4096.");
             var report = await SoakBenchmark.Run(new Uri(parse.GetValue(soakUrl)!), TimeSpan.FromMinutes(parse.GetValue(minutes)), parse.GetValue(soakClients),
                 line => Console.Error.WriteLine(line), ct);
             Console.WriteLine(parse.GetValue(soakJson) ? JsonSerializer.Serialize(report, s_json) : SoakTable(report));
@@ -116,12 +116,12 @@ internal static class BenchCommand
         {
             if (parse.GetValue(specSources) is not (> 0 and <= 10_000) || parse.GetValue(specClients) is not (> 0 and <= 256)
                 || parse.GetValue(specTokens) is not (> 0 and <= 1024))
-                throw new ArgumentException("--sources must be 1-10000, --clients 1-256 and --max-new-tokens 1-1024.");
+                throw new UsageException("--sources must be 1-10000, --clients 1-256 and --max-new-tokens 1-1024.");
             var data = parse.GetValue(specData)!;
             var sources = ParaphraseService.Training.Datasets.ParaphraseDatasetReader.Read(data, cancellationToken: ct).Pairs
                 .Select(p => p.Source.Trim()).Where(s => s.Length > 0).Distinct().Take(parse.GetValue(specSources)).ToList();
             if (sources.Count == 0)
-                throw new ArgumentException($"'{data}' holds no paraphrase pairs.");
+                throw new UsageException($"'{data}' holds no paraphrase pairs.");
             using var loaded = await ParaphraseService.Model.Loading.ModelSource.LoadAsync(parse.GetValue(specModel)!,
                 new ParaphraseService.Model.Loading.ModelLoadOptions
                 {
@@ -154,7 +154,7 @@ internal static class BenchCommand
         {
             var batches = parse.GetValue(profileBatches) ?? [];
             if (batches.Length == 0 || batches.Any(b => b is < 1 or > 256) || parse.GetValue(profileSteps) is not (> 0 and <= 4096))
-                throw new ArgumentException("--batch must be 1-256 and --steps 1-4096.");
+                throw new UsageException("--batch must be 1-256 and --steps 1-4096.");
             using var loaded = await ParaphraseService.Model.Loading.ModelSource.LoadAsync(parse.GetValue(profileModel)!,
                 new ParaphraseService.Model.Loading.ModelLoadOptions
                 {
@@ -182,7 +182,7 @@ internal static class BenchCommand
             if (parse.GetValue(batchClients) is not (> 0 and <= 256) || parse.GetValue(batchRequests) is not (> 0 and <= 100_000)
                 || parse.GetValue(batchLines) is not (> 0 and <= 50_000) || parse.GetValue(batchCandidates) is not (> 0 and <= 8)
                 || parse.GetValue(batchTokens) is not (> 0 and <= 256))
-                throw new ArgumentException("--clients must be 1-256, --requests 1-100000, --batch-lines 1-50000, --candidates 1-8 and --max-new-tokens 1-256.");
+                throw new UsageException("--clients must be 1-256, --requests 1-100000, --batch-lines 1-50000, --candidates 1-8 and --max-new-tokens 1-256.");
             var report = await BatchBenchmark.Run(new Uri(parse.GetValue(batchUrl)!), parse.GetValue(batchClients), parse.GetValue(batchRequests),
                 parse.GetValue(batchLines), parse.GetValue(batchCandidates), parse.GetValue(batchTokens), line => Console.Error.WriteLine(line), ct);
             Console.WriteLine(parse.GetValue(batchJson) ? JsonSerializer.Serialize(report, s_json) : BatchTable(report));

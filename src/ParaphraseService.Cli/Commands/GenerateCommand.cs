@@ -69,7 +69,7 @@ internal static class GenerateCommand
             options.Validate();
             var text = parse.GetValue(prompt)!;
             if (string.IsNullOrEmpty(text))
-                throw new ArgumentException("--prompt must not be empty.");
+                throw new UsageException("--prompt must not be empty.");
 
             var clock = Stopwatch.StartNew();
             using var loaded = await ModelSource.LoadAsync(
