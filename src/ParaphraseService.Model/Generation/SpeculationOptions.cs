@@ -16,9 +16,9 @@ public sealed record SpeculationOptions
 
     /// <summary>
     /// Fewest draft tokens a row proposes when its history matches (fewer only where fewer are left to generate or fit;
-    /// at most <see cref="MaxDraftTokens"/>). A step of up to four positions costs little more than one on the CPU (its
-    /// fp32 products take four rows at a time: 1.12, 1.18 and 1.24 times one position for two to four, 1.43 for five, on
-    /// the demo model), so a shorter draft saves no time, and it is where a row's draft starts.
+    /// at most <see cref="MaxDraftTokens"/>). A step of up to four positions costs little more than one on the CPU (the
+    /// demo model's forward: 1.03, 1.08 and 1.11 times one position for two to four, 1.21 for five), so a shorter draft
+    /// saves no time, and it is where a row's draft starts.
     /// </summary>
     public int MinDraftTokens { get; init; } = 3;
 

@@ -54,30 +54,30 @@ internal static unsafe class Avx2FloatKernel
                 ManyRows(start, end);
         }
 
-        // Two rows or more (a speculative step, a batch, a prompt): four rows by three outputs at a time, twelve sums in
-        // registers, each load of a weight row serving four activation rows and each load of an activation row three
-        // weight rows (seven loads per twelve multiply-adds); two or three rows left over take a tile of four too. The
-        // three outputs of a tile are a third of the part apart, so the weight is read as three sequential streams (as
-        // the one-row pass reads four), which keeps more reads in flight than one stream of adjacent rows when the weight
-        // comes from memory. Rows go in blocks whose activations stay in L2 while every output of the part passes over them.
-        // Every sum is in Dot's order, so a row gives the same bits in any tile, any batch, and alone.
+        // Two rows or more (a speculative step, a batch, a prompt): tiles of up to TileRows rows by three outputs, their
+        // sums in registers, each load of a weight row serving every activation row of the tile and each load of an
+        // activation row three weight rows. A block's rows are split into as few tiles as fit, of even heights (nine rows:
+        // five and four, not eight and a lone row that would read the weight for one multiply-add a load). The three
+        // outputs of a tile are a third of the part apart, so the weight is read as three sequential streams (as the
+        // one-row pass reads four), which keeps more reads in flight than one stream of adjacent rows when the weight
+        // comes from memory. Rows go in blocks whose activations stay in L2 while every output of the part passes over
+        // them. Every sum is in Dot's order, so a row gives the same bits in any tile, any batch, and alone.
         [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
         private void ManyRows(int start, int end)
         {
-            var blockRows = Math.Max(4, RowBlockBytes / (Math.Max(1, k) * sizeof(float)) / 4 * 4);
+            var blockRows = Math.Max(TileRows, RowBlockBytes / (Math.Max(1, k) * sizeof(float)) / TileRows * TileRows);
             var third = (end - start) / 3;
             for (var first = 0; first < rows; first += blockRows)
             {
                 var last = Math.Min(rows, first + blockRows);
                 for (var o = start; o < start + third; o++)
                 {
-                    var r = first;
-                    for (; r + 4 <= last; r += 4)
-                        Tile4x3(o, third, r, 4);
-                    if (last - r == 1)
-                        Tile1x3(o, third, r);
-                    else if (r < last)
-                        Tile4x3(o, third, r, last - r);
+                    for (int r = first, tiles = (last - first + TileRows - 1) / TileRows; tiles > 0; tiles--)
+                    {
+                        var height = (last - r + tiles - 1) / tiles;
+                        Tile(o, third, r, height);
+                        r += height;
+                    }
                 }
                 for (var o = start + 3 * third; o < end; o++)
                     for (var r = first; r < last; r++)
@@ -85,47 +85,30 @@ internal static unsafe class Avx2FloatKernel
             }
         }
 
-        // Rows r to r + count − 1 (two to four) by outputs o, o + apart and o + 2·apart; with fewer than four rows the last
-        // one is also multiplied in the places of the missing ones, and those sums are not stored.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile4x3(int o, int apart, int r, int count)
+        // Rows r to r + height − 1 by outputs o, o + apart and o + 2·apart. Each height has its own compiled loop (the
+        // JIT compiles a generic method once for each struct it is given), so no multiply-add is spent on a row the tile
+        // does not have.
+        private void Tile(int o, int apart, int r, int height)
         {
-            var blocks = k & ~7;
-            // rows 1 to 3 of the tile, as distances from row 0
-            long d1 = k, d2 = count > 2 ? 2L * k : d1, d3 = count > 3 ? 3L * k : d2;
-            Sums4x3(w + (long)o * k, (long)apart * k, x + (long)r * k, d1, d2, d3, blocks, out var s0, out var s1, out var s2);
-            Store(o, apart, r, count, blocks, s0, s1, s2);
+            switch (height)
+            {
+                case 1: Tile1x3(o, apart, r); break;
+                case 2: Tile<Rows2>(o, apart, r); break;
+                case 3: Tile<Rows3>(o, apart, r); break;
+                case 4: Tile<Rows4>(o, apart, r); break;
+                case 5: Tile<Rows5>(o, apart, r); break;
+                case 6: Tile<Rows6>(o, apart, r); break;
+                case 7: Tile<Rows7>(o, apart, r); break;
+                default: Tile<Rows8>(o, apart, r); break;
+            }
         }
 
-        /// <summary>
-        /// A tile's sums (<see cref="Tile4x3"/>) over the first <paramref name="blocks"/> values of k: element n of s0, s1
-        /// and s2 is row n's sum for the weight rows at <paramref name="weights"/>, one and two <paramref name="stride"/>s
-        /// on. A static method of what the loop reads, with advancing pointers and a prefetch at every block: inside the
-        /// instance method, with an index and a prefetch every other block, the JIT kept three row pointers on the stack
-        /// and reloaded them in the loop (measured, alternating in one process: tiles on data in cache 1.0-1.2x faster
-        /// this way, a 62-token prompt's forward of the demo model 8-9%).
-        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Sums4x3(float* weights, long stride, float* row, long d1, long d2, long d3, int blocks,
-            out Vector128<float> s0, out Vector128<float> s1, out Vector128<float> s2)
+        private void Tile<TRows>(int o, int apart, int r) where TRows : struct, ITileRows
         {
-            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
-                a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
-            for (float* at = weights, end = weights + blocks; at < end; at += 8, row += 8)
-            {
-                Prefetch3(at, stride);
-                var (v0, v1, v2) = (Avx.LoadVector256(at), Avx.LoadVector256(at + stride), Avx.LoadVector256(at + 2 * stride));
-                var u = Avx.LoadVector256(row);
-                (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
-                u = Avx.LoadVector256(row + d1);
-                (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
-                u = Avx.LoadVector256(row + d2);
-                (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
-                u = Avx.LoadVector256(row + d3);
-                (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
-            }
-            // (sums of rows 0-3) for each of the three outputs
-            (s0, s1, s2) = (Sum4(a00, a10, a20, a30), Sum4(a01, a11, a21, a31), Sum4(a02, a12, a22, a32));
+            var sums = stackalloc float[24];
+            Sums<TRows>(w + (long)o * k, (long)apart * k, x + (long)r * k, k, k & ~7, sums);
+            Store(o, apart, r, TRows.Count, sums);
         }
 
         // One row by three outputs.
@@ -142,23 +125,26 @@ internal static unsafe class Avx2FloatKernel
                 (a0, a1, a2) = (Fma.MultiplyAdd(Avx.LoadVector256(at), u, a0), Fma.MultiplyAdd(Avx.LoadVector256(at + stride), u, a1),
                     Fma.MultiplyAdd(Avx.LoadVector256(at + 2 * stride), u, a2));
             }
-            Store(o, apart, r, 1, blocks, Vector128.Create(Vector256.Sum(a0)), Vector128.Create(Vector256.Sum(a1)), Vector128.Create(Vector256.Sum(a2)));
+            var sums = stackalloc float[24];
+            (sums[0], sums[8], sums[16]) = (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2));
+            Store(o, apart, r, 1, sums);
         }
 
-        // Rows r to r + count − 1 of outputs o, o + apart and o + 2·apart: element n of s0, s1 and s2 is row r + n's sum
-        // over the first i values of k for each output; the tail past i and the bias are added here.
+        // Rows r to r + count − 1 of outputs o, o + apart and o + 2·apart, from sums[8·j + n], row r + n's sum over the
+        // 8-float blocks of k for output o + j·apart: the tail of k past the blocks and the bias are added here.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Store(int o, int apart, int r, int count, int i, Vector128<float> s0, Vector128<float> s1, Vector128<float> s2)
+        private void Store(int o, int apart, int r, int count, float* sums)
         {
+            var blocks = k & ~7;
             var w0 = w + (long)o * k;
             var stride = (long)apart * k;
             for (var n = 0; n < count; n++)
             {
                 var row = x + (long)(r + n) * k;
                 var at = y + (long)(r + n) * outputs + o;
-                at[0] = Tail(w0, row, i, k, s0.GetElement(n)) + (bias is null ? 0f : bias[o]);
-                at[apart] = Tail(w0 + stride, row, i, k, s1.GetElement(n)) + (bias is null ? 0f : bias[o + apart]);
-                at[2 * apart] = Tail(w0 + 2 * stride, row, i, k, s2.GetElement(n)) + (bias is null ? 0f : bias[o + 2 * apart]);
+                at[0] = Tail(w0, row, blocks, k, sums[n]) + (bias is null ? 0f : bias[o]);
+                at[apart] = Tail(w0 + stride, row, blocks, k, sums[8 + n]) + (bias is null ? 0f : bias[o + apart]);
+                at[2 * apart] = Tail(w0 + 2 * stride, row, blocks, k, sums[16 + n]) + (bias is null ? 0f : bias[o + 2 * apart]);
             }
         }
 
@@ -178,6 +164,96 @@ internal static unsafe class Avx2FloatKernel
             }
             for (var o = start + 4 * quarter; o < end; o++)
                 y[o] = Dot(w + (long)o * k, x, k) + (bias is null ? 0f : bias[o]);
+        }
+    }
+
+    /// <summary>
+    /// Rows in a tile: eight where the CPU has 32 vector registers (AVX-512's; a tile's 24 sums, three weight vectors and
+    /// an activation vector stay in registers), four where it has 16.
+    /// </summary>
+    private static readonly int TileRows = Avx512F.VL.IsSupported ? 8 : 4;
+
+    /// <summary>A tile's height, as a type, so that each height compiles to its own loop.</summary>
+    private interface ITileRows
+    {
+        static abstract int Count { get; }
+    }
+
+    private struct Rows2 : ITileRows { public static int Count => 2; }
+    private struct Rows3 : ITileRows { public static int Count => 3; }
+    private struct Rows4 : ITileRows { public static int Count => 4; }
+    private struct Rows5 : ITileRows { public static int Count => 5; }
+    private struct Rows6 : ITileRows { public static int Count => 6; }
+    private struct Rows7 : ITileRows { public static int Count => 7; }
+    private struct Rows8 : ITileRows { public static int Count => 8; }
+
+    /// <summary>
+    /// A tile's sums over the first <paramref name="blocks"/> values of k, each in <see cref="Dot"/>'s order:
+    /// sums[8·j + n] is row n's (rows k floats apart from <paramref name="row"/>) with the weight row j
+    /// <paramref name="stride"/>s on from <paramref name="weights"/>. A static method of what the loop reads, with
+    /// advancing pointers and a prefetch at every block: inside the instance method, with an index and a prefetch every
+    /// other block, the JIT kept the row pointers on the stack and reloaded them in the loop (measured, alternating in one
+    /// process: tiles on data in cache 1.0-1.2x faster this way, a 62-token prompt's forward of the demo model 8-9%).
+    /// The rows a tile of <typeparamref name="TRows"/> does not have are folded away when the JIT compiles it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Sums<TRows>(float* weights, long stride, float* row, long k, int blocks, float* sums) where TRows : struct, ITileRows
+    {
+        var height = TRows.Count;
+        Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default,
+            a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default,
+            a40 = default, a41 = default, a42 = default, a50 = default, a51 = default, a52 = default,
+            a60 = default, a61 = default, a62 = default, a70 = default, a71 = default, a72 = default;
+        // Rows 0-3 at row + 0, k, 2k, 3k; rows 4-7 at upper + the same: two advancing pointers and two distances.
+        var k3 = 3 * k;
+        var upper = row + 4 * k;
+        for (float* at = weights, end = weights + blocks; at < end; at += 8, row += 8, upper += 8)
+        {
+            Prefetch3(at, stride);
+            var (v0, v1, v2) = (Avx.LoadVector256(at), Avx.LoadVector256(at + stride), Avx.LoadVector256(at + 2 * stride));
+            var u = Avx.LoadVector256(row);
+            (a00, a01, a02) = (Fma.MultiplyAdd(v0, u, a00), Fma.MultiplyAdd(v1, u, a01), Fma.MultiplyAdd(v2, u, a02));
+            u = Avx.LoadVector256(row + k);
+            (a10, a11, a12) = (Fma.MultiplyAdd(v0, u, a10), Fma.MultiplyAdd(v1, u, a11), Fma.MultiplyAdd(v2, u, a12));
+            if (height > 2)
+            {
+                u = Avx.LoadVector256(row + 2 * k);
+                (a20, a21, a22) = (Fma.MultiplyAdd(v0, u, a20), Fma.MultiplyAdd(v1, u, a21), Fma.MultiplyAdd(v2, u, a22));
+            }
+            if (height > 3)
+            {
+                u = Avx.LoadVector256(row + k3);
+                (a30, a31, a32) = (Fma.MultiplyAdd(v0, u, a30), Fma.MultiplyAdd(v1, u, a31), Fma.MultiplyAdd(v2, u, a32));
+            }
+            if (height > 4)
+            {
+                u = Avx.LoadVector256(upper);
+                (a40, a41, a42) = (Fma.MultiplyAdd(v0, u, a40), Fma.MultiplyAdd(v1, u, a41), Fma.MultiplyAdd(v2, u, a42));
+            }
+            if (height > 5)
+            {
+                u = Avx.LoadVector256(upper + k);
+                (a50, a51, a52) = (Fma.MultiplyAdd(v0, u, a50), Fma.MultiplyAdd(v1, u, a51), Fma.MultiplyAdd(v2, u, a52));
+            }
+            if (height > 6)
+            {
+                u = Avx.LoadVector256(upper + 2 * k);
+                (a60, a61, a62) = (Fma.MultiplyAdd(v0, u, a60), Fma.MultiplyAdd(v1, u, a61), Fma.MultiplyAdd(v2, u, a62));
+            }
+            if (height > 7)
+            {
+                u = Avx.LoadVector256(upper + k3);
+                (a70, a71, a72) = (Fma.MultiplyAdd(v0, u, a70), Fma.MultiplyAdd(v1, u, a71), Fma.MultiplyAdd(v2, u, a72));
+            }
+        }
+        Sum4(a00, a10, a20, a30).Store(sums);
+        Sum4(a01, a11, a21, a31).Store(sums + 8);
+        Sum4(a02, a12, a22, a32).Store(sums + 16);
+        if (height > 4)
+        {
+            Sum4(a40, a50, a60, a70).Store(sums + 4);
+            Sum4(a41, a51, a61, a71).Store(sums + 12);
+            Sum4(a42, a52, a62, a72).Store(sums + 20);
         }
     }
 

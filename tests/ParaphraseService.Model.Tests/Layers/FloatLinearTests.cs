@@ -45,6 +45,21 @@ public class FloatLinearTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void EveryTileHeightGivesEachRowItsOwnBits()
+    {
+        // 1 to 17 rows: every tile height (1-8 where the CPU has AVX-512, 1-4 where not), one tile or an even split into
+        // several (nine rows: five and four), each row against itself alone, which the one-row pass computes
+        using var scope = NewDisposeScope();
+        using var layer = new FloatLinear(67, 40, hasBias: true, CPU, ScalarType.Float32);
+        var x = randn([17, 67], generator: new Generator(23, CPU));
+        using var noGrad = no_grad();
+        var alone = cat(Enumerable.Range(0, 17).Select(r => layer.forward(x[r..(r + 1)])).ToArray());
+        Assert.True(alone.allclose(nn.functional.linear(x, layer.weight, layer.bias), rtol: 1e-5, atol: 1e-6));
+        for (var rows = 2; rows <= 17; rows++)
+            Assert.True(layer.forward(x[..rows]).eq(alone[..rows]).all().item<bool>(), $"{rows} rows: a row's bits changed");
+    }
+
+    [Fact]
     public void ThreeDimensionalInputKeepsItsLeadingShape()
     {
         using var layer = new FloatLinear(16, 8, hasBias: true, CPU, ScalarType.Float32);
