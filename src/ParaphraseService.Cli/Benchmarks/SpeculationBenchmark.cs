@@ -116,11 +116,11 @@ public static class SpeculationBenchmark
             MaxNewTokens = maxNewTokens, Temperature = 0.8, TopP = 0.95, Seed = i, StopSequences = [template.EndMarker],
         };
         var capacity = prompts.Max(p => p.Count) + maxNewTokens;
-        // One step cost for every run, as the service keeps one batcher (and what it learned) for its lifetime.
-        var stepCost = new MeasuredStepCost();
+        // One step cost and one record of what drafts yielded for every run, as the service keeps one batcher (and what it learned) for its lifetime.
+        var (stepCost, acceptance) = (new MeasuredStepCost(), new DraftAcceptance());
         (double Seconds, List<GenerationResult> Results, SpeculationStats Work) Drive(SpeculationOptions? with)
         {
-            using var batcher = new ContinuousBatcher(model, tokenizer, clients, capacity, with, stepCost);
+            using var batcher = new ContinuousBatcher(model, tokenizer, clients, capacity, with, stepCost, acceptance);
             var results = new GenerationResult[prompts.Count];
             var owner = new Dictionary<int, int>();
             var next = 0;

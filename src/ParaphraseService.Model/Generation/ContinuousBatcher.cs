@@ -37,17 +37,21 @@ public sealed class ContinuousBatcher : IDisposable
     private readonly int _allowedVocabulary;
     private readonly SpeculationOptions _speculation;
     private readonly IStepCost _stepCost;
+    private readonly DraftAcceptance _acceptance;
 
     /// <param name="stepCost">
-    /// What a decode step costs by its positions, which decides how long drafts are (<see cref="DraftPlanner"/>); by
-    /// default learned from this batcher's own steps. Share one between batchers of one model to keep what was learned.
+    /// What a decode step costs by its positions, which with <paramref name="acceptance"/> decides how long drafts are
+    /// (<see cref="DraftPlanner"/>); by default learned from this batcher's own steps. Share one between batchers of one
+    /// model to keep what was learned.
     /// </param>
+    /// <param name="acceptance">What drafts have yielded; by default learned from this batcher's own steps. Shared as <paramref name="stepCost"/>.</param>
     public ContinuousBatcher(CausalLM model, Gpt2Tokenizer tokenizer, int slots, int capacity, SpeculationOptions? speculation = null,
-        IStepCost? stepCost = null)
+        IStepCost? stepCost = null, DraftAcceptance? acceptance = null)
     {
         _speculation = speculation ?? SpeculationOptions.Off;
         _speculation.Validate();
         _stepCost = stepCost ?? new MeasuredStepCost();
+        _acceptance = acceptance ?? new DraftAcceptance();
         _model = model;
         _tokenizer = tokenizer;
         _cache = new SlotKvCache(model.Config.LayerCount, slots, Math.Min(capacity, model.Config.MaxPositions));
@@ -190,10 +194,13 @@ public sealed class ContinuousBatcher : IDisposable
         var first = ChooseAll(running.Select((slot, r) => (slot, logits[r, 0])).ToList());
         for (var r = 0; r < running.Count; r++)
         {
+            var copying = _slots[running[r]]!.Drafter?.Copying ?? false;
             var (emitted, kept) = Verify(running[r], drafts[r], first[r], logits[r], updates);
+            _acceptance.Verified(copying, drafts[r].Count, kept);
             (tokens, drafted, accepted) = (tokens + emitted, drafted + drafts[r].Count, accepted + kept);
         }
         _stepCost.Observe(running.Count * width, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        _acceptance.Stepped(running.Count, tokens, running.Count * width);
         Stats = Stats with
         {
             Steps = Stats.Steps + 1, RowSteps = Stats.RowSteps + running.Count, Tokens = Stats.Tokens + tokens, Drafted = Stats.Drafted + drafted,
@@ -204,8 +211,8 @@ public sealed class ContinuousBatcher : IDisposable
     /// <summary>
     /// Each row's draft within the step's budget: every row of a step computes as many positions as the longest draft
     /// needs, so n rows can afford drafts of MaxStepTokens / n − 1 tokens each. With <see cref="SpeculationOptions.CostAware"/>,
-    /// drafts are then cut to the length that gives the most tokens per unit of the step's measured cost (none when no
-    /// draft pays for itself).
+    /// drafts are then cut to the length that pays most for the step's measured cost (<see cref="DraftPlanner"/>; none
+    /// when no draft pays for itself).
     /// </summary>
     private List<IReadOnlyList<int>> Drafts(List<int> running)
     {
@@ -226,8 +233,11 @@ public sealed class ContinuousBatcher : IDisposable
         }
         if (!_speculation.CostAware || drafts.All(d => d.Count == 0))
             return drafts;
-        var acceptance = running.Select(s => _slots[s]!.Drafter?.Acceptance ?? 0).ToList();
-        var keep = DraftPlanner.Width(drafts.Select(d => d.Count).ToList(), acceptance, _stepCost) - 1;
+        var copying = running.Select(s => _slots[s]!.Drafter?.Copying ?? false).ToList();
+        var keep = DraftPlanner.Width(drafts.Select(d => d.Count).ToList(), copying, _acceptance, _stepCost) - 1;
+        if (keep == 0)
+            for (var r = 0; r < running.Count; r++)
+                if (drafts[r].Count > 0) _acceptance.Skipped(copying[r]);
         return drafts.Select(d => d.Count <= keep ? d : d.Take(keep).ToList()).ToList();
     }
 

@@ -35,35 +35,15 @@ internal sealed class PromptLookup(SpeculationOptions options)
         return [];
     }
 
-    // Weight kept by a count at each update: about the last three drafts count, and a row that stops drafting (nothing
-    // matches, or its drafts did not pay) drifts back to even odds within a few steps and is tried again.
-    private const double AcceptanceDecay = 0.7;
+    /// <summary>Whether the row's last draft was accepted whole (inside a copied span); false before any.</summary>
+    public bool Copying { get; private set; }
 
-    // Counts in two states: after a draft accepted whole (inside a copied span, where the next draft is likely right
-    // too), and otherwise (after a rejection, or before any draft).
-    private readonly double[] _accepted = new double[2], _rejected = new double[2];
-    private int _state;
-
-    /// <summary>
-    /// The chance that a draft token is accepted once the ones before it were, in the row's present state (its last
-    /// draft accepted whole or not): recent draft tokens accepted in that state, against drafts cut short, over one of
-    /// each (a draft of k fully accepted is k successes; one rejected after a, a successes and one failure).
-    /// </summary>
-    public double Acceptance => (_accepted[_state] + 1) / (_accepted[_state] + _rejected[_state] + 2);
-
-    /// <summary>How the last draft fared (0 drafted: the row had none this step): its length and acceptance adapt.</summary>
+    /// <summary>How the last draft fared (0 drafted: the row had none this step): its length and state adapt.</summary>
     public void Verified(int drafted, int accepted)
     {
-        if (drafted == 0)
-        {
-            for (var state = 0; state < 2; state++)
-                (_accepted[state], _rejected[state]) = (AcceptanceDecay * _accepted[state], AcceptanceDecay * _rejected[state]);
-            return;
-        }
-        _accepted[_state] = AcceptanceDecay * _accepted[_state] + accepted;
-        _rejected[_state] = AcceptanceDecay * _rejected[_state] + (accepted < drafted ? 1 : 0);
-        _state = accepted == drafted ? 1 : 0;
-        _length = accepted == drafted ? Math.Min(_length + 2, options.MaxDraftTokens) : Math.Max(options.FewestDraftTokens, _length - 1);
+        if (drafted == 0) return;
+        Copying = accepted == drafted;
+        _length = Copying ? Math.Min(_length + 2, options.MaxDraftTokens) : Math.Max(options.FewestDraftTokens, _length - 1);
     }
 
     private static bool Matches(IReadOnlyList<int> history, int start, int tail, int n)

@@ -14,8 +14,9 @@ namespace ParaphraseService.Model.Generation;
 /// </summary>
 public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, SpeculationOptions? speculation = null)
 {
-    // What its decode steps cost, learned over every call (each call has its own batcher).
+    // What its decode steps cost and what drafts yielded, learned over every call (each call has its own batcher).
     private readonly MeasuredStepCost _stepCost = new();
+    private readonly DraftAcceptance _acceptance = new();
 
     /// <summary>Decode work of the last <see cref="Generate(IReadOnlyList{IReadOnlyList{int}}, IReadOnlyList{GenerationOptions}, CancellationToken, IReadOnlyList{LoraAdapter?})"/>.</summary>
     public SpeculationStats? LastStats { get; private set; }
@@ -47,7 +48,7 @@ public sealed class TextGenerator(CausalLM model, Gpt2Tokenizer tokenizer, Specu
         var capacity = prompts.Select((p, i) => p.Count + options[i].MaxNewTokens).Max();
 
         var clock = Stopwatch.StartNew();
-        using var batcher = new ContinuousBatcher(model, tokenizer, prompts.Count, capacity, speculation, _stepCost);
+        using var batcher = new ContinuousBatcher(model, tokenizer, prompts.Count, capacity, speculation, _stepCost, _acceptance);
         var slots = prompts.Select((p, i) => batcher.Admit(p, options[i], adapters?[i])).ToArray();
         var results = new Dictionary<int, GenerationResult>();
         LastTimeToFirstToken = TimeSpan.Zero;

@@ -25,43 +25,16 @@ public class PromptLookupTests
         Assert.Empty(new PromptLookup(new SpeculationOptions()).Propose(History(77), 8));
 
     [Fact]
-    public void AcceptanceFollowsRecentDraftsAndDriftsBackToEvenWithoutThem()
+    public void ARowIsCopyingAfterADraftAcceptedWholeUntilOneIsNot()
     {
         var lookup = new PromptLookup(new SpeculationOptions());
-        Assert.Equal(0.5, lookup.Acceptance, 12); // nothing known yet
+        Assert.False(lookup.Copying);
         lookup.Verified(4, 4);
-        lookup.Verified(6, 6);
-        lookup.Verified(6, 6);
-        var copying = lookup.Acceptance;
-        Assert.True(copying > 0.9, $"{copying}");
-        // drafts rejected at their first token
-        for (var i = 0; i < 6; i++) lookup.Verified(3, 0);
-        var failing = lookup.Acceptance;
-        Assert.True(failing < 0.4, $"{failing}");
-        // steps without a draft: its record fades, so the row is tried again
-        for (var i = 0; i < 10; i++) lookup.Verified(0, 0);
-        Assert.InRange(lookup.Acceptance, failing + 0.1, 0.5);
-    }
-
-    [Fact]
-    public void AcceptanceIsKeptApartAfterWholeDraftsAndAfterRejections()
-    {
-        // Copied spans: a draft accepted whole is followed by another; outside them, rejections follow rejections.
-        var lookup = new PromptLookup(new SpeculationOptions());
-        for (var i = 0; i < 3; i++)
-        {
-            lookup.Verified(4, 4);
-            lookup.Verified(4, 4);
-            lookup.Verified(4, 4);
-            lookup.Verified(4, 1);
-            lookup.Verified(4, 0);
-            lookup.Verified(4, 0);
-        }
-        var afterRejection = lookup.Acceptance;
-        lookup.Verified(4, 4);
-        var afterWhole = lookup.Acceptance;
-        // after whole drafts: 5 of 6 outcomes accepted per round; after rejections: the span's first draft against two rejections
-        Assert.True(afterWhole > afterRejection + 0.2, $"after a whole draft {afterWhole}, after a rejection {afterRejection}");
+        Assert.True(lookup.Copying);
+        lookup.Verified(0, 0); // a step without a draft changes nothing
+        Assert.True(lookup.Copying);
+        lookup.Verified(6, 5);
+        Assert.False(lookup.Copying);
     }
 
     [Fact]
