@@ -196,7 +196,8 @@ public sealed class ContinuousBatcher : IDisposable
         {
             var copying = _slots[running[r]]!.Drafter?.Copying ?? false;
             var (emitted, kept) = Verify(running[r], drafts[r], first[r], logits[r], updates);
-            _acceptance.Verified(copying, drafts[r].Count, kept);
+            // A row that finished inside its draft (a stop sequence, its last token) did not reach the tokens after.
+            _acceptance.Verified(copying, _slots[running[r]] is null ? kept : drafts[r].Count, kept);
             (tokens, drafted, accepted) = (tokens + emitted, drafted + drafts[r].Count, accepted + kept);
         }
         _stepCost.Observe(running.Count * width, Stopwatch.GetElapsedTime(started).TotalSeconds);
