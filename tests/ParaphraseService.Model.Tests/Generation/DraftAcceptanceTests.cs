@@ -4,12 +4,6 @@ namespace ParaphraseService.Model.Tests.Generation;
 
 public class DraftAcceptanceTests
 {
-    private sealed class LinearCost(double slope) : IStepCost
-    {
-        public void Observe(int positions, double seconds) { }
-        public double Cost(int positions) => 1 + slope * (positions - 1);
-    }
-
     [Fact]
     public void EachDepthCountsTheDraftsThatReachedIt()
     {

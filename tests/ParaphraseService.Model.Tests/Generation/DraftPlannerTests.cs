@@ -4,13 +4,6 @@ namespace ParaphraseService.Model.Tests.Generation;
 
 public class DraftPlannerTests
 {
-    /// <summary>A step costs 1 + slope · (positions − 1).</summary>
-    private sealed class LinearCost(double slope) : IStepCost
-    {
-        public void Observe(int positions, double seconds) { }
-        public double Cost(int positions) => 1 + slope * (positions - 1);
-    }
-
     /// <summary>A record where each draft token was accepted with <paramref name="rate"/> (in either state), by a seeded draw.</summary>
     private static DraftAcceptance Accepting(double rate)
     {
