@@ -75,12 +75,18 @@ public sealed class DraftAcceptance
     }
 
     /// <summary>A row's expected tokens from a step that verifies <paramref name="draft"/> draft tokens: its next token, then each draft token while all before it were accepted.</summary>
-    public double ExpectedTokens(bool copying, int draft)
+    public double ExpectedTokens(bool copying, int draft) => ExpectedTokensUpTo(copying, draft)[^1];
+
+    /// <summary><see cref="ExpectedTokens"/> for drafts of 0 to <paramref name="longest"/> tokens, element k for k tokens.</summary>
+    public double[] ExpectedTokensUpTo(bool copying, int longest)
     {
-        var (sum, reach) = (1.0, 1.0);
-        for (var depth = 1; depth <= Math.Min(draft, MaxDepth); depth++)
-            sum += reach *= Acceptance(copying, depth);
-        return sum;
+        var state = copying ? 1 : 0;
+        var expected = new double[Math.Clamp(longest, 0, MaxDepth) + 1];
+        var reach = expected[0] = 1.0;
+        lock (_gate)
+            for (var depth = 1; depth < expected.Length; depth++)
+                expected[depth] = expected[depth - 1] + (reach *= (_accepted[state, depth] + 1) / (_reached[state, depth] + 2));
+        return expected;
     }
 
     /// <summary>

@@ -23,12 +23,14 @@ public static class DraftPlanner
         if (rows == 0) return 1;
         var rate = acceptance.Rate(rows, cost);
         var longest = proposed.Max();
+        // expected tokens by draft length, for rows in each state
+        var (fresh, copied) = (acceptance.ExpectedTokensUpTo(false, longest), acceptance.ExpectedTokensUpTo(true, longest));
         var (best, bestValue) = (1, rows - rate * cost.Cost(rows));
         for (var width = 2; width <= longest + 1; width++)
         {
             var expected = 0.0;
             for (var r = 0; r < rows; r++)
-                expected += acceptance.ExpectedTokens(copying[r], Math.Min(proposed[r], width - 1));
+                expected += (copying[r] ? copied : fresh)[Math.Min(Math.Min(proposed[r], width - 1), fresh.Length - 1)];
             var value = expected - rate * cost.Cost(rows * width);
             if (value > bestValue) (best, bestValue) = (width, value);
         }
