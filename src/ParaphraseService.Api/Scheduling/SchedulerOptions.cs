@@ -73,7 +73,7 @@ public sealed class SpeculationSettings
     /// <summary>Most positions one step computes, drafts included; a batch with this many rows decodes without drafts.</summary>
     public int MaxStepTokens { get; set; } = 16;
 
-    /// <summary>Drafts cut to what pays for itself, from the measured cost of steps and each sequence's acceptance.</summary>
+    /// <summary>Drafts cut to what pays for itself, from the measured cost of steps and how often draft tokens were accepted.</summary>
     public bool CostAware { get; set; } = true;
 
     public SpeculationOptions ToModel() => new()

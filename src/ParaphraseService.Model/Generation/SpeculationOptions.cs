@@ -39,9 +39,9 @@ public sealed record SpeculationOptions
 
     /// <summary>
     /// Drafts cut to the length that pays for itself, from what the decode steps are measured to cost by their positions
-    /// and how often each row's drafts were accepted (<see cref="DraftPlanner"/>), so that speculation does not slow
-    /// down a batch whose steps are bound by arithmetic, or rows whose drafts keep failing (sampling at a high
-    /// temperature). Off: every row drafts as much as <see cref="MaxStepTokens"/> allows.
+    /// and how often draft tokens at each depth were accepted (<see cref="DraftPlanner"/>, <see cref="DraftAcceptance"/>),
+    /// so that speculation does not slow down a batch whose steps are bound by arithmetic, or rows whose drafts keep
+    /// failing (sampling at a high temperature). Off: every row drafts as much as <see cref="MaxStepTokens"/> allows.
     /// </summary>
     public bool CostAware { get; init; } = true;
 
