@@ -34,8 +34,7 @@ public sealed class DraftAcceptance
         var state = copying ? 1 : 0;
         lock (_gate)
         {
-            for (var depth = 1; depth <= MaxDepth; depth++)
-                (_reached[state, depth], _accepted[state, depth]) = (Decay * _reached[state, depth], Decay * _accepted[state, depth]);
+            Fade(state, Decay);
             // Depths up to the first rejected token were reached; the ones before it were accepted.
             for (var depth = 1; depth <= Math.Min(Math.Min(drafted, accepted + 1), MaxDepth); depth++)
             {
@@ -48,10 +47,8 @@ public sealed class DraftAcceptance
     /// <summary>A row's draft, proposed in state <paramref name="copying"/>, was not verified because it did not pay.</summary>
     public void Skipped(bool copying)
     {
-        var state = copying ? 1 : 0;
         lock (_gate)
-            for (var depth = 1; depth <= MaxDepth; depth++)
-                (_reached[state, depth], _accepted[state, depth]) = (SkipDecay * _reached[state, depth], SkipDecay * _accepted[state, depth]);
+            Fade(copying ? 1 : 0, SkipDecay);
     }
 
     /// <summary>A decode step of <paramref name="rows"/> rows computed <paramref name="positions"/> positions and produced <paramref name="tokens"/> tokens.</summary>
@@ -68,25 +65,33 @@ public sealed class DraftAcceptance
     /// </summary>
     public double Acceptance(bool copying, int depth)
     {
-        var state = copying ? 1 : 0;
-        depth = Math.Clamp(depth, 1, MaxDepth);
         lock (_gate)
-            return (_accepted[state, depth] + 1) / (_reached[state, depth] + 2);
+            return Chance(copying ? 1 : 0, Math.Clamp(depth, 1, MaxDepth));
     }
 
-    /// <summary>A row's expected tokens from a step that verifies <paramref name="draft"/> draft tokens: its next token, then each draft token while all before it were accepted.</summary>
-    public double ExpectedTokens(bool copying, int draft) => ExpectedTokensUpTo(copying, draft)[^1];
-
-    /// <summary><see cref="ExpectedTokens"/> for drafts of 0 to <paramref name="longest"/> tokens, element k for k tokens.</summary>
-    public double[] ExpectedTokensUpTo(bool copying, int longest)
+    /// <summary>
+    /// A row's expected tokens from a step that verifies a draft of k tokens, for k from 0 to <paramref name="longest"/>
+    /// (element k): its next token, then each draft token while all before it were accepted.
+    /// </summary>
+    public double[] ExpectedTokens(bool copying, int longest)
     {
         var state = copying ? 1 : 0;
         var expected = new double[Math.Clamp(longest, 0, MaxDepth) + 1];
         var reach = expected[0] = 1.0;
         lock (_gate)
             for (var depth = 1; depth < expected.Length; depth++)
-                expected[depth] = expected[depth - 1] + (reach *= (_accepted[state, depth] + 1) / (_reached[state, depth] + 2));
+                expected[depth] = expected[depth - 1] + (reach *= Chance(state, depth));
         return expected;
+    }
+
+    // Recent acceptances over recent verifications at a depth, with one of each added. Under the lock.
+    private double Chance(int state, int depth) => (_accepted[state, depth] + 1) / (_reached[state, depth] + 2);
+
+    // Multiplies a state's counts by factor. Under the lock.
+    private void Fade(int state, double factor)
+    {
+        for (var depth = 1; depth <= MaxDepth; depth++)
+            (_reached[state, depth], _accepted[state, depth]) = (factor * _reached[state, depth], factor * _accepted[state, depth]);
     }
 
     /// <summary>

@@ -24,7 +24,7 @@ public static class DraftPlanner
         var rate = acceptance.Rate(rows, cost);
         var longest = proposed.Max();
         // expected tokens by draft length, for rows in each state
-        var (fresh, copied) = (acceptance.ExpectedTokensUpTo(false, longest), acceptance.ExpectedTokensUpTo(true, longest));
+        var (fresh, copied) = (acceptance.ExpectedTokens(false, longest), acceptance.ExpectedTokens(true, longest));
         var (best, bestValue) = (1, rows - rate * cost.Cost(rows));
         for (var width = 2; width <= longest + 1; width++)
         {

@@ -27,11 +27,11 @@ public class DraftAcceptanceTests
     public void ExpectedTokensMultiplyTheChancesOfReachingEachDepth()
     {
         var acceptance = new DraftAcceptance();
-        Assert.Equal(1.0, acceptance.ExpectedTokens(false, 0), 12);
+        Assert.Equal(1.0, acceptance.ExpectedTokens(false, 0)[0], 12);
         // even odds at every depth: 1 + 1/2 + 1/4 + 1/8
-        Assert.Equal(1.875, acceptance.ExpectedTokens(false, 3), 12);
+        Assert.Equal(1.875, acceptance.ExpectedTokens(false, 3)[3], 12);
         for (var i = 0; i < 50; i++) acceptance.Verified(true, 3, 3);
-        Assert.True(acceptance.ExpectedTokens(true, 3) > 3.8);
+        Assert.True(acceptance.ExpectedTokens(true, 3)[3] > 3.8);
     }
 
     [Fact]
