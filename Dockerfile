@@ -6,6 +6,10 @@ ARG TORCH_BACKEND=cpu
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS build
 ARG TORCH_BACKEND
+# gcc builds the AVX512-VNNI int8 sums (src/ParaphraseService.Model/Kernels/Native); the image needs only the library.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/ src/

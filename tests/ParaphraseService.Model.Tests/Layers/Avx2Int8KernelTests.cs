@@ -94,6 +94,60 @@ public class Avx2Int8KernelTests
         Assert.False(one.isnan().any().item<bool>());
     }
 
+    [Theory]
+    [InlineData(2, 37, 13)]      // a row tile of two, a tail of 37 columns only
+    [InlineData(3, 64, 5)]       // one 64-column step, an output tile of one after four
+    [InlineData(5, 100, 67)]     // tiles of 4 and 1 rows; 67 outputs: a second call of the native sums with 3
+    [InlineData(8, 1000, 130)]   // two row tiles, 40 columns after the last 64
+    [InlineData(17, 300, 9)]     // four row tiles and one more
+    [InlineData(140, 1000, 6)]   // more rows than one block keeps in L2: two blocks
+    public unsafe void TheNativeSumsGiveTheManagedKernelsBits(int rows, int k, int outputs)
+    {
+        // The VNNI sums only run where the CPU has them (TheNativeSumsLoadWhereTheCpuHasVnni checks that they do).
+        if (!NativeInt8Sums.IsSupported) return;
+        using var scope = NewDisposeScope();
+        var x = randn([rows, k], generator: new Generator(21, CPU));
+        x[0, k / 2] = 60f; // an outlier, multiplied exactly
+        x[rows - 1] = 0f;  // a row of zeros
+        var q = Weights(outputs, k, 22);
+        var scale = rand([outputs], generator: new Generator(23, CPU)) + 0.5f;
+        var bias = randn([outputs], generator: new Generator(24, CPU));
+        var (managed, native) = (empty(rows, outputs), empty(rows, outputs));
+        foreach (var (y, vnni) in new[] { (managed, false), (native, true) })
+            Avx2Int8Kernel.Multiply(TensorMemory.Floats(x), rows, k, TensorMemory.Bytes(q), TensorMemory.Floats(scale), TensorMemory.Floats(bias),
+                outputs, 6f, TensorMemory.Floats(y), threads: 2, vnni);
+        Assert.True(managed.eq(native).all().item<bool>(), $"max |Δ| {(managed - native).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public unsafe void TheNativeSumsAreExactWhereTheirOffsetSumsWrap()
+    {
+        // vpdpbusd reads each weight as q + 128, so it sums up to 255·127 per column: past 66,000 columns of codes 127
+        // that wraps 32 bits, while the true Σ q·c (up to 127·128 a column) still fits. Wrapping is exact modulo 2^32.
+        if (!NativeInt8Sums.IsSupported) return;
+        using var scope = NewDisposeScope();
+        const int rows = 2, k = 70_000, outputs = 3;
+        var x = full(rows, k, 127f);
+        x[1] = -127f;
+        var q = full(outputs, k, 127, ScalarType.Int8);
+        q[1] = -128;
+        q[2].slice(0, 0, k, 2).fill_(-128); // a row of alternating signs
+        var scale = ones(outputs);
+        var y = empty(rows, outputs);
+        Avx2Int8Kernel.Multiply(TensorMemory.Floats(x), rows, k, TensorMemory.Bytes(q), TensorMemory.Floats(scale), null, outputs,
+            float.PositiveInfinity, TensorMemory.Floats(y), threads: 1, vnni: true);
+        var expected = x.to(ScalarType.Float64).matmul(q.to(ScalarType.Float64).t()).to(ScalarType.Float32);
+        Assert.True(y.allclose(expected, rtol: 1e-6, atol: 0), $"{string.Join(", ", y.data<float>().ToArray())} against {string.Join(", ", expected.data<float>().ToArray())}");
+    }
+
+    [Fact]
+    public void TheNativeSumsLoadWhereTheCpuHasVnni()
+    {
+        // The build compiles libparaphrase_int8.so wherever it finds a C compiler (the test script installs one): a CPU
+        // with AVX512-VNNI must then get the native sums, or the build or the loading is broken.
+        Assert.Equal(NativeInt8Sums.CpuSupports, NativeInt8Sums.IsSupported);
+    }
+
     [Fact]
     public unsafe void TheLayerReadsTheInt8MatrixItIsGivenWithoutACopy()
     {
