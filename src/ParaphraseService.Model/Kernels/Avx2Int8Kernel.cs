@@ -40,12 +40,15 @@ internal static unsafe class Avx2Int8Kernel
     // Bytes of activation codes per block of rows, kept in L2 while every weight row of a part passes over it.
     private const int RowBlockBytes = 128 << 10;
 
-    // Outputs per call of the native sums: a block of rows' sums for them stay in L1.
-    private const int NativeOutputs = 64;
+    // Integer sums one call of the native sums may hand back (256 KB): a few rows get the whole part at once, so its
+    // weight is read in four long streams; many rows (a prompt) get at least 64 outputs a call.
+    private const int NativeSums = 64 << 10;
+    private const int NativeMinOutputs = 64;
 
-    // Rows from which the native sums run. One row is bound by reading the weight, which the managed loop's four
-    // far-apart streams do faster (bench-250m's 48 products from memory, alternating in one process: 5.1-7.8 ms a
-    // step against 6.5-10.7 native); from two rows the native sums were faster (two: 1.1-1.3x, eight: 1.7-1.85x).
+    // Rows from which the native sums run. One row is bound by reading the weight, which the native sums did no faster
+    // (bench-250m's 48 layer products from memory, alternating in one process: 0.92-0.97x); from two rows they were
+    // faster (in runs on a machine whose speed drifts: two rows 1.2-1.3x, four 1.15-1.26x, eight 1.15-1.85x, sixteen
+    // 1.5-1.85x).
     private const int NativeMinRows = 2;
 
     /// <summary>
@@ -295,7 +298,7 @@ internal static unsafe class Avx2Int8Kernel
         {
             var (k, rows) = (codes.K, codes.Rows);
             var blockRows = Math.Clamp(RowBlockBytes / Math.Max(1, k), 1, rows);
-            var width = Math.Min(NativeOutputs, end - start);
+            var width = Math.Clamp(NativeSums / blockRows, Math.Min(NativeMinOutputs, end - start), end - start);
             var buffer = ArrayPool<int>.Shared.Rent(blockRows * width);
             try
             {
