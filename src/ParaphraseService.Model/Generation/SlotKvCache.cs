@@ -128,15 +128,19 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 
     /// <summary>
     /// Where a step's rows write and what they read, built once per step and shared by every layer; its index tensors
-    /// only when a layer needs them (the CPU copy writes without them, and a step over every slot reads a view).
+    /// only when a layer needs them (the CPU copy writes without them, and a step over consecutive slots reads a view).
     /// </summary>
     private sealed class StepIndex(SlotKvCache owner, Device device) : IDisposable
     {
         private Tensor? _slots;
         private Tensor[]? _write;
 
-        /// <summary>The rows are every slot in order: what they read is a view, not a copy.</summary>
-        public bool AllSlots { get; } = owner._rows.Length == owner.Slots && owner._rows.Select((slot, r) => slot == r).All(x => x);
+        /// <summary>
+        /// The first of the rows' slots where they are consecutive slots in order (every slot, or one request alone in
+        /// any slot): what they read is then a view, not a copy of each layer's keys and values.
+        /// </summary>
+        public int? FirstOfConsecutive { get; } =
+            owner._rows.Length > 0 && owner._rows.Select((slot, r) => slot == owner._rows[0] + r).All(x => x) ? owner._rows[0] : null;
 
         /// <summary>The step's slots in row order.</summary>
         // Index tensors outlive the forward's (and each layer's) dispose scope: disposed with the step.
@@ -193,7 +197,9 @@ public sealed class SlotKvCache : IKvCache, IDisposable
             }
             var width = owner.Length + owner._tokens;
             var (allKeys, allValues) = (_keys!.narrow(2, 0, width), _values!.narrow(2, 0, width));
-            return index.AllSlots ? (allKeys, allValues) : (allKeys.index_select(0, index.Slots), allValues.index_select(0, index.Slots));
+            return index.FirstOfConsecutive is { } first
+                ? (allKeys.narrow(0, first, owner._rows.Length), allValues.narrow(0, first, owner._rows.Length))
+                : (allKeys.index_select(0, index.Slots), allValues.index_select(0, index.Slots));
         }
 
         // Two advanced-indexing writes per layer cost more than the copy itself in a decode step; on the CPU, for fp32
