@@ -37,9 +37,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
             }, progress: null, stoppingToken);
             _model = loaded;
             _ready.TrySetResult(loaded);
-            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Demo}",
+            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Int8Compute}{Demo}",
                 loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype, loaded.Quantization,
-                loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
+                loaded.Int8Compute is { } compute ? $" ({compute})" : "", loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -23,6 +23,9 @@ internal static unsafe class Avx2Int8Kernel
     /// <summary>Whether this CPU runs the kernel.</summary>
     public static bool IsSupported => Avx2.IsSupported;
 
+    /// <summary>The kernel in words, saying whether the AVX512-VNNI sums run here.</summary>
+    public static string Description => NativeInt8Sums.IsSupported ? $"avx2, AVX512-VNNI sums from {NativeMinRows} rows" : "avx2";
+
     /// <summary>The widest input a row's int32 sum holds without overflow (127·128 per product).</summary>
     public const int MaxInFeatures = int.MaxValue / (127 * 128);
 

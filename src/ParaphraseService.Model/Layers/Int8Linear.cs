@@ -45,6 +45,9 @@ public sealed class Int8Linear : nn.Module<Tensor, Tensor>, IQuantizedWeightLaye
     /// <summary>The kernel in use once a weight is loaded.</summary>
     public Int8Kernel Kernel => _weights?.Kernel ?? Int8Kernel.Auto;
 
+    /// <summary>The kernel in words, for logs and benchmarks: with the AVX2 kernel, whether the AVX512-VNNI sums run.</summary>
+    public string Compute => Kernel == Int8Kernel.Avx2 ? Avx2Int8Kernel.Description : Kernel.ToString().ToLowerInvariant();
+
     public Parameter? bias
     {
         get => get_parameter(nameof(bias));

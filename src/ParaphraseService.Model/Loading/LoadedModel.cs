@@ -36,6 +36,9 @@ public sealed class LoadedModel(
     public ScalarType Dtype { get; } = dtype;
     public Quantization Quantization { get; } = quantization;
 
+    /// <summary>The int8 kernel in words (<see cref="Int8Linear.Compute"/>); null for full-precision weights.</summary>
+    public string? Int8Compute => Model.modules().OfType<Int8Linear>().FirstOrDefault()?.Compute;
+
     /// <summary>Resident LoRA adapters, when the model was loaded with LoRA support (ModelLoadOptions.MaxResidentAdapters).</summary>
     public AdapterRegistry? Adapters { get; } = model.Lora is null ? null : new AdapterRegistry(model, maxResidentAdapters);
 

@@ -180,5 +180,7 @@ public class Avx2Int8KernelTests
         using var weight = randn(8, 64);
         layer.LoadWeight(weight, CPU);
         Assert.Equal(Avx2Int8Kernel.IsSupported ? Int8Kernel.Avx2 : Int8Kernel.Fbgemm, layer.Kernel);
+        // what the service's log and `bench profile` print: whether the VNNI sums run here
+        Assert.Equal(Avx2Int8Kernel.IsSupported && NativeInt8Sums.IsSupported, layer.Compute.Contains("AVX512-VNNI"));
     }
 }
