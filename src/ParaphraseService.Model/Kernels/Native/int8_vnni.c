@@ -13,10 +13,9 @@
 #define PREFETCH_BYTES 1024
 
 // sums[r * ldo + column[o]] = Σ_i (w[o][i] + 128) · c[r, i] for a tile of R ≤ 4 rows and O ≤ 4 weight rows: vpdpbusd
-// multiplies unsigned by signed bytes, so each weight is read as q + 128 (its top bit flipped) and the caller takes
-// 128 · Σ_i c[r, i] off. The sums wrap modulo 2^32, as vpdpbusd does; the true Σ q·c fits 32 bits (the managed kernel's
-// input limit), so the difference is exact.
-// Each weight row is asked for `ahead` bytes early.
+// multiplies unsigned by signed bytes, so each weight is read as q + 128 (its top bit flipped), and
+// paraphrase_int8_sums takes 128 · Σ_i c[r, i] off. The sums wrap modulo 2^32, as vpdpbusd does; the true Σ q·c fits 32
+// bits (the managed kernel's input limit), so the difference is exact. Each weight row is asked for `ahead` bytes early.
 static inline __attribute__((always_inline)) VNNI void tile(const int8_t *c, int k, const int8_t *const *w, long ahead,
                                                             int R, int O, int32_t *sums, const long *column, long ldo)
 {
