@@ -32,7 +32,7 @@ internal static unsafe class NativeInt8Sums
 
     private static delegate* unmanaged<sbyte*, int, int, sbyte*, int, int*, void> Load()
     {
-        if (!X86Base.IsSupported || !CpuSupports)
+        if (!CpuSupports)
             return null;
         var directory = Path.GetDirectoryName(typeof(NativeInt8Sums).Assembly.Location) is { Length: > 0 } d ? d : AppContext.BaseDirectory;
         return NativeLibrary.TryLoad(Path.Combine(directory, LibraryFile), out var library)
