@@ -303,9 +303,12 @@ internal static unsafe class Avx2Int8Kernel
             var blockRows = Math.Clamp(RowBlockBytes / Math.Max(1, k), 1, rows);
             var width = Math.Clamp(NativeSums / blockRows, Math.Min(NativeMinOutputs, end - start), end - start);
             var buffer = ArrayPool<int>.Shared.Rent(blockRows * width);
+            // Each output's outlier products, for rows that have outliers.
+            var outlierBuffer = ArrayPool<float>.Shared.Rent(width);
             try
             {
                 fixed (int* sums = buffer)
+                fixed (float* exact = outlierBuffer)
                     for (var first = 0; first < rows; first += blockRows)
                     {
                         var count = Math.Min(blockRows, rows - first);
@@ -314,15 +317,47 @@ internal static unsafe class Avx2Int8Kernel
                             var outputs = Math.Min(width, end - o);
                             NativeInt8Sums.Sums(codes.Packed + (long)first * k, count, k, q + (long)o * k, outputs, sums);
                             for (var r = 0; r < count; r++)
-                                for (var j = 0; j < outputs; j++)
-                                    Store(first + r, o + j, sums[r * outputs + j], q + (long)(o + j) * k, columns, values);
+                                StoreRow(first + r, o, outputs, sums + r * outputs, columns, values, exact);
                         }
                     }
             }
             finally
             {
                 ArrayPool<int>.Shared.Return(buffer);
+                ArrayPool<float>.Shared.Return(outlierBuffer);
             }
+        }
+
+        /// <summary>
+        /// <see cref="Store"/> for <paramref name="count"/> consecutive outputs of row r from their integer sums, eight at a
+        /// time: the same operations in the same order, so the same bits. At 16 rows the scalar stores were a third of
+        /// the time of a product whose sums are native.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void StoreRow(int r, int o, int count, int* sums, int* columns, float* values, float* exact)
+        {
+            var (from, to) = (codes.OutlierStart[r], codes.OutlierStart[r + 1]);
+            if (from < to)
+                for (var j = 0; j < count; j++)
+                {
+                    var weights = q + (long)(o + j) * codes.K;
+                    var sum = 0f;
+                    for (var n = from; n < to; n++)
+                        sum += values[n] * weights[columns[n]];
+                    exact[j] = sum;
+                }
+            var step = Vector256.Create(codes.Steps[r]);
+            var row = y + (long)r * outputs + o;
+            var i = 0;
+            for (; i + Vector256<float>.Count <= count; i += Vector256<float>.Count)
+            {
+                var outlierSums = from < to ? Vector256.Load(exact + i) : Vector256<float>.Zero;
+                // scale[o] * (Steps[r] * sum + exact), then + bias[o]
+                var value = Vector256.Load(scale + o + i) * (step * Vector256.ConvertToSingle(Vector256.Load(sums + i)) + outlierSums);
+                (bias is null ? value : value + Vector256.Load(bias + o + i)).Store(row + i);
+            }
+            for (; i < count; i++)
+                Store(r, o + i, sums[i], q + (long)(o + i) * codes.K, columns, values);
         }
 
         // y[r, o] = s[o] · (a_r · Σ_i c[r, i] q[o, i] + Σ_outliers x[r, j] q[o, j]) + b[o]

@@ -101,20 +101,23 @@ public class Avx2Int8KernelTests
     [InlineData(8, 1000, 130)]   // two row tiles, 40 columns after the last 64
     [InlineData(17, 300, 9)]     // four row tiles and one more
     [InlineData(140, 1000, 6)]   // more rows than one block keeps in L2: two blocks
-    public unsafe void TheNativeSumsGiveTheManagedKernelsBits(int rows, int k, int outputs)
+    [InlineData(16, 256, 43, false)] // a decode step of 16 rows: outputs stored eight at a time, three after; no bias
+    public unsafe void TheNativeSumsGiveTheManagedKernelsBits(int rows, int k, int outputs, bool withBias = true)
     {
         // The VNNI sums only run where the CPU has them (TheNativeSumsLoadWhereTheCpuHasVnni checks that they do).
         if (!NativeInt8Sums.IsSupported) return;
         using var scope = NewDisposeScope();
         var x = randn([rows, k], generator: new Generator(21, CPU));
-        x[0, k / 2] = 60f; // an outlier, multiplied exactly
+        x[0, k / 2] = 60f; // outliers, multiplied exactly
+        x[1, 3] = -70f;
+        x[1, k - 1] = 80f;
         x[rows - 1] = 0f;  // a row of zeros
         var q = Weights(outputs, k, 22);
         var scale = rand([outputs], generator: new Generator(23, CPU)) + 0.5f;
         var bias = randn([outputs], generator: new Generator(24, CPU));
         var (managed, native) = (empty(rows, outputs), empty(rows, outputs));
         foreach (var (y, vnni) in new[] { (managed, false), (native, true) })
-            Avx2Int8Kernel.Multiply(TensorMemory.Floats(x), rows, k, TensorMemory.Bytes(q), TensorMemory.Floats(scale), TensorMemory.Floats(bias),
+            Avx2Int8Kernel.Multiply(TensorMemory.Floats(x), rows, k, TensorMemory.Bytes(q), TensorMemory.Floats(scale), withBias ? TensorMemory.Floats(bias) : null,
                 outputs, 6f, TensorMemory.Floats(y), threads: 2, vnni);
         Assert.True(managed.eq(native).all().item<bool>(), $"max |Δ| {(managed - native).abs().max().item<float>()}");
     }
