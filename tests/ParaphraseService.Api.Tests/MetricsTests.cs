@@ -19,4 +19,20 @@ public class MetricsTests
         // Other tests in this process run their own apps on the same meter name, so the count is at least this request's.
         Assert.True(double.Parse(tokens.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 3, tokens);
     }
+
+    [Fact]
+    public async Task LatencyHistogramsHaveBucketsInSeconds()
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        (await client.PostAsJsonAsync("/v1/completions", new { prompt = "Hi", max_tokens = 3, temperature = 0 })).EnsureSuccessStatusCode();
+
+        var metrics = await client.GetStringAsync("/metrics");
+        // The SDK's default boundaries (0, 5, 10, 25 ... 10,000) would put every latency below a few seconds in one bucket.
+        foreach (var name in new[] { "paraphrase_time_to_first_token_seconds_bucket", "paraphrase_request_duration_seconds_bucket" })
+            foreach (var bound in new[] { "0.01", "0.1", "1", "30", "600" })
+                Assert.Contains(metrics.Split('\n'), l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains($"le=\"{bound}\""));
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("paraphrase_batch_rows", StringComparison.Ordinal) && l.Contains("le=\"16\""));
+    }
 }

@@ -18,15 +18,23 @@ public sealed class ServiceMetrics
     private readonly Counter<long> _acceptedTokens;
     private readonly TokenRate _tokenRate;
 
+    // Histogram buckets in the instruments' own units: the SDK's defaults (0 to 10,000) are meant for milliseconds and
+    // put every latency in seconds, and every batch of up to 5 rows, into one bucket.
+    private static readonly InstrumentAdvice<double> Seconds = new()
+    {
+        HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    };
+    private static readonly InstrumentAdvice<int> Rows = new() { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] };
+
     public ServiceMetrics(IMeterFactory meters, GenerationQueue queue, TimeProvider? time = null)
     {
         _tokenRate = new TokenRate(time);
         var meter = meters.Create(MeterName);
         _tokens = meter.CreateCounter<long>("paraphrase.generated_tokens", "{token}", "Tokens generated; its rate is tokens per second.");
         _adapterRequests = meter.CreateCounter<long>("paraphrase.adapter_requests", "{request}", "Requests served per adapter.");
-        _batchRows = meter.CreateHistogram<int>("paraphrase.batch_rows", "{row}", "Sequences in each decode step.");
-        _timeToFirstToken = meter.CreateHistogram<double>("paraphrase.time_to_first_token", "s", "From enqueue to the first generated token.");
-        _requestDuration = meter.CreateHistogram<double>("paraphrase.request_duration", "s", "From enqueue to the last token.");
+        _batchRows = meter.CreateHistogram("paraphrase.batch_rows", "{row}", "Sequences in each decode step.", tags: null, Rows);
+        _timeToFirstToken = meter.CreateHistogram("paraphrase.time_to_first_token", "s", "From enqueue to the first generated token.", tags: null, Seconds);
+        _requestDuration = meter.CreateHistogram("paraphrase.request_duration", "s", "From enqueue to the last token.", tags: null, Seconds);
         _decodeSteps = meter.CreateCounter<long>("paraphrase.sequence_steps", "{step}",
             "Decode steps summed over the sequences in them; generated tokens over this is tokens per step (above 1 with speculation).");
         _draftedTokens = meter.CreateCounter<long>("paraphrase.speculation.drafted_tokens", "{token}", "Draft tokens verified (prompt lookup).");
