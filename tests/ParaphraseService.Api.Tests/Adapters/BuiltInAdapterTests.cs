@@ -121,9 +121,7 @@ public class BuiltInAdapterTests
     }
 
     [Fact]
-    public async Task AnInvalidDefaultStopsTheServiceAtStart()
-    {
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => AdapterServiceHost.StartAsync(new() { ["Adapters:Default"] = "Not A Name" }));
-        Assert.Contains("Adapters:Default", error.ToString());
-    }
+    public void AnInvalidDefaultStopsTheServiceAtStart() =>
+        // StartError: the start's own error, not the test host's disposal race that a CI run saw in its place
+        Assert.Contains("Adapters:Default", ServiceApplication.StartError(new() { ["Adapters:Default"] = "Not A Name" }).Message);
 }
