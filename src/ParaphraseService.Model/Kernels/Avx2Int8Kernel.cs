@@ -24,7 +24,7 @@ internal static unsafe class Avx2Int8Kernel
     public static bool IsSupported => Avx2.IsSupported;
 
     /// <summary>The kernel in words, saying whether the AVX512-VNNI sums run here.</summary>
-    public static string Description => NativeInt8Sums.IsSupported ? $"avx2, AVX512-VNNI sums from {NativeMinRows} rows" : "avx2";
+    public static string Description => NativeInt8Sums.IsSupported ? "avx2, AVX512-VNNI sums" : "avx2";
 
     /// <summary>The widest input a row's int32 sum holds without overflow (127·128 per product).</summary>
     public const int MaxInFeatures = int.MaxValue / (127 * 128);
@@ -48,18 +48,17 @@ internal static unsafe class Avx2Int8Kernel
     private const int NativeSums = 64 << 10;
     private const int NativeMinOutputs = 64;
 
-    // Rows from which the native sums run. One row is bound by reading the weight, which the native sums did no faster
-    // (bench-250m's 48 layer products from memory, alternating in one process: 0.92-0.97x); from two rows they were
-    // faster (in runs on a machine whose speed drifts: two rows 1.2-1.3x, four 1.15-1.26x, eight 1.15-1.85x, sixteen
-    // 1.5-1.85x).
-    private const int NativeMinRows = 2;
-
     /// <summary>
     /// y (rows × outputs) from x (rows × k, fp32), the int8 weight q (outputs × k, row-major), its row scales and an
     /// optional bias. A row holding NaN or ±∞ gives NaN outputs.
     /// </summary>
+    // The native sums run for any number of rows where they load. One row is bound by reading the weight; there they
+    // were once no faster (bench-250m's 48 layer products alone: 0.92-0.97x), but since their results are stored eight
+    // at a time a whole decode step is (bench-250m int8 at batch 1, alternating in one process: a median 1.05-1.06x
+    // over 24 rounds, faster in 18). From two rows they always were: two rows 1.2-1.3x, four 1.15-1.26x, eight
+    // 1.15-1.85x, sixteen 1.5-1.85x.
     public static void Multiply(float* x, int rows, int k, sbyte* q, float* scale, float* bias, int outputs, float outlierFactor, float* y, int threads) =>
-        Multiply(x, rows, k, q, scale, bias, outputs, outlierFactor, y, threads, NativeInt8Sums.IsSupported && rows >= NativeMinRows);
+        Multiply(x, rows, k, q, scale, bias, outputs, outlierFactor, y, threads, NativeInt8Sums.IsSupported);
 
     /// <param name="vnni">Integer sums from <see cref="NativeInt8Sums"/> (which must be supported) rather than managed code.</param>
     internal static void Multiply(float* x, int rows, int k, sbyte* q, float* scale, float* bias, int outputs, float outlierFactor, float* y, int threads, bool vnni)

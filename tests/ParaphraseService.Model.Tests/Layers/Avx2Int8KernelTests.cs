@@ -95,6 +95,8 @@ public class Avx2Int8KernelTests
     }
 
     [Theory]
+    [InlineData(1, 1000, 70)]    // one row (a decode step at batch 1): four streams of 17 outputs, two after
+    [InlineData(1, 4096, 301)]   // one row, GPT-J's fc_out width of input
     [InlineData(2, 37, 13)]      // a row tile of two, a tail of 37 columns only
     [InlineData(3, 64, 5)]       // one 64-column step, an output tile of one after four
     [InlineData(5, 100, 67)]     // tiles of 4 and 1 rows; 67 outputs: a second call of the native sums with 3
@@ -109,9 +111,12 @@ public class Avx2Int8KernelTests
         using var scope = NewDisposeScope();
         var x = randn([rows, k], generator: new Generator(21, CPU));
         x[0, k / 2] = 60f; // outliers, multiplied exactly
-        x[1, 3] = -70f;
-        x[1, k - 1] = 80f;
-        x[rows - 1] = 0f;  // a row of zeros
+        if (rows > 1)
+        {
+            x[1, 3] = -70f;
+            x[1, k - 1] = 80f;
+            x[rows - 1] = 0f; // a row of zeros
+        }
         var q = Weights(outputs, k, 22);
         var scale = rand([outputs], generator: new Generator(23, CPU)) + 0.5f;
         var bias = randn([outputs], generator: new Generator(24, CPU));
