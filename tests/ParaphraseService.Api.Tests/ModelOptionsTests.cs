@@ -19,4 +19,12 @@ public class ModelOptionsTests
     [InlineData("Model:Int8Kernel", "", KernelMessage)]
     public void AnInt8SettingOutOfRangeStopsTheServiceAtStart(string key, string value, string message)
         => Assert.Contains(message, ServiceApplication.StartError(new() { [key] = value }).Message);
+
+    [Theory]
+    [InlineData("fp8")]
+    [InlineData("float8_e4m3")]
+    [InlineData("")]
+    [InlineData("bfloat16\n")]
+    public void AnUnknownKvCacheDtypeStopsTheServiceAtStart(string value)
+        => Assert.Contains("Model:KvCache must be auto, model or bfloat16", ServiceApplication.StartError(new() { ["Model:KvCache"] = value }).Message);
 }

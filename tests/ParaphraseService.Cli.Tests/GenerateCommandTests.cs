@@ -32,6 +32,7 @@ public class GenerateCommandTests
     [InlineData("context of 512 tokens", "generate", "--prompt", "x", "--max-new-tokens", "5000")]
     [InlineData("context of 2048 tokens", "generate", "--model", "demo-random", "--prompt", "x", "--max-new-tokens", "5000")]
     [InlineData("Unknown dtype", "generate", "--prompt", "x", "--dtype", "int4")]
+    [InlineData("Unknown KV cache dtype 'fp8'", "generate", "--prompt", "x", "--kv-cache", "fp8")]
     public async Task FailuresExitNonZeroWithOneLineReason(string reason, params string[] args)
     {
         var run = await CliRunner.RunAsync(args);

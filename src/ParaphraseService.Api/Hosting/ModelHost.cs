@@ -29,7 +29,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
             logger.LogInformation("Loading model {Source} on {Device} as {Dtype}", o.Source, o.Device, o.Dtype);
             var loaded = await ModelSource.LoadAsync(o.Source, new ModelLoadOptions
             {
-                Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization, MaxResidentAdapters = o.MaxResidentAdapters,
+                Device = o.Device, Dtype = o.Dtype, Quantization = o.Quantization, KvCache = o.KvCache, MaxResidentAdapters = o.MaxResidentAdapters,
                 Int8 = Int8Options.Default with
                 {
                     Kernel = Enum.Parse<Int8Kernel>(o.Int8Kernel, ignoreCase: true), OutlierFactor = Int8Options.FromSetting(o.Int8OutlierFactor),
@@ -37,9 +37,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
             }, progress: null, stoppingToken);
             _model = loaded;
             _ready.TrySetResult(loaded);
-            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Int8Compute}{Demo}",
+            logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Int8Compute}, KV cache {KvCache}{Demo}",
                 loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype, loaded.Quantization,
-                loaded.Int8Compute is { } compute ? $" ({compute})" : "", loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
+                loaded.Int8Compute is { } compute ? $" ({compute})" : "", loaded.Model.KvCacheDtype ?? loaded.Dtype, loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -23,6 +23,13 @@ public sealed class ModelOptions : IValidatableObject
     public string Quantization { get; set; } = "auto";
 
     /// <summary>
+    /// How generation's KV caches keep keys and values: auto (bfloat16 for int8 weights computing in float32, where it
+    /// adds nothing measurable to their error; otherwise as computed), model (as computed) or bfloat16 (half the memory).
+    /// </summary>
+    [RegularExpression("^(auto|model|bfloat16|bf16)$", ErrorMessage = "Model:KvCache must be auto, model or bfloat16.")]
+    public string KvCache { get; set; } = "auto";
+
+    /// <summary>
     /// How int8 layers compute: auto (the AVX2 kernel on a CPU with AVX2, else fbgemm; dequantize on a GPU), avx2, fbgemm
     /// (keeps only its packed weight: a fine-tune first derives each layer's int8 matrix again) or dequantize.
     /// </summary>
@@ -46,6 +53,8 @@ public sealed class ModelOptions : IValidatableObject
         // [RegularExpression] passes an empty value, which would fail the model load after start instead.
         if (string.IsNullOrEmpty(Int8Kernel))
             yield return new ValidationResult("Model:Int8Kernel must be auto, avx2, fbgemm or dequantize.", [nameof(Int8Kernel)]);
+        if (string.IsNullOrEmpty(KvCache))
+            yield return new ValidationResult("Model:KvCache must be auto, model or bfloat16.", [nameof(KvCache)]);
         if (Int8OutlierFactor is > 0 and < 1)
             yield return new ValidationResult("Model:Int8OutlierFactor must be 0 (off) or a number from 1 to 1e6.", [nameof(Int8OutlierFactor)]);
     }

@@ -22,7 +22,7 @@ internal static class DecodeTimer
         var best = double.MaxValue;
         for (var run = 0; run < 2; run++)
         {
-            using var cache = new KvCache(model.Config.LayerCount, PromptLength + steps);
+            using var cache = new KvCache(model.Config.LayerCount, PromptLength + steps, model.KvCacheDtype);
             using var prompt = Prompt(batch, PromptLength);
             using (model.forward(new CausalLMInput(prompt, Cache: cache, LastTokenOnly: true, Adapters: adapters))) { }
             var next = zeros([batch, 1], ScalarType.Int64);

@@ -107,10 +107,11 @@ internal static class BenchCommand
         };
         var specJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
         var specQuantization = CommonOptions.Quantization();
+        var specKvCache = CommonOptions.KvCache();
         var speculation = new Command("speculation", "Prompt-lookup speculative decoding vs plain decoding on paraphrase prompts, in one run: " +
             "1 request at a time (tokens/s, p50 latency) and N at once through the continuous batcher; acceptance rate, tokens per step.")
         {
-            specModel, specAdapter, specData, specSources, specTokens, specClients, specBench, specBudgetOnly, specJson, specQuantization,
+            specModel, specAdapter, specData, specSources, specTokens, specClients, specBench, specBudgetOnly, specJson, specQuantization, specKvCache,
         };
         speculation.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -126,6 +127,7 @@ internal static class BenchCommand
                 new ParaphraseService.Model.Loading.ModelLoadOptions
                 {
                     Device = "cpu", Quantization = parse.GetValue(specQuantization)!, MaxResidentAdapters = parse.GetValue(specAdapter) is null ? 0 : 1,
+                    KvCache = parse.GetValue(specKvCache)!,
                 }, ProgressReporter.ForDownloads(), ct);
             ParaphraseService.Model.Lora.LoraAdapter? lora = null;
             var template = ParaphraseService.Training.Prompts.PromptTemplate.Default;
@@ -145,10 +147,11 @@ internal static class BenchCommand
         var profileSteps = new Option<int>("--steps") { Description = "Decode steps timed per batch size.", DefaultValueFactory = _ => 32 };
         var profileJson = new Option<bool>("--json") { Description = "Print the figures as JSON." };
         var profileOutlierFactor = CommonOptions.Int8OutlierFactor();
+        var profileKvCache = CommonOptions.KvCache();
         var profile = new Command("profile", "Where a decode step's time goes (GEMMs, attention, norms, sampling, ...), on the step generate and the " +
             "service both run: each module type's own time per step and its share.")
         {
-            profileModel, profileQuantization, profileBatches, profileSteps, profileJson, profileOutlierFactor,
+            profileModel, profileQuantization, profileBatches, profileSteps, profileJson, profileOutlierFactor, profileKvCache,
         };
         profile.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -159,6 +162,7 @@ internal static class BenchCommand
                 new ParaphraseService.Model.Loading.ModelLoadOptions
                 {
                     Device = "cpu", Quantization = parse.GetValue(profileQuantization)!, Int8 = CommonOptions.Int8(parse, profileOutlierFactor),
+                    KvCache = parse.GetValue(profileKvCache)!,
                 },
                 ProgressReporter.ForDownloads(), ct);
             var reports = batches.Select(b => StepProfiler.Run(loaded, b, parse.GetValue(profileSteps), line => Console.Error.WriteLine(line))).ToList();

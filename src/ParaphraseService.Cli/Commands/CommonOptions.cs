@@ -31,6 +31,13 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "auto",
     };
 
+    public static Option<string> KvCache() => new("--kv-cache")
+    {
+        Description = "How the KV cache keeps keys and values: auto (bfloat16 for int8 weights, where it adds nothing measurable to their error; " +
+            "otherwise as the model computes them), model (as computed) or bfloat16 (half the memory and half the bytes a decode step reads back).",
+        DefaultValueFactory = _ => "auto",
+    };
+
     public static Option<bool> Speculate() => new("--speculate")
     {
         Description = "Prompt-lookup speculative decoding: each sequence proposes tokens copied from its prompt and verifies them in one pass. " +
@@ -52,10 +59,12 @@ internal static class CommonOptions
         return Int8Options.Default with { Kernel = kernel, OutlierFactor = Int8Options.FromSetting(factor) };
     }
 
-    public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization) => new()
+    public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization,
+        Option<string>? kvCache = null) => new()
     {
         Device = parse.GetValue(device)!,
         Dtype = parse.GetValue(dtype)!,
         Quantization = parse.GetValue(quantization)!,
+        KvCache = kvCache is null ? "auto" : parse.GetValue(kvCache)!,
     };
 }

@@ -39,13 +39,14 @@ internal static class FileCommand
         var device = CommonOptions.Device();
         var dtype = CommonOptions.Dtype();
         var quantization = CommonOptions.Quantization();
+        var kvCache = CommonOptions.KvCache();
 
         var command = new Command("file",
             "Paraphrase a file, one text per line, into JSONL: {line, input, candidates: [{text, similarity, novelty, score}], dropped, error} " +
             "per input line. With a local model (--model) or a running service (--server). Exit 1 when a non-blank line failed (the output is still complete).")
         {
             input, output, model, server, adapter, candidates, maxNewTokens, temperature, topP, topK, repetitionPenalty, seed, batchSize,
-            retries, timeout, batchThreshold, speculate, device, dtype, quantization,
+            retries, timeout, batchThreshold, speculate, device, dtype, quantization, kvCache,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -109,7 +110,7 @@ internal static class FileCommand
 
             using IParaphraseBackend backend = serverUri is not null
                 ? new ServerParaphraser(serverUri, settings, batch, retry, Log)
-                : await LocalParaphraser.LoadAsync(parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization),
+                : await LocalParaphraser.LoadAsync(parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization, kvCache),
                     settings, batch, ProgressReporter.ForDownloads(), warning => Log($"warning: {warning}"), ct);
             if (backend is LocalParaphraser)
                 Log($"model: {backend.Description}");

@@ -28,6 +28,7 @@ internal static class GenerateCommand
         var device = CommonOptions.Device();
         var dtype = CommonOptions.Dtype();
         var quantization = CommonOptions.Quantization();
+        var kvCache = CommonOptions.KvCache();
         var prompt = new Option<string>("--prompt", "-p") { Description = "The text to continue.", Required = true };
         var maxNewTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 32 };
         var greedy = new Option<bool>("--greedy") { Description = "Always take the most likely token (no sampling)." };
@@ -46,7 +47,7 @@ internal static class GenerateCommand
         var command = new Command("generate", "Continue a prompt with GPT-J.")
         {
             model, prompt, maxNewTokens, greedy, temperature, topP, topK, repetitionPenalty, stop, seed, json, stats, speculate, adapter, device, dtype,
-            quantization, outlierFactor,
+            quantization, kvCache, outlierFactor,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -73,7 +74,7 @@ internal static class GenerateCommand
 
             var clock = Stopwatch.StartNew();
             using var loaded = await ModelSource.LoadAsync(
-                parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization) with
+                parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization, kvCache) with
                 {
                     MaxResidentAdapters = parse.GetValue(adapter) is null ? 0 : 1,
                     Int8 = CommonOptions.Int8(parse, outlierFactor),

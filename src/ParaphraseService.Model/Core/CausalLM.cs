@@ -38,6 +38,12 @@ public abstract class CausalLM : nn.Module<CausalLMInput, Tensor>, IAdaptableMod
     /// <summary>Routes adapters to rows when the model was built with LoRA support (<see cref="LayerFactory.Lora"/>), else null.</summary>
     public LoraRouting? Lora { get; }
 
+    /// <summary>
+    /// The dtype the KV caches of generation keep keys and values in (<see cref="Loading.ModelLoadOptions.KvCache"/>);
+    /// null: the one the model computes them in.
+    /// </summary>
+    public ScalarType? KvCacheDtype { get; set; }
+
     /// <summary>What LoRA adapters for this model may target, as the family's checkpoints name the modules.</summary>
     public AdapterTarget AdapterTarget => Family.AdapterTarget(Config);
 

@@ -12,17 +12,22 @@ namespace ParaphraseService.Model.Core;
 /// LibTorch ops of <see cref="MultiHeadAttention.Attend"/> (two matmuls, divisions, mask, softmax, casts, permutes), each
 /// a native call and an allocation: at decode, those cost more than the arithmetic. The same arithmetic, in the same
 /// order per score: the dot product, then each divisor in turn, masked scores set to the most negative float (so a
-/// row with nothing to attend to averages the values rather than turning into NaN), max-subtracted exponentials.
+/// row with nothing to attend to averages the values rather than turning into NaN), max-subtracted exponentials. Keys
+/// and values may be fp32 or, from a cache that stores them so (<see cref="Loading.ModelLoadOptions.KvCache"/>), bfloat16,
+/// widened exactly as they are read: the result is then the one of fp32 keys and values holding the rounded numbers.
 /// </summary>
 internal static unsafe class CpuAttention
 {
     // Multiply-adds below which the caller's thread does it alone.
     private const long ParallelWork = 1 << 16;
 
-    /// <summary>Whether <see cref="Attend"/> can take these operands: fp32 on the CPU, the last dimension contiguous, inside no_grad.</summary>
+    /// <summary>
+    /// Whether <see cref="Attend"/> can take these operands: on the CPU, q fp32, k and v both fp32 or both bfloat16, the
+    /// last dimension contiguous, inside no_grad.
+    /// </summary>
     public static bool Applies(Tensor q, Tensor k, Tensor v) =>
         CpuKernels.Active && q.device_type == DeviceType.CPU && k.device_type == DeviceType.CPU && v.device_type == DeviceType.CPU
-        && q.dtype == ScalarType.Float32 && k.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32
+        && q.dtype == ScalarType.Float32 && k.dtype is ScalarType.Float32 or ScalarType.BFloat16 && v.dtype == k.dtype
         && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
 
     /// <summary>
@@ -44,7 +49,9 @@ internal static unsafe class CpuAttention
 
     private sealed class Work
     {
-        private readonly float* _q, _k, _v, _context;
+        private readonly float* _q, _context;
+        private readonly byte* _k, _v;
+        private readonly bool _bfloat16;
         private readonly bool* _allowed;
         private readonly long[] _qStride, _kStride, _vStride;
         private readonly int _heads, _t, _s, _d;
@@ -53,8 +60,9 @@ internal static unsafe class CpuAttention
         public Work(Tensor q, Tensor k, Tensor v, Tensor allowed, Tensor context, float[] divisors)
         {
             _q = TensorMemory.StridedFloats(q);
-            _k = TensorMemory.StridedFloats(k);
-            _v = TensorMemory.StridedFloats(v);
+            _k = TensorMemory.StridedData(k);
+            _v = TensorMemory.StridedData(v);
+            _bfloat16 = k.dtype == ScalarType.BFloat16;
             _context = TensorMemory.Floats(context);
             _allowed = TensorMemory.Bools(allowed);
             (_qStride, _kStride, _vStride) = (TensorMemory.Strides(q), TensorMemory.Strides(k), TensorMemory.Strides(v));
@@ -63,18 +71,27 @@ internal static unsafe class CpuAttention
         }
 
         /// <summary>Tasks [first, end): task = ((row · H) + head) · T + query.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int first, int end)
         {
+            if (_bfloat16)
+                Run<BFloat16Elements>(first, end);
+            else
+                Run<Float32Elements>(first, end);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Run<TCached>(int first, int end) where TCached : struct, ICachedElements
+        {
             var scores = _s <= 4096 ? stackalloc float[_s] : new float[_s];
-            var (kRow, vRow) = (_kStride[2], _vStride[2]);
+            // a key's and a value's step in bytes
+            var (kRow, vRow) = (_kStride[2] * TCached.Size, _vStride[2] * TCached.Size);
             for (var task = first; task < end; task++)
             {
                 var (row, rest) = Math.DivRem(task, _heads * _t);
                 var (head, query) = Math.DivRem(rest, _t);
                 var q = _q + row * _qStride[0] + head * _qStride[1] + query * _qStride[2];
-                var k = _k + row * _kStride[0] + head * _kStride[1];
-                var v = _v + row * _vStride[0] + head * _vStride[1];
+                var k = _k + (row * _kStride[0] + head * _kStride[1]) * TCached.Size;
+                var v = _v + (row * _vStride[0] + head * _vStride[1]) * TCached.Size;
                 var allowed = _allowed + ((long)row * _t + query) * _s;
 
                 // attn_weights = torch.matmul(query, key.transpose(-1, -2)) / divisor ...; masked_fill(~allowed, finfo.min)
@@ -83,14 +100,14 @@ internal static unsafe class CpuAttention
                 // At batch 8 every layer's keys and values are far more than the caches hold: each (row, head) streams
                 // its own from memory, and asked for a few keys ahead (with the values the weighted sum will read after
                 // the softmax) they arrive sooner: 3.0-3.3 → 2.5-2.9 ms a step on bench-250m at batch 8.
-                PrefetchKeys(k, v, 0, 8, kRow, vRow);
+                PrefetchKeys<TCached>(k, v, 0, 8, kRow, vRow);
                 for (; j < _s; j++)
                 {
                     if (j + 4 <= _s && allowed[j] && allowed[j + 1] && allowed[j + 2] && allowed[j + 3])
                     {
-                        PrefetchKeys(k, v, j + 8, 4, kRow, vRow);
+                        PrefetchKeys<TCached>(k, v, j + 8, 4, kRow, vRow);
                         // Four keys against one load of the query: each score is still its own Dot, bit for bit.
-                        Dot4(q, k + j * kRow, kRow, _d, scores.Slice(j, 4));
+                        Dot4<TCached>(q, k + j * kRow, kRow, _d, scores.Slice(j, 4));
                         for (var n = j; n < j + 4; n++)
                         {
                             foreach (var divisor in _divisors) scores[n] /= divisor;
@@ -102,7 +119,7 @@ internal static unsafe class CpuAttention
                     var score = float.MinValue;
                     if (allowed[j])
                     {
-                        score = Dot(q, k + j * kRow, _d);
+                        score = Dot<TCached>(q, k + j * kRow, _d);
                         foreach (var divisor in _divisors) score /= divisor;
                     }
                     scores[j] = score;
@@ -126,18 +143,19 @@ internal static unsafe class CpuAttention
                 for (; j < _s; j++)
                     scores[j] /= sum;
                 // attn_output = torch.matmul(attn_weights, value), written straight into (B, T, H·D)
-                WeightedSum(scores, v, vRow, _d, _context + ((long)row * _t + query) * _heads * _d + head * _d);
+                WeightedSum<TCached>(scores, v, vRow, _d, _context + ((long)row * _t + query) * _heads * _d + head * _d);
             }
         }
 
-        // Keys and values [first, first + count), a cache line (16 floats) at a time; past the last key it asks for memory
+        // Keys and values [first, first + count), a cache line (64 bytes) at a time; past the last key it asks for memory
         // it will not read, which a prefetch may do.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void PrefetchKeys(float* k, float* v, int first, int count, long kRow, long vRow)
+        private void PrefetchKeys<TCached>(byte* k, byte* v, int first, int count, long kRow, long vRow) where TCached : struct, ICachedElements
         {
             if (!Sse.IsSupported) return;
+            var rowBytes = _d * TCached.Size;
             for (var key = first; key < first + count; key++)
-                for (var i = 0; i < _d; i += 16)
+                for (var i = 0; i < rowBytes; i += 64)
                 {
                     Sse.Prefetch0(k + key * kRow + i);
                     Sse.Prefetch0(v + key * vRow + i);
@@ -145,43 +163,43 @@ internal static unsafe class CpuAttention
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static float Dot(float* a, float* b, int n)
+        private static float Dot<TCached>(float* a, byte* b, int n) where TCached : struct, ICachedElements
         {
             var i = 0;
             var acc = Vector256<float>.Zero;
             for (; i <= n - 8; i += 8)
-                acc += Vector256.Load(a + i) * Vector256.Load(b + i);
+                acc += Vector256.Load(a + i) * TCached.Load8(b, i);
             var sum = Vector256.Sum(acc);
             for (; i < n; i++)
-                sum += a[i] * b[i];
+                sum += a[i] * TCached.Load(b, i);
             return sum;
         }
 
-        // Dot(a, b + r·stride, n) for r = 0..3, each summed in the same order as Dot.
+        // Dot(a, b + r·stride, n) for r = 0..3 (stride in bytes), each summed in the same order as Dot.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Dot4(float* a, float* b, long stride, int n, Span<float> sums)
+        private static void Dot4<TCached>(float* a, byte* b, long stride, int n, Span<float> sums) where TCached : struct, ICachedElements
         {
-            float* b1 = b + stride, b2 = b + 2 * stride, b3 = b + 3 * stride;
+            byte* b1 = b + stride, b2 = b + 2 * stride, b3 = b + 3 * stride;
             Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
             var i = 0;
             for (; i <= n - 8; i += 8)
             {
                 var x = Vector256.Load(a + i);
-                acc0 += x * Vector256.Load(b + i);
-                acc1 += x * Vector256.Load(b1 + i);
-                acc2 += x * Vector256.Load(b2 + i);
-                acc3 += x * Vector256.Load(b3 + i);
+                acc0 += x * TCached.Load8(b, i);
+                acc1 += x * TCached.Load8(b1, i);
+                acc2 += x * TCached.Load8(b2, i);
+                acc3 += x * TCached.Load8(b3, i);
             }
             var (s0, s1, s2, s3) = (Vector256.Sum(acc0), Vector256.Sum(acc1), Vector256.Sum(acc2), Vector256.Sum(acc3));
             for (; i < n; i++)
-                (s0, s1, s2, s3) = (s0 + a[i] * b[i], s1 + a[i] * b1[i], s2 + a[i] * b2[i], s3 + a[i] * b3[i]);
+                (s0, s1, s2, s3) = (s0 + a[i] * TCached.Load(b, i), s1 + a[i] * TCached.Load(b1, i), s2 + a[i] * TCached.Load(b2, i), s3 + a[i] * TCached.Load(b3, i));
             (sums[0], sums[1], sums[2], sums[3]) = (s0, s1, s2, s3);
         }
 
-        // y = Σ_j weights[j] · v_j over the keys with a weight, 32 outputs at a time held in registers; each output is
-        // added to in key order, as a loop of y += v_j · w_j would.
+        // y = Σ_j weights[j] · v_j over the keys with a weight (stride in bytes), 32 outputs at a time held in registers;
+        // each output is added to in key order, as a loop of y += v_j · w_j would.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WeightedSum(ReadOnlySpan<float> weights, float* v, long stride, int d, float* y)
+        private static void WeightedSum<TCached>(ReadOnlySpan<float> weights, byte* v, long stride, int d, float* y) where TCached : struct, ICachedElements
         {
             var c = 0;
             for (; c + 32 <= d; c += 32)
@@ -191,11 +209,11 @@ internal static unsafe class CpuAttention
                 {
                     if (weights[j] == 0) continue;
                     var w = Vector256.Create(weights[j]);
-                    var x = v + j * stride + c;
-                    y0 += Vector256.Load(x) * w;
-                    y1 += Vector256.Load(x + 8) * w;
-                    y2 += Vector256.Load(x + 16) * w;
-                    y3 += Vector256.Load(x + 24) * w;
+                    var x = v + j * stride;
+                    y0 += TCached.Load8(x, c) * w;
+                    y1 += TCached.Load8(x, c + 8) * w;
+                    y2 += TCached.Load8(x, c + 16) * w;
+                    y3 += TCached.Load8(x, c + 24) * w;
                 }
                 y0.Store(y + c);
                 y1.Store(y + c + 8);
@@ -206,19 +224,20 @@ internal static unsafe class CpuAttention
             new Span<float>(y + c, d - c).Clear();
             for (var j = 0; j < weights.Length; j++)
             {
-                if (weights[j] != 0) AddScaled(y + c, v + j * stride + c, weights[j], d - c);
+                if (weights[j] != 0) AddScaled<TCached>(y, v + j * stride, c, weights[j], d);
             }
         }
 
+        // y[i] += x[i] · weight for i in [from, to)
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void AddScaled(float* y, float* x, float weight, int n)
+        private static void AddScaled<TCached>(float* y, byte* x, int from, float weight, int to) where TCached : struct, ICachedElements
         {
-            var i = 0;
+            var i = from;
             var w = Vector256.Create(weight);
-            for (; i <= n - 8; i += 8)
-                (Vector256.Load(y + i) + Vector256.Load(x + i) * w).Store(y + i);
-            for (; i < n; i++)
-                y[i] += x[i] * weight;
+            for (; i <= to - 8; i += 8)
+                (Vector256.Load(y + i) + TCached.Load8(x, i) * w).Store(y + i);
+            for (; i < to; i++)
+                y[i] += TCached.Load(x, i) * weight;
         }
     }
 }

@@ -17,16 +17,21 @@ internal static class MultiHeadAttention
     /// <summary>
     /// Softmax attention of q over k and v, each (B, H, ·, D), scores in fp32 and divided by each of
     /// <paramref name="divisors"/> in turn (sqrt(head_dim) for GPT-J and GPT-2, none for GPT-Neo). Appends k and v to the
-    /// cache first, in the dtype they come in (GPT-J's rotated keys arrive in the model dtype). Returns (B, T, E).
+    /// cache first (GPT-J's rotated keys arrive in the model dtype), which stores them in its own dtype. Returns (B, T, E).
     /// </summary>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor allowed, ILayerKvCache? cache, params float[] divisors)
     {
         using var scope = NewDisposeScope();
         var (b, heads, t, headDim) = (q.size(0), q.size(1), q.size(2), q.size(3));
+        var (keyType, valueType) = (k.dtype, v.dtype);
         if (cache is not null)
             (k, v) = cache.Append(k, v); // (B, H, S, D) with S = past + T
-        if (CpuAttention.Applies(q, k, v))
+        // fp32 keys and values, or fp32 ones the cache keeps in bfloat16 (a bfloat16 model attends as its reference does, below)
+        if (keyType == ScalarType.Float32 && valueType == ScalarType.Float32 && CpuAttention.Applies(q, k, v))
             return CpuAttention.Attend(q, k, v, allowed, divisors).MoveToOuterDisposeScope();
+        // A cache that stores a narrower type (ModelLoadOptions.KvCache) gives back its rounded numbers, computed with as
+        // the fresh ones would have been.
+        (k, v) = (k.to(keyType), v.to(valueType));
         // attn_weights = torch.matmul(query.to(torch.float32), key.to(torch.float32).transpose(-1, -2))
         var scores = torch.matmul(q.to(ScalarType.Float32), k.to(ScalarType.Float32).transpose(-1, -2)); // (B, H, T, S)
         foreach (var divisor in divisors)

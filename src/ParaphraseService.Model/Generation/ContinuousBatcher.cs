@@ -54,7 +54,7 @@ public sealed class ContinuousBatcher : IDisposable
         _acceptance = acceptance ?? new DraftAcceptance();
         _model = model;
         _tokenizer = tokenizer;
-        _cache = new SlotKvCache(model.Config.LayerCount, slots, Math.Min(capacity, model.Config.MaxPositions));
+        _cache = new SlotKvCache(model.Config.LayerCount, slots, Math.Min(capacity, model.Config.MaxPositions), model.KvCacheDtype);
         _slots = new Slot?[slots];
         _device = model.parameters().First().device;
         _allowedVocabulary = Math.Min(model.Config.VocabSize, tokenizer.VocabularySize);
@@ -148,7 +148,7 @@ public sealed class ContinuousBatcher : IDisposable
         var admitted = groups.Select(g => g[0]).ToList();
         var (ids, mask) = LeftPadded.Batch(admitted.Select(s => _slots[s]!.State.Prompt).ToList(), _model.Config.EosTokenId, _device);
         var length = (int)ids.size(1);
-        using var cache = new KvCache(_model.Config.LayerCount, length);
+        using var cache = new KvCache(_model.Config.LayerCount, length, _model.KvCacheDtype);
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
         var logits = _model.call(new CausalLMInput(ids, mask, Cache: cache,
             LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];

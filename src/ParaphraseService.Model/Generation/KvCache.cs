@@ -11,15 +11,20 @@ public sealed class KvCache : IKvCache, IDisposable
 {
     private readonly LayerKvCache[] _layers;
 
-    public KvCache(int layerCount, int capacity)
+    /// <param name="storage">The dtype keys and values are kept in; null: the one they arrive in.</param>
+    public KvCache(int layerCount, int capacity, ScalarType? storage = null)
     {
         if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), "The cache capacity must be positive.");
         Capacity = capacity;
+        Storage = storage;
         _layers = Enumerable.Range(0, layerCount).Select(_ => new LayerKvCache(this)).ToArray();
     }
 
     /// <summary>Positions the cache can hold (prompt plus generated tokens).</summary>
     public int Capacity { get; }
+
+    /// <summary>The dtype keys and values are kept in; null: the one they arrive in.</summary>
+    public ScalarType? Storage { get; }
 
     /// <summary>Positions already stored.</summary>
     public int Length { get; private set; }
@@ -65,8 +70,8 @@ public sealed class LayerKvCache : ILayerKvCache, IDisposable
         {
             long[] shape = [keys.shape[0], keys.shape[1], _owner.Capacity, keys.shape[3]];
             // Long-lived: detached from the forward's dispose scope, freed by Dispose().
-            _keys = zeros(shape, keys.dtype, keys.device).DetachFromDisposeScope();
-            _values = zeros(shape, values.dtype, values.device).DetachFromDisposeScope();
+            _keys = zeros(shape, _owner.Storage ?? keys.dtype, keys.device).DetachFromDisposeScope();
+            _values = zeros(shape, _owner.Storage ?? values.dtype, values.device).DetachFromDisposeScope();
         }
         _keys.narrow(2, start, count).copy_(keys);
         _values!.narrow(2, start, count).copy_(values);

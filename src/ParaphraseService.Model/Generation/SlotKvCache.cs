@@ -22,17 +22,23 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     private int _tokens = 1;
     private StepIndex? _index;
 
-    public SlotKvCache(int layerCount, int slots, int capacity)
+    /// <param name="storage">The dtype keys and values are kept in; null: the one they arrive in.</param>
+    public SlotKvCache(int layerCount, int slots, int capacity, ScalarType? storage = null)
     {
         if (slots < 1 || capacity < 2)
             throw new ArgumentOutOfRangeException(nameof(slots), "A slot cache needs at least one slot and room for two positions.");
         Capacity = capacity;
+        Storage = storage;
         _lengths = new int[slots];
         _rows = Enumerable.Range(0, slots).ToArray();
         _layers = Enumerable.Range(0, layerCount).Select(_ => new SlotLayer(this)).ToArray();
     }
 
     public int Capacity { get; }
+
+    /// <summary>The dtype keys and values are kept in; null: the one they arrive in.</summary>
+    public ScalarType? Storage { get; }
+
     public int Slots => _lengths.Length;
 
     /// <summary>Positions stored in each slot.</summary>
@@ -192,8 +198,8 @@ public sealed class SlotKvCache : IKvCache, IDisposable
             else
             {
                 var at = index.WriteAt(keys.size(1));
-                _keys!.index_put_(keys, at);
-                _values!.index_put_(values, at);
+                _keys!.index_put_(keys.to(_keys.dtype), at);
+                _values!.index_put_(values.to(_values.dtype), at);
             }
             var width = owner.Length + owner._tokens;
             var (allKeys, allValues) = (_keys!.narrow(2, 0, width), _values!.narrow(2, 0, width));
@@ -203,20 +209,25 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         }
 
         // Two advanced-indexing writes per layer cost more than the copy itself in a decode step; on the CPU, for fp32
-        // inference, the rows are copied directly (LibTorch's index_put_ elsewhere, and wherever gradients are recorded).
+        // inference, the rows are copied directly, into an fp32 or a bfloat16 cache (LibTorch's index_put_ elsewhere, and
+        // wherever gradients are recorded).
         private bool CopiesOnCpu(Tensor keys, Tensor values) =>
             CpuKernels.Active && keys.device_type == DeviceType.CPU && values.device_type == DeviceType.CPU
-            && _keys!.dtype == ScalarType.Float32 && keys.dtype == ScalarType.Float32 && values.dtype == ScalarType.Float32
+            && _keys!.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keys.dtype == ScalarType.Float32 && values.dtype == ScalarType.Float32
             && keys.stride(3) == 1 && values.stride(3) == 1 && values.size(3) == _values!.size(3) && keys.size(3) == _keys.size(3);
 
-        // cache[slots[r], h, lengths[slots[r]] + t, :] = fresh[r, h, t, :]
+        // cache[slots[r], h, lengths[slots[r]] + t, :] = fresh[r, h, t, :], in the cache's dtype (rounded by LibTorch, as
+        // for index_put_, where the cache keeps bfloat16)
         private unsafe void Write(Tensor cache, Tensor fresh)
         {
-            var (heads, tokens, d) = ((int)fresh.size(1), (int)fresh.size(2), (int)fresh.size(3));
-            var source = TensorMemory.StridedFloats(fresh);
-            var (s0, s1, s2) = (fresh.stride(0), fresh.stride(1), fresh.stride(2));
-            var target = TensorMemory.Floats(cache);
-            var bytes = (long)d * sizeof(float);
+            var stored = fresh.dtype == cache.dtype ? fresh : fresh.to(cache.dtype);
+            if (stored.stride(3) != 1) stored = stored.contiguous();
+            var (heads, tokens, d) = ((int)stored.size(1), (int)stored.size(2), (int)stored.size(3));
+            var element = stored.ElementSize;
+            var source = TensorMemory.StridedData(stored);
+            var (s0, s1, s2) = (stored.stride(0) * element, stored.stride(1) * element, stored.stride(2) * element);
+            var target = TensorMemory.StridedData(cache);
+            var bytes = d * element;
             for (var r = 0; r < owner._rows.Length; r++)
             {
                 var slot = owner._rows[r];
@@ -224,7 +235,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
                 {
                     for (var t = 0; t < tokens; t++)
                     {
-                        var to = target + (((long)slot * heads + h) * owner.Capacity + owner._lengths[slot] + t) * d;
+                        var to = target + (((long)slot * heads + h) * owner.Capacity + owner._lengths[slot] + t) * bytes;
                         Buffer.MemoryCopy(source + r * s0 + h * s1 + t * s2, to, bytes, bytes);
                     }
                 }
@@ -242,8 +253,8 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         {
             if (_keys is not null) return;
             long[] shape = [owner.Slots, like.shape[1], owner.Capacity, like.shape[3]];
-            _keys = zeros(shape, like.dtype, like.device).DetachFromDisposeScope();
-            _values = zeros(shape, like.dtype, like.device).DetachFromDisposeScope();
+            _keys = zeros(shape, owner.Storage ?? like.dtype, like.device).DetachFromDisposeScope();
+            _values = zeros(shape, owner.Storage ?? like.dtype, like.device).DetachFromDisposeScope();
         }
 
         public void Dispose()

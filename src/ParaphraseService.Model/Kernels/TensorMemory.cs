@@ -25,6 +25,9 @@ internal static unsafe class TensorMemory
     /// <summary>The first element of a CPU fp32 tensor of any strides (a view's offset included); index it with t.stride().</summary>
     public static float* StridedFloats(Tensor t) => (float*)Data(t, ScalarType.Float32, contiguous: false);
 
+    /// <summary>The first element of a CPU tensor of its own dtype and any strides; index it with t.stride() times its element size.</summary>
+    public static byte* StridedData(Tensor t) => (byte*)Data(t, t.dtype, contiguous: false);
+
     // TorchSharp's shape and stride() fill their arrays through a managed callback from native code, a few microseconds
     // each; dim(), size(i) and stride(i) are plain calls. A decode step asks for shapes hundreds of times.
 

@@ -1,4 +1,5 @@
 using ParaphraseService.Model.Core;
+using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.GptJ;
 using static TorchSharp.torch;
 
@@ -56,6 +57,64 @@ public class CpuAttentionTests
         Assert.False(actual.isnan().any().item<bool>());
         var error = (actual - expected).abs().max().item<float>();
         Assert.True(error < 1e-5, $"max |Δ| = {error}");
+    }
+
+    [Theory, MemberData(nameof(Shapes))]
+    public void BFloat16KeysAndValuesGiveTheBitsOfTheFp32NumbersTheyHold(int batch, int t, int s, int d, float[] divisors)
+    {
+        // What a cache keeping bfloat16 hands over: read and widened in the loop, they must give what fp32 copies of the
+        // same (rounded) numbers give, bit for bit.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        const int heads = 3;
+        var generator = new Generator(23, CPU);
+        var q = randn([batch, t, heads, d], generator: generator).permute(0, 2, 1, 3);
+        var k = randn([batch, heads, s + 9, d], generator: generator).to(ScalarType.BFloat16).narrow(2, 0, s);
+        var v = randn([batch, heads, s + 9, d], generator: generator).to(ScalarType.BFloat16).narrow(2, 0, s);
+        var allowed = ones(t, s, ScalarType.Bool).tril(s - t).unsqueeze(0).unsqueeze(0).expand(batch, 1, t, s).clone();
+        allowed[0, .., .., ..Math.Min(2, s)] = false;
+
+        Assert.True(CpuAttention.Applies(q, k, v));
+        var actual = CpuAttention.Attend(q, k, v, allowed, divisors);
+        var expected = CpuAttention.Attend(q, k.to(ScalarType.Float32), v.to(ScalarType.Float32), allowed, divisors);
+
+        Assert.True(actual.eq(expected).all().item<bool>(), $"max |Δ| = {(actual - expected).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void ACacheKeepingBFloat16AttendsToTheRoundedKeysAndValues()
+    {
+        // A prompt of five positions, then one decode step, through a cache that keeps bfloat16 and through an fp32 one fed
+        // the same numbers rounded: the same context, bit for bit; and LibTorch's ops on the bfloat16 cache (the path off
+        // the CPU loops) agree with the loop to 1e-5, in fp32.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var generator = new Generator(29, CPU);
+        const int heads = 2, d = 24;
+        Tensor Fresh(int t) => randn([1, t, heads, d], generator: generator).permute(0, 2, 1, 3);
+        static Tensor Rounded(Tensor x) => x.to(ScalarType.BFloat16).to(ScalarType.Float32);
+        var steps = new[] { (Q: Fresh(5), K: Fresh(5), V: Fresh(5)), (Q: Fresh(1), K: Fresh(1), V: Fresh(1)) };
+        var caches = new[] { new KvCache(1, 6, ScalarType.BFloat16), new KvCache(1, 6), new KvCache(1, 6, ScalarType.BFloat16) };
+        var past = 0;
+        foreach (var (q, k, v) in steps)
+        {
+            var t = (int)q.size(2);
+            var allowed = ones(t, past + t, ScalarType.Bool).tril(past).unsqueeze(0).unsqueeze(0);
+            var kept = MultiHeadAttention.Attend(q, k, v, allowed, caches[0].Layer(0), 8f);
+            var rounded = MultiHeadAttention.Attend(q, Rounded(k), Rounded(v), allowed, caches[1].Layer(0), 8f);
+            Tensor libTorch;
+            using (ParaphraseService.Model.Kernels.CpuKernels.Suppress())
+                libTorch = MultiHeadAttention.Attend(q, k, v, allowed, caches[2].Layer(0), 8f);
+            foreach (var cache in caches) cache.Advance(t);
+            past += t;
+
+            Assert.Equal(ScalarType.BFloat16, caches[0].Layer(0).Stored!.Value.Keys.dtype);
+            Assert.True(kept.eq(rounded).all().item<bool>(), $"after {past} positions: max |Δ| = {(kept - rounded).abs().max().item<float>()}");
+            Assert.Equal(ScalarType.Float32, libTorch.dtype);
+            Assert.True((libTorch - kept).abs().max().item<float>() < 1e-5);
+        }
+        Assert.Equal(caches[1].Bytes / 2, caches[0].Bytes);
+        foreach (var cache in caches) cache.Dispose();
     }
 
     [Fact]

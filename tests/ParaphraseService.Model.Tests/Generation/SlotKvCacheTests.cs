@@ -8,13 +8,16 @@ namespace ParaphraseService.Model.Tests.Generation;
 /// <summary>The slot cache's CPU copy of a step's keys and values against LibTorch's index_put_ (its path elsewhere).</summary>
 public class SlotKvCacheTests
 {
-    [Fact]
-    public void TheCpuCopyWritesWhatIndexPutWrites()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // a cache that keeps bfloat16: rounded as index_put_ rounds
+    public void TheCpuCopyWritesWhatIndexPutWrites(bool bfloat16)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var fast = new SlotKvCache(layerCount: 1, slots: 3, capacity: 12);
-        using var reference = new SlotKvCache(layerCount: 1, slots: 3, capacity: 12);
+        ScalarType? storage = bfloat16 ? ScalarType.BFloat16 : null;
+        using var fast = new SlotKvCache(layerCount: 1, slots: 3, capacity: 12, storage);
+        using var reference = new SlotKvCache(layerCount: 1, slots: 3, capacity: 12, storage);
         var generator = new Generator(5, CPU);
         // (rows, tokens): rows fed in an order other than the slots', a rollback, then every slot one token each.
         (int[] Rows, int Tokens, (int Slot, int Length)? RollBack)[] steps =
@@ -33,6 +36,7 @@ public class SlotKvCacheTests
             using (CpuKernels.Suppress())
                 expected = ((IKvCache)reference).Layer(0).Append(keys, values);
             Assert.Equal(expected.Keys.shape, fastKeys.shape);
+            Assert.Equal(storage ?? ScalarType.Float32, fastKeys.dtype);
             Assert.True(expected.Keys.eq(fastKeys).all().item<bool>(), $"keys after feeding {string.Join(",", rows)}");
             Assert.True(expected.Values.eq(fastValues).all().item<bool>(), $"values after feeding {string.Join(",", rows)}");
             fast.Advance(tokens);
