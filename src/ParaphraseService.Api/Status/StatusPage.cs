@@ -59,6 +59,7 @@ public static class StatusPage
             case "ready":
                 h.Append(CultureInfo.InvariantCulture, $" · {m.Layers} layers, hidden size {m.HiddenSize} · {E(m.Device)} · {E(m.Dtype)}");
                 h.Append(m.Quantization == "int8" ? " · int8 weights" : " · full-precision weights");
+                h.Append(" · KV cache ").Append(E(m.KvCache));
                 if (m.Demo == true) h.Append(""" <span class="badge">demo: random weights</span>""");
                 break;
             case "failed":

@@ -20,9 +20,10 @@ public sealed record StatusSnapshot(
 /// <param name="Source">The configured model: a hub id, a folder, or demo.</param>
 /// <param name="Quantization">none or int8 (how the Linear weights are stored).</param>
 /// <param name="Error">Why loading failed.</param>
+/// <param name="KvCache">The dtype generation's KV caches keep keys and values in (Model:KvCache).</param>
 public sealed record ModelStatus(
     string State, string Source, string? Device = null, string? Dtype = null, string? Quantization = null, bool? Demo = null,
-    int? Layers = null, int? HiddenSize = null, string? Error = null);
+    int? Layers = null, int? HiddenSize = null, string? Error = null, string? KvCache = null);
 
 /// <param name="QueueDepth">Requests waiting for a batch slot.</param>
 /// <param name="ActiveRows">Sequences being decoded (a request with N candidates takes N).</param>

@@ -49,6 +49,8 @@ public class StatusEndpointTests
 
             var snapshot = JsonDocument.Parse(json).RootElement;
             Assert.Equal("ready", snapshot.GetProperty("model").GetProperty("state").GetString());
+            Assert.Equal("float32", snapshot.GetProperty("model").GetProperty("kvCache").GetString()); // full precision keeps its own
+            Assert.Contains("KV cache float32", html, StringComparison.Ordinal);
             Assert.Equal(["from-path"], snapshot.GetProperty("adapters").EnumerateArray().Select(a => a.GetProperty("name").GetString()));
             var listed = Assert.Single(snapshot.GetProperty("fineTunes").EnumerateArray());
             Assert.Equal("succeeded", listed.GetProperty("state").GetString());
