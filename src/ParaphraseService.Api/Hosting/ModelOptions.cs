@@ -23,8 +23,9 @@ public sealed class ModelOptions : IValidatableObject
     public string Quantization { get; set; } = "auto";
 
     /// <summary>
-    /// How generation's KV caches keep keys and values: auto (bfloat16 for int8 weights computing in float32, where it
-    /// adds nothing measurable to their error; otherwise as computed), model (as computed) or bfloat16 (half the memory).
+    /// How generation's KV caches keep keys and values: auto (bfloat16 for int8 weights computing in float32 on the CPU,
+    /// where it adds nothing measurable to their error; otherwise as computed), model (as computed) or bfloat16 (half the
+    /// memory).
     /// </summary>
     [RegularExpression("^(auto|model|bfloat16|bf16)$", ErrorMessage = "Model:KvCache must be auto, model or bfloat16.")]
     public string KvCache { get; set; } = "auto";

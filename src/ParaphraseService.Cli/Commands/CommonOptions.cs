@@ -33,7 +33,7 @@ internal static class CommonOptions
 
     public static Option<string> KvCache() => new("--kv-cache")
     {
-        Description = "How the KV cache keeps keys and values: auto (bfloat16 for int8 weights, where it adds nothing measurable to their error; " +
+        Description = "How the KV cache keeps keys and values: auto (bfloat16 for int8 weights on the CPU, where it adds nothing measurable to their error; " +
             "otherwise as the model computes them), model (as computed) or bfloat16 (half the memory and half the bytes a decode step reads back).",
         DefaultValueFactory = _ => "auto",
     };

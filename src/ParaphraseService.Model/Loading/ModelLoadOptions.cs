@@ -1,5 +1,6 @@
 using ParaphraseService.Model.Devices;
 using ParaphraseService.Model.Layers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Model.Loading;
@@ -18,7 +19,7 @@ public sealed record ModelLoadOptions
 
     /// <summary>
     /// How generation's KV caches keep keys and values: auto (bfloat16 where the weights are int8 and the model computes
-    /// in float32, otherwise as computed), model (as the model computes them) or bfloat16 (half the memory of float32,
+    /// in float32 on the CPU, otherwise as computed), model (as the model computes them) or bfloat16 (half the memory of float32,
     /// and half the bytes each decode step reads back; see <see cref="ResolveKvCache"/>).
     /// </summary>
     public string KvCache { get; init; } = "auto";
@@ -50,14 +51,16 @@ public sealed record ModelLoadOptions
     };
 
     /// <summary>
-    /// The dtype of <see cref="KvCache"/> for a model of this quantization computing in <paramref name="dtype"/>; null:
-    /// as computed. "auto" rounds to bfloat16 only for int8 weights: there it adds nothing measurable to their own error
-    /// (the demo model's logits against full precision: 8.51e-3 relative L2 with it, 8.48e-3 without; greedy outputs equal
-    /// to full precision's 43 of 64 either way), where in a full-precision model it would be the one error (8e-4).
+    /// The dtype of <see cref="KvCache"/> for a model of this quantization computing in <paramref name="dtype"/> on
+    /// <paramref name="device"/>; null: as computed. "auto" rounds to bfloat16 only for int8 weights: there it adds
+    /// nothing measurable to their own error (the demo model's logits against full precision: 8.51e-3 relative L2 with
+    /// it, 8.48e-3 without; greedy outputs equal to full precision's 43 of 64 either way), where in a full-precision model
+    /// it would be the one error (8e-4). And only on the CPU, whose attention loop reads bfloat16 as it is; elsewhere
+    /// LibTorch's ops would first widen the whole cache at every step.
     /// </summary>
-    public ScalarType? ResolveKvCache(Quantization quantization, ScalarType dtype) => KvCache.Trim().ToLowerInvariant() switch
+    public ScalarType? ResolveKvCache(Quantization quantization, ScalarType dtype, DeviceType device) => KvCache.Trim().ToLowerInvariant() switch
     {
-        "auto" => quantization == Layers.Quantization.Int8 && dtype == ScalarType.Float32 ? ScalarType.BFloat16 : null,
+        "auto" => quantization == Layers.Quantization.Int8 && dtype == ScalarType.Float32 && device == DeviceType.CPU ? ScalarType.BFloat16 : null,
         "model" => null,
         "bfloat16" or "bf16" => dtype == ScalarType.BFloat16 ? null : ScalarType.BFloat16,
         _ => throw new ArgumentException($"Unknown KV cache dtype '{KvCache}': use auto, model or bfloat16."),

@@ -32,7 +32,7 @@ public static class ModelLoader
         // so everything below sees the model's own names and shapes.
         using var checkpoint = new CheckpointView(files, family.Checkpoint);
         var layers = LayersFor(checkpoint, options, dtype, device);
-        var kvCache = options.ResolveKvCache(layers.Quantization, dtype); // refused before the weights are read, not after
+        var kvCache = options.ResolveKvCache(layers.Quantization, dtype, device.type); // refused before the weights are read, not after
         var model = Build(config, checkpoint, layers, folder);
         model.KvCacheDtype = kvCache;
         return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo, device, dtype, layers.Quantization,

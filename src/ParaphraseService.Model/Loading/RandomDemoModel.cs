@@ -25,7 +25,7 @@ public static class RandomDemoModel
         var (device, dtype) = options.Resolve();
         using var weights = new RandomCheckpoint(Config, seed: 0);
         var layers = ModelLoader.LayersFor(weights, options, dtype, device);
-        var kvCache = options.ResolveKvCache(layers.Quantization, dtype);
+        var kvCache = options.ResolveKvCache(layers.Quantization, dtype, device.type);
         var model = ModelLoader.Build(Config, weights, layers, SourceName);
         model.KvCacheDtype = kvCache;
         return new LoadedModel(model, Gpt2Tokenizer.BuiltIn(), SourceName, isDemo: true, device, dtype, layers.Quantization, options.MaxResidentAdapters)
