@@ -29,8 +29,8 @@ internal static class MultiHeadAttention
         // fp32 keys and values, or fp32 ones the cache keeps in bfloat16 (a bfloat16 model attends as its reference does, below)
         if (keyType == ScalarType.Float32 && valueType == ScalarType.Float32 && CpuAttention.Applies(q, k, v))
             return CpuAttention.Attend(q, k, v, allowed, divisors).MoveToOuterDisposeScope();
-        // A cache that stores a narrower type (ModelLoadOptions.KvCache) gives back its rounded numbers, computed with as
-        // the fresh ones would have been.
+        // What a cache of a narrower type gives back (ModelLoadOptions.KvCache) is widened to the dtype the fresh keys and
+        // values came in, and attended to as they would have been.
         (k, v) = (k.to(keyType), v.to(valueType));
         // attn_weights = torch.matmul(query.to(torch.float32), key.to(torch.float32).transpose(-1, -2))
         var scores = torch.matmul(q.to(ScalarType.Float32), k.to(ScalarType.Float32).transpose(-1, -2)); // (B, H, T, S)

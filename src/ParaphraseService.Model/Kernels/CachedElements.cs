@@ -50,12 +50,5 @@ internal readonly unsafe struct BFloat16Elements : ICachedElements
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Load(byte* row, long i) => BFloat16Bits.ToSingle(((ushort*)row)[i]);
-}
-
-internal static class BFloat16Bits
-{
-    /// <summary>The fp32 a bfloat16 stands for: its bits in the top half.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+    public static float Load(byte* row, long i) => BitConverter.UInt32BitsToSingle((uint)((ushort*)row)[i] << 16);
 }
