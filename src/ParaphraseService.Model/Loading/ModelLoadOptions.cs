@@ -66,6 +66,15 @@ public sealed record ModelLoadOptions
         _ => throw new ArgumentException($"Unknown KV cache dtype '{KvCache}': use auto, model or bfloat16."),
     };
 
+    /// <summary>Refuses, by name, a dtype, quantization or KV cache setting that is not one of the known values.</summary>
+    /// <exception cref="ArgumentException">A setting is unknown.</exception>
+    public void Validate()
+    {
+        ResolveDtype();
+        ResolveQuantization(parameterCount: 0, checkpointIsInt8: false);
+        ResolveKvCache(Layers.Quantization.None, ScalarType.Float32, DeviceType.CPU);
+    }
+
     public ScalarType ResolveDtype() => Dtype.Trim().ToLowerInvariant() switch
     {
         "float32" or "fp32" => ScalarType.Float32,

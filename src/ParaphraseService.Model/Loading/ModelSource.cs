@@ -11,6 +11,7 @@ public static class ModelSource
         string source, ModelLoadOptions options, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken,
         HubOptions? hubOptions = null)
     {
+        options.Validate(); // a mistyped setting is refused before a download of gigabytes, not after
         if (string.Equals(source, DemoModel.SourceName, StringComparison.OrdinalIgnoreCase))
             return DemoModel.Load(options);
         if (string.Equals(source, RandomDemoModel.SourceName, StringComparison.OrdinalIgnoreCase))

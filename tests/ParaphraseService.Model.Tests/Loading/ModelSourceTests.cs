@@ -60,6 +60,26 @@ public class ModelSourceTests
         Assert.Contains(expected, error.Message);
     }
 
+    [Theory]
+    [InlineData("KvCache", "Unknown KV cache dtype 'fp8'")]
+    [InlineData("Quantization", "Unknown quantization 'int4'")]
+    [InlineData("Dtype", "Unknown dtype 'half8'")]
+    public async Task AnUnknownSettingIsRefusedBeforeAnythingIsDownloaded(string setting, string expected)
+    {
+        await using var hub = await FakeHub.StartAsync();
+        using var cache = new TempDirectory();
+        var options = setting switch
+        {
+            "KvCache" => Cpu with { KvCache = "fp8" },
+            "Quantization" => Cpu with { Quantization = "int4" },
+            _ => Cpu with { Dtype = "half8" },
+        };
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => ModelSource.LoadAsync("tiny-org/never-asked", options, null, CancellationToken.None,
+            new HubOptions { Endpoint = hub.Endpoint, CacheDirectory = cache.Path, BaseDelay = TimeSpan.Zero }));
+        Assert.Contains(expected, error.Message);
+        Assert.Empty(hub.Recorded);
+    }
+
     private static void AssertMatchesGolden(LoadedModel model)
     {
         using var golden = new SafetensorsReader(Fixtures.Get("gptj-tiny", "golden.safetensors"));
