@@ -39,7 +39,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost>
             _ready.TrySetResult(loaded);
             logger.LogInformation("Model {Source} ready: {Layers} layers, hidden size {Hidden}, {Device}, {Dtype}, weights {Quantization}{Int8Compute}, KV cache {KvCache}{Demo}",
                 loaded.Source, loaded.Config.LayerCount, loaded.Config.HiddenSize, loaded.Device.type, loaded.Dtype, loaded.Quantization,
-                loaded.Int8Compute is { } compute ? $" ({compute})" : "", loaded.Model.KvCacheDtype ?? loaded.Dtype, loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
+                loaded.Int8Compute is { } compute ? $" ({compute})" : "", loaded.KvCacheDtype, loaded.IsDemo ? $" ({DemoModel.Notice})" : "");
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

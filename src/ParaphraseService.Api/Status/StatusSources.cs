@@ -45,7 +45,7 @@ public sealed record StatusSources(
         if (ModelHost.Model is { } m)
             return new ModelStatus("ready", Shown(m.Source), m.Device.type.ToString().ToLowerInvariant(), m.Dtype.ToString().ToLowerInvariant(),
                 m.Quantization.ToString().ToLowerInvariant(), m.IsDemo, m.Config.LayerCount, m.Config.HiddenSize,
-                KvCache: (m.Model.KvCacheDtype ?? m.Dtype).ToString().ToLowerInvariant());
+                KvCache: m.KvCacheDtype.ToString().ToLowerInvariant());
         return ModelHost.LoadError is { } error
             ? new ModelStatus("failed", Shown(ModelOptions.Value.Source), Error: error)
             : new ModelStatus("loading", Shown(ModelOptions.Value.Source));

@@ -58,7 +58,7 @@ public static class StepProfiler
             var outside = hooked - timer.Totals.Values.Sum();
             parts.Add(new StepProfilePart("outside the forward (sampling, step inputs)", outside / steps, outside / hooked));
             var quantization = loaded.Quantization.ToString().ToLowerInvariant() + (loaded.Int8Compute is { } compute ? $": {compute}" : "")
-                + $"; KV cache {(loaded.Model.KvCacheDtype ?? loaded.Dtype).ToString().ToLowerInvariant()}";
+                + $"; KV cache {loaded.KvCacheDtype.ToString().ToLowerInvariant()}";
             var report = new StepProfileReport(loaded.Source, quantization, batch, steps, plain / steps,
                 batch * steps / (plain / 1000), hooked / steps, parts.OrderByDescending(p => p.MillisecondsPerStep).ToList());
             log($"batch {batch}: {report.StepMilliseconds:F2} ms per step ({report.HookedStepMilliseconds:F2} with the timing hooks), {report.TokensPerSecond:F1} tokens/s");

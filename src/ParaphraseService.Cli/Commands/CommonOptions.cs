@@ -60,11 +60,14 @@ internal static class CommonOptions
     }
 
     public static ModelLoadOptions LoadOptions(ParseResult parse, Option<string> device, Option<string> dtype, Option<string> quantization,
-        Option<string>? kvCache = null) => new()
+        Option<string>? kvCache = null)
     {
-        Device = parse.GetValue(device)!,
-        Dtype = parse.GetValue(dtype)!,
-        Quantization = parse.GetValue(quantization)!,
-        KvCache = kvCache is null ? "auto" : parse.GetValue(kvCache)!,
-    };
+        var options = new ModelLoadOptions
+        {
+            Device = parse.GetValue(device)!,
+            Dtype = parse.GetValue(dtype)!,
+            Quantization = parse.GetValue(quantization)!,
+        };
+        return kvCache is null ? options : options with { KvCache = parse.GetValue(kvCache)! };
+    }
 }

@@ -36,6 +36,9 @@ public sealed class LoadedModel(
     public ScalarType Dtype { get; } = dtype;
     public Quantization Quantization { get; } = quantization;
 
+    /// <summary>The dtype generation's KV caches keep keys and values in (ModelLoadOptions.KvCache, resolved).</summary>
+    public ScalarType KvCacheDtype => Model.KvCacheDtype ?? Dtype;
+
     /// <summary>The int8 kernel in words (<see cref="Int8Linear.Compute"/>); null for full-precision weights.</summary>
     public string? Int8Compute => Model.modules().OfType<Int8Linear>().FirstOrDefault()?.Compute;
 
