@@ -71,6 +71,20 @@ public sealed class MalformedInputTests
         Assert.Equal("line 4: expected a JSON object, found a string", error.Problems[2]);
     }
 
+    [Fact]
+    public void AnEscapedLoneSurrogateIsAMalformedLineNotACrash()
+    {
+        // JSON parses "\ud800" (half of a surrogate pair), but no string can hold it: in a value, in a key, in the label.
+        const string text = "{\"source\":\"a\",\"target\":\"b\"}\n{\"source\":\"\\ud800\",\"target\":\"b\"}\n"
+            + "{\"\\udc00\":1,\"source\":\"a\",\"target\":\"b\"}\n{\"source\":\"c\",\"target\":\"d\",\"label\":\"\\ud800\"}\n";
+        var error = Fails(text, "x.jsonl");
+        Assert.Equal(3, error.ProblemCount);
+        Assert.All(error.Problems, p => Assert.EndsWith("holds an unpaired UTF-16 surrogate escape (such as \\ud800), which is not text", p, StringComparison.Ordinal));
+        Assert.Equal(["line 2", "line 3", "line 4"], error.Problems.Select(p => p[..p.IndexOf(':')]));
+        var lenient = Read(text, "x.jsonl", Lenient);
+        Assert.Equal(("a", "b"), (lenient.Pairs.Single().Source, lenient.Pairs.Single().Target));
+    }
+
     [Theory]
     [InlineData("a\tb\n1\t2\n", "x.tsv", "header: no column named 'source' (or 'sentence1') (columns: a, b)")]
     [InlineData("source,b\n1,2\n", "x.csv", "header: no column named 'target' (or 'sentence2') (columns: source, b)")]

@@ -167,27 +167,36 @@ public static class ParaphraseDatasetReader
             }
             using (document)
             {
-                var root = document.RootElement;
-                if (root.ValueKind != JsonValueKind.Object)
+                try
                 {
-                    state.Malformed($"line {line.Number}: expected a JSON object, found {Kind(root.ValueKind)}");
-                    continue;
-                }
-                if (Property(root, options.LabelColumn ?? DefaultLabel) is { } labelProperty)
-                {
-                    if (!state.IsParaphrase(line.Number, labelProperty.Name, JsonLabel(labelProperty.Value)))
+                    var root = document.RootElement;
+                    if (root.ValueKind != JsonValueKind.Object)
+                    {
+                        state.Malformed($"line {line.Number}: expected a JSON object, found {Kind(root.ValueKind)}");
                         continue;
+                    }
+                    if (Property(root, options.LabelColumn ?? DefaultLabel) is { } labelProperty)
+                    {
+                        if (!state.IsParaphrase(line.Number, labelProperty.Name, JsonLabel(labelProperty.Value)))
+                            continue;
+                    }
+                    else if (options.LabelColumn is { } missing)
+                    {
+                        state.Malformed($"line {line.Number}: missing the label '{Quote(missing)}'");
+                        continue;
+                    }
+                    var source = JsonText(root, line.Number, options.SourceColumn, "source", "sentence1", state);
+                    var target = JsonText(root, line.Number, options.TargetColumn, "target", "sentence2", state);
+                    if (source is null || target is null)
+                        continue;
+                    state.Add(line.Number, source.Value.Text, source.Value.Name, target.Value.Text, target.Value.Name);
                 }
-                else if (options.LabelColumn is { } missing)
+                // JSON may escape half of a surrogate pair (\ud800), which no string can hold: the parser accepts the line,
+                // and reading the name or value throws.
+                catch (InvalidOperationException)
                 {
-                    state.Malformed($"line {line.Number}: missing the label '{Quote(missing)}'");
-                    continue;
+                    state.Malformed($"line {line.Number}: holds an unpaired UTF-16 surrogate escape (such as \\ud800), which is not text");
                 }
-                var source = JsonText(root, line.Number, options.SourceColumn, "source", "sentence1", state);
-                var target = JsonText(root, line.Number, options.TargetColumn, "target", "sentence2", state);
-                if (source is null || target is null)
-                    continue;
-                state.Add(line.Number, source.Value.Text, source.Value.Name, target.Value.Text, target.Value.Name);
             }
         }
         if (state.RowsRead == 0)
