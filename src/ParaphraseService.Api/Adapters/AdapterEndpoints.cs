@@ -171,7 +171,7 @@ public static class AdapterEndpoints
         var options = new FormOptions { MultipartBodyLengthLimit = limit, ValueCountLimit = 16, ValueLengthLimit = 4096 };
         try
         {
-            return await request.ReadFormAsync(options, cancellationToken);
+            return await MultipartForms.ReadAsync(request, options, cancellationToken);
         }
         catch (InvalidDataException e) when (e.Message.Contains("body length limit", StringComparison.OrdinalIgnoreCase))
         {

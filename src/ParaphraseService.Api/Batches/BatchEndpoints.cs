@@ -87,7 +87,7 @@ public static class BatchEndpoints
         {
             if (multipart)
             {
-                var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = o.MaxBytes, ValueCountLimit = 8 }, cancellationToken);
+                var form = await MultipartForms.ReadAsync(request, new FormOptions { MultipartBodyLengthLimit = o.MaxBytes, ValueCountLimit = 8 }, cancellationToken);
                 var unknown = form.Keys.Concat(form.Files.Select(f => f.Name)).Where(k => k != FileField).Distinct().ToList();
                 if (unknown.Count > 0)
                     return TypedResults.Problem($"'{RequestRules.Quote(unknown[0])[1..^1]}' is not a field of this form: send the file as '{FileField}'.",

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Admin;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Api.Requests;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Training.Datasets;
 
@@ -70,7 +71,7 @@ public static class FineTuneEndpoints
             string datasetFile;
             if (request.HasFormContentType)
             {
-                var form = await request.ReadFormAsync(new FormOptions
+                var form = await MultipartForms.ReadAsync(request, new FormOptions
                 {
                     MultipartBodyLengthLimit = o.MaxDatasetBytes, ValueCountLimit = 8, ValueLengthLimit = FineTuneRequests.MaxOptionsBytes,
                 }, cancellationToken);

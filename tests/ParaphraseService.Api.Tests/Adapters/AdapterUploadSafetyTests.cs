@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Net.Http.Json;
 using System.Net;
 using System.Text;
 using Microsoft.AspNetCore.Http;
@@ -227,6 +229,31 @@ public class AdapterUploadSafetyTests
         // is 400 (body ended early) or, when Kestrel sees the closed connection first, 499 (client closed request).
         Assert.Contains(await service.NextStatusAsync(), (int[])[StatusCodes.Status400BadRequest, 499]);
         Assert.Empty(service.StoreEntries());
+    }
+
+    [Theory]
+    [InlineData("/admin/adapters")]
+    [InlineData("/admin/fine-tunes")]
+    public async Task ABodyThatSaysMultipartButIsNotIsA400(string path)
+    {
+        // ASP.NET Core reads these with an IOException ("Unexpected end of Stream"), not the InvalidDataException of a
+        // malformed part: both are the client's body, never a 500.
+        await using var service = await AdapterServiceHost.StartAsync();
+        string[] bodies =
+        [
+            "garbage",
+            "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ncut\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.zip\"\r\n\r\nPK",
+        ];
+        foreach (var body in bodies)
+        {
+            using var content = new StringContent(body);
+            content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("multipart/form-data; boundary=b");
+            var problem = await (await service.Admin.PostAsync(path, content)).AssertProblemAsync(HttpStatusCode.BadRequest);
+            Assert.Contains("multipart form cannot be read", problem.GetProperty("detail").GetString(), StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.Empty(service.StoreEntries());
+        using var ready = await service.Client.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
     }
 
     /// <summary>Rewrites an entry's uncompressed size in its local header and its central directory record.</summary>
