@@ -55,6 +55,7 @@ public static class RequestProblems
         JobFailure.InvalidRequest => TypedResults.Problem(failure.Message, statusCode: StatusCodes.Status400BadRequest, title: "Invalid request"),
         JobFailure.Timeout => TypedResults.Problem(failure.Message, statusCode: StatusCodes.Status504GatewayTimeout, title: "Timed out"),
         JobFailure.Cancelled => TypedResults.Problem(failure.Message, statusCode: 499, title: "Client closed request"),
+        JobFailure.AdapterFailed => TypedResults.Problem(failure.Message, statusCode: StatusCodes.Status422UnprocessableEntity, title: "Adapter unusable"),
         JobFailure.Internal => TypedResults.Problem(failure.Message + " The trace id identifies it in the service's log.",
             statusCode: StatusCodes.Status500InternalServerError, title: "Generation failed"),
         _ => TypedResults.Problem(failure.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Unavailable"),

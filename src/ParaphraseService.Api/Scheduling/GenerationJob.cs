@@ -141,6 +141,8 @@ public enum JobFailure
     ShuttingDown,
     /// <summary>No model is loaded, or it failed to load (503).</summary>
     ModelUnavailable,
+    /// <summary>The job's adapter made the model's output not finite for its text (422): its numbers overflow.</summary>
+    AdapterFailed,
     /// <summary>Something failed on the server's side while serving this job (500, logged with the trace id).</summary>
     Internal,
 }

@@ -163,8 +163,11 @@ public sealed class Scheduler(
         var updates = batcher.Step();
         var after = batcher.Stats;
         var error = batcher.LastStepError;
-        // A step counts as failed for health when its forward pass failed or every row in it did (NaN logits everywhere).
-        if ((error ?? (updates.Count > 0 && updates.All(u => u.Error is not null) ? updates[0].Error : null)) is { } stepError)
+        // A step counts as failed for health when its forward pass failed, or every row in it did and not all of them by
+        // their own fault (NaN logits from the model itself): an adapter whose numbers overflow, or a request that bans
+        // every token, fails its own requests and must not take the replica out of service.
+        var rowsFailed = updates.Count > 0 && updates.All(u => u.Error is not null) && updates.Any(u => RowFailure(u.Error!, u.Slot).Failure == JobFailure.Internal);
+        if ((error ?? (rowsFailed ? updates[0].Error : null)) is { } stepError)
             health.StepFailed(stepError);
         else
             health.StepSucceeded();
@@ -184,10 +187,11 @@ public sealed class Scheduler(
             var (job, candidate) = entry;
             if (update.Error is { } rowError)
             {
+                var failure = rowError == error ? Internal("The server failed while generating this text.", rowError) : RowFailure(rowError, update.Slot);
                 _slots.Remove(update.Slot);
                 if (rowError != error)
                     logger.LogError(rowError, "Generating for request {TraceId} failed", job.TraceId);
-                Finish(job, batcher, Internal("The server failed while generating this text.", rowError));
+                Finish(job, batcher, failure);
                 continue;
             }
             if (job.Publish(new CandidateToken(candidate, update.Token)))
@@ -303,4 +307,17 @@ public sealed class Scheduler(
     }
 
     private static JobFailedException Internal(string message, Exception cause) => new(JobFailure.Internal, message, cause);
+
+    /// <summary>
+    /// How a row's own failure is answered: its adapter made its logits NaN or infinite (422), its banned text left no
+    /// token (400), or the server failed (500). Before the row's slot is released.
+    /// </summary>
+    private JobFailedException RowFailure(Exception error, int slot) => error switch
+    {
+        SamplingException { NotFinite: true } when _slots.TryGetValue(slot, out var entry) && entry.Job.Adapter is { } adapter =>
+            new(JobFailure.AdapterFailed, $"The adapter '{adapter.Name}' made the model's output for this text not finite (NaN or infinity): " +
+                "its numbers overflow. Use another adapter, or ask an administrator to replace this one.", error),
+        SamplingException { NotFinite: false } => new(JobFailure.InvalidRequest, $"{error.Message} Avoid fewer terms.", error),
+        _ => Internal("The server failed while generating this text.", error),
+    };
 }

@@ -48,10 +48,10 @@ public sealed class TokenSampler
         if (scores.Length > _allowedVocabulary)
             scores.AsSpan(_allowedVocabulary).Fill(float.NegativeInfinity);
         if (!float.IsFinite(Max(scores)))
-            throw new SamplingException("The model produced logits that are not finite (NaN or infinity) for this sequence.");
+            throw new SamplingException("The model produced logits that are not finite (NaN or infinity) for this sequence.", notFinite: true);
         banned?.Mask(scores);
         if (!float.IsFinite(Max(scores)))
-            throw new SamplingException("Every token would produce banned text; this sequence cannot go on.");
+            throw new SamplingException("Every token would produce banned text; this sequence cannot go on.", notFinite: false);
 
         if (_options.RepetitionPenalty != 1.0 && history.Count > 0)
         {
@@ -336,5 +336,9 @@ public sealed class TokenSampler
     }
 }
 
-/// <summary>A sequence's next token could not be chosen: its own fault (its logits), not its batch's.</summary>
-public sealed class SamplingException(string message) : Exception(message);
+/// <summary>A sequence's next token could not be chosen: its own fault (its logits, or its banned text), not its batch's.</summary>
+/// <param name="notFinite">Its logits held NaN or +∞ (the model or its adapter broke); otherwise its banned text left no token.</param>
+public sealed class SamplingException(string message, bool notFinite) : Exception(message)
+{
+    public bool NotFinite { get; } = notFinite;
+}

@@ -256,6 +256,34 @@ public class AdapterUploadSafetyTests
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
     }
 
+    [Fact]
+    public async Task AnAdapterWhoseNumbersOverflowFailsItsOwnRequestsNotTheReplica()
+    {
+        await using var service = await AdapterServiceHost.StartAsync();
+        // Refused at upload: an update that overflows float32 on any input.
+        var refused = AdapterFixtures.ZipFiles(AdapterFixtures.WithConfig("q-v", c => c["lora_alpha"] = 1e308));
+        var problem = await (await service.Admin.PostAsync("/admin/adapters", AdapterFixtures.Form("overflow", refused))).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Contains("overflows float32", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        // Below that bound but still far too large for this model: accepted, and its requests fail alone, with 422 (its
+        // logits are NaN), however many of them come in a row; the replica stays ready and serves the others.
+        var large = AdapterFixtures.ZipFiles(AdapterFixtures.WithConfig("regex-mlp", c => c["lora_alpha"] = 1e30));
+        (await service.Admin.PostAsync("/admin/adapters", AdapterFixtures.Form("huge", large))).EnsureSuccessStatusCode();
+        for (var i = 0; i < 8; i++)
+        {
+            // the tiny model's vocabulary has the first 128 ids only: a raw prompt of those
+            using var completion = await service.Client.PostAsJsonAsync("/v1/completions", new { model = "huge", prompt = "!#", max_tokens = 4, seed = i });
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, completion.StatusCode);
+            var error = (await completion.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+            Assert.Contains("adapter 'huge'", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        }
+        using var ready = await service.Client.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        using var plain = await service.Client.PostAsJsonAsync("/v1/completions", new { prompt = "#!", max_tokens = 4 });
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+    }
+
     /// <summary>Rewrites an entry's uncompressed size in its local header and its central directory record.</summary>
     private static void SetUncompressedSize(byte[] zip, string entryName, uint size)
     {

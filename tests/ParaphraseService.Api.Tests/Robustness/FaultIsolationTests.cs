@@ -63,7 +63,9 @@ public sealed class FaultIsolationTests
         var requests = new[] { "poisoned", null, "healthy", null }.Select(model => Complete(host.Client, model, maxTokens: 24)).ToList();
         var responses = await Task.WhenAll(requests);
 
-        var failed = await responses[0].AssertProblemAsync(HttpStatusCode.InternalServerError);
+        // The adapter's fault, not the server's: 422, naming it.
+        var failed = await responses[0].AssertProblemAsync(HttpStatusCode.UnprocessableEntity);
+        Assert.Contains("adapter 'poisoned'", failed.Detail());
         Assert.False(string.IsNullOrEmpty(failed.GetProperty("traceId").GetString()));
         var baseText = Greedy(null, 24);
         var healthyText = Greedy(AdapterFixtures.Peft("q-v"), 24);
@@ -74,7 +76,7 @@ public sealed class FaultIsolationTests
         // The next request works, and the service stayed ready (one row's failure is not the model's).
         Assert.Equal(baseText, (await (await Complete(host.Client, null, 24)).JsonAsync()).GetProperty("choices")[0].GetProperty("text").GetString());
         Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/health/ready")).StatusCode);
-        Assert.Equal(500, await NextStatusAsync(host, 500));
+        Assert.Equal(422, await NextStatusAsync(host, 422));
     }
 
     [Fact]

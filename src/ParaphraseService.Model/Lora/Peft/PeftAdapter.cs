@@ -93,7 +93,7 @@ public sealed class PeftAdapter : IDisposable
             throw new AdapterValidationException(source, problems);
         }
         // detach: a copy of a trained parameter must not carry its autograd history.
-        var copied = ToFloat32(plan, key => byKey[key].detach().cpu().clone(), source);
+        var copied = ToFloat32(plan, selected, key => byKey[key].detach().cpu().clone(), source);
         return new PeftAdapter(name, config, copied, selected, metadata, warnings);
     }
 
@@ -155,11 +155,19 @@ public sealed class PeftAdapter : IDisposable
     }
 
     /// <summary>
+    /// The largest update entry (scaling · B · A) a module may reach. Beyond it the update cannot be a fine-tune of any
+    /// model's weights, and it overflows float32 on ordinary activations (1e30 · 4096 inputs · 1e5 is past 3.4e38): the
+    /// requests using the adapter would fail with NaN logits.
+    /// </summary>
+    internal const double MaxUpdateEntry = 1e30;
+
+    /// <summary>
     /// Produces each planned tensor through <paramref name="read"/> and turns it into a float32 CPU tensor owned by the
-    /// result; nothing is left allocated if any tensor fails or holds NaN or infinity.
+    /// result; nothing is left allocated if any tensor fails, holds NaN or infinity, or makes an update that could exceed
+    /// <see cref="MaxUpdateEntry"/> with the module's scaling.
     /// </summary>
     internal static SortedDictionary<string, LoraWeights> ToFloat32(SortedDictionary<string, (string A, string B)> plan,
-        Func<string, Tensor> read, string source)
+        IReadOnlyDictionary<string, SelectedModule> selected, Func<string, Tensor> read, string source)
     {
         using var scope = NewDisposeScope();
         var modules = new SortedDictionary<string, LoraWeights>(StringComparer.Ordinal);
@@ -173,6 +181,19 @@ public sealed class PeftAdapter : IDisposable
         if (notFinite.Count > 0)
         {
             throw new AdapterValidationException(source, $"tensors holding NaN or infinite values: {PeftAdapterChecks.List(notFinite)}");
+        }
+        var overflowing = new List<string>();
+        foreach (var (module, weights) in modules)
+        {
+            // |(B·A)[i, j]| = |Σ_k B[i, k] A[k, j]| ≤ r · max|B| · max|A|, in double: the bound itself may pass float's range
+            var bound = Math.Abs(selected[module].Scaling) * weights.A.size(0) * weights.A.abs().max().item<float>() * weights.B.abs().max().item<float>();
+            if (!(bound <= MaxUpdateEntry))
+                overflowing.Add($"{module} (up to {bound:G3}: scaling {selected[module].Scaling:G3})");
+        }
+        if (overflowing.Count > 0)
+        {
+            throw new AdapterValidationException(source,
+                $"updates whose entries could exceed {MaxUpdateEntry:G0}, which overflows float32 on ordinary inputs (check lora_alpha and the weights): {PeftAdapterChecks.List(overflowing)}");
         }
         foreach (var weights in modules.Values)
         {

@@ -63,7 +63,7 @@ public static class PeftAdapterFiles
         SortedDictionary<string, LoraWeights> modules;
         try
         {
-            modules = PeftAdapter.ToFloat32(plan, source.Read, folder);
+            modules = PeftAdapter.ToFloat32(plan, selected, source.Read, folder);
         }
         catch (CheckpointException e)
         {

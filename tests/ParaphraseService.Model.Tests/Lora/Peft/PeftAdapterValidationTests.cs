@@ -424,6 +424,31 @@ public sealed class PeftAdapterValidationTests : IDisposable
     }
 
     [Fact]
+    public void UpdatesThatOverflowFloatAreRefusedAndLargeFiniteOnesLoad()
+    {
+        // Finite numbers whose update scaling · B · A overflows float32 on any input: every request using the adapter
+        // would fail with NaN logits. An alpha of 1e308, or weights near float's largest value.
+        var alpha = Copy("q-v");
+        PeftFixtures.EditConfig(alpha, c => c["lora_alpha"] = 1e308);
+        Refused(alpha, "updates whose entries could exceed 1E+30", "transformer.h.0.attn.q_proj (up to ");
+
+        var weights = Copy("q-v");
+        PeftFixtures.EditTensors(weights, t =>
+        {
+            t[PeftFixtures.Key(V1, "lora_A")][0, 0] = 3e38f;
+            t[PeftFixtures.Key(V1, "lora_B")][2, 0] = 1e10f;
+        });
+        var error = Refused(weights, "transformer.h.1.attn.v_proj (up to ");
+        Assert.DoesNotContain("h.0.attn.q_proj", error.Message, StringComparison.Ordinal);
+
+        // Large but usable: an alpha of 1e6 on these weights stays far below the limit.
+        var large = Copy("q-v");
+        PeftFixtures.EditConfig(large, c => c["lora_alpha"] = 1e6);
+        using var adapter = PeftAdapterFiles.Load(large, PeftFixtures.Target);
+        Assert.NotEmpty(adapter.Modules);
+    }
+
+    [Fact]
     public void AnInvalidMetadataFileIsRefused()
     {
         var folder = Copy("q-v");
