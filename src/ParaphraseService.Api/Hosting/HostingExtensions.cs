@@ -70,13 +70,16 @@ public static class HostingExtensions
 
     /// <summary>
     /// Request logs with request ids, and every error as ProblemDetails (the framework's 4xx too, never a 500); a 413 closes
-    /// its connection.
+    /// its connection; HEAD answered wherever GET is.
     /// </summary>
     public static WebApplication UseOperations(this WebApplication app)
     {
         app.UseClosingAfterRefusedBodies();
         app.UseSerilogRequestLogging(logging => logging.EnrichDiagnosticContext = (diagnostics, http) =>
             diagnostics.Set("RequestId", http.TraceIdentifier));
+        // Routing before the rest, as WebApplication would put it, once HEAD is a GET (logged as HEAD).
+        app.UseHeadAsGet();
+        app.UseRouting();
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
