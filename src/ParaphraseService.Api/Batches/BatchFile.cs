@@ -73,17 +73,10 @@ internal static class BatchFile
         private int _number;
         private int _blankRun; // blank lines not yet known to be followed by a request
         private bool _anyObject;
-        private bool _atStart = true;
         private byte? _firstByte;
 
         public ProblemHttpResult? Add(ReadOnlySpan<byte> bytes)
         {
-            if (_atStart)
-            {
-                // A UTF-8 byte order mark (some editors write one) is not part of the first line.
-                if (bytes.StartsWith("\uFEFF"u8)) bytes = bytes[3..];
-                _atStart = false;
-            }
             while (true)
             {
                 var newline = bytes.IndexOf((byte)'\n');
@@ -122,6 +115,13 @@ internal static class BatchFile
             var number = ++_number;
             var bytes = _current.WrittenSpan;
             var length = _currentBytes;
+            // A UTF-8 byte order mark (some editors write one) is not part of the first line; looked for in the whole line,
+            // as a chunked body may bring its three bytes in separate reads.
+            if (number == 1 && bytes.StartsWith("\uFEFF"u8))
+            {
+                bytes = bytes[3..];
+                length -= 3;
+            }
             _current.ResetWrittenCount();
             _currentBytes = 0;
             if (length <= BatchOptions.MaxLineBytes && bytes.TrimEnd("\r"u8).Trim(" \t\r"u8).IsEmpty)

@@ -19,6 +19,29 @@ public class BatchFileTests
 {
     private static readonly string Good = Line("good", new { text = "The meeting has been moved to Friday .", temperature = 0, maxNewTokens = 2 });
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4096)]
+    public async Task AByteOrderMarkIsDroppedHoweverTheBodyArrives(int bytesPerRead)
+    {
+        // A chunked body may bring the mark's three bytes in separate reads; before, only a mark within the first read was seen.
+        var file = Encoding.UTF8.GetBytes("\uFEFF" + Good + "\n" + Good.Replace("\"good\"", "\"second\"") + "\n");
+        var read = await BatchFile.ReadAsync(new TrickleStream(file, bytesPerRead), new BatchOptions(), new JsonSerializerOptions(JsonSerializerDefaults.Web), default);
+        Assert.Null(read.Problem);
+        Assert.Equal(["good", "second"], read.Lines!.Select(l => l.CustomId));
+        Assert.All(read.Lines!, l => Assert.Null(l.Error));
+    }
+
+    /// <summary>A stream that hands out at most a few bytes a read, as a chunked body may.</summary>
+    private sealed class TrickleStream(byte[] data, int most) : MemoryStream(data)
+    {
+        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, most));
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            base.ReadAsync(buffer[..Math.Min(buffer.Length, most)], cancellationToken);
+    }
+
     [Fact]
     public async Task WholeFileProblemsAreRefusedNamingTheProblem()
     {
