@@ -141,7 +141,9 @@ public static class AdapterEndpoints
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return TooLarge(limit);
+            return request.HasJsonContentType()
+                ? TypedResults.Problem($"A registration body may be at most {MaxRegistrationBytes:N0} bytes.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Request too large")
+                : TooLarge(limit);
         }
         catch (BadHttpRequestException e)
         {
@@ -151,6 +153,15 @@ public static class AdapterEndpoints
         catch (AdapterStoreException e)
         {
             return Problem(e);
+        }
+        catch (RegistrationException e)
+        {
+            return TypedResults.Problem(new ValidationProblemDetails(new Dictionary<string, string[]> { [e.Field] = [e.Message] })
+            {
+                Title = "Invalid adapter registration",
+                Detail = $"{e.Field}: {e.Message}",
+                Status = StatusCodes.Status400BadRequest,
+            });
         }
         catch (AdapterValidationException e)
         {
@@ -223,26 +234,85 @@ public static class AdapterEndpoints
         return store.Publish(name!, staging, replace, AdapterOrigin.Upload);
     }
 
+    // A registration is three fields: far below the upload limit.
+    private const int MaxRegistrationBytes = 64 << 10;
+
+    /// <summary>
+    /// JSON { "name", "path", "replace" }, read strictly (as the public endpoints read theirs): an unknown field, a
+    /// wrong type or a missing path is a 400 naming the field.
+    /// </summary>
     private static async Task<PublishedAdapter> RegisterAsync(HttpRequest request, IAdapterStorage store, CancellationToken cancellationToken)
     {
-        RegisterAdapterRequest? body;
+        if (request.ContentLength > MaxRegistrationBytes)
+            throw new BadHttpRequestException("registration body too large", StatusCodes.Status413PayloadTooLarge);
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+            bodySize.MaxRequestBodySize = MaxRegistrationBytes;
+        JsonDocument document;
         try
         {
-            body = await request.ReadFromJsonAsync<RegisterAdapterRequest>(cancellationToken);
+            document = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = 8 }, cancellationToken);
         }
         catch (JsonException e)
         {
-            throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"the JSON body cannot be read: {e.Message}");
+            throw new RegistrationException("body", $"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): send {{ \"name\", \"path\", \"replace\" }}");
         }
-        if (AdapterName.Problem(body?.Name) is { } nameProblem)
+        using (document)
         {
-            throw new AdapterStoreException(AdapterStoreError.InvalidName, nameProblem);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw new RegistrationException("body", "send a JSON object { \"name\", \"path\", \"replace\" }");
+            string? name = null, path = null;
+            var replace = false;
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                // Names and strings escaping a lone surrogate (\ud800) are not text: reading them throws.
+                string field;
+                try
+                {
+                    field = property.Name;
+                }
+                catch (InvalidOperationException)
+                {
+                    throw new RegistrationException("body", "a field name holds an unpaired UTF-16 surrogate escape, which is not text");
+                }
+                var value = property.Value;
+                switch (field)
+                {
+                    case "name" or "path" when value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null):
+                        throw new RegistrationException(field, "must be a string");
+                    case "name" or "path":
+                        string? text;
+                        try
+                        {
+                            text = value.GetString();
+                        }
+                        catch (InvalidOperationException)
+                        {
+                            throw new RegistrationException(field, "holds an unpaired UTF-16 surrogate escape, which is not text");
+                        }
+                        if (field == "name") name = text;
+                        else path = text;
+                        break;
+                    case "replace" when value.ValueKind is JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null:
+                        replace = value.ValueKind == JsonValueKind.True;
+                        break;
+                    case "replace":
+                        throw new RegistrationException(field, "must be true or false");
+                    default:
+                        throw new RegistrationException(RequestRules.Quote(field)[1..^1], "is not a field of a registration: send name, path and optionally replace");
+                }
+            }
+            if (AdapterName.Problem(name) is { } nameProblem)
+                throw new AdapterStoreException(AdapterStoreError.InvalidName, nameProblem);
+            if (string.IsNullOrWhiteSpace(path))
+                throw new RegistrationException("path", "is required: an absolute path to the adapter folder on the server");
+            return store.Import(name!, path, replace);
         }
-        if (string.IsNullOrWhiteSpace(body!.Path))
-        {
-            throw new AdapterStoreException(AdapterStoreError.InvalidContent, "'path' is required: an absolute path to the adapter folder on the server");
-        }
-        return store.Import(body.Name!, body.Path, body.Replace);
+    }
+
+    /// <summary>A field of a JSON registration that cannot be used.</summary>
+    private sealed class RegistrationException(string field, string problem) : Exception(problem)
+    {
+        public string Field { get; } = field;
     }
 
     private static string? Single(IFormCollection form, string field)

@@ -99,7 +99,26 @@ public class AdapterEndpointsTests
         var missing = await (await service.Admin.PostJsonAsync("/admin/adapters", new { name = "x", path = Path.Combine(service.Root, "nope") })).AssertProblemAsync(HttpStatusCode.BadRequest);
         Assert.Contains("no folder", missing.Detail());
         var noPath = await (await service.Admin.PostJsonAsync("/admin/adapters", new { name = "x" })).AssertProblemAsync(HttpStatusCode.BadRequest);
-        Assert.Contains("'path' is required", noPath.Detail());
+        Assert.Contains("path: is required", noPath.Detail());
+        Assert.Empty(service.StoreEntries());
+    }
+
+    [Theory]
+    [InlineData("""{"name":"x","path":"/tmp","replace":"x"}""", "replace", "must be true or false")]
+    [InlineData("""{"name":"x","path":"/tmp","replace":"yes"}""", "replace", "must be true or false")]
+    [InlineData("""{"name":"x","path":7}""", "path", "must be a string")]
+    [InlineData("""{"name":"x","path":"/tmp","force":true}""", "force", "is not a field of a registration")]
+    [InlineData("""{"name":"x","path":"\ud800"}""", "path", "unpaired UTF-16 surrogate")]
+    [InlineData("""["x"]""", "body", "send a JSON object")]
+    [InlineData("""{"name":"x",""", "body", "not valid JSON")]
+    public async Task ARegistrationIsReadStrictlyAndItsProblemNamesTheField(string json, string field, string problem)
+    {
+        await using var service = await AdapterServiceHost.StartAsync();
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        var refused = await (await service.Admin.PostAsync("/admin/adapters", content)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Contains(problem, refused.GetProperty("errors").GetProperty(field)[0].GetString(), StringComparison.Ordinal);
+        Assert.StartsWith(field + ": ", refused.Detail(), StringComparison.Ordinal);
+        Assert.DoesNotContain("ParaphraseService", refused.Detail(), StringComparison.Ordinal);
         Assert.Empty(service.StoreEntries());
     }
 
