@@ -12,6 +12,13 @@ public static class ProblemReasons
     {
         var problem = context.ProblemDetails;
         if (!string.IsNullOrEmpty(problem.Detail)) return;
+        // A validation problem says what its errors say, not only that the request was malformed.
+        if (problem is HttpValidationProblemDetails { Errors.Count: > 0 } validation)
+        {
+            var errors = validation.Errors.SelectMany(e => e.Value.Select(message => $"{e.Key}: {message}")).ToList();
+            problem.Detail = errors.Count == 1 ? errors[0] : $"{errors.Count} problems: {string.Join("; ", errors)}";
+            return;
+        }
         var request = context.HttpContext.Request;
         problem.Detail = (problem.Status ?? context.HttpContext.Response.StatusCode) switch
         {

@@ -280,9 +280,19 @@ public class FineTuneJobTests(ITestOutputHelper output)
         await using var host = await StartAsync();
         var data = ReverseWordsJsonl(20, 4);
         using (var response = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "x", rank = 0, learningRate = 2.0 }, data)))
-            Assert.Contains("rank", (await AssertProblem(response, HttpStatusCode.BadRequest)).GetProperty("errors").GetRawText());
+        {
+            var problem = await AssertProblem(response, HttpStatusCode.BadRequest);
+            Assert.Contains("rank", problem.GetProperty("errors").GetRawText());
+            // the detail says what the errors say (it was "The request is malformed.")
+            Assert.StartsWith("2 problems: ", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            Assert.Contains("rank: ", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
         using (var response = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "../evil" }, data)))
-            Assert.True((await AssertProblem(response, HttpStatusCode.BadRequest)).GetProperty("errors").TryGetProperty("adapter", out _));
+        {
+            var problem = await AssertProblem(response, HttpStatusCode.BadRequest);
+            Assert.True(problem.GetProperty("errors").TryGetProperty("adapter", out _));
+            Assert.StartsWith("adapter: ", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
         using (var response = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "x", schedule = "sideways" }, data)))
             await AssertProblem(response, HttpStatusCode.BadRequest);
         using (var response = await host.Admin.PostAsJsonAsync("/admin/fine-tunes", new { adapter = "x", datasetPath = "/etc/passwd" }))
