@@ -98,6 +98,22 @@ public sealed class FileCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task AnInputLineThatIsNotUtf8IsRefusedNamingItBeforeAnythingIsWritten()
+    {
+        // It was read as U+FFFD and paraphrased as if it were text.
+        var input = Path.Combine(_folder, "latin1.txt");
+        File.WriteAllBytes(input, [.. "good line\n"u8, .. "caf"u8, 0xE9, .. " bad\n"u8, .. "last\n"u8]);
+        var output = Path.Combine(_folder, "latin1.jsonl");
+
+        var run = await CliRunner.RunAsync("file", "--in", input, "--out", output, "--model", "demo", "--max-new-tokens", "2");
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains($"{input}: line 2 is not UTF-8 text", run.StandardError);
+        Assert.DoesNotContain("model:", run.StandardError); // refused before the model loaded
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
     public async Task ACommandLineThatDoesNotParseIsAUsageErrorToo()
     {
         var run = await CliRunner.RunAsync("file", "--no-such-option");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.Text;
 using ParaphraseService.Cli.Paraphrasing;
 using ParaphraseService.Model.Loading;
@@ -108,6 +109,8 @@ internal static class FileCommand
                     return await RunBatchesAsync(serverUri, settings, retry, all, outPath, Log, b => bar = b, ct, showSeed: !settings.Greedy && parse.GetValue(seed) is null);
             }
 
+            // Counted (and checked to be UTF-8) before a model loads or a server is called.
+            var total = all?.Count ?? (inPath == "-" ? 0 : CountLines(inPath));
             using IParaphraseBackend backend = serverUri is not null
                 ? new ServerParaphraser(serverUri, settings, batch, retry, Log)
                 : await LocalParaphraser.LoadAsync(parse.GetValue(model)!, CommonOptions.LoadOptions(parse, device, dtype, quantization, kvCache),
@@ -117,13 +120,12 @@ internal static class FileCommand
             if (!settings.Greedy && parse.GetValue(seed) is null)
                 Log($"seed: {settings.Seed} (--seed {settings.Seed} repeats this run)");
 
-            var total = all?.Count ?? (inPath == "-" ? 0 : CountLines(inPath));
             bar = new ProgressBar("file", total, "lines");
             using TextReader reader = all is not null
                 ? new StringReader(all.Count == 0 ? "" : string.Join('\n', all) + "\n")
                 : inPath == "-"
-                    ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8)
-                    : new StreamReader(inPath, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+                    ? new StreamReader(Console.OpenStandardInput(), StrictUtf8)
+                    : new StreamReader(inPath, StrictUtf8, detectEncodingFromByteOrderMarks: true);
             FileSummary summary;
             if (outPath == "-")
             {
@@ -177,25 +179,65 @@ internal static class FileCommand
         return 0;
     }
 
+    // Invalid UTF-8 is refused, not read as U+FFFD: a paraphrase of replacement characters would pass for a result.
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Every line of the input (a file, or stdin for -), as the direct path reads them.</summary>
     private static async Task<List<string>> ReadLinesAsync(string path, CancellationToken ct)
     {
         using var reader = path == "-"
-            ? new StreamReader(Console.OpenStandardInput(), Encoding.UTF8)
-            : new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            ? new StreamReader(Console.OpenStandardInput(), StrictUtf8)
+            : new StreamReader(path, StrictUtf8, detectEncodingFromByteOrderMarks: true);
         var lines = new List<string>();
-        while (await reader.ReadLineAsync(ct) is { } line)
+        while (await ReadLine(reader, path, lines.Count, ct) is { } line)
             lines.Add(line);
         return lines;
     }
 
+    /// <summary>
+    /// The lines of a file, read once before the run as bytes: a line that is not UTF-8 is refused here, naming it
+    /// exactly (a decoder reads ahead, so the text readers can only say from where on).
+    /// </summary>
     private static long CountLines(string path)
     {
-        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        using var stream = File.OpenRead(path);
+        var buffer = new byte[64 * 1024];
+        var line = new List<byte>();
         long count = 0;
-        while (reader.ReadLine() is not null)
+        void EndLine()
+        {
             count++;
+            var bytes = CollectionsMarshal.AsSpan(line);
+            if (count == 1 && bytes.StartsWith("\uFEFF"u8)) bytes = bytes[3..];
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+                throw new UsageException($"{path}: line {count} is not UTF-8 text.");
+            line.Clear();
+        }
+        int read;
+        while ((read = stream.Read(buffer)) > 0)
+        {
+            foreach (var b in buffer.AsSpan(0, read))
+            {
+                if (b == (byte)'\n') EndLine();
+                else line.Add(b);
+            }
+        }
+        if (line.Count > 0) EndLine();
         return count;
+    }
+
+    private static async ValueTask<string?> ReadLine(StreamReader reader, string path, long linesRead, CancellationToken ct)
+    {
+        try
+        {
+            return await reader.ReadLineAsync(ct);
+        }
+        catch (DecoderFallbackException e)
+        {
+            // The decoder reads ahead in blocks: the line is where the bad bytes are, or a little after.
+            var bytes = e.BytesUnknown is { Length: > 0 } unknown ? $" (bytes {Convert.ToHexString(unknown)})" : "";
+            throw new UsageException($"{(path == "-" ? "stdin" : path)} is not UTF-8 text: an invalid byte sequence{bytes} from line {linesRead + 1} on.");
+        }
     }
 }
 
