@@ -88,7 +88,8 @@ public static class HostingExtensions
         app.UseNodeRoles();
         app.UseSwagger();
         app.UseSwaggerUI();
-        app.MapPrometheusScrapingEndpoint("/metrics");
+        // GET only (and HEAD, which is routed as GET): the exporter maps every method.
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata([HttpMethods.Get]));
         return app;
     }
 }

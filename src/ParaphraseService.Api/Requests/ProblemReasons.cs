@@ -11,6 +11,13 @@ public static class ProblemReasons
     public static void Fill(ProblemDetailsContext context)
     {
         var problem = context.ProblemDetails;
+        // ASP.NET Core links the statuses of RFC 9110 to their definitions; these two are defined elsewhere.
+        problem.Type ??= (problem.Status ?? context.HttpContext.Response.StatusCode) switch
+        {
+            StatusCodes.Status413PayloadTooLarge => "https://tools.ietf.org/html/rfc9110#section-15.5.14",
+            StatusCodes.Status429TooManyRequests => "https://tools.ietf.org/html/rfc6585#section-4",
+            _ => null,
+        };
         if (!string.IsNullOrEmpty(problem.Detail)) return;
         // A validation problem says what its errors say, not only that the request was malformed.
         if (problem is HttpValidationProblemDetails { Errors.Count: > 0 } validation)

@@ -54,7 +54,8 @@ public sealed class AdmissionTests
 
             // C has two prompts and one place is left: no part of C is queued.
             var c = await client.PostAsJsonAsync("/v1/completions", new { prompt = new[] { "c1", "c2" }, max_tokens = 2 });
-            await c.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+            var refused = await c.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+            Assert.Equal("https://tools.ietf.org/html/rfc6585#section-4", refused.GetProperty("type").GetString());
             Assert.Equal("1", c.Headers.RetryAfter?.ToString());
             Assert.Equal(1, queue.Count);
 

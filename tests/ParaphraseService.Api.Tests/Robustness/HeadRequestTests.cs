@@ -10,7 +10,7 @@ public sealed class HeadRequestTests
     public async Task HeadAnswersWhereGetDoesWithItsHeadersAndNoBody()
     {
         await using var service = await AdapterServiceHost.StartAsync();
-        foreach (var path in new[] { "/health/live", "/health/ready", "/", "/status.json", "/v1/models", "/adapters", "/swagger/v1/swagger.json" })
+        foreach (var path in new[] { "/health/live", "/health/ready", "/", "/status.json", "/v1/models", "/adapters", "/swagger/v1/swagger.json", "/metrics" })
         {
             using var get = await service.Client.GetAsync(path);
             using var head = await service.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, path));
@@ -26,5 +26,8 @@ public sealed class HeadRequestTests
         using var postOnly = await service.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/paraphrase"));
         Assert.Equal(HttpStatusCode.MethodNotAllowed, postOnly.StatusCode);
         Assert.Equal(["POST"], postOnly.Content.Headers.Allow);
+        // and the metrics exporter, which maps every method, answers GET (and HEAD) only
+        using var postMetrics = await service.Client.PostAsync("/metrics", null);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, postMetrics.StatusCode);
     }
 }
