@@ -94,6 +94,39 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GreedyDecodingStillAnswersNChoicesStreamedOrNot()
+    {
+        using var http = new HttpClient { BaseAddress = _address };
+        var body = new
+        {
+            model = "demo", n = 3, temperature = 0, max_tokens = 8,
+            messages = new object[] { new { role = "system", content = "You rewrite sentences." }, new { role = "user", content = "Rewrite: the meeting is on Friday." } },
+        };
+        var json = await (await http.PostAsJsonAsync("/v1/chat/completions", body)).JsonAsync();
+        var choices = json.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.All(choices, c => Assert.Equal(Alone(8), c.GetProperty("message").GetProperty("content").GetString()));
+
+        var events = (await (await http.PostAsJsonAsync("/v1/chat/completions", new { body.model, body.n, body.temperature, body.max_tokens, body.messages, stream = true }))
+            .Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var texts = new Dictionary<int, StringBuilder>();
+        var roles = new Dictionary<int, int>();
+        foreach (var e in events[..^1])
+        {
+            var choice = System.Text.Json.JsonDocument.Parse(e["data: ".Length..]).RootElement.GetProperty("choices").EnumerateArray().Single();
+            var index = choice.GetProperty("index").GetInt32();
+            var delta = choice.GetProperty("delta");
+            if (delta.TryGetProperty("role", out _)) roles[index] = roles.GetValueOrDefault(index) + 1;
+            if (delta.TryGetProperty("content", out var content))
+                (texts.TryGetValue(index, out var text) ? text : texts[index] = new()).Append(content.GetString());
+        }
+        Assert.Equal([0, 1, 2], texts.Keys.Order());
+        Assert.All(texts.Values, t => Assert.Equal(Alone(8), t.ToString()));
+        Assert.All(Enumerable.Range(0, 3), i => Assert.Equal(1, roles.GetValueOrDefault(i)));
+    }
+
+    [Fact]
     public async Task AnAdapterAsModelAnswersTheLastUserMessageThroughItsPromptTemplate()
     {
         var folder = DemoAdapters.Write(Path.Combine(Path.GetTempPath(), $"chat-adapter-{Guid.NewGuid():N}"), "styled");

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
 using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Api.Tests.Adapters;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
 
@@ -56,6 +57,47 @@ public class CompletionsTests
         var expected = Alone("The quick brown fox", new GenerationOptions { MaxNewTokens = 8, Greedy = true });
         Assert.Equal(expected.Text, text.ToString());
         Assert.True(events.Length > 2); // really streamed in pieces
+    }
+
+    [Fact]
+    public async Task GreedyDecodingStillAnswersNChoicesIndexedByPromptThenChoice()
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var hello = Alone("Hello", new GenerationOptions { MaxNewTokens = 4, Greedy = true });
+        var world = Alone("World", new GenerationOptions { MaxNewTokens = 4, Greedy = true });
+
+        var one = await (await client.PostAsJsonAsync("/v1/completions", new { prompt = "Hello", max_tokens = 4, n = 3, temperature = 0 })).JsonAsync();
+        var choices = one.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.All(choices, c => Assert.Equal(hello.Text, c.GetProperty("text").GetString()));
+        // Usage counts every choice's tokens, as OpenAI bills them.
+        Assert.Equal(3 * hello.GeneratedIds.Count, one.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        // Choice index = prompt index * n + j, in that order.
+        var two = await (await client.PostAsJsonAsync("/v1/completions", new { prompt = new[] { "Hello", "World" }, max_tokens = 4, n = 2, temperature = 0 })).JsonAsync();
+        choices = two.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2, 3], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal([hello.Text, hello.Text, world.Text, world.Text], choices.Select(c => c.GetProperty("text").GetString()));
+
+        // Streamed: every choice gets every piece and its own finish_reason.
+        var body = new { prompt = new[] { "Hello", "World" }, max_tokens = 4, n = 2, temperature = 0, stream = true };
+        var events = (await (await client.PostAsJsonAsync("/v1/completions", body)).Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var texts = new Dictionary<int, StringBuilder>();
+        var finishes = new Dictionary<int, int>();
+        foreach (var e in events[..^1])
+        {
+            var choice = JsonDocument.Parse(e["data: ".Length..]).RootElement.GetProperty("choices").EnumerateArray().Single();
+            var index = choice.GetProperty("index").GetInt32();
+            (texts.TryGetValue(index, out var text) ? text : texts[index] = new()).Append(choice.GetProperty("text").GetString());
+            if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String)
+                finishes[index] = finishes.GetValueOrDefault(index) + 1;
+        }
+        Assert.Equal([0, 1, 2, 3], texts.Keys.Order());
+        Assert.Equal([hello.Text, hello.Text, world.Text, world.Text], texts.OrderBy(t => t.Key).Select(t => t.Value.ToString()));
+        Assert.All(Enumerable.Range(0, 4), i => Assert.Equal(1, finishes.GetValueOrDefault(i)));
     }
 
     [Fact]

@@ -59,23 +59,23 @@ public static class ChatCompletionsEndpoints
             {
                 var started = new HashSet<int>();
                 var spoke = new HashSet<int>();
-                return item =>
+                return (item, choice) =>
                 {
                     // Each choice's first chunk says who speaks, as OpenAI's do; the space the model writes after
                     // "Assistant:" is not part of the answer.
-                    var role = started.Add(item.Candidate) ? "assistant" : null;
-                    var text = spoke.Contains(item.Candidate) ? item.Text : item.Text.TrimStart();
-                    if (text.Length > 0) spoke.Add(item.Candidate);
+                    var role = started.Add(choice) ? "assistant" : null;
+                    var text = spoke.Contains(choice) ? item.Text : item.Text.TrimStart();
+                    if (text.Length > 0) spoke.Add(choice);
                     var finish = item.Outcome is { } o ? FinishReason(o.Results[item.Candidate]) : null;
                     return new ChatCompletionChunk(call.Id, "chat.completion.chunk", call.Created, call.Model,
-                        [new ChatChunkChoice(item.Candidate, new ChatDelta(role, text.Length > 0 || role is not null ? text : null), null, finish)], null);
+                        [new ChatChunkChoice(choice, new ChatDelta(role, text.Length > 0 || role is not null ? text : null), null, finish)], null);
                 };
             },
             (call, usage) => new ChatCompletionChunk(call.Id, "chat.completion.chunk", call.Created, call.Model, [], usage),
             (call, outcomes) => TypedResults.Ok(new ChatCompletionResponse(call.Id, "chat.completion", call.Created, call.Model,
-                outcomes[0].Results.Select((result, c) =>
-                    new ChatChoice(c, new ChatResponseMessage("assistant", Text(call.Prepared, result).TrimStart()), null, FinishReason(result))).ToList(),
-                Usage(call.Prepared, outcomes))),
+                Enumerable.Range(0, call.N).Select(j => call.Result(outcomes[0], j)).Select((result, j) =>
+                    new ChatChoice(j, new ChatResponseMessage("assistant", Text(call.Prepared, result).TrimStart()), null, FinishReason(result))).ToList(),
+                Usage(call, outcomes))),
             context);
     }
 

@@ -61,14 +61,14 @@ public static class CompletionsEndpoints
         return await RunAsync(pipeline,
             request.ToGeneration(prompts!, templated: false, adapter, maxTokens, stops, new RequestFields("prompt", list, "model", "n", "max_tokens")),
             adapter, "cmpl", request.Stream, request.StreamOptions?.IncludeUsage == true,
-            call => item => new CompletionResponse(call.Id, "text_completion", call.Created, call.Model,
-                [new CompletionChoice(item.Text, ChoiceIndex(call.Prepared, item.Input, item.Candidate), null,
+            call => (item, choice) => new CompletionResponse(call.Id, "text_completion", call.Created, call.Model,
+                [new CompletionChoice(item.Text, call.Index(item.Input, choice), null,
                     item.Outcome is { } o ? FinishReason(o.Results[item.Candidate]) : null)], null),
             (call, usage) => new CompletionResponse(call.Id, "text_completion", call.Created, call.Model, [], usage),
             (call, outcomes) => TypedResults.Ok(new CompletionResponse(call.Id, "text_completion", call.Created, call.Model,
-                outcomes.SelectMany((outcome, p) => outcome.Results.Select((result, c) =>
-                    new CompletionChoice(Text(call.Prepared, result), ChoiceIndex(call.Prepared, p, c), null, FinishReason(result)))).ToList(),
-                Usage(call.Prepared, outcomes))),
+                outcomes.SelectMany((outcome, p) => Enumerable.Range(0, call.N).Select(j => call.Result(outcome, j)).Select((result, j) =>
+                    new CompletionChoice(Text(call.Prepared, result), call.Index(p, j), null, FinishReason(result)))).ToList(),
+                Usage(call, outcomes))),
             context);
     }
 }
