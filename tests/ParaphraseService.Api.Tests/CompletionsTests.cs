@@ -110,6 +110,39 @@ public class CompletionsTests
         var openAi = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(app.ClientOptions.BaseAddress, "/v1") });
         var models = (await openAi.GetOpenAIModelClient().GetModelsAsync()).Value;
         Assert.Contains(models, m => m.Id == "demo");
+        Assert.Equal("demo", (await openAi.GetOpenAIModelClient().GetModelAsync("demo")).Value.Id);
+    }
+
+    [Fact]
+    public async Task EveryListedModelCanBeRetrievedAndAnUnknownOneIsModelNotFound()
+    {
+        const string key = "test-admin-key-0123456789";
+        await using var app = new ServiceApplication(new() { ["Admin:ApiKey"] = key });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        var folder = DemoAdapters.Write(Path.Combine(Path.GetTempPath(), $"models-adapter-{Guid.NewGuid():N}"), "styled");
+        try
+        {
+            Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/admin/adapters", new { name = "styled", path = folder })).StatusCode);
+            var listed = (await (await client.GetAsync("/v1/models")).JsonAsync()).GetProperty("data").EnumerateArray().ToList();
+            Assert.Equal(["demo", "paws-demo", "styled"], listed.Select(m => m.GetProperty("id").GetString())); // paws-demo: the built-in adapter
+            foreach (var card in listed)
+            {
+                var model = await (await client.GetAsync($"/v1/models/{card.GetProperty("id").GetString()}")).JsonAsync();
+                foreach (var field in new[] { "id", "object", "owned_by" })
+                    Assert.Equal(card.GetProperty(field).GetString(), model.GetProperty(field).GetString());
+                Assert.InRange(model.GetProperty("created").GetInt64() - card.GetProperty("created").GetInt64(), 0, 60);
+            }
+
+            var unknown = await (await client.GetAsync("/v1/models/nope")).AssertProblemAsync(HttpStatusCode.NotFound);
+            Assert.Equal("model_not_found", unknown.GetProperty("error").GetProperty("code").GetString());
+            Assert.Contains("nope", unknown.GetProperty("error").GetProperty("message").GetString());
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Theory]

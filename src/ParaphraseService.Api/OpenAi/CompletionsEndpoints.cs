@@ -5,6 +5,7 @@ using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.Requests;
 using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Model.Loading;
 using static ParaphraseService.Api.OpenAi.OpenAiResponses;
 
 namespace ParaphraseService.Api.OpenAi;
@@ -18,6 +19,9 @@ public static class CompletionsEndpoints
     {
         var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").WithMetadata(new RequestSizeLimitAttribute(1 << 20));
         group.MapGet("/models", ListModels).WithSummary("The base model and every adapter, as OpenAI model ids.");
+        // A catch-all: a hub model's id holds a slash (EleutherAI/gpt-j-6b), which clients send as it is.
+        group.MapGet("/models/{**id}", RetrieveModel).WithSummary("One model of GET /v1/models, by its id.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPost("/completions", Complete)
             .WithSummary("Text completion: model (base id or adapter name), prompt, max_tokens, temperature, top_p, n, stop, seed, stream.")
             .Produces<CompletionResponse>()
@@ -30,14 +34,25 @@ public static class CompletionsEndpoints
         return group;
     }
 
-    private static Results<Ok<ModelList>, ProblemHttpResult> ListModels(ModelHost host, AdapterManager adapters)
+    private static Results<Ok<ModelList>, ProblemHttpResult> ListModels(ModelHost host, AdapterManager adapters) =>
+        host.Model is { } model ? TypedResults.Ok(new ModelList("list", Cards(model, adapters))) : RequestProblems.NotReady(host.LoadError);
+
+    private static Results<Ok<ModelCard>, ProblemHttpResult> RetrieveModel(string? id, ModelHost host, AdapterManager adapters)
     {
         if (host.Model is not { } model)
             return RequestProblems.NotReady(host.LoadError);
+        // Kestrel leaves an escaped slash (%2F) escaped; a client that escapes the id means the same model.
+        var name = Uri.UnescapeDataString(id ?? "");
+        return Cards(model, adapters).FirstOrDefault(card => card.Id == name) is { } found ? TypedResults.Ok(found) : OpenAiErrors.ModelNotFound(name);
+    }
+
+    /// <summary>What GET /v1/models lists: the base model, then every adapter that can be served.</summary>
+    private static List<ModelCard> Cards(LoadedModel model, AdapterManager adapters)
+    {
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var cards = new List<ModelCard> { new(model.Source, "model", created, "paraphrase-service") };
         cards.AddRange(adapters.Names().Select(name => new ModelCard(name, "model", created, "paraphrase-service:adapter")));
-        return TypedResults.Ok(new ModelList("list", cards));
+        return cards;
     }
 
     private static async Task<IResult> Complete(CompletionRequest request, RequestPipeline pipeline, ModelHost host, HttpContext context)

@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using ParaphraseService.Api.Requests;
 
 namespace ParaphraseService.Api.OpenAi;
 
@@ -29,6 +31,10 @@ public static class OpenAiErrors
             },
         };
     }
+
+    /// <summary>404 for a model this service does not serve; its <c>param</c> is <c>model</c>, so its code is model_not_found.</summary>
+    public static ProblemHttpResult ModelNotFound(string name) => RequestProblems.UnknownAdapter("model", name,
+        $"The model {RequestRules.Quote(name)} does not exist; GET /v1/models lists the base model and every adapter.");
 
     /// <summary>OpenAI's error type for a status code.</summary>
     public static string Type(int? status) => status switch
