@@ -153,6 +153,27 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task NullIsTheDefaultForEveryOptionalField()
+    {
+        using var http = new HttpClient { BaseAddress = _address };
+        const string body = """
+            {"model": null, "messages": [{"role": "user", "content": "Hi", "name": null, "refusal": null, "tool_calls": null}], "max_tokens": 2,
+             "max_completion_tokens": null, "stream": null, "stream_options": null, "n": null, "temperature": null, "top_p": null, "stop": null,
+             "seed": null, "user": null, "metadata": null, "store": null, "logprobs": null, "top_logprobs": null, "response_format": null,
+             "modalities": null, "tools": null, "tool_choice": null, "parallel_tool_calls": null, "audio": null, "prediction": null,
+             "reasoning_effort": null, "verbosity": null, "service_tier": null, "logit_bias": null}
+            """;
+        var json = await (await http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"))).JsonAsync();
+        Assert.Equal("chat.completion", json.GetProperty("object").GetString());
+
+        var streamed = await http.PostAsync("/v1/chat/completions", new StringContent(
+            """{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "stream": true, "stream_options": {"include_usage": true, "include_obfuscation": false}}""",
+            Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
+        Assert.Contains("\"usage\":{", await streamed.Content.ReadAsStringAsync());
+    }
+
     [Theory]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}""", "tools")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}""", "messages[0].content[0].type")]

@@ -169,6 +169,30 @@ public class CompletionsTests
         Assert.Contains(mentioned, await response.Content.ReadAsStringAsync());
     }
 
+    // OpenAI reads null as absent for every optional field; stream_options.include_obfuscation is OpenAI's too (this
+    // service does not pad its chunks, so it asks for nothing here).
+    [Theory]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": null}""", false)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": null, "model": null, "stream": null, "stream_options": null, "n": null, "temperature": null, """ +
+        """ "top_p": null, "stop": null, "seed": null, "user": null, "logit_bias": null, "presence_penalty": null, "frequency_penalty": null, """ +
+        """ "echo": null, "logprobs": null, "best_of": null, "suffix": null, "top_k": null, "max_chars": null, "avoid": null}""", false)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": true, "stream_options": {"include_usage": null}}""", true)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": true, "stream_options": {"include_usage": true, "include_obfuscation": false}}""", true)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": true, "stream_options": {"include_obfuscation": true}}""", true)]
+    public async Task NullIsTheDefaultAndIncludeObfuscationIsAccepted(string body, bool streamed)
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var response = await client.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+        Assert.Equal(streamed ? "text/event-stream" : "application/json", response.Content.Headers.ContentType?.MediaType);
+        // A stream ends with usage only when include_usage is true.
+        if (streamed)
+            Assert.Equal(body.Contains("\"include_usage\": true"), text.Contains("\"usage\":{"));
+    }
+
     [Fact]
     public async Task FullQueueAnswers429AndACancelledRequestFreesItsSlot()
     {

@@ -54,7 +54,7 @@ public static class ChatCompletionsEndpoints
         var generation = adapter is not null
             ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, Fields)
             : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], Fields);
-        return await RunAsync(pipeline, generation, adapter, "chatcmpl", request.Stream, request.StreamOptions?.IncludeUsage == true,
+        return await RunAsync(pipeline, generation, adapter, "chatcmpl", request.Streams, request.IncludeUsage,
             call =>
             {
                 var started = new HashSet<int>();
