@@ -174,6 +174,28 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         Assert.Contains("\"usage\":{", await streamed.Content.ReadAsStringAsync());
     }
 
+    // OpenAI accepts an empty message. Only a prompt with nothing to answer is refused: an adapter (paws-demo, the demo
+    // model's built-in one) answers the last user message alone.
+    [Theory]
+    [InlineData("""{"model": "demo", "messages": [{"role": "system", "content": ""}, {"role": "assistant", "content": ""}, {"role": "user", "content": "Hi"}]}""", null)]
+    [InlineData("""{"model": "demo", "messages": [{"role": "developer", "content": " "}, {"role": "user", "content": [{"type": "text", "text": ""}]}]}""", null)]
+    [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": ""}]}""", null)]
+    [InlineData("""{"model": "paws-demo", "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Hi there."}]}""", null)]
+    [InlineData("""{"model": "paws-demo", "messages": [{"role": "user", "content": "Hi there."}, {"role": "user", "content": " "}]}""", "messages[1].content")]
+    public async Task EmptyMessagesAreAcceptedUnlessNothingIsLeftToAnswer(string body, string? refused)
+    {
+        using var http = new HttpClient { BaseAddress = _address };
+        var response = await http.PostAsync("/v1/chat/completions", new StringContent(body.Insert(1, "\"max_tokens\": 2, "), Encoding.UTF8, "application/json"));
+        if (refused is null)
+        {
+            Assert.Equal("chat.completion", (await response.JsonAsync()).GetProperty("object").GetString());
+            return;
+        }
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal(refused, problem.GetProperty("error").GetProperty("param").GetString());
+        Assert.Contains("adapter", problem.Errors(refused).Single());
+    }
+
     [Theory]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}""", "tools")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}""", "messages[0].content[0].type")]

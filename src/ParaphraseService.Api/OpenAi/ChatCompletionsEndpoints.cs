@@ -45,12 +45,16 @@ public static class ChatCompletionsEndpoints
         var maxTokens = request.MaxCompletionTokens ?? request.MaxTokens ?? DefaultMaxTokens;
         var stops = request.Validate(maxTokens, errors);
         Unsupported(request, errors);
+        // An adapter answers the last user message through its own prompt template; the base model reads the whole
+        // conversation in the chat template and stops where it would begin the next turn. Empty messages are fine (as
+        // for OpenAI) but for that last one with an adapter: nothing would be left to answer.
+        var adapter = request.AdapterName(host.Model?.Source);
+        if (adapter is not null && !errors.Any && string.IsNullOrWhiteSpace(messages[^1].Content))
+            errors.Add($"messages[{messages.Count - 1}].content",
+                "must not be empty: with an adapter as model, the last user message is the text the adapter answers, and the only one it reads.");
         if (errors.Any)
             return RequestProblems.Invalid(errors);
 
-        // An adapter answers the last user message through its own prompt template; the base model reads the whole
-        // conversation in the chat template and stops where it would begin the next turn.
-        var adapter = request.AdapterName(host.Model?.Source);
         var generation = adapter is not null
             ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, Fields)
             : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], Fields);
@@ -116,7 +120,7 @@ public static class ChatCompletionsEndpoints
             if (body.Name is not null) RequestRules.WellFormed(body.Name, $"{field}.name", errors);
             if (Content(body.Content, $"{field}.content", errors) is { } content && role is { } r)
             {
-                RequestRules.Input(content, $"{field}.content", errors);
+                RequestRules.Text(content, $"{field}.content", errors);
                 messages.Add(new ChatMessage(r, content));
             }
         }

@@ -42,7 +42,14 @@ public static class RequestRules
             errors.Add(field, "must be a string.");
         else if (string.IsNullOrWhiteSpace(value))
             errors.Add(field, "must not be empty.");
-        else if (value.Length > MaxInputCharacters)
+        else
+            Text(value, field, errors);
+    }
+
+    /// <summary>Text that goes into a prompt and may be empty (a chat message): not too long, well-formed.</summary>
+    public static void Text(string value, string field, FieldErrors errors)
+    {
+        if (value.Length > MaxInputCharacters)
             errors.Add(field, $"is {value.Length} characters long; at most {MaxInputCharacters} are allowed.");
         else
             WellFormed(value, field, errors);
