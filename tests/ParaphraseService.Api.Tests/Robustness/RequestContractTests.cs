@@ -62,6 +62,9 @@ public sealed class RequestContractTests : IAsyncLifetime
     [InlineData("/paraphrase", """{"text": "x", "seed": 18446744073709551616}""", "seed")]
     [InlineData("/paraphrase", """{"text": "x", "seed": 1.5}""", "seed")]
     [InlineData("/paraphrase", """{"text": "x", "stream": "yes"}""", "stream")]
+    [InlineData("/paraphrase", """{"text": "x", "candidates": "1"}""", "candidates")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": "0.5"}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "maxNewTokens": "4"}""", "maxNewTokens")]
     [InlineData("/paraphrase", """{"text": 42}""", "text")]
     [InlineData("/paraphrase", """{"texts": ["a", null]}""", "texts[1]")]
     [InlineData("/paraphrase", """{"texts": ["a", "  "]}""", "texts[1]")]
@@ -89,6 +92,22 @@ public sealed class RequestContractTests : IAsyncLifetime
         Assert.NotEmpty(problem.Errors(field));
         Assert.Contains(field, problem.Detail());
         Assert.Equal(0, _app.Services.GetRequiredService<Api.Scheduling.GenerationQueue>().Count);
+    }
+
+    // OpenAI refuses a number sent as a string as it refuses a boolean sent as one.
+    [Theory]
+    [InlineData("/v1/completions", """{"prompt": "x", "max_tokens": "2"}""", "max_tokens", "must be an integer")]
+    [InlineData("/v1/completions", """{"prompt": "x", "temperature": "0.5"}""", "temperature", "must be a number")]
+    [InlineData("/v1/completions", """{"prompt": "x", "n": "2"}""", "n", "must be an integer")]
+    [InlineData("/v1/completions", """{"prompt": "x", "seed": "1"}""", "seed", "must be an integer")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream": "false"}""", "stream", "must be true or false")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": "2"}""", "max_completion_tokens", "must be an integer")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "x"}], "top_p": "1"}""", "top_p", "must be a number")]
+    public async Task AValueOfTheWrongTypeIsA400ThatSaysWhatTheFieldTakes(string path, string json, string field, string reason)
+    {
+        var problem = await (await Post(path, json)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.StartsWith(reason, problem.Errors(field).Single());
+        Assert.Equal(field, problem.GetProperty("error").GetProperty("param").GetString());
     }
 
     [Theory]
