@@ -83,7 +83,7 @@ public static class ChatCompletionsEndpoints
             context);
     }
 
-    private static readonly RequestFields Fields = new("messages", true, "model", "n", "max_tokens");
+    private static readonly RequestFields Fields = new("messages", true, "model", "n", "max_tokens", AdapterIsModel: true);
 
     /// <summary>The conversation as text messages, every problem named by its place (<c>messages[2].content</c>).</summary>
     private static List<ChatMessage> Messages(IReadOnlyList<ChatMessageBody?>? bodies, FieldErrors errors)

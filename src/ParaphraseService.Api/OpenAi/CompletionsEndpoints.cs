@@ -74,7 +74,7 @@ public static class CompletionsEndpoints
 
         var adapter = request.AdapterName(host.Model?.Source);
         return await RunAsync(pipeline,
-            request.ToGeneration(prompts!, templated: false, adapter, maxTokens, stops, new RequestFields("prompt", list, "model", "n", "max_tokens")),
+            request.ToGeneration(prompts!, templated: false, adapter, maxTokens, stops, new RequestFields("prompt", list, "model", "n", "max_tokens", AdapterIsModel: true)),
             adapter, "cmpl", request.Streams, request.IncludeUsage,
             call => (item, choice) => new CompletionResponse(call.Id, "text_completion", call.Created, call.Model,
                 [new CompletionChoice(item.Text, call.Index(item.Input, choice), null,

@@ -142,25 +142,55 @@ public sealed class RequestContractTests : IAsyncLifetime
         }
     }
 
+    // OpenAI has no malformed model names, only models it does not serve: 404 model_not_found, on both routes.
     [Theory]
-    [InlineData("../x", false)]
-    [InlineData("GPT-4", false)]
-    [InlineData("a b", false)]
-    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false)]
-    [InlineData("gpt-3.5-turbo", true)]
-    public async Task OpenAiModelNamesAre400WhenInvalidAnd404WhenUnknownStreamingIncluded(string model, bool valid)
+    [InlineData("../x")]
+    [InlineData("GPT-4")]
+    [InlineData("DEMO")]
+    [InlineData("a b")]
+    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    [InlineData("gpt-3.5-turbo")]
+    public async Task OpenAiModelsNotServedAre404ModelNotFoundStreamingIncluded(string model)
     {
-        foreach (var stream in new[] { false, true })
+        foreach (var (path, stream) in new[] { ("/v1/completions", false), ("/v1/completions", true), ("/v1/chat/completions", false), ("/v1/chat/completions", true) })
         {
-            var response = await _client.PostAsJsonAsync("/v1/completions", new { model, prompt = "Hello", max_tokens = 2, stream });
-            var problem = await response.AssertProblemAsync(valid ? HttpStatusCode.NotFound : HttpStatusCode.BadRequest);
+            var response = path == "/v1/completions"
+                ? await _client.PostAsJsonAsync(path, new { model, prompt = "Hello", max_tokens = 2, stream })
+                : await _client.PostAsJsonAsync(path, new { model, messages = new[] { new { role = "user", content = "Hello" } }, max_tokens = 2, stream });
+            var problem = await response.AssertProblemAsync(HttpStatusCode.NotFound);
             Assert.NotEmpty(problem.Errors("model"));
             // The same body is an OpenAI error for OpenAI clients.
             var error = problem.GetProperty("error");
             Assert.Equal("model", error.GetProperty("param").GetString());
             Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
-            Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+            Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+            Assert.Contains(RequestRulesQuote(model), error.GetProperty("message").GetString());
         }
+    }
+
+    private static string RequestRulesQuote(string value) => Api.Requests.RequestRules.Quote(value);
+
+    [Fact]
+    public async Task AModelThatIsNotAStringIsA400()
+    {
+        var problem = await (await Post("/v1/completions", """{"model": 42, "prompt": "Hello"}""")).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal("model", problem.GetProperty("error").GetProperty("param").GetString());
+        Assert.Equal(JsonValueKind.Null, problem.GetProperty("error").GetProperty("code").ValueKind);
+    }
+
+    // OpenAI answers a path it does not serve with code null, not model_not_found.
+    [Theory]
+    [InlineData("GET", "/v1/files")]
+    [InlineData("POST", "/v1/embeddings")]
+    [InlineData("GET", "/v1")]
+    public async Task AnUnknownV1RouteIsInvalidUrlWithNoCode(string method, string path)
+    {
+        var problem = await (await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path))).AssertProblemAsync(HttpStatusCode.NotFound);
+        var error = problem.GetProperty("error");
+        Assert.Equal($"Invalid URL ({method} {path})", error.GetProperty("message").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+        Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
     }
 
     [Theory]
