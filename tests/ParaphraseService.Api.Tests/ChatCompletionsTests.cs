@@ -196,6 +196,23 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         Assert.Contains("adapter", problem.Errors(refused).Single());
     }
 
+    // The base model reads the whole conversation; an adapter (paws-demo, built in) only the last user message.
+    [Theory]
+    [InlineData("""{"model": "demo", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "max_tokens": 100000}""",
+        "messages", "max_tokens")]
+    [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 100000}""",
+        "messages", "max_completion_tokens")]
+    [InlineData("""{"model": "paws-demo", "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "Hi there."}], "max_tokens": 100000}""",
+        "messages[1].content", "max_tokens")]
+    public async Task APromptTooLongNamesWhatTheModelReads(string body, string param, string limit)
+    {
+        using var http = new HttpClient { BaseAddress = _address };
+        var response = await http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal(param, problem.GetProperty("error").GetProperty("param").GetString());
+        Assert.Contains($"with {limit} 100000 it exceeds the context", problem.Errors(param).Single());
+    }
+
     [Theory]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}""", "tools")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}""", "messages[0].content[0].type")]
@@ -205,6 +222,7 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
     [InlineData("""{"model": "demo", "messages": [{"role": "assistant", "content": "Hi"}]}""", "messages[0]")]
     [InlineData("""{"model": "demo", "messages": []}""", "messages")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "max_completion_tokens": 5}""", "max_completion_tokens")]
+    [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 0}""", "max_completion_tokens")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "frobnicate": 1}""", "frobnicate")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache": true}]}]}""", "messages[0].content[0].cache")]
     [InlineData("""{"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"text": "x"}]}]}""", "messages[0].content[1]")]

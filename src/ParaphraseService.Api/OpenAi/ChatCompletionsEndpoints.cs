@@ -43,7 +43,8 @@ public static class ChatCompletionsEndpoints
         if (request.MaxTokens is { } a && request.MaxCompletionTokens is { } b && a != b)
             errors.Add("max_completion_tokens", "differs from max_tokens; give one of them.");
         var maxTokens = request.MaxCompletionTokens ?? request.MaxTokens ?? DefaultMaxTokens;
-        var stops = request.Validate(maxTokens, errors);
+        var maxTokensField = request.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens";
+        var stops = request.Validate(maxTokens, maxTokensField, errors);
         Unsupported(request, errors);
         // An adapter answers the last user message through its own prompt template; the base model reads the whole
         // conversation in the chat template and stops where it would begin the next turn. Empty messages are fine (as
@@ -55,9 +56,12 @@ public static class ChatCompletionsEndpoints
         if (errors.Any)
             return RequestProblems.Invalid(errors);
 
+        // A prompt the pipeline refuses (too long for the context) is named by what the model reads.
+        var fields = new RequestFields(adapter is not null ? $"messages[{messages.Count - 1}].content" : "messages", false, "model", "n", maxTokensField,
+            AdapterIsModel: true);
         var generation = adapter is not null
-            ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, Fields)
-            : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], Fields);
+            ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, fields)
+            : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], fields);
         return await RunAsync(pipeline, generation, adapter, "chatcmpl", request.Streams, request.IncludeUsage,
             call =>
             {
@@ -82,8 +86,6 @@ public static class ChatCompletionsEndpoints
                 Usage(call, outcomes))),
             context);
     }
-
-    private static readonly RequestFields Fields = new("messages", true, "model", "n", "max_tokens", AdapterIsModel: true);
 
     /// <summary>The conversation as text messages, every problem named by its place (<c>messages[2].content</c>).</summary>
     private static List<ChatMessage> Messages(IReadOnlyList<ChatMessageBody?>? bodies, FieldErrors errors)

@@ -64,7 +64,7 @@ public static class CompletionsEndpoints
             if (prompts[i] is { } prompt)
                 RequestRules.Input(prompt, list ? $"prompt[{i}]" : "prompt", errors);
         var maxTokens = request.MaxTokens ?? DefaultMaxTokens;
-        var stops = request.Validate(maxTokens, errors);
+        var stops = request.Validate(maxTokens, "max_tokens", errors);
         if (!string.IsNullOrEmpty(request.Suffix)) errors.Add("suffix", "is not supported.");
         if (request.Echo == true) errors.Add("echo", "is not supported (only false).");
         if (request.Logprobs is not null) errors.Add("logprobs", "is not supported.");

@@ -74,11 +74,14 @@ public abstract record OpenAiRequest
     /// <summary>Whether a stream ends with a usage chunk.</summary>
     [JsonIgnore] public bool IncludeUsage => StreamOptions?.IncludeUsage ?? false;
 
-    /// <summary>The shared fields' problems; <paramref name="maxTokens"/> is the route's resolved token limit. Returns the stop sequences.</summary>
-    public IReadOnlyList<string> Validate(int maxTokens, FieldErrors errors)
+    /// <summary>
+    /// The shared fields' problems; <paramref name="maxTokens"/> is the route's resolved token limit, from the field
+    /// <paramref name="maxTokensField"/>. Returns the stop sequences.
+    /// </summary>
+    public IReadOnlyList<string> Validate(int maxTokens, string maxTokensField, FieldErrors errors)
     {
         RequestRules.Count(Choices, "n", RequestRules.MaxCandidates, errors);
-        RequestRules.Count(maxTokens, "max_tokens", OpenAiLimits.MaxTokens, errors);
+        RequestRules.Count(maxTokens, maxTokensField, OpenAiLimits.MaxTokens, errors);
         RequestRules.Temperature(Temperature ?? 1, "temperature", errors);
         RequestRules.TopP(TopP ?? 1, "top_p", errors);
         RequestRules.TopK(TopK ?? 0, "top_k", errors);
