@@ -131,7 +131,7 @@ public static class ChatCompletionsEndpoints
         return messages;
     }
 
-    /// <summary>A string, or an array of text parts joined; images, audio and files are refused.</summary>
+    /// <summary>A string, or an array of text parts joined; images, audio and files are refused. Null once refused.</summary>
     private static string? Content(JsonElement content, string field, FieldErrors errors)
     {
         if (content.ValueKind == JsonValueKind.String)
@@ -143,6 +143,7 @@ public static class ChatCompletionsEndpoints
         }
         var text = new StringBuilder();
         var i = 0;
+        var refused = false;
         foreach (var part in content.EnumerateArray())
         {
             var partField = $"{field}[{i++}]";
@@ -154,10 +155,15 @@ public static class ChatCompletionsEndpoints
                 errors.Add($"{partField}.text", "must be a string.");
             else if (part.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => name is not ("type" or "text")) is { } extra)
                 errors.Add($"{partField}.{extra}", "is not a known field.");
-            else
-                text.Append(OpenAiStrings.Text(value, $"{partField}.text", errors));
+            else if (OpenAiStrings.Text(value, $"{partField}.text", errors) is { } piece)
+            {
+                text.Append(piece);
+                continue;
+            }
+            refused = true;
         }
-        return text.ToString();
+        // The text left once a part is refused is not the message: nothing more is said about it.
+        return refused ? null : text.ToString();
     }
 
     /// <summary>OpenAI's chat fields this service does not implement, refused unless they ask for nothing.</summary>

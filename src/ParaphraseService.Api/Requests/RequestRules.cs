@@ -115,7 +115,10 @@ public static class RequestRules
         for (var i = 0; i < stops.Count; i++)
         {
             var name = stops.Count == 1 ? field : $"{field}[{i}]";
-            if (string.IsNullOrEmpty(stops[i]))
+            // Null: a string that is not text (a lone surrogate), refused as such where it was read.
+            if (stops[i] is null)
+                continue;
+            if (stops[i]!.Length == 0)
                 errors.Add(name, "a stop sequence must not be empty.");
             else if (stops[i]!.Length > MaxStopCharacters)
                 errors.Add(name, $"a stop sequence may hold at most {MaxStopCharacters} characters.");

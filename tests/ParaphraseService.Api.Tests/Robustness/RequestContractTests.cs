@@ -94,6 +94,21 @@ public sealed class RequestContractTests : IAsyncLifetime
         Assert.Equal(0, _app.Services.GetRequiredService<Api.Scheduling.GenerationQueue>().Count);
     }
 
+    // A field is refused once, for its real problem: not also for what the refusal left behind (an empty stop, an empty message).
+    [Theory]
+    [InlineData("/v1/completions", """{"prompt": "x", "stop": "\ud800"}""", "stop")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stop": ["a", "\ud800"]}""", "stop[1]")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}""", "messages[0].content[0].type")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}]}""", "messages[0].content[0].text")]
+    [InlineData("/v1/chat/completions", """{"model": "paws-demo", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}""", "messages[0].content[0].type")]
+    public async Task AFieldIsRefusedOnceForItsRealProblem(string path, string json, string field)
+    {
+        var problem = await (await Post(path, json)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        var errors = problem.GetProperty("errors").EnumerateObject().ToList();
+        Assert.Equal([field], errors.Select(e => e.Name));
+        Assert.Single(errors[0].Value.EnumerateArray());
+    }
+
     // OpenAI refuses a number sent as a string as it refuses a boolean sent as one.
     [Theory]
     [InlineData("/v1/completions", """{"prompt": "x", "max_tokens": "2"}""", "max_tokens", "must be an integer")]
