@@ -237,6 +237,47 @@ public class CompletionsTests
         await WaitUntil(() => scheduler.ActiveRows == 0);
     }
 
+    [Fact]
+    public async Task AFailureAfterTheStreamBeganIsAnErrorEventInOpenAisShape()
+    {
+        // The random demo: its context (2048) holds a request long enough to be stopped halfway.
+        await using var app = new ServiceApplication(new()
+        {
+            ["Model:Source"] = "demo-random",
+            ["Scheduler:MaxSequenceTokens"] = "2048",
+            ["Scheduler:RequestTimeoutSeconds"] = "3",
+        });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new { prompt = "a", max_tokens = 2000, stream = true, seed = 1 }),
+        };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith("data: ", await reader.ReadLineAsync()); // the stream began
+
+        // The scheduler is held between two steps until the request's deadline has passed: it fails mid-stream.
+        using var release = new ManualResetEventSlim();
+        var held = app.Services.GetRequiredService<ModelThreadCommands>().RunAsync(_ => release.Wait(TimeSpan.FromMinutes(1)));
+        try
+        {
+            var events = (await reader.ReadToEndAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+            Assert.StartsWith("event: error\ndata: ", events[^1]);
+            var error = JsonDocument.Parse(events[^1].Split("data: ", 2)[1]).RootElement.GetProperty("error");
+            // As the same failure is answered before a stream begins: a 504 is a server_error with no code.
+            Assert.Contains("deadline", error.GetProperty("message").GetString());
+            Assert.Equal("server_error", error.GetProperty("type").GetString());
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+        }
+        finally
+        {
+            release.Set();
+            await held;
+        }
+    }
+
     /// <summary>Polls a condition the service reaches on its own (no fixed sleeps), up to a minute.</summary>
     private static async Task WaitUntil(Func<bool> condition)
     {

@@ -100,9 +100,10 @@ public static class OpenAiResponses
         }
         catch (JobFailedException failure)
         {
+            // The error the same failure gets before a stream begins: OpenAI's code is a string or null, never the status.
             var status = RequestProblems.From(failure).StatusCode;
-            await context.Response.WriteAsync(
-                $"event: error\ndata: {JsonSerializer.Serialize(new { error = new { message = failure.Message, type = OpenAiErrors.Type(status), code = status } })}\n\n");
+            var error = new { message = failure.Message, type = OpenAiErrors.Type(status), param = (string?)null, code = OpenAiErrors.Code(status, null) };
+            await context.Response.WriteAsync($"event: error\ndata: {JsonSerializer.Serialize(new { error })}\n\n");
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
