@@ -6,6 +6,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
 using ParaphraseService.Api.Scheduling;
+using ParaphraseService.Api.Tests.Adapters;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
 
@@ -59,6 +60,47 @@ public class CompletionsTests
     }
 
     [Fact]
+    public async Task GreedyDecodingStillAnswersNChoicesIndexedByPromptThenChoice()
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var hello = Alone("Hello", new GenerationOptions { MaxNewTokens = 4, Greedy = true });
+        var world = Alone("World", new GenerationOptions { MaxNewTokens = 4, Greedy = true });
+
+        var one = await (await client.PostAsJsonAsync("/v1/completions", new { prompt = "Hello", max_tokens = 4, n = 3, temperature = 0 })).JsonAsync();
+        var choices = one.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.All(choices, c => Assert.Equal(hello.Text, c.GetProperty("text").GetString()));
+        // Usage counts every choice's tokens, as OpenAI bills them.
+        Assert.Equal(3 * hello.GeneratedIds.Count, one.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        // Choice index = prompt index * n + j, in that order.
+        var two = await (await client.PostAsJsonAsync("/v1/completions", new { prompt = new[] { "Hello", "World" }, max_tokens = 4, n = 2, temperature = 0 })).JsonAsync();
+        choices = two.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2, 3], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal([hello.Text, hello.Text, world.Text, world.Text], choices.Select(c => c.GetProperty("text").GetString()));
+
+        // Streamed: every choice gets every piece and its own finish_reason.
+        var body = new { prompt = new[] { "Hello", "World" }, max_tokens = 4, n = 2, temperature = 0, stream = true };
+        var events = (await (await client.PostAsJsonAsync("/v1/completions", body)).Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var texts = new Dictionary<int, StringBuilder>();
+        var finishes = new Dictionary<int, int>();
+        foreach (var e in events[..^1])
+        {
+            var choice = JsonDocument.Parse(e["data: ".Length..]).RootElement.GetProperty("choices").EnumerateArray().Single();
+            var index = choice.GetProperty("index").GetInt32();
+            (texts.TryGetValue(index, out var text) ? text : texts[index] = new()).Append(choice.GetProperty("text").GetString());
+            if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String)
+                finishes[index] = finishes.GetValueOrDefault(index) + 1;
+        }
+        Assert.Equal([0, 1, 2, 3], texts.Keys.Order());
+        Assert.Equal([hello.Text, hello.Text, world.Text, world.Text], texts.OrderBy(t => t.Key).Select(t => t.Value.ToString()));
+        Assert.All(Enumerable.Range(0, 4), i => Assert.Equal(1, finishes.GetValueOrDefault(i)));
+    }
+
+    [Fact]
     public async Task OpenAiClientListsTheBaseModel()
     {
         await using var app = new ServiceApplication();
@@ -68,6 +110,39 @@ public class CompletionsTests
         var openAi = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(app.ClientOptions.BaseAddress, "/v1") });
         var models = (await openAi.GetOpenAIModelClient().GetModelsAsync()).Value;
         Assert.Contains(models, m => m.Id == "demo");
+        Assert.Equal("demo", (await openAi.GetOpenAIModelClient().GetModelAsync("demo")).Value.Id);
+    }
+
+    [Fact]
+    public async Task EveryListedModelCanBeRetrievedAndAnUnknownOneIsModelNotFound()
+    {
+        const string key = "test-admin-key-0123456789";
+        await using var app = new ServiceApplication(new() { ["Admin:ApiKey"] = key });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        var folder = DemoAdapters.Write(Path.Combine(Path.GetTempPath(), $"models-adapter-{Guid.NewGuid():N}"), "styled");
+        try
+        {
+            Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/admin/adapters", new { name = "styled", path = folder })).StatusCode);
+            var listed = (await (await client.GetAsync("/v1/models")).JsonAsync()).GetProperty("data").EnumerateArray().ToList();
+            Assert.Equal(["demo", "paws-demo", "styled"], listed.Select(m => m.GetProperty("id").GetString())); // paws-demo: the built-in adapter
+            foreach (var card in listed)
+            {
+                var model = await (await client.GetAsync($"/v1/models/{card.GetProperty("id").GetString()}")).JsonAsync();
+                foreach (var field in new[] { "id", "object", "owned_by" })
+                    Assert.Equal(card.GetProperty(field).GetString(), model.GetProperty(field).GetString());
+                Assert.InRange(model.GetProperty("created").GetInt64() - card.GetProperty("created").GetInt64(), 0, 60);
+            }
+
+            var unknown = await (await client.GetAsync("/v1/models/nope")).AssertProblemAsync(HttpStatusCode.NotFound);
+            Assert.Equal("model_not_found", unknown.GetProperty("error").GetProperty("code").GetString());
+            Assert.Contains("nope", unknown.GetProperty("error").GetProperty("message").GetString());
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Theory]
@@ -92,6 +167,30 @@ public class CompletionsTests
         Assert.Equal(status, (int)response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Contains(mentioned, await response.Content.ReadAsStringAsync());
+    }
+
+    // OpenAI reads null as absent for every optional field; stream_options.include_obfuscation is OpenAI's too (this
+    // service does not pad its chunks, so it asks for nothing here).
+    [Theory]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": null}""", false)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": null, "model": null, "stream": null, "stream_options": null, "n": null, "temperature": null, """ +
+        """ "top_p": null, "stop": null, "seed": null, "user": null, "logit_bias": null, "presence_penalty": null, "frequency_penalty": null, """ +
+        """ "echo": null, "logprobs": null, "best_of": null, "suffix": null, "top_k": null, "max_chars": null, "avoid": null}""", false)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": true, "stream_options": {"include_usage": null}}""", true)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": true, "stream_options": {"include_usage": true, "include_obfuscation": false}}""", true)]
+    [InlineData("""{"prompt": "Hello", "max_tokens": 2, "stream": true, "stream_options": {"include_obfuscation": true}}""", true)]
+    public async Task NullIsTheDefaultAndIncludeObfuscationIsAccepted(string body, bool streamed)
+    {
+        await using var app = new ServiceApplication();
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var response = await client.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+        Assert.Equal(streamed ? "text/event-stream" : "application/json", response.Content.Headers.ContentType?.MediaType);
+        // A stream ends with usage only when include_usage is true.
+        if (streamed)
+            Assert.Equal(body.Contains("\"include_usage\": true"), text.Contains("\"usage\":{"));
     }
 
     [Fact]
@@ -136,6 +235,47 @@ public class CompletionsTests
         var bResponse = await b.WaitAsync(TimeSpan.FromMinutes(1));
         Assert.Equal(HttpStatusCode.OK, bResponse.StatusCode);
         await WaitUntil(() => scheduler.ActiveRows == 0);
+    }
+
+    [Fact]
+    public async Task AFailureAfterTheStreamBeganIsAnErrorEventInOpenAisShape()
+    {
+        // The random demo: its context (2048) holds a request long enough to be stopped halfway.
+        await using var app = new ServiceApplication(new()
+        {
+            ["Model:Source"] = "demo-random",
+            ["Scheduler:MaxSequenceTokens"] = "2048",
+            ["Scheduler:RequestTimeoutSeconds"] = "3",
+        });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new { prompt = "a", max_tokens = 2000, stream = true, seed = 1 }),
+        };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith("data: ", await reader.ReadLineAsync()); // the stream began
+
+        // The scheduler is held between two steps until the request's deadline has passed: it fails mid-stream.
+        using var release = new ManualResetEventSlim();
+        var held = app.Services.GetRequiredService<ModelThreadCommands>().RunAsync(_ => release.Wait(TimeSpan.FromMinutes(1)));
+        try
+        {
+            var events = (await reader.ReadToEndAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+            Assert.StartsWith("event: error\ndata: ", events[^1]);
+            var error = JsonDocument.Parse(events[^1].Split("data: ", 2)[1]).RootElement.GetProperty("error");
+            // As the same failure is answered before a stream begins: a 504 is a server_error with no code.
+            Assert.Contains("deadline", error.GetProperty("message").GetString());
+            Assert.Equal("server_error", error.GetProperty("type").GetString());
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+        }
+        finally
+        {
+            release.Set();
+            await held;
+        }
     }
 
     /// <summary>Polls a condition the service reaches on its own (no fixed sleeps), up to a minute.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using OpenTelemetry.Metrics;
 using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Batches;
@@ -29,6 +30,9 @@ public static class HostingExtensions
             ProblemReasons.Fill(context);
             OpenAiErrors.AddTo(context);
         });
+        // The web defaults read "2" as 2; OpenAI refuses a number sent as a string (as it refuses "false" for a
+        // boolean), and so does every route here: request bodies and batch lines alike.
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
         services.AddExceptionHandler<BadRequestHandler>();
         services.Configure<RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
         services.AddEndpointsApiExplorer();

@@ -43,43 +43,49 @@ public static class ChatCompletionsEndpoints
         if (request.MaxTokens is { } a && request.MaxCompletionTokens is { } b && a != b)
             errors.Add("max_completion_tokens", "differs from max_tokens; give one of them.");
         var maxTokens = request.MaxCompletionTokens ?? request.MaxTokens ?? DefaultMaxTokens;
-        var stops = request.Validate(maxTokens, errors);
+        var maxTokensField = request.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens";
+        var stops = request.Validate(maxTokens, maxTokensField, errors);
         Unsupported(request, errors);
+        // An adapter answers the last user message through its own prompt template; the base model reads the whole
+        // conversation in the chat template and stops where it would begin the next turn. Empty messages are fine (as
+        // for OpenAI) but for that last one with an adapter: nothing would be left to answer.
+        var adapter = request.AdapterName(host.Model?.Source);
+        if (adapter is not null && !errors.Any && string.IsNullOrWhiteSpace(messages[^1].Content))
+            errors.Add($"messages[{messages.Count - 1}].content",
+                "must not be empty: with an adapter as model, the last user message is the text the adapter answers, and the only one it reads.");
         if (errors.Any)
             return RequestProblems.Invalid(errors);
 
-        // An adapter answers the last user message through its own prompt template; the base model reads the whole
-        // conversation in the chat template and stops where it would begin the next turn.
-        var adapter = request.AdapterName(host.Model?.Source);
+        // A prompt the pipeline refuses (too long for the context) is named by what the model reads.
+        var fields = new RequestFields(adapter is not null ? $"messages[{messages.Count - 1}].content" : "messages", false, "model", "n", maxTokensField,
+            AdapterIsModel: true);
         var generation = adapter is not null
-            ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, Fields)
-            : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], Fields);
-        return await RunAsync(pipeline, generation, adapter, "chatcmpl", request.Stream, request.StreamOptions?.IncludeUsage == true,
+            ? request.ToGeneration([messages[^1].Content], templated: true, adapter, maxTokens, stops, fields)
+            : request.ToGeneration([ChatTemplate.Render(messages)], templated: false, null, maxTokens, [.. stops, .. ChatTemplate.StopSequences], fields);
+        return await RunAsync(pipeline, generation, adapter, "chatcmpl", request.Streams, request.IncludeUsage,
             call =>
             {
                 var started = new HashSet<int>();
                 var spoke = new HashSet<int>();
-                return item =>
+                return (item, choice) =>
                 {
                     // Each choice's first chunk says who speaks, as OpenAI's do; the space the model writes after
                     // "Assistant:" is not part of the answer.
-                    var role = started.Add(item.Candidate) ? "assistant" : null;
-                    var text = spoke.Contains(item.Candidate) ? item.Text : item.Text.TrimStart();
-                    if (text.Length > 0) spoke.Add(item.Candidate);
+                    var role = started.Add(choice) ? "assistant" : null;
+                    var text = spoke.Contains(choice) ? item.Text : item.Text.TrimStart();
+                    if (text.Length > 0) spoke.Add(choice);
                     var finish = item.Outcome is { } o ? FinishReason(o.Results[item.Candidate]) : null;
                     return new ChatCompletionChunk(call.Id, "chat.completion.chunk", call.Created, call.Model,
-                        [new ChatChunkChoice(item.Candidate, new ChatDelta(role, text.Length > 0 || role is not null ? text : null), null, finish)], null);
+                        [new ChatChunkChoice(choice, new ChatDelta(role, text.Length > 0 || role is not null ? text : null), null, finish)], null);
                 };
             },
             (call, usage) => new ChatCompletionChunk(call.Id, "chat.completion.chunk", call.Created, call.Model, [], usage),
             (call, outcomes) => TypedResults.Ok(new ChatCompletionResponse(call.Id, "chat.completion", call.Created, call.Model,
-                outcomes[0].Results.Select((result, c) =>
-                    new ChatChoice(c, new ChatResponseMessage("assistant", Text(call.Prepared, result).TrimStart()), null, FinishReason(result))).ToList(),
-                Usage(call.Prepared, outcomes))),
+                Enumerable.Range(0, call.N).Select(j => call.Result(outcomes[0], j)).Select((result, j) =>
+                    new ChatChoice(j, new ChatResponseMessage("assistant", Text(call.Prepared, result).TrimStart()), null, FinishReason(result))).ToList(),
+                Usage(call, outcomes))),
             context);
     }
-
-    private static readonly RequestFields Fields = new("messages", true, "model", "n", "max_tokens");
 
     /// <summary>The conversation as text messages, every problem named by its place (<c>messages[2].content</c>).</summary>
     private static List<ChatMessage> Messages(IReadOnlyList<ChatMessageBody?>? bodies, FieldErrors errors)
@@ -116,7 +122,7 @@ public static class ChatCompletionsEndpoints
             if (body.Name is not null) RequestRules.WellFormed(body.Name, $"{field}.name", errors);
             if (Content(body.Content, $"{field}.content", errors) is { } content && role is { } r)
             {
-                RequestRules.Input(content, $"{field}.content", errors);
+                RequestRules.Text(content, $"{field}.content", errors);
                 messages.Add(new ChatMessage(r, content));
             }
         }
@@ -125,7 +131,7 @@ public static class ChatCompletionsEndpoints
         return messages;
     }
 
-    /// <summary>A string, or an array of text parts joined; images, audio and files are refused.</summary>
+    /// <summary>A string, or an array of text parts joined; images, audio and files are refused. Null once refused.</summary>
     private static string? Content(JsonElement content, string field, FieldErrors errors)
     {
         if (content.ValueKind == JsonValueKind.String)
@@ -137,6 +143,7 @@ public static class ChatCompletionsEndpoints
         }
         var text = new StringBuilder();
         var i = 0;
+        var refused = false;
         foreach (var part in content.EnumerateArray())
         {
             var partField = $"{field}[{i++}]";
@@ -148,10 +155,15 @@ public static class ChatCompletionsEndpoints
                 errors.Add($"{partField}.text", "must be a string.");
             else if (part.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => name is not ("type" or "text")) is { } extra)
                 errors.Add($"{partField}.{extra}", "is not a known field.");
-            else
-                text.Append(OpenAiStrings.Text(value, $"{partField}.text", errors));
+            else if (OpenAiStrings.Text(value, $"{partField}.text", errors) is { } piece)
+            {
+                text.Append(piece);
+                continue;
+            }
+            refused = true;
         }
-        return text.ToString();
+        // The text left once a part is refused is not the message: nothing more is said about it.
+        return refused ? null : text.ToString();
     }
 
     /// <summary>OpenAI's chat fields this service does not implement, refused unless they ask for nothing.</summary>

@@ -33,7 +33,8 @@ public abstract record OpenAiRequest
     /// <summary>Any 64-bit integer; choice i uses seed + i.</summary>
     [JsonPropertyName("seed")] public long? Seed { get; init; }
 
-    [JsonPropertyName("stream")] public bool Stream { get; init; }
+    /// <summary>Server-sent events. Null, as for every optional field here, means the default (false), as OpenAI reads it.</summary>
+    [JsonPropertyName("stream")] public bool? Stream { get; init; }
 
     /// <summary>With include_usage, a stream ends with a chunk that carries the usage and no choices (as OpenAI does).</summary>
     [JsonPropertyName("stream_options")] public StreamOptions? StreamOptions { get; init; }
@@ -67,11 +68,20 @@ public abstract record OpenAiRequest
     /// <summary>The choices per prompt asked for (1 when absent).</summary>
     [JsonIgnore] public int Choices => N ?? 1;
 
-    /// <summary>The shared fields' problems; <paramref name="maxTokens"/> is the route's resolved token limit. Returns the stop sequences.</summary>
-    public IReadOnlyList<string> Validate(int maxTokens, FieldErrors errors)
+    /// <summary>Whether the answer is streamed (false when absent).</summary>
+    [JsonIgnore] public bool Streams => Stream ?? false;
+
+    /// <summary>Whether a stream ends with a usage chunk.</summary>
+    [JsonIgnore] public bool IncludeUsage => StreamOptions?.IncludeUsage ?? false;
+
+    /// <summary>
+    /// The shared fields' problems; <paramref name="maxTokens"/> is the route's resolved token limit, from the field
+    /// <paramref name="maxTokensField"/>. Returns the stop sequences.
+    /// </summary>
+    public IReadOnlyList<string> Validate(int maxTokens, string maxTokensField, FieldErrors errors)
     {
         RequestRules.Count(Choices, "n", RequestRules.MaxCandidates, errors);
-        RequestRules.Count(maxTokens, "max_tokens", OpenAiLimits.MaxTokens, errors);
+        RequestRules.Count(maxTokens, maxTokensField, OpenAiLimits.MaxTokens, errors);
         RequestRules.Temperature(Temperature ?? 1, "temperature", errors);
         RequestRules.TopP(TopP ?? 1, "top_p", errors);
         RequestRules.TopK(TopK ?? 0, "top_k", errors);
@@ -80,7 +90,7 @@ public abstract record OpenAiRequest
         RequestRules.StopSequences(stops, "stop", errors);
         if (Model is not null) RequestRules.WellFormed(Model, "model", errors);
         if (User is not null) RequestRules.WellFormed(User, "user", errors);
-        if (StreamOptions is not null && !Stream)
+        if (StreamOptions is not null && !Streams)
             errors.Add("stream_options", "is only allowed with stream: true.");
         if (PresencePenalty is { } presence && presence != 0) errors.Add("presence_penalty", "is not supported (only 0); repetition_penalty is.");
         if (FrequencyPenalty is { } frequency && frequency != 0) errors.Add("frequency_penalty", "is not supported (only 0); repetition_penalty is.");
@@ -108,7 +118,7 @@ public abstract record OpenAiRequest
         RepetitionPenalty = RepetitionPenalty ?? 1,
         Seed = Seed,
         Stop = stops,
-        Stream = Stream,
+        Stream = Streams,
         MaxCharacters = MaxChars,
         Avoid = Avoid?.Select(t => t!.Trim()).ToList() ?? [],
         Speculation = Speculation ?? true,
@@ -119,8 +129,14 @@ public abstract record OpenAiRequest
     public string? AdapterName(string? baseModel) => string.IsNullOrEmpty(Model) || Model == baseModel ? null : Model;
 }
 
+/// <param name="IncludeObfuscation">
+/// OpenAI pads its chunks with random characters against side channels unless this is false; this service pads nothing,
+/// so either value is accepted and changes nothing.
+/// </param>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed record StreamOptions([property: JsonPropertyName("include_usage")] bool IncludeUsage);
+public sealed record StreamOptions(
+    [property: JsonPropertyName("include_usage")] bool? IncludeUsage,
+    [property: JsonPropertyName("include_obfuscation")] bool? IncludeObfuscation);
 
 public static class OpenAiLimits
 {

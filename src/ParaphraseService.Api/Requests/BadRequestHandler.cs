@@ -61,7 +61,8 @@ public sealed partial class BadRequestHandler(IProblemDetailsService problems) :
 
     private static string Expected(string type) => type switch
     {
-        _ when type.StartsWith("System.Nullable`1[[", StringComparison.Ordinal) => Expected(type[19..type.IndexOf(',')]),
+        // Nullable<T> is written with T assembly-qualified (Nullable`1[[System.Int32, ...]]) or bare (Nullable`1[System.Int32]).
+        _ when type.StartsWith("System.Nullable`1[", StringComparison.Ordinal) => Expected(type[18..].TrimStart('[').Split(',', ']')[0]),
         "System.Double" or "System.Single" => "a number",
         "System.Int32" => $"an integer in [{int.MinValue}, {int.MaxValue}]",
         "System.Int64" => $"an integer in [{long.MinValue}, {long.MaxValue}]",

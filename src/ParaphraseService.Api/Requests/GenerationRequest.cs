@@ -3,7 +3,11 @@ namespace ParaphraseService.Api.Requests;
 /// <summary>How a route spells the fields the pipeline may refuse, so its errors name them as the client sent them.</summary>
 /// <param name="Input">The texts or prompts.</param>
 /// <param name="InputIsList">The inputs came as a JSON array: errors name <c>field[i]</c>.</param>
-public sealed record RequestFields(string Input, bool InputIsList, string Adapter, string Candidates, string MaxNewTokens);
+/// <param name="AdapterIsModel">
+/// The adapter is named by OpenAI's <c>model</c>, which has no malformed values, only models not served: a name no adapter
+/// could have is 404 as an unknown one is, worded as OpenAI words it.
+/// </param>
+public sealed record RequestFields(string Input, bool InputIsList, string Adapter, string Candidates, string MaxNewTokens, bool AdapterIsModel = false);
 
 /// <summary>
 /// What <c>/paraphrase</c> and <c>/v1/completions</c> both reduce a request to once its fields are valid: inputs,

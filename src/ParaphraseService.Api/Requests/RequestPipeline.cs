@@ -41,6 +41,8 @@ public sealed class RequestPipeline(
         {
             switch (adapters.Find(name))
             {
+                case AdapterLookup.Invalid or AdapterLookup.NotFound when request.Fields.AdapterIsModel:
+                    return (null, RequestProblems.UnknownModel(request.Fields.Adapter, name));
                 case AdapterLookup.Invalid invalid:
                     return (null, RequestProblems.Invalid(request.Fields.Adapter, $"{RequestRules.Quote(name)} is not an adapter name: {invalid.Problem}."));
                 case AdapterLookup.NotFound when byDefault:

@@ -33,6 +33,15 @@ public static class RequestProblems
         Detail = detail ?? $"There is no adapter named {RequestRules.Quote(name)}. GET /adapters lists them.",
     });
 
+    /// <summary>404 for an OpenAI <c>model</c> this service does not serve (OpenAI's model_not_found).</summary>
+    public static ProblemHttpResult UnknownModel(string field, string name) => TypedResults.Problem(new HttpValidationProblemDetails(
+        new Dictionary<string, string[]> { [field] = [$"there is no model named {RequestRules.Quote(name)}."] })
+    {
+        Status = StatusCodes.Status404NotFound,
+        Title = "Unknown model",
+        Detail = $"The model {RequestRules.Quote(name)} does not exist; GET /v1/models lists the base model and every adapter.",
+    });
+
     public static ProblemHttpResult UnusableAdapter(string name, string problem) => TypedResults.Problem(
         $"The adapter '{name}' is stored but cannot be served: {problem}", statusCode: StatusCodes.Status409Conflict, title: "Adapter unusable");
 

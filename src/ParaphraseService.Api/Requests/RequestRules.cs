@@ -42,7 +42,14 @@ public static class RequestRules
             errors.Add(field, "must be a string.");
         else if (string.IsNullOrWhiteSpace(value))
             errors.Add(field, "must not be empty.");
-        else if (value.Length > MaxInputCharacters)
+        else
+            Text(value, field, errors);
+    }
+
+    /// <summary>Text that goes into a prompt and may be empty (a chat message): not too long, well-formed.</summary>
+    public static void Text(string value, string field, FieldErrors errors)
+    {
+        if (value.Length > MaxInputCharacters)
             errors.Add(field, $"is {value.Length} characters long; at most {MaxInputCharacters} are allowed.");
         else
             WellFormed(value, field, errors);
@@ -108,7 +115,10 @@ public static class RequestRules
         for (var i = 0; i < stops.Count; i++)
         {
             var name = stops.Count == 1 ? field : $"{field}[{i}]";
-            if (string.IsNullOrEmpty(stops[i]))
+            // Null: a string that is not text (a lone surrogate), refused as such where it was read.
+            if (stops[i] is null)
+                continue;
+            if (stops[i]!.Length == 0)
                 errors.Add(name, "a stop sequence must not be empty.");
             else if (stops[i]!.Length > MaxStopCharacters)
                 errors.Add(name, $"a stop sequence may hold at most {MaxStopCharacters} characters.");

@@ -62,6 +62,9 @@ public sealed class RequestContractTests : IAsyncLifetime
     [InlineData("/paraphrase", """{"text": "x", "seed": 18446744073709551616}""", "seed")]
     [InlineData("/paraphrase", """{"text": "x", "seed": 1.5}""", "seed")]
     [InlineData("/paraphrase", """{"text": "x", "stream": "yes"}""", "stream")]
+    [InlineData("/paraphrase", """{"text": "x", "candidates": "1"}""", "candidates")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": "0.5"}""", "temperature")]
+    [InlineData("/paraphrase", """{"text": "x", "maxNewTokens": "4"}""", "maxNewTokens")]
     [InlineData("/paraphrase", """{"text": 42}""", "text")]
     [InlineData("/paraphrase", """{"texts": ["a", null]}""", "texts[1]")]
     [InlineData("/paraphrase", """{"texts": ["a", "  "]}""", "texts[1]")]
@@ -89,6 +92,37 @@ public sealed class RequestContractTests : IAsyncLifetime
         Assert.NotEmpty(problem.Errors(field));
         Assert.Contains(field, problem.Detail());
         Assert.Equal(0, _app.Services.GetRequiredService<Api.Scheduling.GenerationQueue>().Count);
+    }
+
+    // A field is refused once, for its real problem: not also for what the refusal left behind (an empty stop, an empty message).
+    [Theory]
+    [InlineData("/v1/completions", """{"prompt": "x", "stop": "\ud800"}""", "stop")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stop": ["a", "\ud800"]}""", "stop[1]")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}""", "messages[0].content[0].type")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}]}""", "messages[0].content[0].text")]
+    [InlineData("/v1/chat/completions", """{"model": "paws-demo", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}""", "messages[0].content[0].type")]
+    public async Task AFieldIsRefusedOnceForItsRealProblem(string path, string json, string field)
+    {
+        var problem = await (await Post(path, json)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        var errors = problem.GetProperty("errors").EnumerateObject().ToList();
+        Assert.Equal([field], errors.Select(e => e.Name));
+        Assert.Single(errors[0].Value.EnumerateArray());
+    }
+
+    // OpenAI refuses a number sent as a string as it refuses a boolean sent as one.
+    [Theory]
+    [InlineData("/v1/completions", """{"prompt": "x", "max_tokens": "2"}""", "max_tokens", "must be an integer")]
+    [InlineData("/v1/completions", """{"prompt": "x", "temperature": "0.5"}""", "temperature", "must be a number")]
+    [InlineData("/v1/completions", """{"prompt": "x", "n": "2"}""", "n", "must be an integer")]
+    [InlineData("/v1/completions", """{"prompt": "x", "seed": "1"}""", "seed", "must be an integer")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream": "false"}""", "stream", "must be true or false")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": "2"}""", "max_completion_tokens", "must be an integer")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "x"}], "top_p": "1"}""", "top_p", "must be a number")]
+    public async Task AValueOfTheWrongTypeIsA400ThatSaysWhatTheFieldTakes(string path, string json, string field, string reason)
+    {
+        var problem = await (await Post(path, json)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.StartsWith(reason, problem.Errors(field).Single());
+        Assert.Equal(field, problem.GetProperty("error").GetProperty("param").GetString());
     }
 
     [Theory]
@@ -123,25 +157,55 @@ public sealed class RequestContractTests : IAsyncLifetime
         }
     }
 
+    // OpenAI has no malformed model names, only models it does not serve: 404 model_not_found, on both routes.
     [Theory]
-    [InlineData("../x", false)]
-    [InlineData("GPT-4", false)]
-    [InlineData("a b", false)]
-    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false)]
-    [InlineData("gpt-3.5-turbo", true)]
-    public async Task OpenAiModelNamesAre400WhenInvalidAnd404WhenUnknownStreamingIncluded(string model, bool valid)
+    [InlineData("../x")]
+    [InlineData("GPT-4")]
+    [InlineData("DEMO")]
+    [InlineData("a b")]
+    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    [InlineData("gpt-3.5-turbo")]
+    public async Task OpenAiModelsNotServedAre404ModelNotFoundStreamingIncluded(string model)
     {
-        foreach (var stream in new[] { false, true })
+        foreach (var (path, stream) in new[] { ("/v1/completions", false), ("/v1/completions", true), ("/v1/chat/completions", false), ("/v1/chat/completions", true) })
         {
-            var response = await _client.PostAsJsonAsync("/v1/completions", new { model, prompt = "Hello", max_tokens = 2, stream });
-            var problem = await response.AssertProblemAsync(valid ? HttpStatusCode.NotFound : HttpStatusCode.BadRequest);
+            var response = path == "/v1/completions"
+                ? await _client.PostAsJsonAsync(path, new { model, prompt = "Hello", max_tokens = 2, stream })
+                : await _client.PostAsJsonAsync(path, new { model, messages = new[] { new { role = "user", content = "Hello" } }, max_tokens = 2, stream });
+            var problem = await response.AssertProblemAsync(HttpStatusCode.NotFound);
             Assert.NotEmpty(problem.Errors("model"));
             // The same body is an OpenAI error for OpenAI clients.
             var error = problem.GetProperty("error");
             Assert.Equal("model", error.GetProperty("param").GetString());
             Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
-            Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+            Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+            Assert.Contains(RequestRulesQuote(model), error.GetProperty("message").GetString());
         }
+    }
+
+    private static string RequestRulesQuote(string value) => Api.Requests.RequestRules.Quote(value);
+
+    [Fact]
+    public async Task AModelThatIsNotAStringIsA400()
+    {
+        var problem = await (await Post("/v1/completions", """{"model": 42, "prompt": "Hello"}""")).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal("model", problem.GetProperty("error").GetProperty("param").GetString());
+        Assert.Equal(JsonValueKind.Null, problem.GetProperty("error").GetProperty("code").ValueKind);
+    }
+
+    // OpenAI answers a path it does not serve with code null, not model_not_found.
+    [Theory]
+    [InlineData("GET", "/v1/files")]
+    [InlineData("POST", "/v1/embeddings")]
+    [InlineData("GET", "/v1")]
+    public async Task AnUnknownV1RouteIsInvalidUrlWithNoCode(string method, string path)
+    {
+        var problem = await (await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path))).AssertProblemAsync(HttpStatusCode.NotFound);
+        var error = problem.GetProperty("error");
+        Assert.Equal($"Invalid URL ({method} {path})", error.GetProperty("message").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+        Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
     }
 
     [Theory]
