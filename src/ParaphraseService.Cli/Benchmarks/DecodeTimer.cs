@@ -24,13 +24,13 @@ internal static class DecodeTimer
         {
             using var cache = new KvCache(model.Config.LayerCount, PromptLength + steps, model.KvCacheDtype);
             using var prompt = Prompt(batch, PromptLength);
-            using (model.forward(new CausalLMInput(prompt, Cache: cache, LastTokenOnly: true, Adapters: adapters))) { }
+            using (model.forward(new CausalLMInput(prompt, Cache: cache, LastTokens: 1, Adapters: adapters))) { }
             var next = zeros([batch, 1], ScalarType.Int64);
             var clock = Stopwatch.StartNew();
             for (var step = 0; step < steps; step++)
             {
                 using var scope = NewDisposeScope();
-                var logits = model.forward(new CausalLMInput(next, Cache: cache, LastTokenOnly: true, Adapters: adapters));
+                var logits = model.forward(new CausalLMInput(next, Cache: cache, LastTokens: 1, Adapters: adapters));
                 var chosen = logits.argmax(-1).DetachFromDisposeScope();
                 next.Dispose();
                 next = chosen;

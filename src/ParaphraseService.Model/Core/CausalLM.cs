@@ -54,8 +54,10 @@ public abstract class CausalLM : nn.Module<CausalLMInput, Tensor>, IAdaptableMod
             throw new InvalidOperationException("This model was built without LoRA support; build it with LayerFactory.Lora to use adapters.");
         using var routing = Lora?.Use(input.Adapters);
         var hidden = Trunk(input);
-        if (input.LastTokenOnly)
-            hidden = hidden[.., TensorIndex.Slice(-1)];
+        if (input.LastTokens < 0)
+            throw new ArgumentOutOfRangeException(nameof(input), input.LastTokens, "LastTokens must be 0 (every position) or more.");
+        if (input.LastTokens > 0 && input.LastTokens < hidden.size(1))
+            hidden = hidden[.., TensorIndex.Slice(-input.LastTokens)];
         // lm_logits = self.lm_head(hidden_states).to(torch.float32)
         return Head(hidden).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }

@@ -141,39 +141,57 @@ public sealed class ContinuousBatcher : IDisposable
         }
     }
 
-    /// <summary>One forward for every newly admitted group (one row per group), then each member's slot gets a copy.</summary>
+    /// <summary>
+    /// One forward for every newly admitted group (one row per group), then each member's slot gets a copy. With
+    /// speculation, a row's prompt is followed by its draft (<see cref="Drafts"/>), verified in the same pass: the
+    /// tokens that follow a paraphrase prompt usually copy the start of its source, and they come with the prompt instead
+    /// of taking a decode step.
+    /// </summary>
     private void Prefill(List<List<int>> groups, List<SlotUpdate> updates)
     {
         using var scope = NewDisposeScope();
         var admitted = groups.Select(g => g[0]).ToList();
-        var (ids, mask) = LeftPadded.Batch(admitted.Select(s => _slots[s]!.State.Prompt).ToList(), _model.Config.EosTokenId, _device);
+        var drafts = Drafts(admitted, slot => _slots[slot]!.State.Prompt.Count);
+        var width = 1 + drafts.Max(d => d.Count);
+        var eos = _model.Config.EosTokenId;
+        // Row r: its prompt, then its draft; a shorter draft is padded with tokens whose logits nobody reads.
+        var sequences = admitted.Select((slot, r) => (IReadOnlyList<int>)
+            [.. _slots[slot]!.State.Prompt, .. drafts[r], .. Enumerable.Repeat(eos, width - 1 - drafts[r].Count)]).ToList();
+        var (ids, mask) = LeftPadded.Batch(sequences, eos, _device);
         var length = (int)ids.size(1);
         using var cache = new KvCache(_model.Config.LayerCount, length, _model.KvCacheDtype);
         var adapters = admitted.Select(s => _slots[s]!.Adapter).ToList();
         var logits = _model.call(new CausalLMInput(ids, mask, Cache: cache,
-            LastTokenOnly: true, Adapters: adapters.Any(a => a is not null) ? adapters : null))[.., 0];
-        var members = groups.SelectMany((g, r) => g.Select(member => (Slot: member, Logits: logits[r]))).ToList();
+            LastTokens: width, Adapters: adapters.Any(a => a is not null) ? adapters : null)); // (B, width, V)
+        var members = groups.SelectMany((g, r) => g.Select(member => (Slot: member, Logits: logits[r, 0]))).ToList();
         var choices = ChooseAll(members);
-        var m = 0;
+        var (m, drafted, accepted) = (0, 0, 0);
         for (var r = 0; r < groups.Count; r++)
         {
             foreach (var member in groups[r])
             {
                 var slot = _slots[member]!;
-                var prompt = slot.State.Prompt;
-                _cache.Load(member, cache, r, length - prompt.Count, prompt.Count);
-                slot.Prefilled = true;
-                if (Emit(member, slot, choices[m++], updates) is { } token)
-                    slot.NextInput = token;
+                // A member that does not speculate reads the logits after the prompt only.
+                var draft = slot.Drafter is null ? [] : drafts[r];
+                var (_, kept, alive) = Verify(member, draft, choices[m++], logits[r], updates);
+                if (alive)
+                {
+                    // The prompt and the accepted draft tokens; the chosen token after them is the next input.
+                    _cache.Load(member, cache, r, length - sequences[r].Count, slot.State.Prompt.Count + kept);
+                    slot.Prefilled = true;
+                }
+                _acceptance.Verified(copying: false, alive ? draft.Count : kept, kept);
+                (drafted, accepted) = (drafted + draft.Count, accepted + kept);
             }
         }
+        Stats = Stats with { Drafted = Stats.Drafted + drafted, Accepted = Stats.Accepted + accepted };
     }
 
     private void Decode(List<int> running, List<SlotUpdate> updates)
     {
         using var scope = NewDisposeScope();
         var started = Stopwatch.GetTimestamp();
-        var drafts = Drafts(running);
+        var drafts = Drafts(running, slot => _cache.Lengths[slot]);
         var width = 1 + drafts.Max(d => d.Count);
         // Row r: its next input, then its draft; a shorter draft is padded with tokens whose logits nobody reads.
         var ids = new long[running.Count, width];
@@ -188,16 +206,20 @@ public sealed class ContinuousBatcher : IDisposable
         }
         _cache.BeginStep(running, width);
         var logits = _model.call(new CausalLMInput(
-            tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokenOnly: width == 1,
+            tensor(ids, device: _device), _cache.StepMask(_device), _cache.StepPositions(_device), _cache, LastTokens: width,
             Adapters: adapters.Any(a => a is not null) ? adapters : null)); // (B, T, V)
         var (tokens, drafted, accepted) = (0, 0, 0);
         var first = ChooseAll(running.Select((slot, r) => (slot, logits[r, 0])).ToList());
         for (var r = 0; r < running.Count; r++)
         {
             var copying = _slots[running[r]]!.Drafter?.Copying ?? false;
-            var (emitted, kept) = Verify(running[r], drafts[r], first[r], logits[r], updates);
+            // What the row held before this step: its cache keeps that, the input and the accepted draft tokens.
+            var held = _cache.Lengths[running[r]] - width;
+            var (emitted, kept, alive) = Verify(running[r], drafts[r], first[r], logits[r], updates);
+            if (alive)
+                _cache.Truncate(running[r], held + 1 + kept);
             // A row that finished inside its draft (a stop sequence, its last token) did not reach the tokens after.
-            _acceptance.Verified(copying, _slots[running[r]] is null ? kept : drafts[r].Count, kept);
+            _acceptance.Verified(copying, alive ? drafts[r].Count : kept, kept);
             (tokens, drafted, accepted) = (tokens + emitted, drafted + drafts[r].Count, accepted + kept);
         }
         _stepCost.Observe(running.Count * width, Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -213,12 +235,14 @@ public sealed class ContinuousBatcher : IDisposable
     /// Each row's draft within the step's budget: every row of a step computes as many positions as the longest draft
     /// needs, so n rows can afford drafts of MaxStepTokens / n − 1 tokens each. With <see cref="SpeculationOptions.CostAware"/>,
     /// drafts are then cut to the length that pays most for the step's measured cost (<see cref="DraftPlanner"/>; none
-    /// when no draft pays for itself).
+    /// when no draft pays for itself). A prompt's pass costs as much more per extra position as a decode step, so the same
+    /// rule decides its drafts.
     /// </summary>
-    private List<IReadOnlyList<int>> Drafts(List<int> running)
+    /// <param name="held">The positions a row's slot holds before the pass (a new row: its prompt's).</param>
+    private List<IReadOnlyList<int>> Drafts(List<int> running, Func<int, int> held)
     {
         var share = _speculation.Enabled ? _speculation.MaxStepTokens / running.Count - 1 : 0;
-        var room = running.Min(s => _cache.Capacity - _cache.Lengths[s]) - 1;
+        var room = running.Min(s => _cache.Capacity - held(s)) - 1;
         var drafts = new List<IReadOnlyList<int>>(running.Count);
         foreach (var s in running)
         {
@@ -244,25 +268,23 @@ public sealed class ContinuousBatcher : IDisposable
 
     /// <summary>
     /// Chooses a row's tokens from its logits in order: position 0 gives the token after its input; while the chosen
-    /// token equals the draft's next one, the logits after that draft token are valid too and give the next. The cache
-    /// keeps the input and the accepted draft tokens only.
+    /// token equals the draft's next one, the logits after that draft token are valid too and give the next. The caller
+    /// keeps, in the row's cache, its input and the accepted draft tokens only.
     /// </summary>
-    /// <returns>Tokens emitted, and draft tokens accepted.</returns>
-    private (int Emitted, int Accepted) Verify(int index, IReadOnlyList<int> draft, Choice first, Tensor logits, List<SlotUpdate> updates)
+    /// <returns>Tokens emitted, draft tokens accepted, and whether the row goes on (false: it finished or failed, and its slot is free).</returns>
+    private (int Emitted, int Accepted, bool Alive) Verify(int index, IReadOnlyList<int> draft, Choice first, Tensor logits, List<SlotUpdate> updates)
     {
         var slot = _slots[index]!;
-        var start = _cache.Lengths[index] - (int)logits.size(0);
         for (var t = 0; ; t++)
         {
             if (Emit(index, slot, t == 0 ? first : Choose(slot, logits[t]), updates) is not { } token)
-                return (t + (updates[^1].Error is null ? 1 : 0), t);
+                return (t + (updates[^1].Error is null ? 1 : 0), t, false);
             if (t < draft.Count && token == draft[t])
                 continue;
-            // Rejected (or the draft ran out): keep the input and the t accepted draft tokens; the chosen token comes next.
-            _cache.Truncate(index, start + 1 + t);
+            // Rejected (or the draft ran out): the t accepted draft tokens stay; the chosen token comes next.
             slot.NextInput = token;
             slot.Drafter?.Verified(draft.Count, t);
-            return (t + 1, t);
+            return (t + 1, t, true);
         }
     }
 
@@ -353,7 +375,7 @@ public sealed class ContinuousBatcher : IDisposable
 
 /// <summary>
 /// Decode steps run (forward passes), the rows they decoded summed over steps, the tokens they produced, and draft
-/// tokens proposed and accepted.
+/// tokens proposed and accepted (in decode steps and in prompts' passes, which are not counted as steps).
 /// </summary>
 public sealed record SpeculationStats(long Steps, long RowSteps, long Tokens, long Drafted, long Accepted)
 {

@@ -122,7 +122,7 @@ public sealed class FamilyEquivalenceTests(ITestOutputHelper output)
             using var ids = tensor(new[,] { { next[0][step] }, { next[1][step] } });
             using var mask = slots.StepMask(CPU);
             using var positions = slots.StepPositions(CPU);
-            using var logits = model.Model.forward(new CausalLMInput(ids, mask, positions, slots, LastTokenOnly: true));
+            using var logits = model.Model.forward(new CausalLMInput(ids, mask, positions, slots, LastTokens: 1));
             for (var r = 0; r < 2; r++)
             {
                 using var full = TinyModels.Logits(model.Model, [.. prompts[r], .. next[r][..(step + 1)]]);

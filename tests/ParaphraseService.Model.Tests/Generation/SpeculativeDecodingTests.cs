@@ -4,6 +4,7 @@ using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Layers;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Model.Lora;
+using ParaphraseService.Model.Lora.Peft;
 using ParaphraseService.Model.Tests.Families;
 using ParaphraseService.Model.Tokenization;
 using Xunit.Abstractions;
@@ -127,6 +128,65 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         Assert.True(stats.Accepted > 0);
     }
 
+    [Fact]
+    public void ThePromptsPassVerifiesADraftAndKeepsOnlyItsAcceptedTokens()
+    {
+        // A paraphrase prompt ends where the copy of its source begins ("Paraphrase:" after "Original:"), so the prompt's
+        // own pass verifies a draft: the trained demo model with its adapter accepts it. Greedy rows and groups of sampled
+        // candidates (one prefill, each member verifying the shared draft with its own seed; one member not speculating)
+        // must generate what they generate without speculation: each slot's cache holds the prompt and exactly its
+        // accepted draft tokens.
+        using var demo = DemoModel.Load(new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 1 });
+        var (adapter, _, _) = demo.Adapters!.LoadFolder(demo.BundledAdapter!.Folder);
+        var template = AdapterMetadata.Load(Path.Combine(demo.BundledAdapter.Folder, AdapterMetadata.FileName)).PromptTemplate!;
+        string[] sources =
+        [
+            "The river flows through the old town before it reaches the sea .",
+            "She was born in Paris and later moved to London with her family .",
+            "The team won the championship in 1998 and again in 2004 .",
+            "He played football for the club for five years before retiring .",
+        ];
+        var prompts = sources.Select(s => (IReadOnlyList<int>)demo.Tokenizer.Encode(template.Replace("{text}", s))).ToList();
+        var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = 16, EosTokenId = -1 };
+        var (plainGreedy, speculativeGreedy) = (new TextGenerator(demo.Model, demo.Tokenizer), new TextGenerator(demo.Model, demo.Tokenizer, On));
+        var (prefillAccepted, firstTokens, rows) = (0L, 0, 0);
+        foreach (var prompt in prompts)
+        {
+            var candidates = Enumerable.Range(0, 3).Select(c => c == 0 ? greedy : new GenerationOptions
+            {
+                Seed = 100 + c, Temperature = 0.7, MaxNewTokens = 16, EosTokenId = -1, Speculate = c != 2,
+            }).ToList();
+            var results = new Dictionary<GenerationOptions, GenerationResult>();
+            foreach (var withSpeculation in new[] { false, true })
+            {
+                using var batcher = new ContinuousBatcher(demo.Model, demo.Tokenizer, slots: 3, capacity: 128, withSpeculation ? On : null);
+                var slots = batcher.AdmitGroup(prompt, candidates, adapter);
+                var first = batcher.Step(); // the prompt's pass only: nothing was running
+                Assert.Equal(0, batcher.Stats.Steps);
+                if (withSpeculation)
+                {
+                    prefillAccepted += batcher.Stats.Accepted;
+                    (firstTokens, rows) = (firstTokens + first.Count, rows + slots.Count);
+                    // the member that does not speculate reads the logits after the prompt only
+                    Assert.Single(first, u => u.Slot == slots[2]);
+                }
+                var done = first.Where(u => u.Finished).ToList();
+                while (batcher.ActiveCount > 0) done.AddRange(batcher.Step().Where(u => u.Finished));
+                foreach (var (slot, options) in slots.Zip(candidates))
+                {
+                    var result = done.Single(u => u.Slot == slot).Result!;
+                    if (withSpeculation) Assert.Equal(results[options].GeneratedIds, result.GeneratedIds);
+                    else results[options] = result;
+                }
+            }
+            // the same through TextGenerator, one row
+            Assert.Equal(plainGreedy.Generate(prompt, greedy, adapter: adapter).GeneratedIds, speculativeGreedy.Generate(prompt, greedy, adapter: adapter).GeneratedIds);
+        }
+        output.WriteLine($"prompt passes: {firstTokens} tokens for {rows} rows, {prefillAccepted} draft tokens accepted");
+        Assert.True(prefillAccepted >= prompts.Count, "prompts' passes accepted too few draft tokens: the path was barely exercised");
+        Assert.True(firstTokens > rows);
+    }
+
     [Theory, MemberData(nameof(Models))]
     public void ARolledBackSlotEqualsACacheThatNeverSawTheRejectedTokens(string family, string quantization)
     {
@@ -169,7 +229,7 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
             slots.BeginStep([1], 1);
             using var mask = slots.StepMask(CPU);
             using var positions = slots.StepPositions(CPU);
-            using var logits = model.Model.forward(new CausalLMInput(tensor(new[] { token }).unsqueeze(0), mask, positions, slots, LastTokenOnly: true));
+            using var logits = model.Model.forward(new CausalLMInput(tensor(new[] { token }).unsqueeze(0), mask, positions, slots, LastTokens: 1));
             using var full = Full([.. prompt.Select(i => (long)i), .. fed[..kept], .. next[..(step + 1)]]);
             var error = (logits[0, 0] - full[0, -1]).abs().max().item<float>();
             Assert.True(error < 2e-5, $"{family} {quantization} step {step} after rollback: max |Δ| = {error}");
