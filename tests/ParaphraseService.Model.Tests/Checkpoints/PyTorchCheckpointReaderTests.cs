@@ -165,6 +165,56 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
     }
 
     [Fact]
+    public void HandMadeArchiveReadsBack()
+    {
+        var path = Save("hand.bin", TorchCheckpointBytes.Archive(
+            [TorchCheckpointBytes.Contiguous("a", 2, 3), new("tail", "a", 6, 2, [4], [1])],
+            new Dictionary<string, byte[]> { ["a"] = TorchCheckpointBytes.Ramp(6) }));
+
+        using var reader = new PyTorchCheckpointReader(path);
+
+        using var a = reader.Read("a");
+        Assert.Equal([2L, 3L], a.shape);
+        Assert.Equal([0f, 1f, 2f, 3f, 4f, 5f], a.data<float>().ToArray());
+        using var tail = reader.Read("tail");
+        Assert.Equal([2f, 3f, 4f, 5f], tail.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void StorageWhoseByteCountOverflowsIsRefused()
+    {
+        // 2**62 + 1 floats are 2**64 + 4 bytes: in 64 bits that wraps to 4, which the 4-byte entry holds, and the
+        // 128-element view of 'a' would then read the next zip header and tensor 'b' as its values.
+        var path = Save("overflow.bin", TorchCheckpointBytes.Archive(
+            [TorchCheckpointBytes.Contiguous("a", 128) with { StorageElements = (1L << 62) + 1 }, TorchCheckpointBytes.Contiguous("b", 128)],
+            new Dictionary<string, byte[]> { ["a"] = TorchCheckpointBytes.Ramp(1), ["b"] = TorchCheckpointBytes.Ramp(128, start: 1000) }));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("entry 'archive/data/a' is 4 bytes but its Float32 storage of 4611686018427387905 elements needs 18446744073709551620",
+            error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(5L, new long[] { 2 }, new long[] { 1 })] // offset + numel is one past the storage
+    [InlineData(0L, new long[] { 2, 3 }, new long[] { 3, 2 })] // strides reach element 7 of 6
+    [InlineData(0L, new long[] { 2, 2 }, new long[] { 1L << 62, 1L << 62 })] // strides overflow 64 bits
+    [InlineData(long.MaxValue, new long[] { 1 }, new long[] { 1 })] // offset alone is past the storage
+    [InlineData(0L, new long[] { 2 }, new long[] { -1 })] // negative stride reaches before the storage
+    public void ViewReachingOutsideItsStorageIsRefused(long offset, long[] shape, long[] stride)
+    {
+        var path = Save("view.bin", TorchCheckpointBytes.Archive(
+            [new("v", "s", 6, offset, shape, stride), TorchCheckpointBytes.Contiguous("next", 4)],
+            new Dictionary<string, byte[]> { ["s"] = TorchCheckpointBytes.Ramp(6), ["next"] = TorchCheckpointBytes.Ramp(4) }));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("tensor 'v'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ZipWithoutDataPklIsNotACheckpoint()
     {
         var bytes = File.ReadAllBytes(Fixtures.Get("checkpoint-formats", "dtypes.bin"));
