@@ -26,9 +26,10 @@ internal static class TorchCheckpointBytes
     }
 
     /// <summary>The archive: data.pkl describing <paramref name="tensors"/>, then one entry per storage with the given bytes.</summary>
-    public static byte[] Archive(IEnumerable<Tensor> tensors, IReadOnlyDictionary<string, byte[]> storages) =>
+    public static byte[] Archive(IEnumerable<Tensor> tensors, IReadOnlyDictionary<string, byte[]> storages,
+        Func<string, int, (long Stored, long Uncompressed)>? centralSizes = null, bool dataDescriptors = false) =>
         Zip([("archive/data.pkl", StateDictPickle(tensors)), ("archive/byteorder", "little"u8.ToArray()),
-            .. storages.Select(s => ($"archive/data/{s.Key}", s.Value))]);
+            .. storages.Select(s => ($"archive/data/{s.Key}", s.Value))], centralSizes, dataDescriptors);
 
     /// <summary>Float32 bytes 0, 1, 2, ... for a storage of <paramref name="elements"/> elements.</summary>
     public static byte[] Ramp(int elements, float start = 0)
@@ -91,11 +92,12 @@ internal static class TorchCheckpointBytes
     }
 
     /// <summary>
-    /// A zip of stored entries with their sizes in the local headers (no data descriptors, no ZIP64; CRCs left 0, the
-    /// reader does not check them).
-    /// <paramref name="centralSize"/> may change the uncompressed size the central directory records for an entry.
+    /// A zip of stored entries without ZIP64 (CRCs left 0: the reader does not check them). Sizes are in the local headers,
+    /// or with <paramref name="dataDescriptors"/> in a descriptor after the data with 0 in the local header, as torch.save writes.
+    /// <paramref name="centralSizes"/> may change the (stored, uncompressed) sizes the central directory records for an entry.
     /// </summary>
-    public static byte[] Zip(IReadOnlyList<(string Name, byte[] Data)> entries, Func<string, long, long>? centralSize = null)
+    public static byte[] Zip(IReadOnlyList<(string Name, byte[] Data)> entries,
+        Func<string, int, (long Stored, long Uncompressed)>? centralSizes = null, bool dataDescriptors = false)
     {
         using var file = new MemoryStream();
         var central = new MemoryStream();
@@ -106,19 +108,30 @@ internal static class TorchCheckpointBytes
             var local = new byte[30].AsSpan();
             BinaryPrimitives.WriteUInt32LittleEndian(local, 0x04034b50);
             BinaryPrimitives.WriteUInt16LittleEndian(local[4..], 20);
-            BinaryPrimitives.WriteUInt32LittleEndian(local[18..], (uint)data.Length);
-            BinaryPrimitives.WriteUInt32LittleEndian(local[22..], (uint)data.Length);
+            BinaryPrimitives.WriteUInt16LittleEndian(local[6..], (ushort)(dataDescriptors ? 8 : 0));
+            BinaryPrimitives.WriteUInt32LittleEndian(local[18..], dataDescriptors ? 0 : (uint)data.Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(local[22..], dataDescriptors ? 0 : (uint)data.Length);
             BinaryPrimitives.WriteUInt16LittleEndian(local[26..], (ushort)nameBytes.Length);
             file.Write(local);
             file.Write(nameBytes);
             file.Write(data);
+            if (dataDescriptors)
+            {
+                var descriptor = new byte[16].AsSpan();
+                BinaryPrimitives.WriteUInt32LittleEndian(descriptor, 0x08074b50);
+                BinaryPrimitives.WriteUInt32LittleEndian(descriptor[8..], (uint)data.Length);
+                BinaryPrimitives.WriteUInt32LittleEndian(descriptor[12..], (uint)data.Length);
+                file.Write(descriptor);
+            }
 
             var header = new byte[46].AsSpan();
             BinaryPrimitives.WriteUInt32LittleEndian(header, 0x02014b50);
             BinaryPrimitives.WriteUInt16LittleEndian(header[4..], 20);
             BinaryPrimitives.WriteUInt16LittleEndian(header[6..], 20);
-            BinaryPrimitives.WriteUInt32LittleEndian(header[20..], (uint)data.Length);
-            BinaryPrimitives.WriteUInt32LittleEndian(header[24..], (uint)(centralSize?.Invoke(name, data.Length) ?? data.Length));
+            BinaryPrimitives.WriteUInt16LittleEndian(header[8..], (ushort)(dataDescriptors ? 8 : 0));
+            var (stored, uncompressed) = centralSizes?.Invoke(name, data.Length) ?? (data.Length, data.Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(header[20..], (uint)stored);
+            BinaryPrimitives.WriteUInt32LittleEndian(header[24..], (uint)uncompressed);
             BinaryPrimitives.WriteUInt16LittleEndian(header[28..], (ushort)nameBytes.Length);
             BinaryPrimitives.WriteUInt32LittleEndian(header[42..], localOffset);
             central.Write(header);
