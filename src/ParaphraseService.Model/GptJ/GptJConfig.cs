@@ -65,13 +65,21 @@ public sealed record GptJConfig : ICausalLMConfig
             problems.Add($"model_type is '{ModelType}' but only 'gptj' is supported");
         if (VocabSize <= 0) problems.Add("vocab_size must be positive");
         if (MaxPositions <= 0) problems.Add("n_positions must be positive");
+        ConfigLimits.AtMost(problems, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(problems, "n_positions", MaxPositions, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(problems, "n_embd", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(problems, "n_layer", LayerCount, ConfigLimits.MaxLayers);
         if (HiddenSize <= 0 || LayerCount <= 0 || HeadCount <= 0)
             problems.Add("n_embd, n_layer and n_head must be positive");
         else if (HiddenSize % HeadCount != 0)
             problems.Add($"n_embd ({HiddenSize}) is not divisible by n_head ({HeadCount})");
         else if (EffectiveRotaryDim <= 0 || EffectiveRotaryDim > HeadDim || EffectiveRotaryDim % 2 != 0)
             problems.Add($"rotary_dim ({EffectiveRotaryDim}) must be even and at most the head size ({HeadDim})");
-        if (EffectiveInnerSize <= 0) problems.Add("n_inner must be positive");
+        if (InnerSize is { } inner)
+        {
+            if (inner <= 0) problems.Add("n_inner must be positive");
+            ConfigLimits.AtMost(problems, "n_inner", inner, ConfigLimits.MaxInnerSize);
+        }
         if (ActivationFunction != "gelu_new")
             problems.Add($"activation_function '{ActivationFunction}' is not supported (GPT-J uses 'gelu_new')");
         if (problems.Count > 0)

@@ -52,6 +52,10 @@ public sealed record GptNeoConfig : ICausalLMConfig
             problems.Add($"model_type is '{ModelType}', not 'gpt_neo'");
         if (VocabSize <= 0) problems.Add("vocab_size must be positive");
         if (MaxPositions <= 0) problems.Add("max_position_embeddings must be positive");
+        ConfigLimits.AtMost(problems, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(problems, "max_position_embeddings", MaxPositions, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(problems, "hidden_size", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(problems, "num_layers", LayerCount, ConfigLimits.MaxLayers);
         if (HiddenSize <= 0 || LayerCount <= 0 || HeadCount <= 0)
             problems.Add("hidden_size, num_layers and num_heads must be positive");
         else if (HiddenSize % HeadCount != 0)
@@ -63,7 +67,11 @@ public sealed record GptNeoConfig : ICausalLMConfig
         if (unknown.Count > 0)
             problems.Add($"attention_types has kinds other than 'global' and 'local': {string.Join(", ", unknown.Select(u => $"'{u}'"))}");
         if (WindowSize <= 0) problems.Add("window_size must be positive");
-        if (EffectiveInnerSize <= 0) problems.Add("intermediate_size must be positive");
+        if (IntermediateSize is { } inner)
+        {
+            if (inner <= 0) problems.Add("intermediate_size must be positive");
+            ConfigLimits.AtMost(problems, "intermediate_size", inner, ConfigLimits.MaxInnerSize);
+        }
         if (ActivationFunction != "gelu_new")
             problems.Add($"activation_function '{ActivationFunction}' is not supported (GPT-Neo uses 'gelu_new')");
         if (!TieWordEmbeddings)
