@@ -32,4 +32,10 @@ public interface ICausalLMConfig
 
     /// <summary>Checks the values the model math depends on; throws <see cref="InvalidDataException"/> listing every problem.</summary>
     void Validate(string source = "config");
+
+    /// <summary>
+    /// The same config with <paramref name="count"/> layers, for a model whose tensor names and shapes stand for the
+    /// full one's (every layer holds the same tensors); where a family has several kinds of layer, which kind each is may change.
+    /// </summary>
+    ICausalLMConfig WithLayerCount(int count);
 }

@@ -35,6 +35,8 @@ public sealed record Gpt2Config : ICausalLMConfig
         VocabSize = 50257, MaxPositions = 1024, HiddenSize = 768, LayerCount = 12, HeadCount = 12,
     };
 
+    public ICausalLMConfig WithLayerCount(int count) => this with { LayerCount = count };
+
     public void Validate(string source = "config")
     {
         var problems = new List<string>();

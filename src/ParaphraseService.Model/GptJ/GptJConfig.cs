@@ -55,6 +55,8 @@ public sealed record GptJConfig : ICausalLMConfig
         return config;
     }
 
+    public ICausalLMConfig WithLayerCount(int count) => this with { LayerCount = count };
+
     public void Save(string path) => File.WriteAllText(path, JsonSerializer.Serialize(this, s_json));
 
     /// <summary>Checks the values the model math depends on.</summary>

@@ -45,6 +45,9 @@ public sealed record GptNeoConfig : ICausalLMConfig
         AttentionTypes = [new(["global", "local"], 16)],
     };
 
+    // Local and global layers hold the same tensors; only the mask differs.
+    public ICausalLMConfig WithLayerCount(int count) => this with { LayerCount = count, AttentionTypes = [new(["global"], count)] };
+
     public void Validate(string source = "config")
     {
         var problems = new List<string>();
