@@ -63,10 +63,11 @@ public sealed record GptNeoConfig : ICausalLMConfig
             problems.Add("hidden_size, num_layers and num_heads must be positive");
         else if (HiddenSize % HeadCount != 0)
             problems.Add($"hidden_size ({HiddenSize}) is not divisible by num_heads ({HeadCount})");
-        var layers = AttentionLayers;
-        if (layers.Count != LayerCount)
-            problems.Add($"attention_types describe {layers.Count} layers but num_layers is {LayerCount}");
-        var unknown = layers.Where(t => t is not ("global" or "local")).Distinct().ToList();
+        // Counted, not expanded: [[["global", "local"], 2147483647]] would be a list of 4.3 billion names.
+        var described = AttentionTypes.Aggregate(Int128.Zero, (sum, g) => sum + (Int128)g.Types.Count * Math.Max(0, g.Repeat));
+        if (described != LayerCount)
+            problems.Add($"attention_types describe {described} layers but num_layers is {LayerCount}");
+        var unknown = AttentionTypes.Where(g => g.Repeat > 0).SelectMany(g => g.Types).Where(t => t is not ("global" or "local")).Distinct().ToList();
         if (unknown.Count > 0)
             problems.Add($"attention_types has kinds other than 'global' and 'local': {string.Join(", ", unknown.Select(u => $"'{u}'"))}");
         if (WindowSize <= 0) problems.Add("window_size must be positive");

@@ -62,6 +62,25 @@ public sealed class ConfigLimitsTests : IDisposable
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    // 2147483647 repeats of two kinds were expanded into a list of 4.3 billion names to be counted.
+    [InlineData("[[[\"global\", \"local\"], 2147483647]]", "attention_types describe 4294967294 layers but num_layers is 2")]
+    [InlineData("[[[\"global\", \"local\"], 5000000]]", "attention_types describe 10000000 layers but num_layers is 2")]
+    [InlineData("[[[\"global\", \"sparse\"], 1]]", "attention_types has kinds other than 'global' and 'local': 'sparse'")]
+    public void AttentionTypesAreCheckedWithoutExpandingThem(string attentionTypes, string expected)
+    {
+        var config = Base("gpt_neo");
+        config["attention_types"] = JsonNode.Parse(attentionTypes);
+        var path = Write(config);
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+        var error = Assert.Throws<InvalidDataException>(() => ModelFamilies.LoadConfig(path));
+
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - allocated, 0, 1 << 20);
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void PublishedConfigsAreWithinTheLimits()
     {
