@@ -25,7 +25,14 @@ public interface ICausalLMConfig
 
     int BosTokenId { get; }
 
+    /// <summary>
+    /// The end-of-sequence id where one is needed (padding a batch): the first of <see cref="EosTokenIds"/>, else
+    /// bos_token_id (GPT-2's vocabularies use one token for both).
+    /// </summary>
     int EosTokenId { get; }
+
+    /// <summary>Ids that end a sequence (config.json's eos_token_id: one, a list, or none when it is null).</summary>
+    IReadOnlyList<int> EosTokenIds { get; }
 
     /// <summary>The checkpoint's stored dtype as config.json names it ("float16"), if it says.</summary>
     string? TorchDtype { get; }

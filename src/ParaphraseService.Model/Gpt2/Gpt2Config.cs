@@ -22,7 +22,11 @@ public sealed record Gpt2Config : ICausalLMConfig
     [JsonPropertyName("scale_attn_by_inverse_layer_idx")] public bool ScaleAttnByInverseLayerIdx { get; init; }
     [JsonPropertyName("add_cross_attention")] public bool AddCrossAttention { get; init; }
     [JsonPropertyName("bos_token_id")] public int BosTokenId { get; init; } = 50256;
-    [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 50256;
+    /// <summary>config.json's eos_token_id: one id, a list (generation stops at any), or null (none).</summary>
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(EosTokenIdsConverter))]
+    public IReadOnlyList<int> EosTokenIds { get => _eosTokenIds; init => _eosTokenIds = new TokenIds(value); }
+    private readonly TokenIds _eosTokenIds = new([50256]);
+    [JsonIgnore] public int EosTokenId { get => EosTokenIds.Count > 0 ? EosTokenIds[0] : BosTokenId; init => EosTokenIds = [value]; }
     [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; } = true;
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
 

@@ -20,7 +20,11 @@ public sealed record GptJConfig : ICausalLMConfig
     [JsonPropertyName("activation_function")] public string ActivationFunction { get; init; } = "gelu_new";
     [JsonPropertyName("layer_norm_epsilon")] public double LayerNormEpsilon { get; init; } = 1e-5;
     [JsonPropertyName("bos_token_id")] public int BosTokenId { get; init; } = 50256;
-    [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 50256;
+    /// <summary>config.json's eos_token_id: one id, a list (generation stops at any), or null (none).</summary>
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(EosTokenIdsConverter))]
+    public IReadOnlyList<int> EosTokenIds { get => _eosTokenIds; init => _eosTokenIds = new TokenIds(value); }
+    private readonly TokenIds _eosTokenIds = new([50256]);
+    [JsonIgnore] public int EosTokenId { get => EosTokenIds.Count > 0 ? EosTokenIds[0] : BosTokenId; init => EosTokenIds = [value]; }
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
 
     [JsonIgnore] public int HeadDim => HiddenSize / HeadCount;
