@@ -136,7 +136,9 @@ public sealed class PyTorchCheckpointReader : ICheckpointSource
         {
             throw new CheckpointException($"{Path}: data.pkl refers to storage '{storage.Key}' but the archive has no entry '{entryName}'");
         }
-        var needed = storage.ElementCount * TensorBytes.ElementSize(storage.DType);
+        // The element count comes from data.pkl: in 64 bits, 2**62 + 1 floats would wrap to 4 bytes and pass against a
+        // 4-byte entry, and the views over it would read the next entry's bytes as weights.
+        var needed = (Int128)storage.ElementCount * TensorBytes.ElementSize(storage.DType);
         if (entry.Size < needed)
         {
             throw new CheckpointException($"{Path}: entry '{entryName}' is {entry.Size} bytes but its {storage.DType} storage " +

@@ -38,6 +38,14 @@ internal sealed class TorchStateDictUnpickler
         [0x96] = "BYTEARRAY8", [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
     };
 
+    // Budgets far below what a 256 MB data.pkl could otherwise build (a MEMOIZE per byte made 8 GB of memo, an
+    // EMPTY_LIST per byte 5 GB of lists), far above what a state dict needs: about 25 values and memo entries per
+    // tensor, a few thousand tensors for GPT-J-6B, MARKs nested a few deep, names of a few hundred characters.
+    internal const int MaxValues = 2_000_000;
+    internal const int MaxMemoEntries = 2_000_000;
+    internal const int MaxOpenMarks = 1_000;
+    internal const int MaxStringBytes = 1 << 20;
+
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly byte[] _data;
@@ -48,6 +56,7 @@ internal sealed class TorchStateDictUnpickler
     private readonly Dictionary<string, PickledStorage> _storages = new(StringComparer.Ordinal);
     private int _position;
     private int _opcodeOffset;
+    private int _values;
 
     private TorchStateDictUnpickler(byte[] data, string source)
     {
@@ -120,6 +129,10 @@ internal sealed class TorchStateDictUnpickler
                 case (byte)'.': // STOP
                     return Pop();
                 case (byte)'(': // MARK
+                    if (_marks.Count >= MaxOpenMarks)
+                    {
+                        throw Error($"more than {MaxOpenMarks} MARKs are open at once; a state dict nests a few deep");
+                    }
                     _marks.Push(_stack.Count);
                     break;
                 case (byte)'0': // POP
@@ -240,19 +253,19 @@ internal sealed class TorchStateDictUnpickler
                     Push(ReadSpan(ReadByte()).ToArray());
                     break;
                 case (byte)'B': // BINBYTES
-                    Push(ReadSpan(Length(BinaryPrimitives.ReadUInt32LittleEndian(ReadSpan(4)))).ToArray());
+                    Push(ReadSpan(StringLength(BinaryPrimitives.ReadUInt32LittleEndian(ReadSpan(4)))).ToArray());
                     break;
                 case 0x8e: // BINBYTES8
-                    Push(ReadSpan(Length(BinaryPrimitives.ReadUInt64LittleEndian(ReadSpan(8)))).ToArray());
+                    Push(ReadSpan(StringLength(BinaryPrimitives.ReadUInt64LittleEndian(ReadSpan(8)))).ToArray());
                     break;
                 case (byte)'q': // BINPUT
-                    _memo[ReadByte()] = Peek();
+                    Memoize(ReadByte());
                     break;
                 case (byte)'r': // LONG_BINPUT
-                    _memo[BinaryPrimitives.ReadUInt32LittleEndian(ReadSpan(4))] = Peek();
+                    Memoize(BinaryPrimitives.ReadUInt32LittleEndian(ReadSpan(4)));
                     break;
                 case 0x94: // MEMOIZE
-                    _memo[_memo.Count] = Peek();
+                    Memoize(_memo.Count);
                     break;
                 case (byte)'h': // BINGET
                     Push(Memo(ReadByte()));
@@ -445,7 +458,7 @@ internal sealed class TorchStateDictUnpickler
 
     private string ReadString(ulong length, Encoding encoding)
     {
-        var bytes = ReadSpan(Length(length));
+        var bytes = ReadSpan(StringLength(length));
         try
         {
             return encoding.GetString(bytes);
@@ -464,12 +477,29 @@ internal sealed class TorchStateDictUnpickler
         {
             throw Error("data ends inside a GLOBAL name");
         }
+        if (end > MaxStringBytes)
+        {
+            throw Error($"a {end}-byte GLOBAL name is over the {MaxStringBytes}-byte budget");
+        }
         _position += end + 1;
         return Encoding.UTF8.GetString(rest[..end]);
     }
 
     private int Length(ulong length) =>
         length <= (ulong)(_data.Length - _position) ? (int)length : throw Error($"a {length}-byte value runs past the end of the data");
+
+    private int StringLength(ulong length) => length <= MaxStringBytes
+        ? Length(length)
+        : throw Error($"a {length}-byte string or bytes value is over the {MaxStringBytes}-byte budget; a state dict holds only short names");
+
+    private void Memoize(long index)
+    {
+        if (_memo.Count >= MaxMemoEntries && !_memo.ContainsKey(index))
+        {
+            throw Error($"more than {MaxMemoEntries} memo entries, over the budget for a state dict (about 25 per tensor)");
+        }
+        _memo[index] = Peek();
+    }
 
     private byte ReadByte() => ReadSpan(1)[0];
 
@@ -487,7 +517,15 @@ internal sealed class TorchStateDictUnpickler
     private object? Memo(long index) =>
         _memo.TryGetValue(index, out var value) ? value : throw Error($"memo entry {index} is used before it is set");
 
-    private void Push(object? value) => _stack.Add(value);
+    private void Push(object? value)
+    {
+        // Every value the pickle builds passes through here, so this also bounds the lists and dicts they fill.
+        if (++_values > MaxValues)
+        {
+            throw Error($"more than {MaxValues} values, over the budget for a state dict (about 25 per tensor)");
+        }
+        _stack.Add(value);
+    }
 
     private object? Peek() => _stack.Count > (_marks.Count > 0 ? _marks.Peek() : 0)
         ? _stack[^1]

@@ -25,13 +25,18 @@ internal sealed class ZipDirectory
     private readonly SafeFileHandle _file;
     private readonly string _path;
     private readonly long _fileLength;
+    private readonly long _directoryOffset;
+    // Sorted: where each entry's bytes must end at the latest (the next local header).
+    private readonly long[] _localHeaderOffsets;
 
-    private ZipDirectory(SafeFileHandle file, string path, long fileLength, Dictionary<string, ZipEntry> entries)
+    private ZipDirectory(SafeFileHandle file, string path, long fileLength, long directoryOffset, Dictionary<string, ZipEntry> entries)
     {
         _file = file;
         _path = path;
         _fileLength = fileLength;
+        _directoryOffset = directoryOffset;
         Entries = entries;
+        _localHeaderOffsets = entries.Values.Select(e => e.LocalHeaderOffset).Order().ToArray();
     }
 
     public IReadOnlyDictionary<string, ZipEntry> Entries { get; }
@@ -66,10 +71,13 @@ internal sealed class ZipDirectory
                 throw Corrupt(path, $"entry '{entry.Name}' appears twice");
             }
         }
-        return new ZipDirectory(file, path, fileLength, entries);
+        return new ZipDirectory(file, path, fileLength, directoryOffset, entries);
     }
 
-    /// <summary>Where the stored bytes of <paramref name="entry"/> start, checked to lie within the file.</summary>
+    /// <summary>
+    /// Where the stored bytes of <paramref name="entry"/> start, checked to lie within the file, to agree with the
+    /// entry's local header, and to end before the next entry (or the central directory) begins.
+    /// </summary>
     public long DataOffset(ZipEntry entry)
     {
         if (entry.Method != 0)
@@ -80,6 +88,12 @@ internal sealed class ZipDirectory
         if ((entry.Flags & 1) != 0)
         {
             throw new CheckpointException($"{_path}: entry '{entry.Name}' is encrypted");
+        }
+        // Readers size a stored entry by one field and bound it by the other: they must be the same number.
+        if (entry.Size != entry.CompressedSize)
+        {
+            throw Corrupt(_path, $"entry '{entry.Name}' is stored uncompressed but the central directory records " +
+                $"{entry.CompressedSize} bytes stored and {entry.Size} bytes uncompressed");
         }
         if (entry.LocalHeaderOffset > _fileLength - 30)
         {
@@ -93,12 +107,56 @@ internal sealed class ZipDirectory
         }
         var nameLength = BinaryPrimitives.ReadUInt16LittleEndian(local[26..]);
         var extraLength = BinaryPrimitives.ReadUInt16LittleEndian(local[28..]);
+        CheckLocalHeader(entry, local, nameLength);
         var dataOffset = entry.LocalHeaderOffset + 30 + nameLength + extraLength;
         if (entry.CompressedSize > _fileLength - dataOffset)
         {
             throw Truncated($"entry '{entry.Name}' needs bytes {dataOffset} to {dataOffset + entry.CompressedSize}");
         }
+        var end = dataOffset + entry.CompressedSize;
+        var next = NextBoundary(entry.LocalHeaderOffset);
+        if (end > next)
+        {
+            throw Corrupt(_path, $"entry '{entry.Name}' (bytes {dataOffset} to {end}) runs into the next entry or the central directory at byte {next}");
+        }
         return dataOffset;
+    }
+
+    // The local header is where the bytes are found; a central directory that names another entry, or other sizes, than
+    // the header it points at describes bytes that are not there.
+    private void CheckLocalHeader(ZipEntry entry, ReadOnlySpan<byte> local, int nameLength)
+    {
+        var flags = BinaryPrimitives.ReadUInt16LittleEndian(local[6..]);
+        var method = BinaryPrimitives.ReadUInt16LittleEndian(local[8..]);
+        long compressedSize = BinaryPrimitives.ReadUInt32LittleEndian(local[18..]);
+        long size = BinaryPrimitives.ReadUInt32LittleEndian(local[22..]);
+        if (method != entry.Method)
+        {
+            throw Corrupt(_path, $"entry '{entry.Name}' is method {entry.Method} in the central directory but {method} in its local header");
+        }
+        var name = new byte[nameLength];
+        ReadExactly(_file, _path, name, entry.LocalHeaderOffset + 30);
+        var localName = Encoding.UTF8.GetString(name);
+        if (localName != entry.Name)
+        {
+            throw Corrupt(_path, $"the central directory entry '{entry.Name}' points at the local header of '{localName}' (byte {entry.LocalHeaderOffset})");
+        }
+        // With a data descriptor (flag bit 3, as torch.save writes) the local sizes are 0; 0xFFFFFFFF defers to ZIP64.
+        if ((flags & 8) == 0 && compressedSize != 0xFFFFFFFF && size != 0xFFFFFFFF &&
+            (compressedSize != entry.CompressedSize || size != entry.Size))
+        {
+            throw Corrupt(_path, $"entry '{entry.Name}' is {entry.CompressedSize} bytes ({entry.Size} uncompressed) in the central directory " +
+                $"but {compressedSize} ({size}) in its local header");
+        }
+    }
+
+    /// <summary>The first local header or central directory after <paramref name="localHeaderOffset"/>, else the end of the file.</summary>
+    private long NextBoundary(long localHeaderOffset)
+    {
+        var index = Array.BinarySearch(_localHeaderOffsets, localHeaderOffset + 1);
+        index = index >= 0 ? index : ~index;
+        var next = index < _localHeaderOffsets.Length ? _localHeaderOffsets[index] : _fileLength;
+        return _directoryOffset > localHeaderOffset ? Math.Min(next, _directoryOffset) : next;
     }
 
     /// <summary>The whole of a small entry (data.pkl, byteorder), refusing anything over <paramref name="maxBytes"/>.</summary>

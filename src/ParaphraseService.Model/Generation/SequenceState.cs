@@ -10,7 +10,7 @@ internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions
 {
     private readonly BannedText? _banned = BannedText.For(options.BannedText, tokenizer);
     private readonly List<int> _history = [.. prompt];
-    private readonly int _eos = options.EosTokenId ?? config.EosTokenId;
+    private readonly IReadOnlyList<int> _eos = options.EosTokenId is { } eos ? [eos] : config.EosTokenIds;
     private FinishReason _reason = FinishReason.Length;
     private string? _text;
 
@@ -41,7 +41,7 @@ internal sealed class SequenceState(IReadOnlyList<int> prompt, GenerationOptions
 
     public int Accept(int token, Gpt2Tokenizer tokenizer)
     {
-        if (token == _eos)
+        if (_eos.Contains(token))
         {
             (Finished, _reason) = (true, FinishReason.EndOfSequence);
             return token;

@@ -22,7 +22,11 @@ public sealed record Gpt2Config : ICausalLMConfig
     [JsonPropertyName("scale_attn_by_inverse_layer_idx")] public bool ScaleAttnByInverseLayerIdx { get; init; }
     [JsonPropertyName("add_cross_attention")] public bool AddCrossAttention { get; init; }
     [JsonPropertyName("bos_token_id")] public int BosTokenId { get; init; } = 50256;
-    [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 50256;
+    /// <summary>config.json's eos_token_id: one id, a list (generation stops at any), or null (none).</summary>
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(EosTokenIdsConverter))]
+    public IReadOnlyList<int> EosTokenIds { get => _eosTokenIds; init => _eosTokenIds = new TokenIds(value); }
+    private readonly TokenIds _eosTokenIds = new([50256]);
+    [JsonIgnore] public int EosTokenId { get => EosTokenIds.Count > 0 ? EosTokenIds[0] : BosTokenId; init => EosTokenIds = [value]; }
     [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; } = true;
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
 
@@ -35,6 +39,8 @@ public sealed record Gpt2Config : ICausalLMConfig
         VocabSize = 50257, MaxPositions = 1024, HiddenSize = 768, LayerCount = 12, HeadCount = 12,
     };
 
+    public ICausalLMConfig WithLayerCount(int count) => this with { LayerCount = count };
+
     public void Validate(string source = "config")
     {
         var problems = new List<string>();
@@ -42,11 +48,19 @@ public sealed record Gpt2Config : ICausalLMConfig
             problems.Add($"model_type is '{ModelType}', not 'gpt2'");
         if (VocabSize <= 0) problems.Add("vocab_size must be positive");
         if (MaxPositions <= 0) problems.Add("n_positions must be positive");
+        ConfigLimits.AtMost(problems, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(problems, "n_positions", MaxPositions, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(problems, "n_embd", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(problems, "n_layer", LayerCount, ConfigLimits.MaxLayers);
         if (HiddenSize <= 0 || LayerCount <= 0 || HeadCount <= 0)
             problems.Add("n_embd, n_layer and n_head must be positive");
         else if (HiddenSize % HeadCount != 0)
             problems.Add($"n_embd ({HiddenSize}) is not divisible by n_head ({HeadCount})");
-        if (EffectiveInnerSize <= 0) problems.Add("n_inner must be positive");
+        if (InnerSize is { } inner)
+        {
+            if (inner <= 0) problems.Add("n_inner must be positive");
+            ConfigLimits.AtMost(problems, "n_inner", inner, ConfigLimits.MaxInnerSize);
+        }
         if (ActivationFunction != "gelu_new")
             problems.Add($"activation_function '{ActivationFunction}' is not supported (GPT-2 uses 'gelu_new')");
         if (AddCrossAttention)

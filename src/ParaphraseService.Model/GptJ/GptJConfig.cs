@@ -20,7 +20,11 @@ public sealed record GptJConfig : ICausalLMConfig
     [JsonPropertyName("activation_function")] public string ActivationFunction { get; init; } = "gelu_new";
     [JsonPropertyName("layer_norm_epsilon")] public double LayerNormEpsilon { get; init; } = 1e-5;
     [JsonPropertyName("bos_token_id")] public int BosTokenId { get; init; } = 50256;
-    [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 50256;
+    /// <summary>config.json's eos_token_id: one id, a list (generation stops at any), or null (none).</summary>
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(EosTokenIdsConverter))]
+    public IReadOnlyList<int> EosTokenIds { get => _eosTokenIds; init => _eosTokenIds = new TokenIds(value); }
+    private readonly TokenIds _eosTokenIds = new([50256]);
+    [JsonIgnore] public int EosTokenId { get => EosTokenIds.Count > 0 ? EosTokenIds[0] : BosTokenId; init => EosTokenIds = [value]; }
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
 
     [JsonIgnore] public int HeadDim => HiddenSize / HeadCount;
@@ -55,6 +59,8 @@ public sealed record GptJConfig : ICausalLMConfig
         return config;
     }
 
+    public ICausalLMConfig WithLayerCount(int count) => this with { LayerCount = count };
+
     public void Save(string path) => File.WriteAllText(path, JsonSerializer.Serialize(this, s_json));
 
     /// <summary>Checks the values the model math depends on.</summary>
@@ -65,13 +71,21 @@ public sealed record GptJConfig : ICausalLMConfig
             problems.Add($"model_type is '{ModelType}' but only 'gptj' is supported");
         if (VocabSize <= 0) problems.Add("vocab_size must be positive");
         if (MaxPositions <= 0) problems.Add("n_positions must be positive");
+        ConfigLimits.AtMost(problems, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(problems, "n_positions", MaxPositions, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(problems, "n_embd", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(problems, "n_layer", LayerCount, ConfigLimits.MaxLayers);
         if (HiddenSize <= 0 || LayerCount <= 0 || HeadCount <= 0)
             problems.Add("n_embd, n_layer and n_head must be positive");
         else if (HiddenSize % HeadCount != 0)
             problems.Add($"n_embd ({HiddenSize}) is not divisible by n_head ({HeadCount})");
         else if (EffectiveRotaryDim <= 0 || EffectiveRotaryDim > HeadDim || EffectiveRotaryDim % 2 != 0)
             problems.Add($"rotary_dim ({EffectiveRotaryDim}) must be even and at most the head size ({HeadDim})");
-        if (EffectiveInnerSize <= 0) problems.Add("n_inner must be positive");
+        if (InnerSize is { } inner)
+        {
+            if (inner <= 0) problems.Add("n_inner must be positive");
+            ConfigLimits.AtMost(problems, "n_inner", inner, ConfigLimits.MaxInnerSize);
+        }
         if (ActivationFunction != "gelu_new")
             problems.Add($"activation_function '{ActivationFunction}' is not supported (GPT-J uses 'gelu_new')");
         if (problems.Count > 0)

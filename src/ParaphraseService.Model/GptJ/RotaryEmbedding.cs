@@ -7,29 +7,42 @@ namespace ParaphraseService.Model.GptJ;
 
 /// <summary>
 /// GPT-J's rotary position embedding: interleaved pairs of the first <c>rotary_dim</c> dims of each head are rotated
-/// by a position-dependent angle, the rest pass through. The sin/cos table is computed once, not per forward, and is
-/// shared by every layer (it holds no checkpoint tensors).
+/// by a position-dependent angle, the rest pass through. The sin/cos table is computed once per length, not per
+/// forward, and is shared by every layer (it holds no checkpoint tensors). It covers the positions used so far, not
+/// all of n_positions: a config may declare far more context than is ever used (n_positions 50,000,000 made a 9.7 GB
+/// table at load).
 /// </summary>
 public sealed class RotaryEmbedding : IDisposable
 {
+    // GPT-J-6B's whole context: a table of 512 KB at rotary_dim 64, built at load as before.
+    private const int InitialPositions = 2048;
+
     private readonly int _rotaryDim;
     private readonly int _maxPositions;
-    private Tensor sin; // (P, rd/2)
+    private readonly Lock _grow = new();
+    private Tensor sin; // (P, rd/2), P <= n_positions
     private Tensor cos;
 
     public RotaryEmbedding(int rotaryDim, int maxPositions)
     {
         _rotaryDim = rotaryDim;
         _maxPositions = maxPositions;
-        // The table is small and built on the CPU, also when the weights start on the meta device: it is not a
-        // checkpoint tensor, so the loader never replaces it.
+        (sin, cos) = Table(rotaryDim, Math.Min(maxPositions, InitialPositions));
+    }
+
+    /// <summary>How many positions the table covers now.</summary>
+    internal long TablePositions => sin.size(0);
+
+    // The table is built on the CPU, also when the weights start on the meta device: it is not a checkpoint tensor, so
+    // the loader never replaces it. Each row depends only on its position, so a longer table extends a shorter one.
+    private static (Tensor Sin, Tensor Cos) Table(int rotaryDim, long positions)
+    {
         using var scope = NewDisposeScope();
         // inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.int64) / dim))
         var invFreq = 1.0f / torch.pow(10000f, torch.arange(0, rotaryDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / rotaryDim);
         // sinusoid_inp = torch.einsum("i , j -> i j", torch.arange(num_pos).float(), inv_freq)
-        var angles = torch.outer(torch.arange(maxPositions, dtype: ScalarType.Float32), invFreq); // (P, rd/2)
-        sin = angles.sin().DetachFromDisposeScope();
-        cos = angles.cos().DetachFromDisposeScope();
+        var angles = torch.outer(torch.arange(positions, dtype: ScalarType.Float32), invFreq); // (P, rd/2)
+        return (angles.sin().DetachFromDisposeScope(), angles.cos().DetachFromDisposeScope());
     }
 
     /// <summary>
@@ -38,11 +51,17 @@ public sealed class RotaryEmbedding : IDisposable
     /// </summary>
     public RotaryAngles Angles(Tensor positionIds)
     {
-        if (positionIds.numel() > 0 && positionIds.max().item<long>() >= _maxPositions)
+        var last = positionIds.numel() > 0 ? positionIds.max().item<long>() : -1;
+        if (last >= _maxPositions)
             throw new ArgumentOutOfRangeException(nameof(positionIds), $"Position exceeds the model's context of {_maxPositions} tokens.");
-        EnsureOn(positionIds.device);
-        // sin = torch.repeat_interleave(sin[:, :, None, :], 2, 3)
-        return new RotaryAngles(sin[positionIds].unsqueeze(2).repeat_interleave(2, 3), cos[positionIds].unsqueeze(2).repeat_interleave(2, 3));
+        // The gathers copy their rows, so a table replaced by a later call is never read after it is disposed.
+        lock (_grow)
+        {
+            Cover(last + 1);
+            EnsureOn(positionIds.device);
+            // sin = torch.repeat_interleave(sin[:, :, None, :], 2, 3)
+            return new RotaryAngles(sin[positionIds].unsqueeze(2).repeat_interleave(2, 3), cos[positionIds].unsqueeze(2).repeat_interleave(2, 3));
+        }
     }
 
     /// <summary>
@@ -111,6 +130,18 @@ public sealed class RotaryEmbedding : IDisposable
     {
         sin.Dispose();
         cos.Dispose();
+    }
+
+    // Doubling keeps a growing context to a few rebuilds.
+    private void Cover(long positions)
+    {
+        if (positions <= sin.size(0)) return;
+        var device = sin.device;
+        var (newSin, newCos) = Table(_rotaryDim, Math.Min(_maxPositions, Math.Max(positions, 2 * sin.size(0))));
+        sin.Dispose();
+        cos.Dispose();
+        (sin, cos) = (newSin, newCos);
+        EnsureOn(device);
     }
 
     // The table stays fp32 whatever the model's dtype (rotary math runs in fp32, as in Hugging Face), and follows the

@@ -25,7 +25,11 @@ public sealed record GptNeoConfig : ICausalLMConfig
     [JsonPropertyName("activation_function")] public string ActivationFunction { get; init; } = "gelu_new";
     [JsonPropertyName("layer_norm_epsilon")] public double LayerNormEpsilon { get; init; } = 1e-5;
     [JsonPropertyName("bos_token_id")] public int BosTokenId { get; init; } = 50256;
-    [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 50256;
+    /// <summary>config.json's eos_token_id: one id, a list (generation stops at any), or null (none).</summary>
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(EosTokenIdsConverter))]
+    public IReadOnlyList<int> EosTokenIds { get => _eosTokenIds; init => _eosTokenIds = new TokenIds(value); }
+    private readonly TokenIds _eosTokenIds = new([50256]);
+    [JsonIgnore] public int EosTokenId { get => EosTokenIds.Count > 0 ? EosTokenIds[0] : BosTokenId; init => EosTokenIds = [value]; }
     [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; } = true;
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; init; }
 
@@ -45,6 +49,9 @@ public sealed record GptNeoConfig : ICausalLMConfig
         AttentionTypes = [new(["global", "local"], 16)],
     };
 
+    // Local and global layers hold the same tensors; only the mask differs.
+    public ICausalLMConfig WithLayerCount(int count) => this with { LayerCount = count, AttentionTypes = [new(["global"], count)] };
+
     public void Validate(string source = "config")
     {
         var problems = new List<string>();
@@ -52,18 +59,27 @@ public sealed record GptNeoConfig : ICausalLMConfig
             problems.Add($"model_type is '{ModelType}', not 'gpt_neo'");
         if (VocabSize <= 0) problems.Add("vocab_size must be positive");
         if (MaxPositions <= 0) problems.Add("max_position_embeddings must be positive");
+        ConfigLimits.AtMost(problems, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(problems, "max_position_embeddings", MaxPositions, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(problems, "hidden_size", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(problems, "num_layers", LayerCount, ConfigLimits.MaxLayers);
         if (HiddenSize <= 0 || LayerCount <= 0 || HeadCount <= 0)
             problems.Add("hidden_size, num_layers and num_heads must be positive");
         else if (HiddenSize % HeadCount != 0)
             problems.Add($"hidden_size ({HiddenSize}) is not divisible by num_heads ({HeadCount})");
-        var layers = AttentionLayers;
-        if (layers.Count != LayerCount)
-            problems.Add($"attention_types describe {layers.Count} layers but num_layers is {LayerCount}");
-        var unknown = layers.Where(t => t is not ("global" or "local")).Distinct().ToList();
+        // Counted, not expanded: [[["global", "local"], 2147483647]] would be a list of 4.3 billion names.
+        var described = AttentionTypes.Aggregate(Int128.Zero, (sum, g) => sum + (Int128)g.Types.Count * Math.Max(0, g.Repeat));
+        if (described != LayerCount)
+            problems.Add($"attention_types describe {described} layers but num_layers is {LayerCount}");
+        var unknown = AttentionTypes.Where(g => g.Repeat > 0).SelectMany(g => g.Types).Where(t => t is not ("global" or "local")).Distinct().ToList();
         if (unknown.Count > 0)
             problems.Add($"attention_types has kinds other than 'global' and 'local': {string.Join(", ", unknown.Select(u => $"'{u}'"))}");
         if (WindowSize <= 0) problems.Add("window_size must be positive");
-        if (EffectiveInnerSize <= 0) problems.Add("intermediate_size must be positive");
+        if (IntermediateSize is { } inner)
+        {
+            if (inner <= 0) problems.Add("intermediate_size must be positive");
+            ConfigLimits.AtMost(problems, "intermediate_size", inner, ConfigLimits.MaxInnerSize);
+        }
         if (ActivationFunction != "gelu_new")
             problems.Add($"activation_function '{ActivationFunction}' is not supported (GPT-Neo uses 'gelu_new')");
         if (!TieWordEmbeddings)

@@ -79,6 +79,7 @@ public static class ModelLoader
     /// <param name="checkpoint">Tensors named and shaped as the model holds them (see <see cref="CheckpointView"/>).</param>
     public static CausalLM Build(ICausalLMConfig config, ICheckpointSource checkpoint, LayerFactory layers, string sourceName)
     {
+        StateDictLoader.CheckBeforeBuilding(config, checkpoint, layers, sourceName);
         var model = ModelFamilies.Create(config, layers with { Device = torch.device("meta") });
         try
         {

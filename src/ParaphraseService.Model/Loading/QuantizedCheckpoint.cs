@@ -30,6 +30,9 @@ public static class QuantizedCheckpoint
         using var source = new CheckpointView(files, family.Checkpoint);
         if (source.Tensors.Keys.Any(k => k.EndsWith(StateDictLoader.ScaleSuffix, StringComparison.Ordinal)))
             throw new CheckpointException($"{sourceFolder} is already int8-quantized.");
+        // The comparison loading makes: a missing, wrong-shaped or integer tensor was written out as a broken checkpoint
+        // (exit 0), and a scalar weight failed midway with "Index was outside the bounds of the array".
+        StateDictLoader.CheckBeforeBuilding(config, source, new LayerFactory(ScalarType.Float32, device("meta")), sourceFolder);
 
         var quantizedKeys = QuantizedWeightKeys(config);
         var infos = new List<CheckpointTensorInfo>();

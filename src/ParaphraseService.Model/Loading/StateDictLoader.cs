@@ -1,7 +1,9 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using ParaphraseService.Model.Checkpoints;
+using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Diagnostics;
+using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,6 +22,10 @@ public static partial class StateDictLoader
     [GeneratedRegex(@"^(transformer\.)?h\.\d+\.attn\.(attention\.)?(bias|masked_bias)$")]
     private static partial Regex IgnoredKey();
 
+    // Every family keeps its layers in a ModuleList named h: transformer.h.0.ln_1.weight is (transformer.h.)0(.ln_1.weight).
+    [GeneratedRegex(@"^((?:.+\.)?h\.)0(\..+)$")]
+    private static partial Regex FirstLayerKey();
+
     private const int ListedKeys = 8;
 
     /// <summary>Checkpoint tensors the model does not read (old causal-mask buffers).</summary>
@@ -35,20 +41,7 @@ public static partial class StateDictLoader
             .Where(m => m.module is IQuantizedWeightLayer)
             .ToDictionary(m => CheckpointKey(m.name) + ".weight", m => (IQuantizedWeightLayer)m.module);
         var parameters = model.named_parameters().ToDictionary(p => CheckpointKey(p.name), p => p.name);
-        var withoutScales = quantized.Keys
-            .Where(k => source.Tensors.TryGetValue(k, out var info) && info.DType == ScalarType.Int8 && !source.Tensors.ContainsKey(k + ScaleSuffix))
-            .Order().ToList();
-        if (withoutScales.Count > 0)
-            throw new CheckpointException($"{sourceName} has int8 weights without their row scales (<name>{ScaleSuffix}): {List(withoutScales)}.");
-        var expected = model.named_parameters().ToDictionary(p => CheckpointKey(p.name), p => new ExpectedTensor(p.parameter.shape));
-        foreach (var (key, layer) in quantized)
-        {
-            // A quantized checkpoint stores the int8 weight with its scales; a full-precision one only the weight.
-            var preQuantized = source.Tensors.ContainsKey(key + ScaleSuffix);
-            expected[key] = new ExpectedTensor(layer.WeightShape, preQuantized ? ScalarType.Int8 : null);
-            if (preQuantized)
-                expected[key + ScaleSuffix] = new ExpectedTensor([layer.WeightShape[0]], ScalarType.Float32);
-        }
+        var expected = Expected(ModelTensors(model), source, sourceName);
         Check(expected, source.Tensors, sourceName);
 
         var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
@@ -76,6 +69,85 @@ public static partial class StateDictLoader
         }
     }
 
+    /// <summary>
+    /// Compares a checkpoint with the model of <paramref name="config"/> before that model is built, so a mismatch costs
+    /// nothing of the model's size (200000 layers took 125 s and 7.4 GB to build before their tensors were compared). A
+    /// one-layer model on the meta device names and shapes the tensors outside the layers and those of one layer, which
+    /// every layer repeats.
+    /// </summary>
+    /// <param name="source">Tensors named and shaped as the model holds them (see <see cref="CheckpointView"/>).</param>
+    /// <exception cref="CheckpointException">The same report as <see cref="Load"/>'s, led by a layer count that differs.</exception>
+    public static void CheckBeforeBuilding(ICausalLMConfig config, ICheckpointSource source, LayerFactory layers, string sourceName)
+    {
+        Dictionary<string, ModelTensor> oneLayer;
+        using (var template = ModelFamilies.Create(config.WithLayerCount(1), layers with { Device = torch.device("meta") }))
+            oneLayer = ModelTensors(template);
+        var prefix = oneLayer.Keys.Select(k => FirstLayerKey().Match(k)).FirstOrDefault(m => m.Success)?.Groups[1].Value;
+        var stored = prefix is null ? 0 : source.Tensors.Keys.Select(k => LayerIndex(k, prefix) + 1).DefaultIfEmpty(0).Max();
+        var problems = new List<string>();
+        if (stored != config.LayerCount)
+        {
+            var held = stored == 0 ? "none" : $"{stored} ({prefix}0 to {prefix}{stored - 1})";
+            problems.Add($"config.json declares {config.LayerCount} layer(s) but the checkpoint has {held}");
+        }
+        // Layers past the checkpoint's last are missing whole: the first stands for them rather than thousands of names.
+        var compared = Math.Min(config.LayerCount, stored + 1);
+        var model = new Dictionary<string, ModelTensor>(StringComparer.Ordinal);
+        foreach (var (key, tensor) in oneLayer)
+        {
+            var match = FirstLayerKey().Match(key);
+            if (!match.Success)
+                model[key] = tensor;
+            for (var i = 0; match.Success && i < compared; i++)
+                model[$"{match.Groups[1].Value}{i}{match.Groups[2].Value}"] = tensor;
+        }
+        Check(Expected(model, source, sourceName), source.Tensors, sourceName, problems);
+    }
+
+    /// <summary>The layer a key of <paramref name="prefix"/> (<c>transformer.h.</c>) belongs to, or -1.</summary>
+    private static int LayerIndex(string key, string prefix)
+    {
+        if (!key.StartsWith(prefix, StringComparison.Ordinal))
+            return -1;
+        var rest = key.AsSpan(prefix.Length);
+        var dot = rest.IndexOf('.');
+        // Beyond int (h.99999999999999999999) it is no layer of ours: the comparison lists it as unexpected.
+        return dot > 0 && int.TryParse(rest[..dot], System.Globalization.NumberStyles.None, null, out var index) && index < int.MaxValue ? index : -1;
+    }
+
+    /// <summary>A tensor of the model: its shape, and whether it is the weight of a layer that may be stored in 8 bits.</summary>
+    private sealed record ModelTensor(long[] Shape, bool Quantizable);
+
+    private static Dictionary<string, ModelTensor> ModelTensors(nn.Module model)
+    {
+        var tensors = model.named_parameters().ToDictionary(p => CheckpointKey(p.name), p => new ModelTensor(p.parameter.shape, false));
+        foreach (var (name, module) in model.named_modules())
+        {
+            if (module is IQuantizedWeightLayer layer)
+                tensors[CheckpointKey(name) + ".weight"] = new ModelTensor(layer.WeightShape, true);
+        }
+        return tensors;
+    }
+
+    /// <summary>What the model reads from <paramref name="source"/>: an int8 weight comes with its scales, a full-precision one alone.</summary>
+    private static Dictionary<string, ExpectedTensor> Expected(IReadOnlyDictionary<string, ModelTensor> model, ICheckpointSource source, string sourceName)
+    {
+        var withoutScales = model.Where(t => t.Value.Quantizable).Select(t => t.Key)
+            .Where(k => source.Tensors.TryGetValue(k, out var info) && info.DType == ScalarType.Int8 && !source.Tensors.ContainsKey(k + ScaleSuffix))
+            .Order().ToList();
+        if (withoutScales.Count > 0)
+            throw new CheckpointException($"{sourceName} has int8 weights without their row scales (<name>{ScaleSuffix}): {List(withoutScales)}.");
+        var expected = new Dictionary<string, ExpectedTensor>(StringComparer.Ordinal);
+        foreach (var (key, tensor) in model)
+        {
+            var preQuantized = tensor.Quantizable && source.Tensors.ContainsKey(key + ScaleSuffix);
+            expected[key] = new ExpectedTensor(tensor.Shape, preQuantized ? ScalarType.Int8 : null);
+            if (preQuantized)
+                expected[key + ScaleSuffix] = new ExpectedTensor([tensor.Shape[0]], ScalarType.Float32);
+        }
+        return expected;
+    }
+
     /// <summary>The checkpoint's name for a parameter or module path of the model (LoRA wrappers removed).</summary>
     public static string CheckpointKey(string name) => name.Replace(".base_layer", "", StringComparison.Ordinal);
 
@@ -83,7 +155,9 @@ public static partial class StateDictLoader
     internal sealed record ExpectedTensor(long[] Shape, ScalarType? DType = null);
 
     /// <summary>Missing, unexpected, wrong-shaped and wrong-typed tensors, all reported in one message.</summary>
-    internal static void Check(IReadOnlyDictionary<string, ExpectedTensor> expected, IReadOnlyDictionary<string, CheckpointTensorInfo> actual, string sourceName)
+    /// <param name="problems">Problems found before, reported first.</param>
+    internal static void Check(IReadOnlyDictionary<string, ExpectedTensor> expected, IReadOnlyDictionary<string, CheckpointTensorInfo> actual, string sourceName,
+        List<string>? problems = null)
     {
         var missing = expected.Keys.Where(k => !actual.ContainsKey(k)).Order().ToList();
         var unexpected = actual.Keys.Where(k => !expected.ContainsKey(k) && !IgnoredKey().IsMatch(k)).Order().ToList();
@@ -94,7 +168,7 @@ public static partial class StateDictLoader
         var wrongType = present.Where(t => t.Want.DType is { } want ? t.Got.DType != want : !torch.is_floating_point(t.Got.DType))
             .Select(t => $"{t.Name} ({t.Got.DType}{(t.Want.DType is { } want ? $", expected {want}" : "")})").Order().ToList();
 
-        var problems = new List<string>();
+        problems ??= [];
         if (missing.Count > 0) problems.Add($"missing {missing.Count} tensor(s): {List(missing)}");
         if (unexpected.Count > 0) problems.Add($"unexpected {unexpected.Count} tensor(s): {List(unexpected)}");
         if (wrongShape.Count > 0) problems.Add($"wrong shape: {List(wrongShape)}");

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
+using ParaphraseService.Model.Core;
 
 namespace ParaphraseService.Model.Tokenization;
 
@@ -68,9 +69,16 @@ public sealed partial class Gpt2Tokenizer
     [GeneratedRegex(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")]
     private static partial Regex Gpt2Split();
 
-    private static Gpt2Tokenizer FromBpe(IEnumerable<KeyValuePair<string, int>> vocabulary, IEnumerable<string> merges, string source)
+    /// <param name="vocabFile">The file the vocabulary comes from, for messages.</param>
+    private static Gpt2Tokenizer FromBpe(IEnumerable<KeyValuePair<string, int>> vocabulary, IEnumerable<string> merges, string source, string vocabFile)
     {
         var vocab = vocabulary.ToList();
+        if (vocab.Count == 0)
+            throw new InvalidDataException($"{vocabFile} has no tokens.");
+        // Ids index the embedding and size the decoding tables: id 2147483647 made the vocabulary size max + 1 negative.
+        var outside = vocab.FirstOrDefault(v => v.Value is < 0 or >= ConfigLimits.MaxVocabSize);
+        if (outside.Key is not null)
+            throw new InvalidDataException($"{vocabFile}: token '{outside.Key}' has id {outside.Value}, outside 0 to {ConfigLimits.MaxVocabSize - 1}.");
         var endOfText = vocab.Where(v => v.Key == EndOfTextToken).Select(v => (int?)v.Value).FirstOrDefault() ?? EndOfTextId;
         var options = new BpeOptions(vocab)
         {
@@ -83,9 +91,16 @@ public sealed partial class Gpt2Tokenizer
 
     private static Gpt2Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath)
     {
-        var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath))
-            ?? throw new InvalidDataException("vocab.json is empty.");
-        return FromBpe(vocab, File.ReadLines(mergesPath), $"{vocabPath} + merges.txt");
+        Dictionary<string, int>? vocab;
+        try
+        {
+            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"vocab.json is not a map of tokens to ids: {e.Message}", e);
+        }
+        return FromBpe(vocab ?? throw new InvalidDataException("vocab.json is empty."), File.ReadLines(mergesPath), $"{vocabPath} + merges.txt", "vocab.json");
     }
 
     // tokenizer.json (Hugging Face tokenizers) holds the same BPE as model.vocab and model.merges; merges are
@@ -99,9 +114,26 @@ public sealed partial class Gpt2Tokenizer
         var vocab = model["vocab"]?.AsObject() ?? throw new InvalidDataException("tokenizer.json has no model.vocab.");
         var merges = model["merges"]?.AsArray() ?? throw new InvalidDataException("tokenizer.json has no model.merges.");
         return FromBpe(
-            vocab.Select(v => KeyValuePair.Create(v.Key, (int)v.Value!)),
-            merges.Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : (string)m!),
-            path);
+            vocab.Select(v => KeyValuePair.Create(v.Key, v.Value is JsonValue value && value.TryGetValue<int>(out var id)
+                ? id
+                : throw new InvalidDataException($"tokenizer.json: model.vocab '{v.Key}' is {Json(v.Value)}, not a token id."))),
+            merges.Select((m, i) => Merge(m) ?? throw new InvalidDataException(
+                $"tokenizer.json: model.merges[{i}] is {Json(m)}, not a merge (\"a b\" or [\"a\", \"b\"]).")),
+            path, "tokenizer.json");
+    }
+
+    private static string? Merge(JsonNode? merge) => merge switch
+    {
+        JsonValue line when line.TryGetValue<string>(out var text) => text,
+        JsonArray { Count: 2 } pair when pair[0] is JsonValue a && a.TryGetValue<string>(out var first)
+            && pair[1] is JsonValue b && b.TryGetValue<string>(out var second) => $"{first} {second}",
+        _ => null,
+    };
+
+    private static string Json(JsonNode? node)
+    {
+        var json = node?.ToJsonString() ?? "null";
+        return json.Length <= 40 ? json : json[..40] + "...";
     }
 
     public IReadOnlyList<int> Encode(string text)

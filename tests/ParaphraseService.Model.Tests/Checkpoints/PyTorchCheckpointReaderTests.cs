@@ -164,6 +164,104 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
         Assert.Contains("refers to storage '3' but the archive has no entry 'dtypes/data/3'", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HandMadeArchiveReadsBack(bool dataDescriptors)
+    {
+        var path = Save("hand.bin", TorchCheckpointBytes.Archive(
+            [TorchCheckpointBytes.Contiguous("a", 2, 3), new("tail", "a", 6, 2, [4], [1])],
+            new Dictionary<string, byte[]> { ["a"] = TorchCheckpointBytes.Ramp(6) }, dataDescriptors: dataDescriptors));
+
+        using var reader = new PyTorchCheckpointReader(path);
+
+        using var a = reader.Read("a");
+        Assert.Equal([2L, 3L], a.shape);
+        Assert.Equal([0f, 1f, 2f, 3f, 4f, 5f], a.data<float>().ToArray());
+        using var tail = reader.Read("tail");
+        Assert.Equal([2f, 3f, 4f, 5f], tail.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void StorageWhoseByteCountOverflowsIsRefused()
+    {
+        // 2**62 + 1 floats are 2**64 + 4 bytes: in 64 bits that wraps to 4, which the 4-byte entry holds, and the
+        // 128-element view of 'a' would then read the next zip header and tensor 'b' as its values.
+        var path = Save("overflow.bin", TorchCheckpointBytes.Archive(
+            [TorchCheckpointBytes.Contiguous("a", 128) with { StorageElements = (1L << 62) + 1 }, TorchCheckpointBytes.Contiguous("b", 128)],
+            new Dictionary<string, byte[]> { ["a"] = TorchCheckpointBytes.Ramp(1), ["b"] = TorchCheckpointBytes.Ramp(128, start: 1000) }));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("entry 'archive/data/a' is 4 bytes but its Float32 storage of 4611686018427387905 elements needs 18446744073709551620",
+            error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(5L, new long[] { 2 }, new long[] { 1 })] // offset + numel is one past the storage
+    [InlineData(0L, new long[] { 2, 3 }, new long[] { 3, 2 })] // strides reach element 7 of 6
+    [InlineData(0L, new long[] { 2, 2 }, new long[] { 1L << 62, 1L << 62 })] // strides overflow 64 bits
+    [InlineData(long.MaxValue, new long[] { 1 }, new long[] { 1 })] // offset alone is past the storage
+    [InlineData(0L, new long[] { 2 }, new long[] { -1 })] // negative stride reaches before the storage
+    public void ViewReachingOutsideItsStorageIsRefused(long offset, long[] shape, long[] stride)
+    {
+        var path = Save("view.bin", TorchCheckpointBytes.Archive(
+            [new("v", "s", 6, offset, shape, stride), TorchCheckpointBytes.Contiguous("next", 4)],
+            new Dictionary<string, byte[]> { ["s"] = TorchCheckpointBytes.Ramp(6), ["next"] = TorchCheckpointBytes.Ramp(4) }));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("tensor 'v'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StoredEntryWhoseTwoSizesDifferIsRefused()
+    {
+        // The storage check read the uncompressed size (512, enough for 128 floats), the bounds check the stored one (4):
+        // the read ran 508 bytes into the next zip header and tensor.
+        var path = Save("sizes.bin", TwoTensorArchive(centralSizes: (name, length) => name == "archive/data/a" ? (length, 512) : (length, length)));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("entry 'archive/data/a' is stored uncompressed but the central directory records 4 bytes stored and 512 bytes uncompressed",
+            error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false, "entry 'archive/data/a' is 512 bytes (512 uncompressed) in the central directory but 4 (4) in its local header")]
+    [InlineData(true, "entry 'archive/data/a' (bytes 533 to 1045) runs into the next entry or the central directory at byte 553")]
+    public void EntryLongerThanItsBytesIsRefused(bool dataDescriptors, string expected)
+    {
+        // Both central sizes agree on 512 but only 4 bytes are there: the local header says so, or (torch.save's data
+        // descriptors leave it 0) the next entry's header starts inside the claimed bytes.
+        var path = Save("long.bin", TwoTensorArchive(
+            centralSizes: (name, length) => name == "archive/data/a" ? (512, 512) : (length, length), dataDescriptors: dataDescriptors));
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CentralEntryPointingAtAnotherEntrysHeaderIsRefused()
+    {
+        var bytes = TorchCheckpointBytes.Archive([TorchCheckpointBytes.Contiguous("a", 4), TorchCheckpointBytes.Contiguous("b", 4)],
+            new Dictionary<string, byte[]> { ["a"] = TorchCheckpointBytes.Ramp(4), ["b"] = TorchCheckpointBytes.Ramp(4) });
+        // Renaming only the local header of 'a' (the first occurrence) leaves the central directory pointing at a header
+        // that describes other bytes.
+        var local = bytes.AsSpan().IndexOf("archive/data/a"u8);
+        "archive/data/c"u8.CopyTo(bytes.AsSpan(local));
+        var path = Save("renamed_local.bin", bytes);
+
+        var error = Assert.Throws<CheckpointException>(() => new PyTorchCheckpointReader(path));
+
+        Assert.Contains("the central directory entry 'archive/data/a' points at the local header of 'archive/data/c'", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ZipWithoutDataPklIsNotACheckpoint()
     {
@@ -244,6 +342,13 @@ public sealed class PyTorchCheckpointReaderTests : IDisposable
         reader.Dispose();
         Assert.Throws<ObjectDisposedException>(() => reader.Read("head"));
     }
+
+    /// <summary>'a' (128 floats whose entry holds only the first) followed by 'b': reading past 'a' lands in 'b'.</summary>
+    private static byte[] TwoTensorArchive(Func<string, int, (long, long)>? centralSizes = null, bool dataDescriptors = false) =>
+        TorchCheckpointBytes.Archive(
+            [TorchCheckpointBytes.Contiguous("a", 128), TorchCheckpointBytes.Contiguous("b", 128)],
+            new Dictionary<string, byte[]> { ["a"] = TorchCheckpointBytes.Ramp(1), ["b"] = TorchCheckpointBytes.Ramp(128, start: 1000) },
+            centralSizes, dataDescriptors);
 
     private static void AssertMatchesExpected(ICheckpointSource reader, string expectedFixture)
     {

@@ -34,6 +34,34 @@ public sealed class TorchStateDictUnpicklerTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    public static TheoryData<string, string> Floods => new()
+    {
+        // ']' then a MEMOIZE per byte: 100 MB of these made 8 GB of memo entries.
+        { "]" + new string('\u0094', TorchStateDictUnpickler.MaxMemoEntries + 1), "more than 2000000 memo entries" },
+        // The same object put under ever new LONG_BINPUT indexes.
+        { "]" + string.Concat(Enumerable.Range(0, TorchStateDictUnpickler.MaxMemoEntries + 1).Select(LongBinput)), "more than 2000000 memo entries" },
+        // An EMPTY_LIST per byte: 100 MB of these made 5 GB of lists.
+        { new string(']', TorchStateDictUnpickler.MaxValues + 1), "more than 2000000 values" },
+        // One list, memoized, appended to itself over and over: the stack stays small but the list grows.
+        { "]q\u0000" + string.Concat(Enumerable.Repeat("h\u0000a", TorchStateDictUnpickler.MaxValues)), "more than 2000000 values" },
+        { new string('(', TorchStateDictUnpickler.MaxOpenMarks + 1), "more than 1000 MARKs are open at once" },
+        { "X\u0001\u0000\u0010\u0000" + new string('a', (1 << 20) + 1), "a 1048577-byte string or bytes value is over the 1048576-byte budget" },
+        { "c" + new string('a', (1 << 20) + 1) + "\nb\n", "GLOBAL name is over the 1048576-byte budget" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Floods))]
+    public void SmallPicklesThatWouldBuildHugeObjectsAreRefused(string body, string expected)
+    {
+        var error = Assert.Throws<CheckpointException>(() =>
+            TorchStateDictUnpickler.Load(Encoding.Latin1.GetBytes("\u0080\u0004" + body + "."), "flood.bin: archive/data.pkl"));
+
+        Assert.StartsWith("flood.bin: archive/data.pkl: ", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    private static string LongBinput(int index) => "r" + Encoding.Latin1.GetString(BitConverter.GetBytes(index));
+
     [Fact]
     public void ReadsAHandMadeStateDictWithNegativeAndLargeIntegers()
     {

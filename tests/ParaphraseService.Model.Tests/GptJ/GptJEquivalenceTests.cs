@@ -107,6 +107,28 @@ public class GptJEquivalenceTests
     }
 
     [Fact]
+    public void RotaryTableCoversThePositionsUsedNotAllOfNPositions()
+    {
+        // n_positions 50,000,000 built a 9.7 GB table at load; the context actually used is what counts.
+        using var scope = NewDisposeScope();
+        using var rotary = new RotaryEmbedding(rotaryDim: 64, maxPositions: 1 << 20);
+        Assert.Equal(2048, rotary.TablePositions);
+
+        var early = rotary.Angles(tensor(new long[] { 0, 5, 2047 }).unsqueeze(0));
+        Assert.Equal(2048, rotary.TablePositions);
+        var late = rotary.Angles(tensor(new long[] { 3, 5000 }).unsqueeze(0));
+        Assert.Equal(5001, rotary.TablePositions);
+
+        // The grown table extends the first one: position 5 reads the same angles before and after.
+        var again = rotary.Angles(tensor(new long[] { 5 }).unsqueeze(0));
+        Assert.True(again.Sin[0, 0].allclose(early.Sin[0, 1], rtol: 0, atol: 0));
+        Assert.True(again.Cos[0, 0].allclose(early.Cos[0, 1], rtol: 0, atol: 0));
+        // sinusoid_inp = arange(num_pos) x inv_freq: the first pair of position 5000 turns at inverse frequency 1.
+        Assert.Equal(MathF.Sin(5000f), late.Sin[0, 1, 0, 0].item<float>(), 1e-3f);
+        Assert.Throws<ArgumentOutOfRangeException>(() => rotary.Angles(tensor(new long[] { 1 << 20 }).unsqueeze(0)));
+    }
+
+    [Fact]
     public void Bfloat16ModelTracksTheFloat32Model()
     {
         using var fp32 = TinyModels.Create();

@@ -95,6 +95,40 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output) : IDispos
         Assert.Contains("lm_head.weight_scale (Float16, expected Float32)", message);
     }
 
+    [Theory]
+    [InlineData("missing", "missing 1 tensor(s): transformer.h.1.mlp.fc_in.weight")]
+    [InlineData("shape", "wrong shape: transformer.h.1.mlp.fc_in.weight is [256, 32] but the model expects [256, 64]")]
+    [InlineData("int32", "wrong dtype (floating point expected unless named): transformer.h.1.mlp.fc_in.weight (Int32)")]
+    [InlineData("scalar", "wrong shape: transformer.h.1.mlp.fc_in.weight is [] but the model expects [256, 64]")]
+    public void SourceThatDoesNotMatchItsConfigIsRefusedBeforeAnythingIsWritten(string damage, string expected)
+    {
+        // Each of these used to be quantized and written with exit 0 (or, for the scalar, to fail midway).
+        const string key = "transformer.h.1.mlp.fc_in.weight";
+        var source = Path.Combine(_root, "source");
+        Directory.CreateDirectory(source);
+        foreach (var file in Directory.GetFiles(Source))
+            File.Copy(file, Path.Combine(source, Path.GetFileName(file)));
+        using (var reader = new SafetensorsReader(Path.Combine(Source, "model.safetensors")))
+        {
+            var infos = reader.Tensors.Values.Where(i => damage != "missing" || i.Name != key)
+                .Select(i => i.Name != key ? i : damage switch
+                {
+                    "shape" => i with { Shape = [256, 32] },
+                    "int32" => i with { DType = ScalarType.Int32 },
+                    "scalar" => i with { Shape = [] },
+                    _ => i,
+                }).ToList();
+            SafetensorsWriter.Write(Path.Combine(source, "model.safetensors"), infos,
+                info => info.Name == key ? zeros(info.Shape, info.DType) : reader.Read(info.Name));
+        }
+
+        var error = Assert.Throws<CheckpointException>(() => QuantizedCheckpoint.Write(source, Output));
+
+        Assert.StartsWith(source, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Output));
+    }
+
     [Fact]
     public void QuantizedFolderRefusesFullPrecisionAndRequantizing()
     {

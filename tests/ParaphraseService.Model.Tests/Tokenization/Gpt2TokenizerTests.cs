@@ -84,6 +84,40 @@ public sealed class Gpt2TokenizerTests : IDisposable
         Assert.Contains(_folder, error.Message);
     }
 
+    [Theory]
+    // A null id or merge was a bare NullReferenceException; id 2147483647 made the vocabulary size negative.
+    [InlineData("{\"a\": 0, \"b\": null}", "[\"a b\"]", "tokenizer.json: model.vocab 'b' is null, not a token id")]
+    [InlineData("{\"a\": 0, \"b\": \"one\"}", "[\"a b\"]", "tokenizer.json: model.vocab 'b' is \"one\", not a token id")]
+    [InlineData("{\"a\": 0, \"b\": 1}", "[\"a b\", null]", "tokenizer.json: model.merges[1] is null, not a merge")]
+    [InlineData("{\"a\": 0, \"b\": 1}", "[[\"a\"]]", "tokenizer.json: model.merges[0] is [\"a\"], not a merge")]
+    [InlineData("{\"a\": 0, \"b\": 1}", "[[\"a\", null]]", "tokenizer.json: model.merges[0] is [\"a\",null], not a merge")]
+    [InlineData("{\"a\": 0, \"b\": 2147483647}", "[\"a b\"]", "tokenizer.json: token 'b' has id 2147483647, outside 0 to 1048575")]
+    [InlineData("{}", "[]", "tokenizer.json has no tokens")]
+    public void BrokenTokenizerJsonNamesTheFileAndTheEntry(string vocab, string merges, string expected)
+    {
+        File.WriteAllText(Path.Combine(_folder, "tokenizer.json"), $"{{\"model\": {{\"type\": \"BPE\", \"vocab\": {vocab}, \"merges\": {merges}}}}}");
+
+        var error = Assert.Throws<InvalidDataException>(() => Gpt2Tokenizer.FromFolder(_folder));
+
+        Assert.StartsWith(_folder, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"a\": 0, \"b\": 2147483647}", "vocab.json: token 'b' has id 2147483647, outside 0 to 1048575")]
+    [InlineData("{\"a\": -1, \"b\": 1}", "vocab.json: token 'a' has id -1, outside 0 to 1048575")]
+    [InlineData("{\"a\": 0, \"b\": null}", "vocab.json is not a map of tokens to ids")]
+    public void BrokenVocabJsonNamesTheFileAndTheToken(string vocab, string expected)
+    {
+        File.WriteAllText(Path.Combine(_folder, "vocab.json"), vocab);
+        File.WriteAllText(Path.Combine(_folder, "merges.txt"), "#version: 0.2\na b\n");
+
+        var error = Assert.Throws<InvalidDataException>(() => Gpt2Tokenizer.FromFolder(_folder));
+
+        Assert.StartsWith(_folder, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
     private void WriteVocabAndMerges()
     {
         Gunzip("vocab.json.gz", Path.Combine(_folder, "vocab.json"));

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Numerics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using ParaphraseService.Model.Checkpoints;
@@ -349,7 +351,7 @@ internal static class PeftAdapterChecks
         var foreign = new List<string>();
         var deeper = new List<string>();
         var unselected = new List<string>();
-        var deepest = -1;
+        var deepest = BigInteger.MinusOne;
         var storedCount = 0;
         foreach (var module in stored)
         {
@@ -363,7 +365,7 @@ internal static class PeftAdapterChecks
             if (layer >= target.LayerCount && templates.Contains(template))
             {
                 deeper.Add(module);
-                deepest = Math.Max(deepest, layer);
+                deepest = BigInteger.Max(deepest, layer);
             }
             else
             {
@@ -384,14 +386,15 @@ internal static class PeftAdapterChecks
     }
 
     /// <summary>A module path with its first numeric segment (the layer index) replaced, and that index (-1 if none).</summary>
-    private static (string Template, int Layer) LayerTemplate(string module)
+    /// <remarks>The index is whatever digits the file holds: as an int, h.99999999999999999999 said "at least -2147483648 layers".</remarks>
+    private static (string Template, BigInteger Layer) LayerTemplate(string module)
     {
         var segments = module.Split('.');
         for (var i = 0; i < segments.Length; i++)
         {
             if (segments[i].Length > 0 && segments[i].All(char.IsAsciiDigit))
             {
-                var layer = int.TryParse(segments[i], out var index) ? index : int.MaxValue;
+                var layer = BigInteger.Parse(segments[i], NumberStyles.None, CultureInfo.InvariantCulture);
                 segments[i] = "#";
                 return (string.Join('.', segments), layer);
             }

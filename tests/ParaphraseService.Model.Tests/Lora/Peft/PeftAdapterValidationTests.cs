@@ -67,6 +67,26 @@ public sealed class PeftAdapterValidationTests : IDisposable
         Assert.Single(error.Problems);
     }
 
+    [Theory]
+    // Past int the index wrapped: "at least -2147483648 layers".
+    [InlineData("99999999999999999999", "at least 100000000000000000000 layers")]
+    [InlineData("2147483647", "at least 2147483648 layers")]
+    public void AnAdapterForAnAbsurdlyDeepModelSaysHowDeep(string layer, string expected)
+    {
+        var folder = Copy("q-v");
+        PeftFixtures.EditTensors(folder, t =>
+        {
+            foreach (var key in t.Keys.Where(k => k.Contains(".h.1.", StringComparison.Ordinal)).ToList())
+            {
+                t.Remove(key, out var tensor);
+                t[key.Replace(".h.1.", $".h.{layer}.", StringComparison.Ordinal)] = tensor!;
+            }
+        });
+
+        var error = Refused(folder, expected);
+        Assert.DoesNotContain("-", error.Problems.Single(p => p.Contains("at least", StringComparison.Ordinal)).Split("at least")[1]);
+    }
+
     [Fact]
     public void WeightsForTheOutputLayerAreRefused()
     {
