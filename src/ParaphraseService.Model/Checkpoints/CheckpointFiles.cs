@@ -3,9 +3,12 @@ namespace ParaphraseService.Model.Checkpoints;
 /// <summary>Finds and opens the checkpoint in a Hugging Face model folder.</summary>
 public static class CheckpointFiles
 {
-    /// <summary>The file names looked for, most preferred first: safetensors over pickles, an index over a single file.</summary>
+    /// <summary>
+    /// The file names looked for, most preferred first, in Transformers' order (from_pretrained): safetensors over
+    /// pickles, and a single file over an index, so a folder that has both loads the weights Transformers would.
+    /// </summary>
     public static IReadOnlyList<string> PreferenceOrder { get; } =
-        ["model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json", "pytorch_model.bin"];
+        ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
 
     /// <summary>Opens the preferred checkpoint file in <paramref name="folder"/>.</summary>
     /// <exception cref="CheckpointException">The folder is missing, holds no checkpoint, or the checkpoint is unusable.</exception>

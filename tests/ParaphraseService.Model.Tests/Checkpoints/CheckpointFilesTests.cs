@@ -8,7 +8,7 @@ public sealed class CheckpointFilesTests : IDisposable
     private readonly TempFolder _temp = new();
 
     [Fact]
-    public void PrefersIndexOverSingleFileAndSafetensorsOverPickles()
+    public void PrefersSafetensorsOverPicklesAndASingleFileOverAnIndexAsTransformersDoes()
     {
         foreach (var name in CheckpointFiles.PreferenceOrder)
         {
@@ -16,6 +16,7 @@ public sealed class CheckpointFilesTests : IDisposable
         }
         File.WriteAllBytes(_temp.File("model.bin"), []);
 
+        Assert.Equal(["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"], CheckpointFiles.PreferenceOrder);
         foreach (var expected in CheckpointFiles.PreferenceOrder)
         {
             Assert.Equal(_temp.File(expected), CheckpointFiles.Locate(_temp.Path));
@@ -56,7 +57,7 @@ public sealed class CheckpointFilesTests : IDisposable
         var error = Assert.Throws<CheckpointException>(() => CheckpointFiles.Open(_temp.Path));
 
         Assert.StartsWith(_temp.Path, error.Message, StringComparison.Ordinal);
-        Assert.Contains("looked for model.safetensors.index.json, model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin",
+        Assert.Contains("looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json",
             error.Message, StringComparison.Ordinal);
         Assert.Contains("it contains config.json, model.bin, tokenizer.json", error.Message, StringComparison.Ordinal);
     }

@@ -5,11 +5,11 @@ namespace ParaphraseService.Model.Tests.Hub;
 public sealed class HubFileSelectorTests
 {
     [Theory]
-    [InlineData("model.safetensors.index.json", "model.safetensors.index.json,model.safetensors,pytorch_model.bin.index.json,pytorch_model.bin")]
-    [InlineData("model.safetensors", "model.safetensors,pytorch_model.bin.index.json,pytorch_model.bin")]
-    [InlineData("pytorch_model.bin.index.json", "pytorch_model.bin.index.json,pytorch_model.bin")]
-    [InlineData("pytorch_model.bin", "pytorch_model.bin")]
-    public void PrefersSafetensorsAndShardIndexes(string expected, string weightFiles)
+    [InlineData("model.safetensors", "model.safetensors.index.json,model.safetensors,pytorch_model.bin.index.json,pytorch_model.bin")]
+    [InlineData("model.safetensors.index.json", "model.safetensors.index.json,pytorch_model.bin.index.json,pytorch_model.bin")]
+    [InlineData("pytorch_model.bin", "pytorch_model.bin.index.json,pytorch_model.bin")]
+    [InlineData("pytorch_model.bin.index.json", "pytorch_model.bin.index.json")]
+    public void PrefersSafetensorsAndASingleFileOverAnIndexAsTransformersDoes(string expected, string weightFiles)
     {
         var selection = HubFileSelector.Select(["config.json", "README.md", .. weightFiles.Split(',')], "repo");
 

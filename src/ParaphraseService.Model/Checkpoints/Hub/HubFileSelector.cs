@@ -13,14 +13,15 @@ internal static class HubFileSelector
     public static readonly IReadOnlyList<string> TokenizerFiles =
         ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
 
-    // Safetensors before pickles (loading them runs no code), and a sharded index before a single file because a repo
-    // that has both usually keeps the single file as a legacy copy.
+    // Safetensors before pickles (loading them runs no code), and a single file before a sharded index: Transformers'
+    // order (from_pretrained), so a repository that has both gives the weights Transformers would load (and the folder
+    // it is downloaded to loads the same file: CheckpointFiles.PreferenceOrder).
     private static readonly (string File, bool IsIndex)[] WeightChoices =
     [
-        ("model.safetensors.index.json", true),
         ("model.safetensors", false),
-        ("pytorch_model.bin.index.json", true),
+        ("model.safetensors.index.json", true),
         ("pytorch_model.bin", false),
+        ("pytorch_model.bin.index.json", true),
     ];
 
     /// <param name="available">Every file path in the repository (forward slashes).</param>
