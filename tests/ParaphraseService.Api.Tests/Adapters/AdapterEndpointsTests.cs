@@ -59,7 +59,7 @@ public class AdapterEndpointsTests
 
         Assert.Equal("fine-tune", created.GetProperty("origin").GetString());
         Assert.Equal(DateTimeOffset.Parse("2026-11-30T12:34:56Z", System.Globalization.CultureInfo.InvariantCulture), created.GetProperty("created").GetDateTimeOffset());
-        Assert.Equal("Paraphrase: {input}\nParaphrase:", created.GetProperty("promptTemplate").GetString());
+        Assert.Equal("Paraphrase: {text}\nParaphrase:", created.GetProperty("promptTemplate").GetString());
         Assert.True(created.GetProperty("useRslora").GetBoolean());
         Assert.Equal(12, created.GetProperty("targetModules").GetArrayLength());
         // The metadata file is stored as uploaded, its unknown field included.

@@ -115,11 +115,26 @@ public sealed record AdapterMetadata
         {
             Origin = origin,
             Created = ReadCreated(fields, problems),
-            PromptTemplate = fields.String("prompt_template", null),
+            PromptTemplate = ReadPromptTemplate(fields, problems),
             Training = fields.Object("training"),
             Metrics = ReadMetrics(fields, problems),
         };
         return metadata with { OtherFields = new Dictionary<string, JsonElement>(fields.Remaining, StringComparer.Ordinal) };
+    }
+
+    // The placeholder of Training's PromptTemplate: an adapter's template is checked where its file is read, so the error
+    // names the file, not only when a request first renders it.
+    private const string Placeholder = "{text}";
+
+    private static string? ReadPromptTemplate(JsonFields fields, List<string> problems)
+    {
+        var template = fields.String("prompt_template", null);
+        if (template is null)
+            return null;
+        var count = template.Split(Placeholder).Length - 1;
+        if (string.IsNullOrWhiteSpace(template) || count != 1)
+            problems.Add($"prompt_template must contain the placeholder {Placeholder} exactly once (it is where the text to paraphrase goes); it contains it {count} times");
+        return template;
     }
 
     private static DateTimeOffset ReadCreated(JsonFields fields, List<string> problems)

@@ -17,7 +17,7 @@ public sealed class AdapterMetadataTests : IDisposable
 
         Assert.Equal(AdapterOrigin.FineTune, metadata.Origin);
         Assert.Equal(new DateTimeOffset(2026, 11, 30, 12, 34, 56, TimeSpan.Zero), metadata.Created);
-        Assert.Equal("Paraphrase: {input}\nParaphrase:", metadata.PromptTemplate);
+        Assert.Equal("Paraphrase: {text}\nParaphrase:", metadata.PromptTemplate);
         Assert.Equal("paws", metadata.Training!.Value.GetProperty("dataset").GetString());
         Assert.Equal(new Dictionary<string, double> { ["eval_loss"] = 1.25, ["train_steps"] = 400 }, metadata.Metrics);
         Assert.Equal("a future version", metadata.OtherFields["written_by"].GetString());
@@ -30,7 +30,7 @@ public sealed class AdapterMetadataTests : IDisposable
         {
             Origin = AdapterOrigin.Upload,
             Created = new DateTimeOffset(2026, 1, 2, 3, 4, 5, 678, TimeSpan.Zero),
-            PromptTemplate = "Rewrite \"{input}\" <politely> ü",
+            PromptTemplate = "Rewrite \"{text}\" <politely> ü",
             Training = JsonSerializer.SerializeToElement(new { epochs = 3, notes = new[] { "a", "b" } }),
             Metrics = new Dictionary<string, double> { ["bleu"] = 31.5, ["eval_loss"] = 0.875 },
             OtherFields = new Dictionary<string, JsonElement> { ["extra"] = JsonSerializer.SerializeToElement(new { x = 1 }) },
@@ -44,7 +44,7 @@ public sealed class AdapterMetadataTests : IDisposable
         var text = File.ReadAllText(path);
         Assert.Contains("\"origin\": \"upload\"", text);
         Assert.Contains("\"created\": \"2026-01-02T03:04:05.678Z\"", text);
-        Assert.Contains("Rewrite \\\"{input}\\\" <politely> ü", text);
+        Assert.Contains("Rewrite \\\"{text}\\\" <politely> ü", text);
     }
 
     [Fact]
@@ -72,6 +72,20 @@ public sealed class AdapterMetadataTests : IDisposable
         Assert.Contains("created must be an ISO 8601 time with a zone", error.Message);  // no zone: ambiguous
         Assert.Contains("metric 'loss' must be a number, not \"low\"", error.Message);
         Assert.Contains("training must be an object, not [1]", error.Message);
+    }
+
+    [Theory]
+    [InlineData("Paraphrase:", 0)]
+    [InlineData("{text} and {text}", 2)]
+    [InlineData("   ", 0)]
+    public void APromptTemplateWithoutThePlaceholderOnceIsRefusedNamingTheFile(string template, int count)
+    {
+        var json = $$"""{"origin": "upload", "created": "2026-06-01T12:00:00Z", "prompt_template": {{System.Text.Json.JsonSerializer.Serialize(template)}}}""";
+        var error = Assert.Throws<AdapterValidationException>(() => AdapterMetadata.FromJson(json, "paraphrase_adapter.json"));
+        Assert.StartsWith("paraphrase_adapter.json: ", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"prompt_template must contain the placeholder {{text}} exactly once (it is where the text to paraphrase goes); it contains it {count} times", error.Message);
+        // one placeholder, anywhere, is a template
+        Assert.Equal("Rewrite: {text}\nAs:", AdapterMetadata.FromJson("""{"origin": "upload", "created": "2026-06-01T12:00:00Z", "prompt_template": "Rewrite: {text}\nAs:"}""", "ok.json").PromptTemplate);
     }
 
     [Fact]

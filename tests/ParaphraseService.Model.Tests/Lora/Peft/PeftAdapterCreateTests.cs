@@ -70,7 +70,7 @@ public sealed class PeftAdapterCreateTests : IDisposable
         var trained = Trained(MlpConfig, ScalarType.Float32);
         try
         {
-            var metadata = new AdapterMetadata { Origin = AdapterOrigin.FineTune, Created = DateTimeOffset.UtcNow, PromptTemplate = "{input}" };
+            var metadata = new AdapterMetadata { Origin = AdapterOrigin.FineTune, Created = DateTimeOffset.UtcNow, PromptTemplate = "{text}" };
             using var adapter = PeftAdapter.Create("mlp", MlpConfig, trained, PeftFixtures.Target, metadata);
             var folder = _temp.File("mlp");
 

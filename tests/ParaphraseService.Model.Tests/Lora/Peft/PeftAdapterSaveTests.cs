@@ -74,7 +74,7 @@ public sealed class PeftAdapterSaveTests : IDisposable
         {
             Origin = AdapterOrigin.Upload,
             Created = new DateTimeOffset(2026, 12, 1, 8, 0, 0, TimeSpan.Zero),
-            PromptTemplate = "Say it differently: {input}",
+            PromptTemplate = "Say it differently: {text}",
         };
         var folder = _temp.File("upload");
 
