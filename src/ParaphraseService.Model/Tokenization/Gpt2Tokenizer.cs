@@ -41,13 +41,20 @@ public sealed partial class Gpt2Tokenizer
 
     /// <summary>
     /// The tokenizer a model folder ships: <c>vocab.json</c> + <c>merges.txt</c>, else <c>tokenizer.json</c>; the
-    /// built-in GPT-2 vocabulary when it has neither.
+    /// built-in GPT-2 vocabulary when it has none of them. One of the pair without the other (and no tokenizer.json) is
+    /// an incomplete copy, refused: the built-in vocabulary in its place would encode text into other ids.
     /// </summary>
+    /// <exception cref="InvalidDataException">The tokenizer files are incomplete or cannot be read.</exception>
     public static Gpt2Tokenizer FromFolder(string folder)
     {
         var vocab = Path.Combine(folder, "vocab.json");
         var merges = Path.Combine(folder, "merges.txt");
         var tokenizerJson = Path.Combine(folder, "tokenizer.json");
+        if (File.Exists(vocab) != File.Exists(merges) && !File.Exists(tokenizerJson))
+        {
+            var (has, lacks) = File.Exists(vocab) ? ("vocab.json", "merges.txt") : ("merges.txt", "vocab.json");
+            throw new InvalidDataException($"{folder}: has {has} but no {lacks}: a GPT-2 tokenizer needs both (or tokenizer.json)");
+        }
         try
         {
             if (File.Exists(vocab) && File.Exists(merges))

@@ -26,6 +26,20 @@ public sealed class Gpt2TokenizerFilesTests : IDisposable
     }
 
     [Theory]
+    [InlineData("vocab.json", "merges.txt")]
+    [InlineData("merges.txt", "vocab.json")]
+    public void HalfOfThePairIsRefusedNotReplacedByTheBuiltInVocabulary(string kept, string missing)
+    {
+        Gpt2TokenizerFiles.WriteTo(_folder);
+        File.Delete(Path.Combine(_folder, missing));
+        var error = Assert.Throws<InvalidDataException>(() => Gpt2Tokenizer.FromFolder(_folder));
+        Assert.Equal($"{_folder}: has {kept} but no {missing}: a GPT-2 tokenizer needs both (or tokenizer.json)", error.Message);
+        // none of them: the built-in GPT-2 vocabulary, as before
+        File.Delete(Path.Combine(_folder, kept));
+        Assert.Equal("built-in GPT-2 vocabulary", Gpt2Tokenizer.FromFolder(_folder).Source);
+    }
+
+    [Theory]
     [InlineData("Hello world!")]
     [InlineData("The quick brown fox jumps over the lazy dog.")]
     [InlineData("  Paraphrase: it's 3.14 — isn't it?\nNew line, naïve café 東京<|endoftext|>next")]
