@@ -80,4 +80,18 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains(message, run.StandardError);
         Assert.False(Directory.Exists(output));
     }
+
+    [Fact]
+    public async Task ADatasetThatIsMissingOrAFolderIsAUsageErrorNamingIt()
+    {
+        // was exit 1 with "Could not find file" or "Access to the path is denied"; eval said "no such file" with exit 2
+        var output = Path.Combine(_temp, "no-data");
+        foreach (var (data, message) in new[] { (Path.Combine(_temp, "missing.tsv"), "--data: no such file"), (_temp, "is a folder; name a file") })
+        {
+            var run = await CliRunner.RunAsync("train", "--model", "demo", "--data", data, "--out", output);
+            Assert.True(run.ExitCode == 2, $"exit {run.ExitCode}: {run.StandardError}");
+            Assert.Contains(message, run.StandardError);
+            Assert.False(Directory.Exists(output));
+        }
+    }
 }

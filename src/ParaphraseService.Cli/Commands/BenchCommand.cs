@@ -65,8 +65,7 @@ internal static class BenchCommand
             {
                 var key = parse.GetValue(adminKey) ?? Environment.GetEnvironmentVariable("PARAPHRASE_ADMIN_KEY")
                     ?? throw new UsageException("--fine-tune-data needs the admin key: --admin-key or PARAPHRASE_ADMIN_KEY.");
-                if (!File.Exists(data))
-                    throw new FileNotFoundException($"No dataset file '{data}'.", data);
+                CommonOptions.ExistingFile(data, "--fine-tune-data");
                 var jobOptions = System.Text.Json.Nodes.JsonNode.Parse(parse.GetValue(fineTuneOptions)!) as System.Text.Json.Nodes.JsonObject
                     ?? throw new UsageException("--fine-tune-options must be a JSON object.");
                 fineTune = new ServeBenchFineTune(data, key, jobOptions);

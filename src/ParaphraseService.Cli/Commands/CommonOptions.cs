@@ -7,6 +7,12 @@ namespace ParaphraseService.Cli.Commands;
 /// <summary>Options every model-loading command shares.</summary>
 internal static class CommonOptions
 {
+    /// <summary>A dataset or input file an option names, checked before any work: a usage error (exit 2) naming the option.</summary>
+    public static string ExistingFile(string path, string option) =>
+        File.Exists(path) ? path
+        : Directory.Exists(path) ? throw new UsageException($"{option}: '{path}' is a folder; name a file.")
+        : throw new UsageException($"{option}: no such file '{path}'.");
+
     public static Option<string> Model() => new("--model", "-m")
     {
         Description = "A model folder, a Hugging Face hub id (Org/Name[@revision]), 'demo' (a small trained model that ships with the tool) or 'demo-random' (random weights).",

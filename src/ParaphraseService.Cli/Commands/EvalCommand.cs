@@ -92,8 +92,7 @@ internal static class EvalCommand
                 throw new UsageException("--template, --max-length and --bleu-samples apply to pairs; this data is read as text.");
             if (mode is not null && parse.GetValue(window) is not null)
                 throw new UsageException("--window applies to a text file; this data is read as pairs.");
-            if (!File.Exists(dataPath))
-                throw new UsageException($"--data: no such file '{dataPath}'.");
+            CommonOptions.ExistingFile(dataPath, "--data");
             var adapterFolder = parse.GetValue(adapter);
             if (adapterFolder is not null && !Directory.Exists(adapterFolder))
                 throw new UsageException($"--adapter: no such folder '{adapterFolder}'.");

@@ -111,6 +111,7 @@ internal static class TrainCommand
             {
                 throw new UsageException(e.Message);
             }
+            var dataPath = CommonOptions.ExistingFile(parse.GetValue(data)!, "--data");
             var outputFolder = parse.GetValue(output)!;
             if (Directory.Exists(outputFolder) && Directory.EnumerateFileSystemEntries(outputFolder).Any())
                 throw new IOException($"Output folder '{outputFolder}' exists and is not empty.");
@@ -120,7 +121,7 @@ internal static class TrainCommand
                 throw new UsageException("--label-values needs --label-column (the column the values are in).");
             if (labels is not null && labels.Any(string.IsNullOrEmpty))
                 throw new UsageException("--label-values must not hold empty values.");
-            var read = ParaphraseDatasetReader.Read(parse.GetValue(data)!, new DatasetReadOptions
+            var read = ParaphraseDatasetReader.Read(dataPath, new DatasetReadOptions
             {
                 Format = parse.GetValue(format), SourceColumn = parse.GetValue(sourceColumn), TargetColumn = parse.GetValue(targetColumn),
                 LabelColumn = parse.GetValue(labelColumn), LabelValues = labels, BothDirections = parse.GetValue(both), Lenient = parse.GetValue(lenient),
@@ -145,7 +146,7 @@ internal static class TrainCommand
             {
                 SampleSize = parse.GetValue(sample), EvalFraction = parse.GetValue(evalFraction), Seed = (int)options.Seed,
                 MaxTokensPerExample = options.MaxSequenceLength, ExampleTokenCounter = pair => TrainingBatches.Length(pair, prompt, loaded.Tokenizer),
-            }, Path.GetFileName(parse.GetValue(data)!));
+            }, Path.GetFileName(dataPath));
             var s = prepared.Summary;
             var skipped = s.NonParaphrasesSkipped > 0 ? $", {s.NonParaphrasesSkipped} rows not paraphrases skipped" : "";
             await Console.Error.WriteLineAsync($"data: {s.PairsRead} pairs read, {s.TrainCount} train, {s.EvalCount} eval " +
