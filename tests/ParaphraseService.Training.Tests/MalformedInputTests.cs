@@ -72,6 +72,14 @@ public sealed class MalformedInputTests
     }
 
     [Fact]
+    public void ARepeatedKeyTakesItsLastValueAsPythonsJsonDoes()
+    {
+        // names match whatever their case ("Source"), so a case variant is a repeat too
+        var read = Read("{\"source\":\"first\",\"target\":\"t\",\"Source\":\"last\"}\n{\"source\":\"a\",\"target\":\"x\",\"target\":\"b\"}\n", "x.jsonl");
+        Assert.Equal([("last", "t"), ("a", "b")], read.Pairs.Select(p => (p.Source, p.Target)));
+    }
+
+    [Fact]
     public void AnEscapedLoneSurrogateIsAMalformedLineNotACrash()
     {
         // JSON parses "\ud800" (half of a surrogate pair), but no string can hold it: in a value, in a key, in the label.

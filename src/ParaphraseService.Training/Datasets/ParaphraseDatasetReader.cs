@@ -234,12 +234,14 @@ public static class ParaphraseDatasetReader
         return (name, found.Value.GetString()!);
     }
 
+    // The last of repeated names, as Python's json and the HTTP endpoints read them.
     private static JsonProperty? Property(JsonElement element, string name)
     {
+        JsonProperty? found = null;
         foreach (var property in element.EnumerateObject())
             if (string.Equals(property.Name, name, StringComparison.OrdinalIgnoreCase))
-                return property;
-        return null;
+                found = property;
+        return found;
     }
 
     /// <summary>A JSON label as text: a string's value (trimmed), a number or boolean as written; null for anything else.</summary>
