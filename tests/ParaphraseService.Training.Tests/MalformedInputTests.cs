@@ -71,6 +71,18 @@ public sealed class MalformedInputTests
         Assert.Equal("line 4: expected a JSON object, found a string", error.Problems[2]);
     }
 
+    [Theory]
+    [InlineData("source\ttarget\ra\tb\rc\td\r", "x.tsv")]
+    [InlineData("source,target\ra,b\r", "x.csv")]
+    [InlineData("{\"source\":\"a\",\"target\":\"b\"}\r{\"source\":\"c\",\"target\":\"d\"}\r", "x.jsonl")]
+    public void CarriageReturnLineEndsAreNamedNotReadAsOneLine(string text, string name) =>
+        // was "header only: no data rows" (TSV, CSV) or "not valid JSON" (JSONL)
+        Assert.Contains("its lines end with a carriage return alone", Fails(text, name).Message);
+
+    [Fact]
+    public void ACarriageReturnThatJsonReadsAsWhitespaceIsFine() =>
+        Assert.Equal(("a", "b"), Read("{\"source\":\"a\",\r\"target\":\"b\"}\r\n", "x.jsonl").Pairs.Select(p => (p.Source, p.Target)).Single());
+
     [Fact]
     public void ARepeatedKeyTakesItsLastValueAsPythonsJsonDoes()
     {

@@ -80,6 +80,8 @@ public static class ParaphraseDatasetReader
                 throw state.Fatal(reader.IsEmpty ? "the file is empty" : "the file has only blank lines: no header");
         }
         while (headerLine.Text is { } blank && string.IsNullOrWhiteSpace(blank));
+        if (CarriageReturnsOnly(headerLine))
+            throw state.Fatal(CarriageReturnProblem);
         if (headerLine.TooLong)
             throw state.Fatal($"header: line {headerLine.Number} is longer than {maxBytes:N0} bytes");
         if (DelimitedRecord.Parse(headerLine, reader, delimiter, quoting, maxBytes, fields) is { } headerProblem)
@@ -160,6 +162,11 @@ public static class ParaphraseDatasetReader
             {
                 document = JsonDocument.Parse(json);
             }
+            // JSON takes a CR as whitespace: only a first line that does not parse is read as CR-only line ends.
+            catch (JsonException) when (line.Number == 1 && CarriageReturnsOnly(line))
+            {
+                throw state.Fatal(CarriageReturnProblem);
+            }
             catch (JsonException e)
             {
                 state.Malformed($"line {line.Number}: not valid JSON (at column {e.BytePositionInLine + 1})");
@@ -233,6 +240,13 @@ public static class ParaphraseDatasetReader
         }
         return (name, found.Value.GetString()!);
     }
+
+    private const string CarriageReturnProblem =
+        "its lines end with a carriage return alone (classic Mac OS), which reads as one line: save it with LF or CRLF line ends";
+
+    // The first line holding a carriage return before its end: lines are split at LF (a CRLF's CR is dropped), so a file
+    // of CR-only line ends is one line.
+    private static bool CarriageReturnsOnly(SourceLine line) => line.Text is { } text && text.TrimEnd('\r').Contains('\r');
 
     // The last of repeated names, as Python's json and the HTTP endpoints read them.
     private static JsonProperty? Property(JsonElement element, string name)
