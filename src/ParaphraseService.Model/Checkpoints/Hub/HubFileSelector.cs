@@ -13,16 +13,10 @@ internal static class HubFileSelector
     public static readonly IReadOnlyList<string> TokenizerFiles =
         ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
 
-    // Safetensors before pickles (loading them runs no code), and a single file before a sharded index: Transformers'
-    // order (from_pretrained), so a repository that has both gives the weights Transformers would load (and the folder
-    // it is downloaded to loads the same file: CheckpointFiles.PreferenceOrder).
+    // The order a downloaded folder is loaded in (CheckpointFiles, Transformers' order), so the files fetched are the
+    // ones loading will open.
     private static readonly (string File, bool IsIndex)[] WeightChoices =
-    [
-        ("model.safetensors", false),
-        ("model.safetensors.index.json", true),
-        ("pytorch_model.bin", false),
-        ("pytorch_model.bin.index.json", true),
-    ];
+        [.. CheckpointFiles.PreferenceOrder.Select(f => (f, f.EndsWith(".index.json", StringComparison.Ordinal)))];
 
     /// <param name="available">Every file path in the repository (forward slashes).</param>
     /// <param name="where">Names the repository and commit in error messages.</param>
