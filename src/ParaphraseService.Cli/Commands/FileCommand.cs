@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using System.Text;
 using ParaphraseService.Cli.Paraphrasing;
 using ParaphraseService.Model.Loading;
@@ -195,35 +194,41 @@ internal static class FileCommand
     }
 
     /// <summary>
-    /// The lines of a file, read once before the run as bytes: a line that is not UTF-8 is refused here, naming it
-    /// exactly (a decoder reads ahead, so the text readers can only say from where on).
+    /// The lines of a file, read once before the run, block by block (a line is never held whole, however long): a line
+    /// that is not UTF-8 is refused here, naming it exactly (a text reader decodes ahead, so it can only say from where on).
     /// </summary>
     private static long CountLines(string path)
     {
         using var stream = File.OpenRead(path);
+        var decoder = StrictUtf8.GetDecoder();
         var buffer = new byte[64 * 1024];
-        var line = new List<byte>();
-        long count = 0;
-        void EndLine()
-        {
-            count++;
-            var bytes = CollectionsMarshal.AsSpan(line);
-            if (count == 1 && bytes.StartsWith("\uFEFF"u8)) bytes = bytes[3..];
-            if (!System.Text.Unicode.Utf8.IsValid(bytes))
-                throw new UsageException($"{path}: line {count} is not UTF-8 text.");
-            line.Clear();
-        }
+        var chars = new char[StrictUtf8.GetMaxCharCount(buffer.Length)];
+        long lines = 0;
+        var open = false; // the last block ended inside a line
         int read;
         while ((read = stream.Read(buffer)) > 0)
         {
-            foreach (var b in buffer.AsSpan(0, read))
+            var block = buffer.AsSpan(0, read);
+            Decode(block, flush: false);
+            lines += block.Count((byte)'\n');
+            open = block[^1] != (byte)'\n';
+        }
+        Decode([], flush: true);
+        return lines + (open ? 1 : 0);
+
+        void Decode(ReadOnlySpan<byte> block, bool flush)
+        {
+            try
             {
-                if (b == (byte)'\n') EndLine();
-                else line.Add(b);
+                decoder.GetChars(block, chars, flush);
+            }
+            catch (DecoderFallbackException e)
+            {
+                // Index: where the bad bytes start in this block (below 0 when they began in the one before).
+                var before = block[..Math.Clamp(e.Index, 0, block.Length)].Count((byte)'\n');
+                throw new UsageException($"{path}: line {lines + before + 1} is not UTF-8 text.");
             }
         }
-        if (line.Count > 0) EndLine();
-        return count;
     }
 
     private static async ValueTask<string?> ReadLine(StreamReader reader, string path, long linesRead, CancellationToken ct)
