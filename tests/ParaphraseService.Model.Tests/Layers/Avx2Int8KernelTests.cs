@@ -127,6 +127,39 @@ public class Avx2Int8KernelTests
         Assert.True(managed.eq(native).all().item<bool>(), $"max |Δ| {(managed - native).abs().max().item<float>()}");
     }
 
+    [Theory]
+    [InlineData(9, 1024, 256)]  // a speculative step of a trained model's fc_out
+    [InlineData(300, 1024, 77)] // a prompt: three blocks of rows; 77 outputs: one after groups of four
+    [InlineData(3, 4, 9)]       // the narrowest input, every column an outlier's somewhere
+    public unsafe void ManyOutliersPerRowGiveTheManagedKernelsBits(int rows, int k, int outputs)
+    {
+        // Heavy-tailed rows as a trained model's MLP gives (a few percent of values far beyond the mean magnitude), in the
+        // first and last columns too: the native path sums four outputs' outlier products at once, and each must still be
+        // summed as the managed path does, in the outliers' order.
+        if (!NativeInt8Sums.IsSupported) return;
+        using var scope = NewDisposeScope();
+        var generator = new Generator(31, CPU);
+        var x = randn([rows, k], generator: generator);
+        var spikes = rand([rows, k], generator: generator).lt(0.03f);
+        x = where(spikes, x * 40f, x);
+        x[0, 0] = 500f;
+        x[0, 1] = -400f;
+        x[rows - 1, k - 1] = 300f;
+        x[.., k / 2] = 90f; // one column beyond in every row
+        var q = Weights(outputs, k, 32);
+        var scale = rand([outputs], generator: generator) + 0.5f;
+        var bias = randn([outputs], generator: generator);
+        var (managed, native) = (empty(rows, outputs), empty(rows, outputs));
+        foreach (var (y, vnni) in new[] { (managed, false), (native, true) })
+            Avx2Int8Kernel.Multiply(TensorMemory.Floats(x), rows, k, TensorMemory.Bytes(q), TensorMemory.Floats(scale), TensorMemory.Floats(bias),
+                outputs, 3f, TensorMemory.Floats(y), threads: 2, vnni);
+        Assert.True(managed.eq(native).all().item<bool>(), $"max |Δ| {(managed - native).abs().max().item<float>()}");
+        // and the outliers were multiplied exactly: within the codes' rounding of the fp64 product
+        var expected = (x.to(ScalarType.Float64).matmul(q.to(ScalarType.Float64).t()) * scale.to(ScalarType.Float64) + bias.to(ScalarType.Float64)).to(ScalarType.Float32);
+        var error = (native - expected).norm().item<float>() / expected.norm().item<float>();
+        Assert.True(error < 2e-2f, $"relative error {error}");
+    }
+
     [Fact]
     public unsafe void TheNativeSumsAreExactWhereTheirOffsetSumsWrap()
     {
