@@ -23,7 +23,7 @@ app.MapOpenAiChatCompletions();
 app.MapFineTunes();
 app.MapBatches();
 app.MapStatusPage();
-app.Run();
+return app.RunService();
 
 /// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>
 public partial class Program;

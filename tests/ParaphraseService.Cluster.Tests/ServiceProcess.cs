@@ -91,6 +91,18 @@ public sealed partial class ServiceProcess : IAsyncDisposable
         return service;
     }
 
+    /// <summary>Starts a node without waiting for anything (for one that is expected not to start).</summary>
+    public static ServiceProcess Launch(string name, IReadOnlyDictionary<string, string> settings) => new(name, settings);
+
+    /// <summary>Waits for the process to end by itself; its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        // the last lines of output are read after the exit
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
     /// <summary>Polls /health/ready until 200 (the model loaded and, in cluster mode, the database reached).</summary>
     public async Task WaitReadyAsync(TimeSpan? timeout = null)
     {

@@ -8,6 +8,7 @@ using ParaphraseService.Api.OpenApi;
 using ParaphraseService.Api.Requests;
 using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Api.Storage;
+using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.Formatting.Compact;
 
@@ -96,4 +97,31 @@ public static class HostingExtensions
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata([HttpMethods.Get]));
         return app;
     }
+
+    /// <summary>
+    /// Runs the service until it stops; returns the process's exit code. What an operator must fix before it can start
+    /// (a setting refused, the address taken) is logged in words, naming it, and gives exit code 1, where the exception
+    /// escaping Main aborted the process (134) and printed its stack trace again after the host's log of it.
+    /// </summary>
+    public static int RunService(this WebApplication app)
+    {
+        try
+        {
+            app.Run();
+            return 0;
+        }
+        catch (OptionsValidationException refused) when (IsTheProcess)
+        {
+            app.Logger.LogCritical("The service did not start: a setting is not valid. {Failures}", string.Join(" ", refused.Failures));
+        }
+        catch (IOException taken) when (IsTheProcess && taken.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            app.Logger.LogCritical("The service did not start: {Reason}", taken.Message);
+        }
+        return 1;
+    }
+
+    // Whether the service is the process (its own entry point), not hosted inside a test process, whose
+    // WebApplicationFactory expects a start's exception to come through.
+    private static bool IsTheProcess => System.Reflection.Assembly.GetEntryAssembly() == typeof(HostingExtensions).Assembly;
 }
