@@ -28,6 +28,14 @@ public class BenchCommandTests
         Assert.InRange(oneAtATime.GetProperty("acceptance_rate").GetDouble(), 0, 1);
         // The batched run has no per-request latency: said as such, not as a number.
         Assert.Equal(JsonValueKind.String, cases[1].GetProperty("first_token_p50_milliseconds").ValueKind);
+        // The replay's step costs are measured here, relative to one position, for every width a draft can give.
+        var ceiling = report.GetProperty("ceiling");
+        var stepCost = ceiling.GetProperty("step_cost").EnumerateArray().Select(c => c.GetDouble()).ToList();
+        Assert.Equal(10, stepCost.Count); // 0 (unused), then 1 to 9 positions: drafts of up to 8
+        Assert.Equal(1.0, stepCost[1]);
+        Assert.All(stepCost.Skip(2), c => Assert.True(c > 0));
+        Assert.True(ceiling.GetProperty("first_token_steps").GetDouble() > 0);
+        Assert.True(ceiling.GetProperty("oracle").GetDouble() > 0);
     }
 
     [Fact]

@@ -23,7 +23,9 @@ public sealed record SpeculationBenchCase(
     double FirstTokenP50Milliseconds = double.NaN, double DecodeSpeedup = double.NaN,
     double PlainStepMilliseconds = double.NaN, double SpeculativeStepMilliseconds = double.NaN);
 
-public sealed record SpeculationBenchReport(string Model, string? Adapter, int MaxNewTokens, SpeculationOptions Speculation, IReadOnlyList<SpeculationBenchCase> Cases);
+/// <param name="Ceiling">The one-at-a-time run's greedy outputs replayed with nothing but forward passes costing time.</param>
+public sealed record SpeculationBenchReport(string Model, string? Adapter, int MaxNewTokens, SpeculationOptions Speculation, IReadOnlyList<SpeculationBenchCase> Cases,
+    SpeculationCeilingReport? Ceiling = null);
 
 /// <summary>
 /// Prompt-lookup speculation against plain decoding on the same paraphrase prompts, in one run, alternating the two so
@@ -41,9 +43,12 @@ public static class SpeculationBenchmark
     {
         var prompts = sources.Select(s => (IReadOnlyList<int>)loaded.Tokenizer.Encode(template.Render(s))).ToList();
         var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = maxNewTokens, StopSequences = [template.EndMarker] };
+        var (oneAtATime, outputs) = OneAtATime("1 request at a time, greedy", loaded.Model, loaded.Tokenizer, prompts, greedy, adapter, speculation, log);
+        var ceiling = SpeculationCeiling.Measure(loaded.Model, adapter, prompts, outputs, speculation);
+        log(Describe(ceiling));
         var cases = new List<SpeculationBenchCase>
         {
-            OneAtATime("1 request at a time, greedy", loaded.Model, loaded.Tokenizer, prompts, greedy, adapter, speculation, log),
+            oneAtATime,
             Concurrent($"{clients} concurrent requests, sampled", loaded.Model, loaded.Tokenizer, prompts, maxNewTokens, template, adapter, clients, speculation, log),
         };
         if (withBenchModel)
@@ -52,12 +57,13 @@ public static class SpeculationBenchmark
             var tokenizer = Gpt2Tokenizer.BuiltIn();
             var benchPrompts = sources.Take(8).Select(s => (IReadOnlyList<int>)tokenizer.Encode(PromptTemplate.FineTuneDefault.Render(s))).ToList();
             cases.Add(OneAtATime("bench-250m int8 (random weights), 1 at a time", bench, tokenizer, benchPrompts, greedy with { MaxNewTokens = 24 }, null,
-                speculation, log));
+                speculation, log).Case);
         }
-        return new SpeculationBenchReport(loaded.Source, adapter?.Name, maxNewTokens, speculation, cases);
+        return new SpeculationBenchReport(loaded.Source, adapter?.Name, maxNewTokens, speculation, cases, ceiling);
     }
 
-    private static SpeculationBenchCase OneAtATime(string name, CausalLM model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts,
+    /// <returns>The figures, and the greedy outputs without speculation.</returns>
+    private static (SpeculationBenchCase Case, List<IReadOnlyList<int>> Outputs) OneAtATime(string name, CausalLM model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts,
         GenerationOptions options, LoraAdapter? adapter, SpeculationOptions speculation, Action<string> log)
     {
         var plain = new TextGenerator(model, tokenizer);
@@ -70,6 +76,7 @@ public static class SpeculationBenchmark
         // difference between two runs (which noise can make negative).
         var (plainFirst, specFirst) = (new List<double>(), new List<double>());
         var (tokens, identical) = (0, 0);
+        var outputs = new List<IReadOnlyList<int>>();
         var (work, plainWork) = (new SpeculationStats(0, 0, 0, 0, 0), new SpeculationStats(0, 0, 0, 0, 0));
         for (var i = 0; i < prompts.Count; i++)
         {
@@ -94,6 +101,7 @@ public static class SpeculationBenchmark
                 }
             }
             tokens += a!.GeneratedIds.Count;
+            outputs.Add(a.GeneratedIds);
             if (a.GeneratedIds.SequenceEqual(b!.GeneratedIds)) identical++;
         }
         var (plainAfter, specAfter) = (plainTimes.Sum() - plainFirst.Sum(), specTimes.Sum() - specFirst.Sum());
@@ -105,7 +113,7 @@ public static class SpeculationBenchmark
             SpeculativeStepMilliseconds = specAfter * 1000 / Math.Max(1, work.Steps),
         };
         log(Describe(measured));
-        return measured;
+        return (measured, outputs);
     }
 
     private static SpeculationBenchCase Concurrent(string name, CausalLM model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts,
@@ -165,6 +173,12 @@ public static class SpeculationBenchmark
             $" (first token {c.FirstTokenP50Milliseconds:F0} ms; after it {c.DecodeSpeedup:F2}x;" +
             $" a step {c.PlainStepMilliseconds:F2} -> {c.SpeculativeStepMilliseconds:F2} ms)") +
         $"; acceptance {c.AcceptanceRate:P0}, {c.TokensPerStep:F2} tokens/step; identical {c.Identical}/{c.Sources}";
+
+    /// <summary>The replay's figures in a line.</summary>
+    public static string Describe(SpeculationCeilingReport c) =>
+        $"replayed with only forward passes costing time (a step of 1..{c.StepCost.Count - 1} positions " +
+        $"{string.Join(" / ", c.StepCost.Skip(1).Select(x => x.ToString("F2")))} times one; a prompt's pass {c.FirstTokenSteps:F1} steps): " +
+        $"the service's drafter {c.ServiceRule:F2}x, each draft cut to what is accepted {c.ExactLength:F2}x, best occurrence and length {c.Oracle:F2}x";
 
     private static double Median(List<double> values)
     {

@@ -303,6 +303,7 @@ internal static class BenchCommand
             | run                                              | tok/s   | spec.   | ratio  | p50 ms plain/spec | 1st tok ms  | after 1st   | step ms plain/spec | acceptance | tokens/step | identical |
             |--------------------------------------------------|---------|---------|--------|-------------------|-------------|-------------|--------------------|------------|-------------|-----------|
             {string.Join(Environment.NewLine, lines)}
+            {(r.Ceiling is { } ceiling ? Environment.NewLine + "1 request at a time, " + SpeculationBenchmark.Describe(ceiling) : "")}
             """;
     }
 }

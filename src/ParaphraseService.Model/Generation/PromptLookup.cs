@@ -9,7 +9,7 @@ namespace ParaphraseService.Model.Generation;
 /// after a rejection (transformers' heuristic for assistant models), between <see cref="SpeculationOptions.FewestDraftTokens"/>
 /// and <see cref="SpeculationOptions.MaxDraftTokens"/>.
 /// </summary>
-internal sealed class PromptLookup(SpeculationOptions options)
+public sealed class PromptLookup(SpeculationOptions options)
 {
     private int _length = options.FewestDraftTokens;
 
