@@ -42,6 +42,9 @@ internal static class HubFileSelector
     /// <exception cref="HubException">The index is malformed, empty, or names a path that could leave the snapshot.</exception>
     public static IReadOnlyList<string> ReadShards(string indexPath, string indexName, string where)
     {
+        // A named pipe would block the read until something writes to it.
+        if (RegularFiles.Problem(indexPath) is { } problem)
+            throw new HubException(HubErrorKind.UnsupportedRepository, $"{indexName} of {where} cannot be used: {indexPath} is {problem}.");
         try
         {
             using var stream = File.OpenRead(indexPath);
