@@ -14,8 +14,7 @@ namespace ParaphraseService.Model.Loading;
 /// </summary>
 public static class AdapterMerge
 {
-    private static readonly string[] CopiedFiles =
-        ["config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
+    private static readonly string[] CopiedFiles = ["config.json", .. CheckpointFiles.TokenizerFiles];
 
     /// <param name="baseFolder">The base model in full precision (an int8 folder has lost the precision to merge into).</param>
     public static void Export(string baseFolder, LoraAdapter adapter, string outputFolder)

@@ -18,9 +18,6 @@ public static class QuantizedCheckpoint
 {
     public const string Method = "paraphrase-int8-rowwise";
 
-    private static readonly string[] TokenizerFiles =
-        ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
-
     /// <param name="progress">Called with (tensors written, tensors in all).</param>
     public static void Write(string sourceFolder, string outputFolder, Action<int, int>? progress = null)
     {
@@ -67,7 +64,7 @@ public static class QuantizedCheckpoint
                 ["scale_suffix"] = StateDictLoader.ScaleSuffix,
             };
             File.WriteAllText(Path.Combine(staging, "config.json"), json.ToJsonString(new() { WriteIndented = true }));
-            foreach (var file in TokenizerFiles.Where(f => File.Exists(Path.Combine(sourceFolder, f))))
+            foreach (var file in CheckpointFiles.TokenizerFiles.Where(f => File.Exists(Path.Combine(sourceFolder, f))))
                 File.Copy(Path.Combine(sourceFolder, file), Path.Combine(staging, file));
         });
     }
