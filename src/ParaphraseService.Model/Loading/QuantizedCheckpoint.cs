@@ -30,6 +30,7 @@ public static class QuantizedCheckpoint
         // The comparison loading makes: a missing, wrong-shaped or integer tensor was written out as a broken checkpoint
         // (exit 0), and a scalar weight failed midway with "Index was outside the bounds of the array".
         StateDictLoader.CheckBeforeBuilding(config, source, new LayerFactory(ScalarType.Float32, device("meta")), sourceFolder);
+        var tokenizerFiles = CheckpointFiles.FilesToCopy(sourceFolder, CheckpointFiles.TokenizerFiles); // refused before the work, not after
 
         var quantizedKeys = QuantizedWeightKeys(config);
         var infos = new List<CheckpointTensorInfo>();
@@ -64,8 +65,8 @@ public static class QuantizedCheckpoint
                 ["scale_suffix"] = StateDictLoader.ScaleSuffix,
             };
             File.WriteAllText(Path.Combine(staging, "config.json"), json.ToJsonString(new() { WriteIndented = true }));
-            foreach (var file in CheckpointFiles.TokenizerFiles.Where(f => File.Exists(Path.Combine(sourceFolder, f))))
-                File.Copy(Path.Combine(sourceFolder, file), Path.Combine(staging, file));
+            foreach (var file in tokenizerFiles)
+                File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
         });
     }
 
