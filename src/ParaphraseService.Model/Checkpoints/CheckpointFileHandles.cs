@@ -7,6 +7,11 @@ internal static class CheckpointFileHandles
 {
     public static SafeFileHandle OpenRead(string path)
     {
+        // Before opening: opening a named pipe would wait for a writer instead of failing.
+        if (RegularFiles.Problem(path) is { } problem)
+        {
+            throw new CheckpointException($"{path}: {problem}");
+        }
         try
         {
             return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);

@@ -10,6 +10,29 @@ public static class CheckpointFiles
     public static IReadOnlyList<string> PreferenceOrder { get; } =
         ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
 
+    /// <summary>
+    /// The tokenizer files a model folder may hold beside config.json and the weights: what a download fetches and a
+    /// quantized or merged copy takes along, in this order. Gpt2Tokenizer reads the first three; the others are
+    /// Transformers' settings, kept so the folder still loads there.
+    /// </summary>
+    public static IReadOnlyList<string> TokenizerFiles { get; } =
+        ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
+
+    /// <summary>The paths of those of <paramref name="names"/> that are in <paramref name="folder"/>, to be copied.</summary>
+    /// <exception cref="CheckpointException">One is not a regular file: copying a named pipe would wait for a writer.</exception>
+    internal static IReadOnlyList<string> FilesToCopy(string folder, IEnumerable<string> names)
+    {
+        var paths = names.Select(name => Path.Combine(folder, name)).Where(File.Exists).ToList();
+        foreach (var path in paths)
+        {
+            if (RegularFiles.Problem(path) is { } problem)
+            {
+                throw new CheckpointException($"{path}: {problem}");
+            }
+        }
+        return paths;
+    }
+
     /// <summary>Opens the preferred checkpoint file in <paramref name="folder"/>.</summary>
     /// <exception cref="CheckpointException">The folder is missing, holds no checkpoint, or the checkpoint is unusable.</exception>
     public static ICheckpointSource Open(string folder) => OpenFile(Locate(folder));

@@ -94,6 +94,11 @@ public sealed class ShardedCheckpointSource : ICheckpointSource
 
     private void ReadIndex()
     {
+        // A named pipe would block the read until something writes to it.
+        if (RegularFiles.Problem(IndexPath) is { } problem)
+        {
+            throw new CheckpointException($"{IndexPath}: {problem}");
+        }
         string text;
         try
         {

@@ -42,12 +42,11 @@ public sealed record GptJConfig : ICausalLMConfig
     /// <summary>Reads and validates a <c>config.json</c>; every problem is reported with the file's path.</summary>
     public static GptJConfig Load(string path)
     {
-        if (!File.Exists(path))
-            throw new InvalidDataException($"{path}: config.json not found.");
+        var text = ConfigFile.ReadText(path);
         GptJConfig? config;
         try
         {
-            config = JsonSerializer.Deserialize<GptJConfig>(File.ReadAllText(path));
+            config = JsonSerializer.Deserialize<GptJConfig>(text);
         }
         catch (JsonException e)
         {

@@ -14,8 +14,7 @@ namespace ParaphraseService.Model.Loading;
 /// </summary>
 public static class AdapterMerge
 {
-    private static readonly string[] CopiedFiles =
-        ["config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
+    private static readonly string[] CopiedFiles = ["config.json", .. CheckpointFiles.TokenizerFiles];
 
     /// <param name="baseFolder">The base model in full precision (an int8 folder has lost the precision to merge into).</param>
     public static void Export(string baseFolder, LoraAdapter adapter, string outputFolder)
@@ -28,14 +27,15 @@ public static class AdapterMerge
         var missing = adapter.Modules.Where(m => !view.Tensors.ContainsKey(m + ".weight")).ToList();
         if (missing.Count > 0)
             throw new CheckpointException($"{baseFolder} has no weights for the adapter's modules: {string.Join(", ", missing.Take(5))}.");
+        var copied = CheckpointFiles.FilesToCopy(baseFolder, CopiedFiles); // refused before the work, not after
 
         AtomicFiles.PublishFolder(outputFolder, staging =>
         {
             var infos = source.Tensors.Values.Where(i => !StateDictLoader.IsIgnored(i.Name)).ToList();
             SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), infos,
                 info => Merged(source, view, info, adapter), new Dictionary<string, string> { ["format"] = "pt", ["merged_adapter"] = adapter.Name });
-            foreach (var file in CopiedFiles.Where(f => File.Exists(Path.Combine(baseFolder, f))))
-                File.Copy(Path.Combine(baseFolder, file), Path.Combine(staging, file));
+            foreach (var file in copied)
+                File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
             NoteTheMerge(Path.Combine(staging, "config.json"), adapter);
         });
     }

@@ -18,9 +18,6 @@ public static class QuantizedCheckpoint
 {
     public const string Method = "paraphrase-int8-rowwise";
 
-    private static readonly string[] TokenizerFiles =
-        ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
-
     /// <param name="progress">Called with (tensors written, tensors in all).</param>
     public static void Write(string sourceFolder, string outputFolder, Action<int, int>? progress = null)
     {
@@ -33,6 +30,7 @@ public static class QuantizedCheckpoint
         // The comparison loading makes: a missing, wrong-shaped or integer tensor was written out as a broken checkpoint
         // (exit 0), and a scalar weight failed midway with "Index was outside the bounds of the array".
         StateDictLoader.CheckBeforeBuilding(config, source, new LayerFactory(ScalarType.Float32, device("meta")), sourceFolder);
+        var tokenizerFiles = CheckpointFiles.FilesToCopy(sourceFolder, CheckpointFiles.TokenizerFiles); // refused before the work, not after
 
         var quantizedKeys = QuantizedWeightKeys(config);
         var infos = new List<CheckpointTensorInfo>();
@@ -67,8 +65,8 @@ public static class QuantizedCheckpoint
                 ["scale_suffix"] = StateDictLoader.ScaleSuffix,
             };
             File.WriteAllText(Path.Combine(staging, "config.json"), json.ToJsonString(new() { WriteIndented = true }));
-            foreach (var file in TokenizerFiles.Where(f => File.Exists(Path.Combine(sourceFolder, f))))
-                File.Copy(Path.Combine(sourceFolder, file), Path.Combine(staging, file));
+            foreach (var file in tokenizerFiles)
+                File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
         });
     }
 

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
+using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Core;
 
 namespace ParaphraseService.Model.Tokenization;
@@ -101,20 +102,24 @@ public sealed partial class Gpt2Tokenizer
         Dictionary<string, int>? vocab;
         try
         {
-            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath));
+            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Regular(vocabPath)));
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"vocab.json is not a map of tokens to ids: {e.Message}", e);
         }
-        return FromBpe(vocab ?? throw new InvalidDataException("vocab.json is empty."), File.ReadLines(mergesPath), $"{vocabPath} + merges.txt", "vocab.json");
+        return FromBpe(vocab ?? throw new InvalidDataException("vocab.json is empty."), File.ReadLines(Regular(mergesPath)), $"{vocabPath} + merges.txt", "vocab.json");
     }
+
+    /// <summary>The path, refused when it names a named pipe or device: reading a pipe waits for a writer.</summary>
+    private static string Regular(string path) =>
+        RegularFiles.Problem(path) is { } problem ? throw new InvalidDataException($"{path}: {problem}.") : path;
 
     // tokenizer.json (Hugging Face tokenizers) holds the same BPE as model.vocab and model.merges; merges are
     // "a b" strings in older files and ["a", "b"] pairs in newer ones.
     private static Gpt2Tokenizer FromTokenizerJson(string path)
     {
-        var root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException("tokenizer.json is empty.");
+        var root = JsonNode.Parse(File.ReadAllText(Regular(path))) ?? throw new InvalidDataException("tokenizer.json is empty.");
         var model = root["model"] ?? throw new InvalidDataException("tokenizer.json has no 'model'.");
         if ((string?)model["type"] is { } type && type != "BPE")
             throw new InvalidDataException($"tokenizer.json holds a {type} model; GPT-J needs byte-level BPE.");

@@ -69,4 +69,17 @@ public sealed class HubFileSelectorTests
 
         Assert.Equal(HubErrorKind.UnsupportedRepository, error.Kind);
     }
+
+    [LinuxFact]
+    public async Task RefusesAnIndexThatIsANamedPipe()
+    {
+        using var dir = new TempDirectory();
+        var index = Path.Combine(dir.Path, "model.safetensors.index.json");
+        NamedPipes.Create(index);
+
+        var error = await NamedPipes.RefusedAsync<HubException>(() => HubFileSelector.ReadShards(index, "model.safetensors.index.json", "repo"));
+
+        Assert.Equal(HubErrorKind.UnsupportedRepository, error.Kind);
+        Assert.Contains($"{index} is not a regular file but a named pipe (FIFO)", error.Message, StringComparison.Ordinal);
+    }
 }

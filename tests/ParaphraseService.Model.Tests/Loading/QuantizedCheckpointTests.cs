@@ -52,6 +52,22 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output) : IDispos
         Assert.True(onLoad.Model.forward(new CausalLMInput(ids)).eq(preQuantized.Model.forward(new CausalLMInput(ids))).all().item<bool>());
     }
 
+    [LinuxFact]
+    public async Task ANamedPipeAmongTheTokenizerFilesIsRefusedBeforeAnythingIsWritten()
+    {
+        var source = Path.Combine(_root, "source");
+        Directory.CreateDirectory(source);
+        foreach (var file in Directory.GetFiles(Source))
+            File.Copy(file, Path.Combine(source, Path.GetFileName(file)));
+        var pipe = Path.Combine(source, "tokenizer_config.json");
+        NamedPipes.Create(pipe);
+
+        var error = await NamedPipes.RefusedAsync<CheckpointException>(() => QuantizedCheckpoint.Write(source, Output));
+
+        Assert.Equal($"{pipe}: not a regular file but a named pipe (FIFO)", error.Message);
+        Assert.False(Directory.Exists(Output));
+    }
+
     [Theory]
     [InlineData(Int8Kernel.Avx2)]
     [InlineData(Int8Kernel.Fbgemm)]

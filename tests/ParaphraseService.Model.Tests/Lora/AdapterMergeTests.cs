@@ -53,4 +53,22 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.Contains("int8", error.Message);
         Assert.False(Directory.Exists(Path.Combine(_root, "out")));
     }
+
+    [LinuxFact]
+    public async Task ANamedPipeAmongTheTokenizerFilesIsRefusedBeforeAnythingIsWritten()
+    {
+        var source = Path.Combine(_root, "base");
+        Directory.CreateDirectory(source);
+        foreach (var file in Directory.GetFiles(Base))
+            File.Copy(file, Path.Combine(source, Path.GetFileName(file)));
+        var pipe = Path.Combine(source, "merges.txt");
+        NamedPipes.Create(pipe);
+        using var adapter = LoraAdapter.FromWeights("x", 1, 0,
+            new Dictionary<string, (Tensor, Tensor)> { ["transformer.h.0.attn.q_proj"] = (ones(2, 64), ones(64, 2)) }, CPU);
+
+        var error = await NamedPipes.RefusedAsync<CheckpointException>(() => AdapterMerge.Export(source, adapter, Path.Combine(_root, "out")));
+
+        Assert.Equal($"{pipe}: not a regular file but a named pipe (FIFO)", error.Message);
+        Assert.False(Directory.Exists(Path.Combine(_root, "out")));
+    }
 }

@@ -118,6 +118,20 @@ public sealed class Gpt2TokenizerTests : IDisposable
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 
+    [LinuxTheory]
+    [InlineData("vocab.json")]
+    [InlineData("merges.txt")]
+    public async Task ANamedPipeForVocabOrMergesIsRefusedWithItsPath(string file)
+    {
+        WriteVocabAndMerges();
+        var pipe = Path.Combine(_folder, file);
+        NamedPipes.Create(pipe);
+
+        var error = await NamedPipes.RefusedAsync<InvalidDataException>(() => Gpt2Tokenizer.FromFolder(_folder));
+
+        Assert.Contains($"{pipe}: not a regular file but a named pipe (FIFO)", error.Message, StringComparison.Ordinal);
+    }
+
     private void WriteVocabAndMerges()
     {
         Gunzip("vocab.json.gz", Path.Combine(_folder, "vocab.json"));

@@ -10,9 +10,6 @@ internal static class HubFileSelector
 {
     public const string ConfigFile = "config.json";
 
-    public static readonly IReadOnlyList<string> TokenizerFiles =
-        ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
-
     // The order a downloaded folder is loaded in (CheckpointFiles, Transformers' order), so the files fetched are the
     // ones loading will open.
     private static readonly (string File, bool IsIndex)[] WeightChoices =
@@ -34,7 +31,7 @@ internal static class HubFileSelector
                 $"{where} has no weights this service can load (looked for {string.Join(", ", WeightChoices.Select(c => c.File))}). "
                 + $"It has: {Listing(set)}.");
 
-        List<string> files = [ConfigFile, .. TokenizerFiles.Where(set.Contains), weights.File];
+        List<string> files = [ConfigFile, .. CheckpointFiles.TokenizerFiles.Where(set.Contains), weights.File];
         return new HubFileSelection(files, weights.IsIndex ? weights.File : null);
     }
 
@@ -42,6 +39,9 @@ internal static class HubFileSelector
     /// <exception cref="HubException">The index is malformed, empty, or names a path that could leave the snapshot.</exception>
     public static IReadOnlyList<string> ReadShards(string indexPath, string indexName, string where)
     {
+        // A named pipe would block the read until something writes to it.
+        if (RegularFiles.Problem(indexPath) is { } problem)
+            throw new HubException(HubErrorKind.UnsupportedRepository, $"{indexName} of {where} cannot be used: {indexPath} is {problem}.");
         try
         {
             using var stream = File.OpenRead(indexPath);

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using ParaphraseService.Model.Checkpoints;
 
 namespace ParaphraseService.Model.Lora.Peft;
 
@@ -23,6 +24,11 @@ internal sealed class JsonFields
     /// <summary>A JSON file's text; a missing or unreadable file is an <see cref="AdapterValidationException"/>.</summary>
     public static string ReadFile(string path)
     {
+        // A named pipe would block the read until something writes to it.
+        if (RegularFiles.Problem(path) is { } problem)
+        {
+            throw new AdapterValidationException(path, problem);
+        }
         try
         {
             return File.ReadAllText(path);

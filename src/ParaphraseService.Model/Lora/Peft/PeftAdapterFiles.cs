@@ -191,6 +191,12 @@ public static class PeftAdapterFiles
 
     private static ICheckpointSource? OpenWeights(string path, List<string> problems)
     {
+        // Checked here rather than left to the reader, whose error would be reported as "is corrupt".
+        if (RegularFiles.Problem(path) is { } problem)
+        {
+            problems.Add($"{Path.GetFileName(path)}: {problem}");
+            return null;
+        }
         try
         {
             return path.EndsWith(".safetensors", StringComparison.Ordinal) ? new SafetensorsReader(path) : new PyTorchCheckpointReader(path);
@@ -204,6 +210,12 @@ public static class PeftAdapterFiles
 
     private static string? ReadText(string path, List<string> problems)
     {
+        // A named pipe would block the read until something writes to it.
+        if (RegularFiles.Problem(path) is { } problem)
+        {
+            problems.Add(problem);
+            return null;
+        }
         try
         {
             var length = new FileInfo(path).Length;
