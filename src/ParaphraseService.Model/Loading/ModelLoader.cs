@@ -33,9 +33,11 @@ public static class ModelLoader
         using var checkpoint = new CheckpointView(files, family.Checkpoint);
         var layers = LayersFor(checkpoint, options, dtype, device);
         var kvCache = options.ResolveKvCache(layers.Quantization, dtype, device.type); // refused before the weights are read, not after
+        // Before the weights too: a broken tokenizer file is said at once, not after minutes of reading a large model.
+        var tokenizer = Gpt2Tokenizer.FromFolder(folder);
         var model = Build(config, checkpoint, layers, folder);
         model.KvCacheDtype = kvCache;
-        return new LoadedModel(model, Gpt2Tokenizer.FromFolder(folder), sourceName ?? folder, isDemo, device, dtype, layers.Quantization,
+        return new LoadedModel(model, tokenizer, sourceName ?? folder, isDemo, device, dtype, layers.Quantization,
             options.MaxResidentAdapters)
         {
             OpenCheckpoint = () => new OwnedView(CheckpointFiles.Open(folder), family.Checkpoint),

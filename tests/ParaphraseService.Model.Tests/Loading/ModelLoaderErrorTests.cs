@@ -40,6 +40,20 @@ public sealed class ModelLoaderErrorTests : IDisposable
     private CheckpointException LoadFails() => Assert.Throws<CheckpointException>(() => ModelLoader.LoadFolder(_folder, Cpu).Dispose());
 
     [Fact]
+    public void ABrokenTokenizerIsSaidBeforeTheWeightsAreRead()
+    {
+        // The weights would be refused too (a tensor missing), but only once the model is built from them, which for a
+        // large model takes minutes: the tokenizer's files are read first.
+        Rewrite(infos => infos.Where(i => i.Name != "transformer.h.1.mlp.fc_out.bias"));
+        File.WriteAllText(Path.Combine(_folder, "vocab.json"), "{ not json");
+        File.WriteAllText(Path.Combine(_folder, "merges.txt"), "#version: 0.2\n");
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelLoader.LoadFolder(_folder, Cpu).Dispose());
+
+        Assert.Contains("vocab.json", error.Message);
+    }
+
+    [Fact]
     public void MissingTensorIsNamed()
     {
         Rewrite(infos => infos.Where(i => i.Name != "transformer.h.1.mlp.fc_out.bias"));
