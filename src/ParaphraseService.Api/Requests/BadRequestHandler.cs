@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
 
 namespace ParaphraseService.Api.Requests;
 
@@ -16,18 +17,32 @@ public sealed partial class BadRequestHandler(IProblemDetailsService problems) :
     {
         if (exception is not BadHttpRequestException bad)
             return false;
-        var problem = new HttpValidationProblemDetails { Status = bad.StatusCode, Title = "Invalid request" };
+        ProblemDetails problem;
         if (FindJsonError(bad) is { } json)
         {
             var (field, reason) = Describe(json);
-            problem.Errors[field] = [reason];
-            problem.Detail = field == "$" ? reason : $"{field}: {reason}";
+            problem = new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [reason] })
+            {
+                Title = "Invalid request",
+                Detail = field == "$" ? reason : $"{field}: {reason}",
+            };
         }
         else
         {
-            problem.Title = bad.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Request too large" : "Bad request";
-            problem.Detail = bad.Message;
+            problem = new ProblemDetails
+            {
+                // Any other status keeps its own title: a Content-Type missing or unparsable is a 415 titled as the framework
+                // titles the 415 it answers itself, and ProblemReasons says what the endpoint reads (this message only echoes the header).
+                Title = bad.StatusCode switch
+                {
+                    StatusCodes.Status400BadRequest => "Bad request",
+                    StatusCodes.Status413PayloadTooLarge => "Request too large",
+                    _ => null,
+                },
+                Detail = bad.StatusCode == StatusCodes.Status415UnsupportedMediaType ? null : bad.Message,
+            };
         }
+        problem.Status = bad.StatusCode;
         context.Response.StatusCode = bad.StatusCode;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
     }

@@ -125,6 +125,37 @@ public sealed class RequestContractTests : IAsyncLifetime
         Assert.Equal(field, problem.GetProperty("error").GetProperty("param").GetString());
     }
 
+    // The framework refuses a type it can read (text/plain) before the handler; one that does not parse, or none, reaches
+    // the body reader, which refuses it too. Either way the answer is one 415.
+    [Theory]
+    [InlineData("/paraphrase", ";;;")]
+    [InlineData("/v1/completions", ";;;")]
+    [InlineData("/v1/chat/completions", ";;;")]
+    [InlineData("/paraphrase", null)]
+    [InlineData("/v1/chat/completions", null)]
+    [InlineData("/paraphrase", "text/")]
+    [InlineData("/v1/completions", "text/plain")]
+    public async Task ABodyThatIsNotSentAsJsonIsA415SayingWhatTheEndpointReads(string path, string? contentType)
+    {
+        var content = new ByteArrayContent("""{"text": "a", "prompt": "a"}"""u8.ToArray());
+        if (contentType is not null)
+            Assert.True(content.Headers.TryAddWithoutValidation("Content-Type", contentType));
+        var problem = await (await _client.PostAsync(path, content)).AssertProblemAsync(HttpStatusCode.UnsupportedMediaType);
+        Assert.Equal("Unsupported Media Type", problem.GetProperty("title").GetString());
+        var sent = contentType is null ? "no Content-Type was sent" : $"got '{contentType}'";
+        Assert.Equal($"This endpoint reads JSON: send the body with Content-Type: application/json ({sent}).", problem.Detail());
+        if (path.StartsWith("/v1", StringComparison.Ordinal))
+        {
+            var error = problem.GetProperty("error");
+            Assert.Equal(problem.Detail(), error.GetProperty("message").GetString());
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+        }
+        else
+            Assert.False(problem.TryGetProperty("error", out _));
+    }
+
     [Theory]
     [InlineData("/paraphrase")]
     [InlineData("/v1/completions")]
