@@ -11,7 +11,8 @@ namespace ParaphraseService.Api.Tests;
 /// <summary>
 /// Tiny GPT-Neo and GPT-2 model folders with random weights, written once per test run in the layout of the hub's
 /// files (GPT-2: no "transformer." prefix, Conv1D weights [in, out]), for <c>Model:Source</c>. GPT-2's vocabulary, so
-/// the service's tokenizer fits; a context long enough for the few-shot paraphrase prompt. The folders are deterministic
+/// the service's tokenizer fits, and a context long enough for the few-shot paraphrase prompt (but for
+/// <see cref="SixteenTokens"/>, whose vocabulary is GPT-2's first 16 tokens). The folders are deterministic
 /// and kept in one temp folder across runs (written to a staging folder and renamed, so a half-written one is never used).
 /// </summary>
 internal static class TinyFamilyModels
@@ -27,21 +28,28 @@ internal static class TinyFamilyModels
             AttentionTypes = [new(["global", "local"], 1)],
         })),
         ["gpt2"] = new(() => Write(new Gpt2Config { VocabSize = 50257, MaxPositions = 1024, HiddenSize = 32, LayerCount = 2, HeadCount = 4 })),
+        // GPT-2's first 16 ids, the byte tokens of !"#$%&'()*+,-./0 (the rest of the tokenizer has no logit): few enough
+        // that a request's 16 avoided terms can ban every one.
+        [SixteenTokens] = new(() => Write(new Gpt2Config { VocabSize = 16, MaxPositions = 64, HiddenSize = 16, LayerCount = 1, HeadCount = 2 },
+            SixteenTokens)),
     };
 
-    /// <summary>The folder of the tiny model of a model_type ("gpt_neo", "gpt2").</summary>
+    public const string SixteenTokens = "gpt2-16-tokens";
+
+    /// <summary>The folder of the tiny model of a model_type ("gpt_neo", "gpt2"), or of <see cref="SixteenTokens"/>.</summary>
     public static string Folder(string modelType)
     {
         lock (s_folders)
             return s_folders[modelType].Value;
     }
 
-    private static string Write(ICausalLMConfig config)
+    private static string Write(ICausalLMConfig config, string? name = null)
     {
-        var target = Path.Combine(s_root, config.ModelType);
+        name ??= config.ModelType;
+        var target = Path.Combine(s_root, name);
         if (Directory.Exists(target))
             return target;
-        var folder = Path.Combine(s_root, $".{config.ModelType}-{Guid.NewGuid():N}");
+        var folder = Path.Combine(s_root, $".{name}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "config.json"), JsonSerializer.Serialize(config, config.GetType()));
         using var weights = new RandomCheckpoint(config, seed: 11);

@@ -253,7 +253,7 @@ internal static class BatchFile
             }
             catch (JsonException e)
             {
-                var (field, reason) = BadRequestHandler.Describe(e);
+                var (field, reason) = BadRequestHandler.Describe(e, typeof(ParaphraseRequest), json);
                 return Field(field, reason);
             }
             catch (InvalidOperationException)

@@ -304,7 +304,7 @@ public sealed class BatchRunner : BackgroundService
             catch (JsonException e)
             {
                 // Checked when the batch was accepted; a build with other rules may read it differently.
-                var (field, reason) = BadRequestHandler.Describe(e);
+                var (field, reason) = BadRequestHandler.Describe(e, typeof(ParaphraseRequest), _json);
                 return Record(id, line, LineState.Failed, Error(field, reason));
             }
             var errors = ParaphraseEndpoints.Validate(request, out var texts);

@@ -24,7 +24,7 @@ public abstract record OpenAiRequest
     /// <summary>(0, 1]. Default 1.</summary>
     [JsonPropertyName("top_p")] public double? TopP { get; init; }
 
-    /// <summary>Choices per prompt, 1-8 (and at most Scheduler:MaxBatchRows).</summary>
+    /// <summary>Choices per prompt, 1-8 (and at most Scheduler:MaxBatchRows, unless greedy: then one row serves them all).</summary>
     [JsonPropertyName("n")] public int? N { get; init; }
 
     /// <summary>A string or up to 4 strings of 1-64 characters.</summary>

@@ -1,6 +1,11 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using HttpJsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace ParaphraseService.Api.Requests;
 
@@ -10,24 +15,41 @@ namespace ParaphraseService.Api.Requests;
 /// "Bad Request". Route handlers are set to throw such errors (<c>RouteHandlerOptions.ThrowOnBadRequest</c>) so
 /// they arrive here.
 /// </summary>
-public sealed partial class BadRequestHandler(IProblemDetailsService problems) : IExceptionHandler
+public sealed partial class BadRequestHandler(IProblemDetailsService problems, IOptions<HttpJsonOptions> json) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is not BadHttpRequestException bad)
             return false;
-        var problem = new HttpValidationProblemDetails { Status = bad.StatusCode, Title = "Invalid request" };
-        if (FindJsonError(bad) is { } json)
+        ProblemDetails problem;
+        if (FindJsonError(bad) is { } error)
         {
-            var (field, reason) = Describe(json);
-            problem.Errors[field] = [reason];
-            problem.Detail = field == "$" ? reason : $"{field}: {reason}";
+            // The exception handler clears the request's endpoint before it runs; its feature keeps it.
+            var endpoint = context.Features.Get<IExceptionHandlerFeature>()?.Endpoint;
+            var body = endpoint?.Metadata.GetOrderedMetadata<IAcceptsMetadata>().LastOrDefault(a => a.RequestType is not null)?.RequestType;
+            var (field, reason) = Describe(error, body, json.Value.SerializerOptions);
+            problem = new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [reason] })
+            {
+                Title = "Invalid request",
+                Detail = field == "$" ? reason : $"{field}: {reason}",
+            };
         }
         else
         {
-            problem.Title = bad.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Request too large" : "Bad request";
-            problem.Detail = bad.Message;
+            problem = new ProblemDetails
+            {
+                // Any other status keeps its own title: a Content-Type missing or unparsable is a 415 titled as the framework
+                // titles the 415 it answers itself, and ProblemReasons says what the endpoint reads (this message only echoes the header).
+                Title = bad.StatusCode switch
+                {
+                    StatusCodes.Status400BadRequest => "Bad request",
+                    StatusCodes.Status413PayloadTooLarge => "Request too large",
+                    _ => null,
+                },
+                Detail = bad.StatusCode == StatusCodes.Status415UnsupportedMediaType ? null : bad.Message,
+            };
         }
+        problem.Status = bad.StatusCode;
         context.Response.StatusCode = bad.StatusCode;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
     }
@@ -40,13 +62,19 @@ public sealed partial class BadRequestHandler(IProblemDetailsService problems) :
     }
 
     /// <summary>The field (as the client spelt it, e.g. <c>texts[2]</c>) and what is wrong with it.</summary>
-    internal static (string Field, string Reason) Describe(JsonException json)
+    /// <param name="body">The type the body was read as; with <paramref name="options"/>, it says what each field must be.</param>
+    internal static (string Field, string Reason) Describe(JsonException json, Type? body, JsonSerializerOptions options)
     {
         var message = json.Message;
         if (UnknownMember().Match(message) is { Success: true } unknown)
             return (Field(json.Path, unknown.Groups["name"].Value), "is not a known field.");
         if (Conversion().Match(message) is { Success: true } conversion)
-            return (Field(json.Path, null), $"must be {Expected(conversion.Groups["type"].Value)}.");
+        {
+            // The type the serializer names is the field's own, except for a constructor parameter (a positional record's
+            // field), where it names the record: the field's type is found by its path instead.
+            var expected = (body is null ? null : TypeAt(body, json.Path, options)) ?? Type.GetType(conversion.Groups["type"].Value);
+            return (Field(json.Path, null), $"must be {(expected is null ? "a value of another kind" : Kind(expected, options).One)}.");
+        }
         // Syntax: cut the position suffix, which repeats the path in the reader's terms.
         var reason = message.Split(" Path:", 2)[0].Split(" LineNumber:", 2)[0].TrimEnd();
         return (Field(json.Path, null), $"the body is not valid JSON: {reason}");
@@ -59,19 +87,48 @@ public sealed partial class BadRequestHandler(IProblemDetailsService problems) :
         return field == "$" ? member : field.EndsWith(member, StringComparison.Ordinal) ? field : $"{field}.{member}";
     }
 
-    private static string Expected(string type) => type switch
+    /// <summary>The type of the value at <paramref name="path"/> (<c>$.messages[0].role</c>) in <paramref name="body"/>; null if it has none.</summary>
+    private static Type? TypeAt(Type body, string? path, JsonSerializerOptions options)
     {
-        // Nullable<T> is written with T assembly-qualified (Nullable`1[[System.Int32, ...]]) or bare (Nullable`1[System.Int32]).
-        _ when type.StartsWith("System.Nullable`1[", StringComparison.Ordinal) => Expected(type[18..].TrimStart('[').Split(',', ']')[0]),
-        "System.Double" or "System.Single" => "a number",
-        "System.Int32" => $"an integer in [{int.MinValue}, {int.MaxValue}]",
-        "System.Int64" => $"an integer in [{long.MinValue}, {long.MaxValue}]",
-        "System.Boolean" => "true or false",
-        "System.String" => "a string",
-        _ when type.Contains("List", StringComparison.Ordinal) || type.EndsWith("[]", StringComparison.Ordinal) => "an array",
-        _ when type.Contains("Dictionary", StringComparison.Ordinal) => "an object",
-        _ => "a value of another kind",
-    };
+        var names = options.PropertyNameCaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        var type = body;
+        foreach (Match step in PathStep().Matches(path ?? ""))
+        {
+            var info = options.GetTypeInfo(Nullable.GetUnderlyingType(type) ?? type);
+            var next = info.Kind switch
+            {
+                // An array's items and a dictionary's values are all of one type.
+                JsonTypeInfoKind.Enumerable or JsonTypeInfoKind.Dictionary => info.ElementType,
+                JsonTypeInfoKind.Object => info.Properties.FirstOrDefault(p => string.Equals(p.Name, step.Groups["name"].Value, names))?.PropertyType,
+                _ => null,
+            };
+            if (next is null) return null;
+            type = next;
+        }
+        return type;
+    }
+
+    /// <summary>A value of <paramref name="type"/> in JSON's words: one, and several (an array of them).</summary>
+    private static (string One, string Many) Kind(Type type, JsonSerializerOptions options)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type == typeof(string)) return ("a string", "strings");
+        if (type == typeof(bool)) return ("true or false", "true or false values");
+        if (type == typeof(int)) return ($"an integer in [{int.MinValue}, {int.MaxValue}]", $"integers in [{int.MinValue}, {int.MaxValue}]");
+        if (type == typeof(long)) return ($"an integer in [{long.MinValue}, {long.MaxValue}]", $"integers in [{long.MinValue}, {long.MaxValue}]");
+        if (type == typeof(double) || type == typeof(float)) return ("a number", "numbers");
+        var info = options.GetTypeInfo(type);
+        return info.Kind switch
+        {
+            JsonTypeInfoKind.Enumerable when Kind(info.ElementType!, options).Many is var items => ($"an array of {items}", $"arrays of {items}"),
+            JsonTypeInfoKind.Object or JsonTypeInfoKind.Dictionary => ("an object", "objects"),
+            _ => ("a value of another kind", "values of another kind"),
+        };
+    }
+
+    /// <summary>A step of a path as the serializer writes it: <c>.name</c>, <c>['odd name']</c> or <c>[2]</c>.</summary>
+    [GeneratedRegex(@"\.(?<name>[^.\[]+)|\['(?<name>.*?)'\]|\[(?<index>\d+)\]")]
+    private static partial Regex PathStep();
 
     [GeneratedRegex(@"The JSON property '(?<name>[^']*)' could not be mapped")]
     private static partial Regex UnknownMember();

@@ -27,6 +27,7 @@ public static class ProblemReasons
             return;
         }
         var request = context.HttpContext.Request;
+        var sent = string.IsNullOrEmpty(request.ContentType) ? "no Content-Type was sent" : $"got '{request.ContentType}'";
         problem.Detail = (problem.Status ?? context.HttpContext.Response.StatusCode) switch
         {
             StatusCodes.Status400BadRequest => "The request is malformed.",
@@ -34,8 +35,8 @@ public static class ProblemReasons
             StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed at {request.Path}.",
             StatusCodes.Status413PayloadTooLarge => "The request body is larger than this endpoint accepts.",
             StatusCodes.Status415UnsupportedMediaType => request.Path.StartsWithSegments("/batches")
-                ? $"This endpoint reads a JSONL file: send it with Content-Type: application/jsonl (or application/x-ndjson, text/plain), or as the field 'file' of a multipart/form-data form (got '{request.ContentType}')."
-                : $"This endpoint reads JSON: send the body with Content-Type: application/json (got '{request.ContentType}').",
+                ? $"This endpoint reads a JSONL file: send it with Content-Type: application/jsonl (or application/x-ndjson, text/plain), or as the field 'file' of a multipart/form-data form ({sent})."
+                : $"This endpoint reads JSON: send the body with Content-Type: application/json ({sent}).",
             >= 500 => "The server failed; the trace id identifies the failure in the service's log.",
             var status => $"The request was refused ({status}).",
         };

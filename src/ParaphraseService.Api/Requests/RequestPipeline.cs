@@ -62,9 +62,13 @@ public sealed class RequestPipeline(
         }
 
         var errors = new FieldErrors();
-        if (request.Candidates > limits.MaxBatchRows)
+        // Greedy decoding gives every candidate the same text: one row is decoded and its result copied.
+        var greedy = !RequestRules.Samples(request.Temperature);
+        var rows = greedy ? 1 : request.Candidates;
+        if (rows > limits.MaxBatchRows)
             errors.Add(request.Fields.Candidates,
-                $"{request.Candidates} candidates need {request.Candidates} batch rows; this service decodes at most {limits.MaxBatchRows} at once (Scheduler:MaxBatchRows).");
+                $"{request.Candidates} candidates need {rows} batch rows; this service decodes at most {limits.MaxBatchRows} at once (Scheduler:MaxBatchRows). " +
+                "Greedy decoding (temperature 0) needs one row however many there are.");
         if (request.Inputs.Count > queue.Capacity)
             errors.Add(request.Fields.Input,
                 $"{request.Inputs.Count} inputs need {request.Inputs.Count} places in the queue; it holds {queue.Capacity} (Scheduler:MaxQueuedRequests).");
@@ -94,8 +98,7 @@ public sealed class RequestPipeline(
         var stops = template is null ? request.Stop : [.. request.Stop, template.EndMarker];
         // The banned terms' automata are built here, on the request's thread, once per term; the scheduler then finds them made.
         _ = BannedText.For(request.Avoid, model.Tokenizer);
-        var greedy = !RequestRules.Samples(request.Temperature);
-        var candidates = Enumerable.Range(0, greedy ? 1 : request.Candidates).Select(i => new GenerationOptions
+        var candidates = Enumerable.Range(0, rows).Select(i => new GenerationOptions
         {
             MaxNewTokens = request.MaxNewTokens,
             Greedy = greedy,

@@ -13,7 +13,7 @@ public static class RequestRules
     /// <summary>Texts (or prompts) in one request.</summary>
     public const int MaxInputs = 32;
 
-    /// <summary>Candidates (OpenAI's n) per text; also at most <c>Scheduler:MaxBatchRows</c>.</summary>
+    /// <summary>Candidates (OpenAI's n) per text; also at most <c>Scheduler:MaxBatchRows</c> when sampled (greedy decodes one row).</summary>
     public const int MaxCandidates = 8;
 
     /// <summary>Characters in one text or prompt (its tokens must also fit <c>Scheduler:MaxSequenceTokens</c>).</summary>

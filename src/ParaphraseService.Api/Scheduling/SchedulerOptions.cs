@@ -12,7 +12,7 @@ public sealed class SchedulerOptions
     [Range(1, 100_000)]
     public int MaxQueuedRequests { get; set; } = 64;
 
-    /// <summary>Sequences decoded together (batch rows); a request with N candidates takes N.</summary>
+    /// <summary>Sequences decoded together (batch rows); a request with N sampled candidates takes N (greedy ones take one).</summary>
     [Range(1, 256)]
     public int MaxBatchRows { get; set; } = 8;
 

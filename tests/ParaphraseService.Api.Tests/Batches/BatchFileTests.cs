@@ -168,7 +168,7 @@ public class BatchFileTests
         Assert.Contains("url: must be \"/paraphrase\"", Detail(14));
         Assert.Contains("stream:", Detail(15));
         Assert.Contains("texts: must hold 1-32 texts", Detail(16));
-        Assert.Contains("temperature: must be", Detail(17)); // a string where a number belongs ("NaN" too), refused as /paraphrase refuses it
+        Assert.Contains("temperature: must be a number.", Detail(17)); // a string where a number belongs ("NaN" too), refused as /paraphrase refuses it
         Assert.Contains("seed:", Detail(18));
         Assert.Equal("good", results[18].GetProperty("custom_id").GetString());
         Assert.True(results[18].TryGetProperty("response", out _));

@@ -31,6 +31,43 @@ public sealed class AdmissionTests
         Assert.Contains("Scheduler:MaxQueuedRequests", queue.Errors("texts")[0]);
     }
 
+    // Greedy decoding decodes one row and copies it: more choices than batch rows are refused only where each takes a row.
+    [Fact]
+    public async Task GreedyChoicesBeyondTheBatchRowsAreServedFromOneRow()
+    {
+        await using var app = new ServiceApplication(new() { ["Scheduler:MaxBatchRows"] = "3" });
+        await app.ModelLoaded();
+        using var client = app.CreateClient();
+
+        var completion = await (await client.PostAsJsonAsync("/v1/completions", new { prompt = "Hello", n = 5, max_tokens = 4, temperature = 0 })).JsonAsync();
+        var choices = completion.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2, 3, 4], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Single(choices.Select(c => c.GetProperty("text").GetString()).Distinct());
+        Assert.NotEmpty(choices[0].GetProperty("text").GetString()!);
+
+        // Below 1e-5 is greedy too.
+        var chat = await (await client.PostAsJsonAsync("/v1/chat/completions",
+            new { messages = new[] { new { role = "user", content = "Hello" } }, n = 8, max_tokens = 4, temperature = 1e-6 })).JsonAsync();
+        var messages = chat.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("message").GetProperty("content").GetString()).ToList();
+        Assert.Equal(8, messages.Count);
+        Assert.Single(messages.Distinct());
+
+        var paraphrase = await (await client.PostAsJsonAsync("/paraphrase", new { text = "The meeting was moved to Friday.", candidates = 8, temperature = 0 })).JsonAsync();
+        Assert.Equal(1, paraphrase.GetProperty("results")[0].GetProperty("generated").GetInt32());
+
+        // Sampled, each choice is a row of its own.
+        var sampled = await (await client.PostAsJsonAsync("/v1/completions", new { prompt = "Hello", n = 4, max_tokens = 4, temperature = 0.5 }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal("Invalid request", sampled.GetProperty("title").GetString());
+        Assert.StartsWith("4 candidates need 4 batch rows; this service decodes at most 3 at once (Scheduler:MaxBatchRows).", sampled.Errors("n").Single());
+        Assert.Equal($"n: {sampled.Errors("n").Single()}", sampled.Detail());
+        Assert.Equal("n", sampled.GetProperty("error").GetProperty("param").GetString());
+        Assert.Equal(sampled.Detail(), sampled.GetProperty("error").GetProperty("message").GetString());
+        var sampledParaphrase = await (await client.PostAsJsonAsync("/paraphrase", new { text = "The meeting was moved to Friday.", candidates = 4 }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.StartsWith("4 candidates need 4 batch rows", sampledParaphrase.Errors("candidates").Single());
+    }
+
     [Fact]
     public async Task AFullQueueTakesNoPartOfARequestAndADeadlineEndsARequestWhileItWaits()
     {

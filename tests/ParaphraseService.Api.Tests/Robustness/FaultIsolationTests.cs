@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using ParaphraseService.Api.Hosting;
@@ -7,6 +8,9 @@ using ParaphraseService.Api.Scheduling;
 using ParaphraseService.Api.Tests.Adapters;
 using ParaphraseService.Model.Generation;
 using ParaphraseService.Model.Loading;
+using ParaphraseService.Model.Lora;
+using ParaphraseService.Model.Lora.Peft;
+using ParaphraseService.Training.Prompts;
 using static TorchSharp.torch;
 
 namespace ParaphraseService.Api.Tests.Robustness;
@@ -95,6 +99,63 @@ public sealed class FaultIsolationTests
         Assert.Equal(Greedy(AdapterFixtures.Peft("q-v")), text);
         Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/health/ready")).StatusCode);
         Assert.Equal(500, await NextStatusAsync(host, 500));
+    }
+
+    [Fact]
+    public async Task BannedTextThatLeavesNoTokenIsA400ForItsRequestAlone()
+    {
+        // The 16-token model's whole vocabulary, one byte a token. A term bans the tokens that would complete it, which among
+        // single-byte tokens is one byte (a letter's two cases): 16 terms, a request's most, could never ban GPT-2's 256.
+        var vocabulary = Enumerable.Range(0, 16).Select(i => ((char)('!' + i)).ToString()).ToArray();
+        var model = TinyFamilyModels.Folder(TinyFamilyModels.SixteenTokens);
+        await using var host = await Start(new() { ["Model:Source"] = model });
+        // /paraphrase puts its text in a template; this adapter's is the text alone, so every prompt token has a logit.
+        var adapter = WriteTextOnlyAdapter(model, Path.Combine(host.Root, "text-only"));
+        Assert.Equal(HttpStatusCode.Created, (await host.Admin.PostAsJsonAsync("/admin/adapters", new { name = "text-only", path = adapter })).StatusCode);
+        Task<HttpResponseMessage> Paraphrase(string[] avoid, bool stream = false) => host.Client.PostAsJsonAsync("/paraphrase",
+            new { text = Prompt, adapter = "text-only", candidates = 2, maxNewTokens = 4, seed = 1, avoid, stream });
+
+        // All but the last token banned: it is all the model may write.
+        var served = (await (await Paraphrase(vocabulary[..^1])).JsonAsync()).GetProperty("results")[0];
+        Assert.Equal(2, served.GetProperty("generated").GetInt32());
+        Assert.Equal(["0000"], served.GetProperty("candidates").EnumerateArray().Select(c => c.GetProperty("text").GetString()));
+
+        // All banned: the first token cannot be chosen. The request's fault (400), streamed or not, before any stream starts.
+        const string Detail = "Every token would produce banned text; this sequence cannot go on. Avoid fewer terms.";
+        foreach (var stream in new[] { false, true })
+        {
+            var problem = await (await Paraphrase(vocabulary, stream)).AssertProblemAsync(HttpStatusCode.BadRequest);
+            Assert.Equal("Invalid request", problem.GetProperty("title").GetString());
+            Assert.Equal(Detail, problem.Detail());
+            Assert.False(problem.TryGetProperty("error", out _));
+        }
+        var completion = await (await host.Client.PostAsJsonAsync("/v1/completions", new { prompt = Prompt, max_tokens = 4, avoid = vocabulary }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal("Invalid request", completion.GetProperty("title").GetString());
+        Assert.Equal(Detail, completion.Detail());
+        var error = completion.GetProperty("error");
+        Assert.Equal(Detail, error.GetProperty("message").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+
+        // The model is fine: the service stays ready and serves the next request.
+        Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/health/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Paraphrase(vocabulary[..^1])).StatusCode);
+    }
+
+    /// <summary>A LoRA adapter for the model in <paramref name="model"/> whose prompt template is the text alone; returns <paramref name="folder"/>.</summary>
+    private static string WriteTextOnlyAdapter(string model, string folder)
+    {
+        using var loaded = ModelLoader.LoadFolder(model, new ModelLoadOptions { Device = "cpu", MaxResidentAdapters = 1 });
+        var registry = loaded.Adapters!;
+        var targets = registry.Targets.Where(t => t.Key.EndsWith("c_attn", StringComparison.Ordinal)).ToDictionary(t => t.Key, t => t.Value);
+        using var adapter = LoraAdapter.CreateNew("text-only", rank: 2, alpha: 4, useRsLora: false, dropout: 0, targets, CPU, seed: 1);
+        var config = new PeftLoraConfig { R = 2, LoraAlpha = 4, TargetModules = PeftTargetModules.FromNames(["c_attn"]) };
+        var modules = adapter.Matrices.ToDictionary(m => m.Key, m => new LoraWeights(m.Value.A, m.Value.B));
+        var metadata = new AdapterMetadata { PromptTemplate = PromptTemplate.Placeholder, Origin = AdapterOrigin.Upload, Created = DateTimeOffset.UtcNow };
+        using var peft = PeftAdapter.Create("text-only", config, modules, registry.Target, metadata);
+        PeftAdapterFiles.Save(folder, peft);
+        return folder;
     }
 
     [Fact]

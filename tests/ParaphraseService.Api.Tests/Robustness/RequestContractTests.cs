@@ -125,6 +125,82 @@ public sealed class RequestContractTests : IAsyncLifetime
         Assert.Equal(field, problem.GetProperty("error").GetProperty("param").GetString());
     }
 
+    // Every field of /paraphrase's request, a positional record (the serializer names the record, not the field's type, when
+    // one of its fields has the wrong type), and the OpenAI requests' fields of record types say what they take.
+    [Theory]
+    [InlineData("/paraphrase", """{"text": 5}""", "text", "a string")]
+    [InlineData("/paraphrase", """{"texts": "abc"}""", "texts", "an array of strings")]
+    [InlineData("/paraphrase", """{"text": "x", "adapter": 5}""", "adapter", "a string")]
+    [InlineData("/paraphrase", """{"text": "x", "candidates": "x"}""", "candidates", "an integer in [-2147483648, 2147483647]")]
+    [InlineData("/paraphrase", """{"text": "x", "candidates": null}""", "candidates", "an integer in [-2147483648, 2147483647]")]
+    [InlineData("/paraphrase", """{"text": "x", "maxNewTokens": true}""", "maxNewTokens", "an integer in [-2147483648, 2147483647]")]
+    [InlineData("/paraphrase", """{"text": "x", "temperature": false}""", "temperature", "a number")]
+    [InlineData("/paraphrase", """{"text": "x", "topP": [1]}""", "topP", "a number")]
+    [InlineData("/paraphrase", """{"text": "x", "topK": 1.5}""", "topK", "an integer in [-2147483648, 2147483647]")]
+    [InlineData("/paraphrase", """{"text": "x", "repetitionPenalty": {}}""", "repetitionPenalty", "a number")]
+    [InlineData("/paraphrase", """{"text": "x", "seed": true}""", "seed", "an integer in [-9223372036854775808, 9223372036854775807]")]
+    [InlineData("/paraphrase", """{"text": "x", "stream": 1}""", "stream", "true or false")]
+    [InlineData("/paraphrase", """{"text": "x", "maxChars": "10"}""", "maxChars", "an integer in [-2147483648, 2147483647]")]
+    [InlineData("/paraphrase", """{"text": "x", "keep": "x"}""", "keep", "an array of strings")]
+    [InlineData("/paraphrase", """{"text": "x", "avoid": {}}""", "avoid", "an array of strings")]
+    [InlineData("/paraphrase", """{"text": "x", "minSimilarity": "0.5"}""", "minSimilarity", "a number")]
+    [InlineData("/paraphrase", """{"text": "x", "speculation": 0}""", "speculation", "true or false")]
+    [InlineData("/paraphrase", """{"text": "x", "useDefaultAdapter": "no"}""", "useDefaultAdapter", "true or false")]
+    [InlineData("/paraphrase", "\"x\"", "$", "an object")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream": true, "stream_options": {"include_usage": "yes"}}""", "stream_options.include_usage", "true or false")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream": true, "stream_options": {"include_obfuscation": 1}}""", "stream_options.include_obfuscation", "true or false")]
+    [InlineData("/v1/completions", """{"prompt": "x", "stream": true, "stream_options": 5}""", "stream_options", "an object")]
+    [InlineData("/v1/completions", """{"prompt": "x", "avoid": "x"}""", "avoid", "an array of strings")]
+    [InlineData("/v1/chat/completions", """{"messages": "x"}""", "messages", "an array of objects")]
+    [InlineData("/v1/chat/completions", """{"messages": [5]}""", "messages[0]", "an object")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "x"}], "modalities": "text"}""", "modalities", "an array of strings")]
+    public async Task AFieldOfTheWrongTypeSaysWhatTypeItTakes(string path, string json, string field, string expected)
+    {
+        var problem = await (await Post(path, json)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        var reason = $"must be {expected}.";
+        Assert.Equal("Invalid request", problem.GetProperty("title").GetString());
+        Assert.Equal([reason], problem.Errors(field));
+        Assert.Equal(field == "$" ? reason : $"{field}: {reason}", problem.Detail());
+        if (path.StartsWith("/v1", StringComparison.Ordinal))
+        {
+            var error = problem.GetProperty("error");
+            Assert.Equal(problem.Detail(), error.GetProperty("message").GetString());
+            Assert.Equal(field, error.GetProperty("param").GetString());
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        }
+    }
+
+    // The framework refuses a type it can read (text/plain) before the handler; one that does not parse, or none, reaches
+    // the body reader, which refuses it too. Either way the answer is one 415.
+    [Theory]
+    [InlineData("/paraphrase", ";;;")]
+    [InlineData("/v1/completions", ";;;")]
+    [InlineData("/v1/chat/completions", ";;;")]
+    [InlineData("/paraphrase", null)]
+    [InlineData("/v1/chat/completions", null)]
+    [InlineData("/paraphrase", "text/")]
+    [InlineData("/v1/completions", "text/plain")]
+    public async Task ABodyThatIsNotSentAsJsonIsA415SayingWhatTheEndpointReads(string path, string? contentType)
+    {
+        var content = new ByteArrayContent("""{"text": "a", "prompt": "a"}"""u8.ToArray());
+        if (contentType is not null)
+            Assert.True(content.Headers.TryAddWithoutValidation("Content-Type", contentType));
+        var problem = await (await _client.PostAsync(path, content)).AssertProblemAsync(HttpStatusCode.UnsupportedMediaType);
+        Assert.Equal("Unsupported Media Type", problem.GetProperty("title").GetString());
+        var sent = contentType is null ? "no Content-Type was sent" : $"got '{contentType}'";
+        Assert.Equal($"This endpoint reads JSON: send the body with Content-Type: application/json ({sent}).", problem.Detail());
+        if (path.StartsWith("/v1", StringComparison.Ordinal))
+        {
+            var error = problem.GetProperty("error");
+            Assert.Equal(problem.Detail(), error.GetProperty("message").GetString());
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
+        }
+        else
+            Assert.False(problem.TryGetProperty("error", out _));
+    }
+
     [Theory]
     [InlineData("/paraphrase")]
     [InlineData("/v1/completions")]
