@@ -134,9 +134,10 @@ public static class AdapterEndpoints
             }
             else
             {
+                // Untitled: the framework titles it as every 415 of the service ("Unsupported Media Type").
                 return TypedResults.Problem(
-                    "Send a multipart/form-data form (name, file: a zip of the adapter folder) or JSON { \"name\", \"path\" }.",
-                    statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type");
+                    $"Send a multipart/form-data form (name, file: a zip of the adapter folder) or JSON {{ \"name\", \"path\" }} ({ProblemReasons.Sent(request)}).",
+                    statusCode: StatusCodes.Status415UnsupportedMediaType);
             }
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)

@@ -72,9 +72,10 @@ public static class BatchEndpoints
                 title: "Batches disabled");
         var multipart = request.HasFormContentType;
         if (!multipart && !IsJsonl(request.ContentType))
+            // Untitled: the framework titles it as every 415 of the service ("Unsupported Media Type").
             return TypedResults.Problem(
-                $"Send the JSONL file as the body (Content-Type {string.Join(", ", s_jsonl)}) or as the field '{FileField}' of a multipart/form-data form (got '{request.ContentType}').",
-                statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type");
+                $"Send the JSONL file as the body (Content-Type {string.Join(", ", s_jsonl)}) or as the field '{FileField}' of a multipart/form-data form ({ProblemReasons.Sent(request)}).",
+                statusCode: StatusCodes.Status415UnsupportedMediaType);
         // The form's boundaries and headers come on top of the file.
         var limit = o.MaxBytes + (multipart ? 64 * 1024 : 0);
         if (request.ContentLength > limit)

@@ -110,8 +110,9 @@ public static class FineTuneEndpoints
             }
             else
             {
-                return TypedResults.Problem("Send a multipart/form-data form (dataset, options) or JSON options with 'datasetPath'.",
-                    statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type");
+                // Untitled: the framework titles it as every 415 of the service ("Unsupported Media Type").
+                return TypedResults.Problem($"Send a multipart/form-data form (dataset, options) or JSON options with 'datasetPath' ({ProblemReasons.Sent(request)}).",
+                    statusCode: StatusCodes.Status415UnsupportedMediaType);
             }
 
             if (adapters.BuiltInProblem(fineTune.Adapter!) is { } builtIn)

@@ -27,7 +27,7 @@ public static class ProblemReasons
             return;
         }
         var request = context.HttpContext.Request;
-        var sent = string.IsNullOrEmpty(request.ContentType) ? "no Content-Type was sent" : $"got '{request.ContentType}'";
+        var sent = Sent(request);
         problem.Detail = (problem.Status ?? context.HttpContext.Response.StatusCode) switch
         {
             StatusCodes.Status400BadRequest => "The request is malformed.",
@@ -41,4 +41,8 @@ public static class ProblemReasons
             var status => $"The request was refused ({status}).",
         };
     }
+
+    /// <summary>What a refused body was sent as, for a 415's detail: "got 'text/plain'", or that no Content-Type was sent.</summary>
+    public static string Sent(HttpRequest request) =>
+        string.IsNullOrEmpty(request.ContentType) ? "no Content-Type was sent" : $"got '{request.ContentType}'";
 }

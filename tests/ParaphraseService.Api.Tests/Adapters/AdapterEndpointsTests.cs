@@ -179,7 +179,10 @@ public class AdapterEndpointsTests
     {
         await using var service = await AdapterServiceHost.StartAsync();
         var response = await service.Admin.PostAsync("/admin/adapters", new StringContent("q-v", System.Text.Encoding.UTF8, "text/plain"));
-        await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType);
+        var problem = await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType);
+        // titled as every 415 of the service, saying what was sent
+        Assert.Equal("Unsupported Media Type", problem.GetProperty("title").GetString());
+        Assert.EndsWith("(got 'text/plain; charset=utf-8').", problem.Detail());
     }
 
     [Fact]

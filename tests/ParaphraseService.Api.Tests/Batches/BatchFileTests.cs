@@ -80,6 +80,14 @@ public class BatchFileTests
         Assert.Contains("No line of the file is a JSON object", await Refused(Jsonl(garbage), HttpStatusCode.BadRequest));
         Assert.Contains("No line of the file is a JSON object", await Refused(Jsonl("hello\nworld\n", "text/plain"), HttpStatusCode.BadRequest));
         Assert.Contains("JSONL", await Refused(Jsonl(Good, "application/xml"), HttpStatusCode.UnsupportedMediaType));
+        using (var bare = new ByteArrayContent(Encoding.UTF8.GetBytes(Good)))
+        {
+            // no Content-Type at all: said so (it read "(got '')"), titled as every 415 of the service
+            var response = await client.PostAsync("/batches", bare);
+            var problem = await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType);
+            Assert.Equal("Unsupported Media Type", problem.GetProperty("title").GetString());
+            Assert.EndsWith("(no Content-Type was sent).", problem.Detail());
+        }
         using (var form = new MultipartFormDataContent { { new StringContent(Good), "data", "batch.jsonl" } })
             Assert.Contains("'data' is not a field", await Refused(form, HttpStatusCode.BadRequest));
 

@@ -298,7 +298,11 @@ public class FineTuneJobTests(ITestOutputHelper output)
         using (var response = await host.Admin.PostAsJsonAsync("/admin/fine-tunes", new { adapter = "x", datasetPath = "/etc/passwd" }))
             Assert.True((await AssertProblem(response, HttpStatusCode.BadRequest)).GetProperty("errors").TryGetProperty("datasetPath", out _));
         using (var response = await host.Admin.PostAsync("/admin/fine-tunes", new StringContent("hello")))
-            await AssertProblem(response, HttpStatusCode.UnsupportedMediaType);
+        {
+            var problem = await AssertProblem(response, HttpStatusCode.UnsupportedMediaType);
+            Assert.Equal("Unsupported Media Type", problem.GetProperty("title").GetString());
+            Assert.EndsWith("(got 'text/plain; charset=utf-8').", problem.GetProperty("detail").GetString());
+        }
         using (var response = await host.Client.PostAsync("/admin/fine-tunes", Form(new { adapter = "x" }, data)))
             await AssertProblem(response, HttpStatusCode.Unauthorized);
 
