@@ -102,7 +102,7 @@ public static class OpenAiResponses
         {
             // The error the same failure gets before a stream begins: OpenAI's code is a string or null, never the status.
             var status = RequestProblems.From(failure).StatusCode;
-            var error = new { message = failure.Message, type = OpenAiErrors.Type(status), param = (string?)null, code = OpenAiErrors.Code(status, null) };
+            var error = new { message = failure.Message, type = OpenAiErrors.Type(status), param = failure.Field, code = OpenAiErrors.Code(status, failure.Field) };
             await context.Response.WriteAsync($"event: error\ndata: {JsonSerializer.Serialize(new { error })}\n\n");
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)

@@ -61,6 +61,12 @@ public static class RequestProblems
     /// <summary>How a job that did not complete is answered.</summary>
     public static ProblemHttpResult From(JobFailedException failure) => failure.Failure switch
     {
+        // A field at fault is named as a validation error names it (and so is OpenAI's param).
+        JobFailure.InvalidRequest when failure.Field is { } field => TypedResults.Problem(new HttpValidationProblemDetails(
+            new Dictionary<string, string[]> { [field] = [failure.Message] })
+        {
+            Status = StatusCodes.Status400BadRequest, Title = "Invalid request", Detail = failure.Message,
+        }),
         JobFailure.InvalidRequest => TypedResults.Problem(failure.Message, statusCode: StatusCodes.Status400BadRequest, title: "Invalid request"),
         JobFailure.Timeout => TypedResults.Problem(failure.Message, statusCode: StatusCodes.Status504GatewayTimeout, title: "Timed out"),
         JobFailure.Cancelled => TypedResults.Problem(failure.Message, statusCode: 499, title: "Client closed request"),

@@ -124,9 +124,12 @@ public sealed class GenerationJob : IDisposable
 }
 
 /// <summary>Why the scheduler did not finish a job; the HTTP layer maps it to a status code.</summary>
-public sealed class JobFailedException(JobFailure failure, string message, Exception? inner = null) : Exception(message, inner)
+public sealed class JobFailedException(JobFailure failure, string message, Exception? inner = null, string? field = null) : Exception(message, inner)
 {
     public JobFailure Failure { get; } = failure;
+
+    /// <summary>The request's field at fault, where one is (e.g. <c>avoid</c>); null otherwise.</summary>
+    public string? Field { get; } = field;
 }
 
 public enum JobFailure

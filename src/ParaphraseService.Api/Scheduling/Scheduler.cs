@@ -317,7 +317,7 @@ public sealed class Scheduler(
         SamplingException { NotFinite: true } when _slots.TryGetValue(slot, out var entry) && entry.Job.Adapter is { } adapter =>
             new(JobFailure.AdapterFailed, $"The adapter '{adapter.Name}' made the model's output for this text not finite (NaN or infinity): " +
                 "its numbers overflow. Use another adapter, or ask an administrator to replace this one.", error),
-        SamplingException { NotFinite: false } => new(JobFailure.InvalidRequest, $"{error.Message} Avoid fewer terms.", error),
+        SamplingException { NotFinite: false } => new(JobFailure.InvalidRequest, $"{error.Message} Avoid fewer terms.", error, field: "avoid"),
         _ => Internal("The server failed while generating this text.", error),
     };
 }

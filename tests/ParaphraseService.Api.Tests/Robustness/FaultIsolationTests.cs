@@ -128,6 +128,8 @@ public sealed class FaultIsolationTests
             Assert.Equal("Invalid request", problem.GetProperty("title").GetString());
             Assert.Equal(Detail, problem.Detail());
             Assert.False(problem.TryGetProperty("error", out _));
+            // the field at fault named, as a validation error names it
+            Assert.Equal(Detail, problem.GetProperty("errors").GetProperty("avoid")[0].GetString());
         }
         var completion = await (await host.Client.PostAsJsonAsync("/v1/completions", new { prompt = Prompt, max_tokens = 4, avoid = vocabulary }))
             .AssertProblemAsync(HttpStatusCode.BadRequest);
@@ -136,6 +138,7 @@ public sealed class FaultIsolationTests
         var error = completion.GetProperty("error");
         Assert.Equal(Detail, error.GetProperty("message").GetString());
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("avoid", error.GetProperty("param").GetString());
         Assert.Equal(JsonValueKind.Null, error.GetProperty("code").ValueKind);
 
         // The model is fine: the service stays ready and serves the next request.
