@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using ParaphraseService.Api.Hosting;
+using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Core;
 using ParaphraseService.Model.Families;
 using ParaphraseService.Model.Lora.Peft;
@@ -246,6 +247,10 @@ public sealed class AdapterStore : IAdapterStorage
     private static string StageCopyOf(IAdapterStorage storage, string sourceFolder)
     {
         var files = System.IO.Directory.EnumerateFiles(sourceFolder).Where(f => FileNames.Contains(Path.GetFileName(f))).ToList();
+        // Copying a named pipe would wait for a writer, and the request with it.
+        foreach (var file in files)
+            if (RegularFiles.Problem(file) is { } problem)
+                throw new AdapterStoreException(AdapterStoreError.InvalidContent, $"'{file}' is {problem}");
         var bytes = files.Sum(f => new FileInfo(f).Length);
         var limit = storage.Options.MaxUnpackedBytes;
         if (bytes > limit)

@@ -9,6 +9,7 @@ using ParaphraseService.Api.Adapters;
 using ParaphraseService.Api.Admin;
 using ParaphraseService.Api.Hosting;
 using ParaphraseService.Api.Requests;
+using ParaphraseService.Model.Checkpoints;
 using ParaphraseService.Model.Loading;
 using ParaphraseService.Training.Datasets;
 
@@ -102,6 +103,9 @@ public static class FineTuneEndpoints
                     return Invalid("datasetPath", o.DatasetRoots.Count == 0
                         ? "This server takes no dataset paths (FineTunes:DatasetRoots is empty): upload the file as multipart/form-data."
                         : $"Name an existing file under one of: {string.Join(", ", o.DatasetRoots)}.");
+                // Copying a named pipe would wait for a writer, and the request with it.
+                if (RegularFiles.Problem(source) is { } notAFile)
+                    return Invalid("datasetPath", $"'{fineTune.DatasetPath}' is {notAFile}.");
                 if (new FileInfo(source).Length > o.MaxDatasetBytes)
                     return TooLarge(o.MaxDatasetBytes);
                 datasetFile = Path.Combine(folder, SafeFileName(Path.GetFileName(source)));

@@ -14,7 +14,7 @@ namespace ParaphraseService.Model.Checkpoints;
 /// has no FIFOs in folders; macOS), or where statx is missing or refused (an old seccomp profile), nothing is checked
 /// and loading behaves as before.
 /// </remarks>
-internal static partial class RegularFiles
+public static partial class RegularFiles
 {
     private const int CurrentDirectory = -100;  // AT_FDCWD: a relative path is relative to the working directory
     private const uint TypeWanted = 0x1;        // STATX_TYPE

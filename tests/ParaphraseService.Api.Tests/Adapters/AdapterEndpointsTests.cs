@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using ParaphraseService.Model.Lora.Peft;
+using ParaphraseService.Model.Tests;
 
 namespace ParaphraseService.Api.Tests.Adapters;
 
@@ -172,6 +173,24 @@ public class AdapterEndpointsTests
         await (await service.Admin.PostJsonAsync("/admin/adapters", new { name = "q-v", path = AdapterFixtures.Peft("q-v") })).AssertProblemAsync(HttpStatusCode.ServiceUnavailable);
         Assert.Empty((await (await service.Client.GetAsync("/adapters")).JsonAsync()).EnumerateArray());
         Assert.Empty(service.StoreEntries());
+    }
+
+    [LinuxFact]
+    public async Task ANamedPipeInAFolderRegisteredByPathIsRefusedNotCopied()
+    {
+        // Copying a named pipe waits for a writer: the registration (and its request) would never end.
+        await using var service = await AdapterServiceHost.StartAsync();
+        var folder = Directory.CreateTempSubdirectory("adapter-with-pipe-").FullName;
+        foreach (var (name, bytes) in AdapterFixtures.Files("q-v"))
+            File.WriteAllBytes(Path.Combine(folder, name), bytes);
+        NamedPipes.Create(Path.Combine(folder, "adapter_model.safetensors"));
+
+        var response = await service.Admin.PostJsonAsync("/admin/adapters", new { name = "piped", path = folder }).WaitAsync(TimeSpan.FromSeconds(30));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Contains("adapter_model.safetensors' is not a regular file but a named pipe (FIFO)", problem.Detail());
+        Assert.Empty(service.StoreEntries());
+        Directory.Delete(folder, recursive: true);
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using ParaphraseService.Api.FineTuning;
 using ParaphraseService.Api.Tests.Adapters;
+using ParaphraseService.Model.Tests;
 using Xunit.Abstractions;
 using static ParaphraseService.Api.Tests.FineTuning.FineTuneFixtures;
 
@@ -118,6 +119,23 @@ public class FineTuneOptionsTests(ITestOutputHelper output)
         ("""{"adapter": "x",""", "options"),
         ("""{"adapter": "x"} trailing""", "options"),
     ];
+
+    [LinuxFact]
+    public async Task ADatasetPathThatIsANamedPipeIsRefusedNotCopied()
+    {
+        // Copying a named pipe waits for a writer: the request would never end.
+        var root = Directory.CreateTempSubdirectory("datasets-").FullName;
+        var pipe = Path.Combine(root, "pairs.jsonl");
+        NamedPipes.Create(pipe);
+        await using var host = await StartAsync(new() { ["FineTunes:DatasetRoots:0"] = root });
+
+        var response = await host.Admin.PostAsJsonAsync("/admin/fine-tunes", new { adapter = "piped", datasetPath = pipe }).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal($"'{pipe}' is not a regular file but a named pipe (FIFO).", problem.GetProperty("errors").GetProperty("datasetPath")[0].GetString());
+        Directory.Delete(root, recursive: true);
+    }
 
     [Fact]
     public async Task EveryHostileOptionIsA400NamingItsFieldInAFormAndInAJsonBody()
