@@ -122,6 +122,59 @@ public sealed class FamilyLoraTests(ITestOutputHelper output)
         Assert.InRange(error, 1e-6f, 5e-2f);
     }
 
+    [Fact]
+    public void GptNeoPeftAdapterGivesTheBasePlusEachModulesScaledDeltaByHand()
+    {
+        // As PEFT 0.18 writes one for GPT-Neo: keys under attn.attention, rsLoRA, a rank_pattern and an alpha_pattern, and
+        // fan_in_fan_out set wrongly (PEFT sets it back to false for nn.Linear and runs the same math).
+        using var temp = new TempFolder();
+        var folder = temp.File("neo-adapter");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "adapter_config.json"), """
+            {"peft_type": "LORA", "peft_version": "0.18.0", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8,
+             "use_rslora": true, "fan_in_fan_out": true, "target_modules": ["q_proj", "v_proj", "c_fc"],
+             "rank_pattern": {"c_fc": 2}, "alpha_pattern": {"v_proj": 32}, "lora_dropout": 0.1, "bias": "none"}
+            """);
+        // module -> (r, alpha / sqrt(r)), from the config above
+        var expected = new Dictionary<string, (int R, double Scaling)>();
+        for (var layer = 0; layer < 4; layer++)
+        {
+            expected[$"transformer.h.{layer}.attn.attention.q_proj"] = (4, 8 / 2.0);
+            expected[$"transformer.h.{layer}.attn.attention.v_proj"] = (4, 32 / 2.0);
+            expected[$"transformer.h.{layer}.mlp.c_fc"] = (2, 8 / Math.Sqrt(2));
+        }
+        using var generator = new Generator(7, CPU);
+        var tensors = new Dictionary<string, Tensor>();
+        foreach (var (module, (r, _)) in expected)
+        {
+            var outFeatures = module.EndsWith("c_fc", StringComparison.Ordinal) ? 256 : 64;
+            tensors[$"base_model.model.{module}.lora_A.weight"] = randn([r, 64], generator: generator) * 0.1;
+            tensors[$"base_model.model.{module}.lora_B.weight"] = randn([outFeatures, r], generator: generator) * 0.1;
+        }
+        SafetensorsWriter.Write(Path.Combine(folder, "adapter_model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+
+        var source = Fixtures.Get("gptneo-tiny", "safetensors");
+        using var model = ModelLoader.LoadFolder(source, WithLora);
+        var (adapter, _, warnings) = model.Adapters!.LoadFolder(folder);
+        Assert.Contains(warnings, w => w.StartsWith("fan_in_fan_out is true, but the adapted layers are nn.Linear", StringComparison.Ordinal));
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), adapter.Modules.Order(StringComparer.Ordinal));
+
+        // W + scaling · B · A written into a plain model's weights.
+        using var plain = ModelLoader.LoadFolder(source, new ModelLoadOptions { Device = "cpu" });
+        var parameters = plain.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var noGrad = no_grad();
+        foreach (var (module, (_, scaling)) in expected)
+            parameters[module + ".weight"].add_(tensors[$"base_model.model.{module}.lora_B.weight"].matmul(tensors[$"base_model.model.{module}.lora_A.weight"]) * scaling);
+        foreach (var t in tensors.Values) t.Dispose();
+
+        using var ids = tensor(new long[] { 5, 17, 42, 8, 91, 3, 60, 11 }).unsqueeze(0);
+        using var reference = plain.Model.forward(new CausalLMInput(ids));
+        using var actual = model.Model.forward(new CausalLMInput(ids, Adapters: [adapter]));
+        using var baseOnly = model.Model.forward(new CausalLMInput(ids));
+        Assert.True(actual.allclose(reference, rtol: 0, atol: 1e-5), $"max |Δ| {(actual - reference).abs().max().item<float>()}");
+        Assert.False(actual.allclose(baseOnly, rtol: 0, atol: 1e-3));
+    }
+
     [Theory]
     [InlineData("gptneo-tiny")]
     [InlineData("gpt2-tiny")]

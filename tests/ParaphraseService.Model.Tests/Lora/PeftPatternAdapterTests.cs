@@ -161,6 +161,89 @@ public sealed class PeftPatternAdapterTests : IDisposable
             "base_model.model.transformer.h.0.attn.v_proj.lora_A.weight is [4, 64] (lora_A needs 2 rows, rank_pattern 'v_proj')", error.Message);
     }
 
+    // ---------------------------------------------------------------- pattern keys read by PEFT before 0.15
+
+    [Fact]
+    public void AnAlphaPatternKeyEarlierPeftReadOtherwiseIsRefusedWithoutPeftVersion()
+    {
+        // alpha_pattern {"^transformer.h.1.attn.q_proj": 2, "v_proj": 32}, r 4, lora_alpha 8. PEFT 0.15 and later,
+        // re.match(rf"(.*\.)?({key})$", path): h.1's q_proj alpha 2 (scaling 0.5). Before, re.match(rf".*\.{key}$", path)
+        // never matches a key anchored at the path's start: alpha 8 (scaling 2), the delta it was trained with if an
+        // earlier PEFT trained it. A config without peft_version (written before PEFT 0.18) cannot say which.
+        var folder = PeftFixtures.Copy("alpha-pattern", Path.Combine(_root, "no-version"));
+        PeftFixtures.EditConfig(folder, c => c.Remove("peft_version"));
+
+        var error = Assert.Throws<AdapterValidationException>(() => PeftAdapterFiles.Load(folder, PeftFixtures.Target));
+
+        var problem = Assert.Single(error.Problems);
+        Assert.StartsWith("rank_pattern / alpha_pattern give modules another lora_alpha depending on the PEFT that reads them", problem);
+        Assert.Contains("no peft_version says which PEFT trained the adapter: " +
+            "transformer.h.1.attn.q_proj (alpha 2 in PEFT 0.15 and later, 8 in PEFT 0.6 to 0.13, 8 in PEFT 0.14); " +
+            "add \"peft_version\"", problem);
+        Assert.StartsWith(folder, error.Message);
+    }
+
+    [Fact]
+    public void OneKeyGivingRankAndAlphaBeforePeft014IsRefusedWhereTheReadingsDiffer()
+    {
+        // rank_pattern {"h.1.attn.v_proj": 2, "q_proj": 8} and alpha_pattern {"v_proj": 16}. PEFT 0.6 to 0.13 took the first
+        // key of either pattern that matches and looked both values up under it: h.1's v_proj matches "h.1.attn.v_proj"
+        // first, which alpha_pattern lacks, so alpha 8; PEFT 0.14 and later give it alpha 16. h.0's v_proj: "v_proj" in
+        // every version.
+        var folder = PeftFixtures.Copy("rank-pattern", Path.Combine(_root, "chained"));
+        PeftFixtures.EditConfig(folder, c =>
+        {
+            c.Remove("peft_version");
+            c["alpha_pattern"] = new JsonObject { ["v_proj"] = 16 };
+        });
+
+        var error = Assert.Throws<AdapterValidationException>(() => PeftAdapterFiles.Load(folder, PeftFixtures.Target));
+
+        var problem = Assert.Single(error.Problems);
+        Assert.EndsWith("which PEFT trained the adapter: transformer.h.1.attn.v_proj (alpha 16 in PEFT 0.15 and later, 8 in PEFT 0.6 to 0.13); " +
+            "add \"peft_version\" (e.g. \"0.15.0\") to adapter_config.json if a PEFT of 0.15 or later trained it, " +
+            "or rewrite the keys so that every version reads them alike", problem);
+
+        // Said to be 0.15 or later, it loads with PEFT's present reading.
+        PeftFixtures.EditConfig(folder, c => c["peft_version"] = "0.15.2");
+        using var adapter = PeftAdapterFiles.Load(folder, PeftFixtures.Target);
+        Assert.Equal(new LoraModuleSettings(2, 16, 8.0), adapter.ModuleSettings["transformer.h.1.attn.v_proj"]);
+        Assert.Equal(new LoraModuleSettings(4, 16, 4.0), adapter.ModuleSettings["transformer.h.0.attn.v_proj"]);
+    }
+
+    [Fact]
+    public void ShapesThatOnlyPeft015CouldHaveWrittenSettleTheReading()
+    {
+        // Before 0.15 "^transformer.h.1.attn.v_proj" matched nothing: h.1's v_proj would be r 4, but its tensors are r 2,
+        // so PEFT 0.15 or later wrote them and its alpha 4 (scaling 2) applies.
+        var folder = PeftFixtures.Copy("rank-pattern", Path.Combine(_root, "shapes-decide"));
+        PeftFixtures.EditConfig(folder, c =>
+        {
+            c.Remove("peft_version");
+            c["rank_pattern"] = new JsonObject { ["^transformer.h.1.attn.v_proj"] = 2, ["q_proj"] = 8 };
+            c["alpha_pattern"] = new JsonObject { ["^transformer.h.1.attn.v_proj"] = 4 };
+        });
+
+        using var adapter = PeftAdapterFiles.Load(folder, PeftFixtures.Target);
+
+        Assert.Equal(new LoraModuleSettings(2, 4, 2.0), adapter.ModuleSettings["transformer.h.1.attn.v_proj"]);
+        Assert.Equal(new LoraModuleSettings(4, 8, 2.0), adapter.ModuleSettings["transformer.h.0.attn.v_proj"]);
+    }
+
+    [Theory]
+    [InlineData("rank-pattern")]
+    [InlineData("rslora-patterns")]
+    public void PatternsEveryPeftReadsAlikeLoadWithoutPeftVersion(string fixture)
+    {
+        var folder = PeftFixtures.Copy(fixture, Path.Combine(_root, "unversioned-" + fixture));
+        PeftFixtures.EditConfig(folder, c => c.Remove("peft_version"));
+
+        using var adapter = PeftAdapterFiles.Load(folder, PeftFixtures.Target);
+
+        Assert.Equal(Expected[fixture].ToDictionary(p => p.Key, p => p.Value.R), adapter.ModuleSettings.ToDictionary(p => p.Key, p => p.Value.R));
+        Assert.All(Expected[fixture], p => Assert.Equal(p.Value.Scaling, adapter.ModuleSettings[p.Key].Scaling, 12));
+    }
+
     [Theory]
     [MemberData(nameof(Fixtures_))]
     public void TheAdaptedModelComputesTheBasePlusEachModulesOwnDelta(string fixture)

@@ -151,6 +151,8 @@ public sealed class PeftAdapter : IDisposable
         var modules = PeftAdapterChecks.ResolveTargets(config, target, rules, problems, warnings);
         var selected = PeftAdapterChecks.Settle(config, rules, modules, problems, warnings);
         var plan = PeftAdapterChecks.CheckTensors(config, target, selected, tensors, problems, warnings);
+        if (problems.Count == 0)
+            PeftAdapterChecks.CheckPatternVersions(config, rules, selected, plan.Keys, problems);
         return (plan, selected);
     }
 

@@ -211,6 +211,51 @@ internal static class PeftAdapterChecks
     }
 
     /// <summary>
+    /// rank_pattern and alpha_pattern as PEFT before 0.15 read them (<see cref="PeftModuleRules.LegacyFor"/>) may give a
+    /// module another alpha, and so another scaling, than they give it now; a config without peft_version (PEFT 0.18
+    /// and later write it) does not say which PEFT trained the adapter. Where an earlier reading gives every stored
+    /// module the rank its tensors have (the shapes do not rule it out) but some module another alpha, the adapter is
+    /// refused: either choice could scale it differently from how it was trained.
+    /// </summary>
+    public static void CheckPatternVersions(PeftLoraConfig config, PeftModuleRules rules,
+        IReadOnlyDictionary<string, SelectedModule> selected, IEnumerable<string> stored, List<string> problems)
+    {
+        if (!rules.HasPatterns || rules.WrittenSincePatternRules)
+            return;
+        var differing = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
+        try
+        {
+            var readings = stored.SelectMany(m => rules.LegacyFor(m).Select(l => (Module: m, l.Versions, l.R, l.Alpha))).ToList();
+            foreach (var byVersions in readings.GroupBy(l => l.Versions))
+            {
+                // Ranks the stored shapes contradict: that PEFT did not write this adapter.
+                if (byVersions.Any(l => l.R != selected[l.Module].R))
+                    continue;
+                foreach (var (module, versions, _, alpha) in byVersions.Where(l => l.Alpha != selected[l.Module].Alpha))
+                {
+                    if (!differing.TryGetValue(module, out var list))
+                        differing[module] = list = [];
+                    list.Add($"{alpha.ToString(CultureInfo.InvariantCulture)} in PEFT {versions}");
+                }
+            }
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            problems.Add("a rank_pattern or alpha_pattern key takes too long to match module paths");
+            return;
+        }
+        if (differing.Count == 0)
+            return;
+        var modules = differing.Select(d =>
+            $"{d.Key} (alpha {selected[d.Key].Alpha.ToString(CultureInfo.InvariantCulture)} in PEFT 0.15 and later, {string.Join(", ", d.Value)})").ToList();
+        var written = rules.WrittenBy is { } version ? $"peft_version '{version}' is not 0.15 or later" : "no peft_version says which PEFT trained the adapter";
+        problems.Add($"rank_pattern / alpha_pattern give modules another lora_alpha depending on the PEFT that reads them " +
+            $"(before 0.15 a key matched as re.match(rf\".*\\.{{key}}$\", path); before 0.14 one key gave both r and alpha), " +
+            $"and {written}: {List(modules)}; add \"peft_version\" (e.g. \"0.15.0\") to " +
+            "adapter_config.json if a PEFT of 0.15 or later trained it, or rewrite the keys so that every version reads them alike");
+    }
+
+    /// <summary>
     /// Compares the stored tensors with the modules the config selects. Returns the keys of lora_A and lora_B of every
     /// selected module that has them; complete only when no problem was added. A selected module with neither is left
     /// unadapted with a warning, as PEFT leaves it (it warns of "missing adapter keys" and keeps the module as

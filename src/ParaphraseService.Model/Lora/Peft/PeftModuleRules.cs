@@ -15,7 +15,8 @@ namespace ParaphraseService.Model.Lora.Peft;
 /// filtered.</item>
 /// <item><c>rank_pattern</c> / <c>alpha_pattern</c>: PEFT's <c>get_pattern_key</c> gives a module the value of the first
 /// key (in file order) for which <c>re.match(rf"(.*\.)?({key})$", path)</c> matches (PEFT 0.15 and later); else a key
-/// equal to the path; else r / lora_alpha.</item>
+/// equal to the path; else r / lora_alpha. Earlier PEFT matched keys otherwise (<see cref="LegacyFor"/>), and a config
+/// written before 0.18 does not say which PEFT wrote it.</item>
 /// </list>
 /// module-rules.json (made by PEFT's own functions, see make_module_rules.py) pins these rules in the tests.
 /// </summary>
@@ -23,6 +24,7 @@ internal sealed class PeftModuleRules
 {
     private const string LayersField = "layers_to_transform", LayersPatternField = "layers_pattern";
     private const string RankField = "rank_pattern", AlphaField = "alpha_pattern";
+    private const string VersionField = "peft_version";
 
     private static readonly Regex s_anyLayer = PeftRegex.Compile(@".*?\.[^.]*\.(\d+)\.", fullMatch: false);
 
@@ -34,6 +36,8 @@ internal sealed class PeftModuleRules
     private PeftModuleRules(PeftLoraConfig config, List<long>? layers, List<(string, Regex)>? layerPatterns,
         List<PatternEntry<int>> ranks, List<PatternEntry<double>> alphas)
     {
+        WrittenBy = config.OtherFields.TryGetValue(VersionField, out var version) && version.ValueKind == JsonValueKind.String
+            ? version.GetString() : null;
         R = config.R;
         Alpha = config.LoraAlpha;
         Layers = layers;
@@ -44,6 +48,20 @@ internal sealed class PeftModuleRules
 
     /// <summary>The layers a list of target_modules is restricted to; null when every layer is adapted.</summary>
     public IReadOnlyList<long>? Layers { get; }
+
+    /// <summary>The config's <c>peft_version</c> (PEFT 0.18 and later write it); null when absent.</summary>
+    public string? WrittenBy { get; }
+
+    /// <summary>
+    /// Whether the config says it was written by PEFT 0.15 or later, whose pattern rules <see cref="For"/> follows; a
+    /// config without <c>peft_version</c> may come from any PEFT.
+    /// </summary>
+    public bool WrittenSincePatternRules =>
+        WrittenBy is { } version && Version.TryParse(string.Join('.', version.Split('.').Take(2)), out var parsed) &&
+        parsed >= new Version(0, 15);
+
+    /// <summary>Whether rank_pattern or alpha_pattern has any key.</summary>
+    public bool HasPatterns => _ranks.Count > 0 || _alphas.Count > 0;
 
     /// <summary>The rank_pattern keys, in file order.</summary>
     public IEnumerable<string> RankKeys => _ranks.Select(e => e.Key);
@@ -140,6 +158,40 @@ internal sealed class PeftModuleRules
         return (rank?.Value ?? R, rank?.Key, alpha?.Value ?? Alpha, alpha?.Key);
     }
 
+    /// <summary>
+    /// A module's r and alpha as the PEFT versions before 0.15 gave them, which matched a key with
+    /// <c>re.match(rf".*\.{key}$", path)</c> (so a key matching from the path's start, such as <c>^transformer\..*</c>,
+    /// never matched, and an alternation <c>q_proj|v_proj</c> left its second branch anchored at the start). PEFT 0.6 to
+    /// 0.13 (LoraModel._create_and_replace) also looked both values up under one key:
+    /// <code>
+    /// pattern_keys = list(chain(lora_config.rank_pattern.keys(), lora_config.alpha_pattern.keys()))
+    /// target_name_key = next(filter(lambda key: re.match(rf".*\.{key}$", current_key), pattern_keys), current_key)
+    /// r = lora_config.rank_pattern.get(target_name_key, lora_config.r)
+    /// alpha = lora_config.alpha_pattern.get(target_name_key, lora_config.lora_alpha)
+    /// </code>
+    /// PEFT 0.14 (get_pattern_key) looked each up on its own, with the same regex. Empty when a key is no regex in that
+    /// form (those versions failed on it).
+    /// </summary>
+    /// <exception cref="RegexMatchTimeoutException">A backtracking key took too long.</exception>
+    public IReadOnlyList<(string Versions, int R, double Alpha)> LegacyFor(string modulePath)
+    {
+        if (_ranks.Any(e => e.Legacy is null) || _alphas.Any(e => e.Legacy is null))
+            return [];
+        var chained = _ranks.Select(e => (e.Key, e.Legacy)).Concat(_alphas.Select(e => (e.Key, e.Legacy)))
+            .FirstOrDefault(e => e.Legacy!.IsMatch(modulePath)).Key ?? modulePath;
+        var rankKey = _ranks.FirstOrDefault(e => e.Legacy!.IsMatch(modulePath))?.Key ?? modulePath;
+        var alphaKey = _alphas.FirstOrDefault(e => e.Legacy!.IsMatch(modulePath))?.Key ?? modulePath;
+        return
+        [
+            ("0.6 to 0.13", Lookup(_ranks, chained) ?? R, Lookup(_alphas, chained) ?? Alpha),
+            ("0.14", Lookup(_ranks, rankKey) ?? R, Lookup(_alphas, alphaKey) ?? Alpha),
+        ];
+    }
+
+    // lora_config.rank_pattern.get(key): an exact key.
+    private static T? Lookup<T>(List<PatternEntry<T>> entries, string key) where T : struct =>
+        entries.FirstOrDefault(e => e.Key == key)?.Value;
+
     private static PatternEntry<T>? Find<T>(List<PatternEntry<T>> entries, string modulePath) where T : struct =>
         // get_pattern_key: the first key whose regex matches; failing that, the module's own path, if it is a key.
         entries.FirstOrDefault(e => e.Regex.IsMatch(modulePath)) ?? entries.FirstOrDefault(e => e.Key == modulePath);
@@ -214,7 +266,7 @@ internal sealed class PeftModuleRules
             }
             try
             {
-                entries.Add(new PatternEntry<T>(key, result, PeftRegex.Compile($@"(.*\.)?({key})$", fullMatch: false)));
+                entries.Add(new PatternEntry<T>(key, result, PeftRegex.Compile($@"(.*\.)?({key})$", fullMatch: false), Legacy(key)));
             }
             catch (ArgumentException e)
             {
@@ -230,5 +282,18 @@ internal sealed class PeftModuleRules
         return problem;
     }
 
-    private sealed record PatternEntry<T>(string Key, T Value, Regex Regex) where T : struct;
+    /// <summary>The key as PEFT before 0.15 matched it; null when that is no regex (those versions failed on it).</summary>
+    private static Regex? Legacy(string key)
+    {
+        try
+        {
+            return PeftRegex.Compile($@".*\.{key}$", fullMatch: false);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    private sealed record PatternEntry<T>(string Key, T Value, Regex Regex, Regex? Legacy) where T : struct;
 }

@@ -50,6 +50,11 @@ internal readonly record struct PeftStateDictKey(string Module, bool IsA, string
         if (key.Contains(".lora_B", StringComparison.Ordinal) && key.EndsWith(".bias", StringComparison.Ordinal)) return "a lora_B bias (lora_bias)";
         if (key.Contains("modules_to_save", StringComparison.Ordinal)) return "a modules_to_save copy of a base module";
         if (key.EndsWith(".bias", StringComparison.Ordinal)) return "a trained base bias (bias 'all' or 'lora_only')";
+        if (key.Contains("trainable_tokens_", StringComparison.Ordinal)) return "trainable token embeddings (trainable_token_indices)";
+        // get_peft_model_state_dict: the embedding layers when the vocabulary was resized (or save_embedding_layers=True),
+        // and since PEFT 0.15 modules_to_save copies, both under the layer's own key.
+        if (key.EndsWith(".weight", StringComparison.Ordinal) && !key.Contains("lora_", StringComparison.Ordinal))
+            return "a whole base layer: PEFT saves the embedding layers when the vocabulary was resized, and modules_to_save copies";
         return null;
     }
 

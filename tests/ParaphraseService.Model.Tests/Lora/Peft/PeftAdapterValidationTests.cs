@@ -276,6 +276,28 @@ public sealed class PeftAdapterValidationTests : IDisposable
     }
 
     [Fact]
+    public void WholeLayersPeftSavesBesideTheFactorsAreNamed()
+    {
+        // A fine-tune that resized the vocabulary: PEFT's get_peft_model_state_dict saves the embedding layers whole,
+        // with nothing in the config to say so; PEFT 0.15 and later save modules_to_save copies under the layer's own key.
+        var folder = Copy("q-v");
+        PeftFixtures.EditTensors(folder, t =>
+        {
+            t["base_model.model.transformer.wte.weight"] = zeros(130, 64);
+            t["base_model.model.lm_head.weight"] = zeros(130, 64);
+            t["base_model.model.transformer.wte.token_adapter.trainable_tokens_delta"] = zeros(2, 64);
+        });
+
+        var error = Refused(folder,
+            "unexpected tensors that are not lora_A/lora_B weights: ",
+            "base_model.model.transformer.wte.weight (a whole base layer: PEFT saves the embedding layers when the vocabulary " +
+            "was resized, and modules_to_save copies)",
+            "base_model.model.lm_head.weight (a whole base layer",
+            "base_model.model.transformer.wte.token_adapter.trainable_tokens_delta (trainable token embeddings (trainable_token_indices))");
+        Assert.Single(error.Problems);
+    }
+
+    [Fact]
     public void AFactorStoredTwiceIsRefused()
     {
         var folder = Copy("q-v");
