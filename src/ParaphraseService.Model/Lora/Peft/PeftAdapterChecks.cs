@@ -107,9 +107,18 @@ internal static class PeftAdapterChecks
             }
             var unknown = names.Where(n => !target.Modules.Keys.Any(m => PeftTargetModules.NameMatches(n, m))).Distinct().ToList();
             if (unknown.Count > 0)
-                problems.Add($"target_modules has names that match no adaptable Linear module of the {target.Architecture} base: " +
+            {
+                var matchNothing = $"target_modules has names that match no adaptable Linear module of the {target.Architecture} base: " +
                     $"{Quoted(unknown)} (a name selects the modules whose path equals it or ends with '.' + name, " +
-                    $"e.g. '{example.Split('.')[^1]}' or '{example}')");
+                    $"e.g. '{example.Split('.')[^1]}' or '{example}')";
+                // PEFT refuses a list only when none of its names matches ("Target modules ... not found in the base
+                // model"); lists copied between architectures (LLaMA's o_proj, gate_proj, ... beside q_proj and v_proj)
+                // load, adapting what matches.
+                if (unknown.Count == names.Distinct().Count())
+                    problems.Add(matchNothing);
+                else
+                    warnings.Add(matchNothing + "; they adapt nothing");
+            }
             selected.UnionWith(target.Modules.Keys.Where(targets.Matches));
             if (selected.Count > 0 && !FilterLayers(rules, target, names, selected, problems, warnings))
                 return selected;
