@@ -58,9 +58,11 @@ internal static class PeftAdapterChecks
             problems.Add($"lora_alpha is {config.LoraAlpha}: it must be positive");
         if (config.LoraDropout is < 0 or > 1)
             problems.Add($"lora_dropout is {config.LoraDropout}: it must be between 0 and 1");
-        if (config.Bias != "none")
-            problems.Add($"bias is '{config.Bias}': PEFT then trains and saves the base model's biases with the adapter, " +
-                "which is not supported (only \"none\")");
+        // "all" and "lora_only" train the base's biases and save them beside the factors: those tensors are refused by
+        // name (CheckTensors). Where the file holds none (GPT-J's attention projections have no bias), the adapter is
+        // exactly its factors, as PEFT loads it.
+        if (config.Bias is not ("none" or "all" or "lora_only"))
+            problems.Add($"bias is '{config.Bias}', which PEFT does not define (\"none\", \"all\" or \"lora_only\")");
         if (config.UseDora)
             problems.Add("use_dora is true: DoRA adapters (a magnitude vector per module) are not supported, only plain LoRA");
         if (config.ModulesToSave is { Count: > 0 } saved)

@@ -266,6 +266,27 @@ public sealed class PeftAdapterValidationTests : IDisposable
         Assert.Single(error.Problems);
     }
 
+    [Theory]
+    [InlineData("all")]
+    [InlineData("lora_only")]
+    public void TrainedBiasesAreRefusedWhereTheFileHoldsThemAndNothingElseIs(string bias)
+    {
+        // bias 'all' or 'lora_only' saves the trained base biases beside the factors; GPT-J's q_proj and v_proj have none,
+        // so an adapter of them alone is exactly its factors, as PEFT loads it.
+        var folder = Copy("q-v");
+        PeftFixtures.EditConfig(folder, c => c["bias"] = bias);
+        using (var adapter = PeftAdapterFiles.Load(folder, PeftFixtures.Target))
+        {
+            using var plain = PeftAdapterFiles.Load(PeftFixtures.Folder("q-v"), PeftFixtures.Target);
+            Assert.Equal(plain.Modules.Keys, adapter.Modules.Keys);
+            foreach (var (name, weights) in plain.Modules)
+                Assert.True(weights.B.eq(adapter.Modules[name].B).all().item<bool>(), name);
+        }
+
+        PeftFixtures.EditTensors(folder, t => t["base_model.model.transformer.h.0.mlp.fc_in.bias"] = zeros(256));
+        Refused(folder, "base_model.model.transformer.h.0.mlp.fc_in.bias (a trained base bias (bias 'all' or 'lora_only'))");
+    }
+
     [Fact]
     public void ExtraTensorsAreRefusedWithWhatTheyProbablyAre()
     {
@@ -331,8 +352,7 @@ public sealed class PeftAdapterValidationTests : IDisposable
     {
         { "use_dora", "true", "use_dora is true: DoRA adapters (a magnitude vector per module) are not supported, only plain LoRA" },
         { "modules_to_save", "[\"lm_head\"]", "modules_to_save is [lm_head]: adapters that carry fully trained copies of base modules are not supported" },
-        { "bias", "\"all\"", "bias is 'all': PEFT then trains and saves the base model's biases with the adapter, which is not supported (only \"none\")" },
-        { "bias", "\"lora_only\"", "bias is 'lora_only'" },
+        { "bias", "\"some\"", "bias is 'some', which PEFT does not define (\"none\", \"all\" or \"lora_only\")" },
         { "lora_bias", "true", "lora_bias is true: a bias on lora_B is not supported" },
         { "use_qalora", "true", "use_qalora is true: QA-LoRA (pooled inputs) is not supported" },
         { "alora_invocation_tokens", "[42]", "alora_invocation_tokens is [42]: Activated LoRA is not supported" },
