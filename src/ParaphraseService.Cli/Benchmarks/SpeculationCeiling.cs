@@ -22,8 +22,10 @@ public sealed record SpeculationCeilingReport(IReadOnlyList<double> StepCost, do
 /// </summary>
 public static class SpeculationCeiling
 {
-    // Rounds of the step-cost measurement (medians taken).
-    private const int Rounds = 120;
+    // Rounds of the step-cost measurement (medians taken): as many as fit in the budget, within these bounds (a slow
+    // build or machine measures fewer; 120 take about 1.5 s on the demo model here).
+    private const int MinRounds = 10, MaxRounds = 120;
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(4);
 
     public static SpeculationCeilingReport Measure(CausalLM model, LoraAdapter? adapter, IReadOnlyList<IReadOnlyList<int>> prompts,
         IReadOnlyList<IReadOnlyList<int>> outputs, SpeculationOptions speculation)
@@ -147,7 +149,8 @@ public static class SpeculationCeiling
         var times = Enumerable.Range(0, widest + 1).Select(_ => new List<double>()).ToArray(); // [0]: the prompt's pass
         var order = Enumerable.Range(1, widest).ToArray();
         var random = new Random(17);
-        for (var round = 0; round < Rounds; round++)
+        var budget = Stopwatch.StartNew();
+        for (var round = 0; round < MaxRounds && (round < MinRounds || budget.Elapsed < Budget); round++)
         {
             using (var scope = NewDisposeScope())
             {
