@@ -39,6 +39,26 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public async Task SpeculationDataThatIsMissingOrAFolderIsAUsageErrorNamingIt()
+    {
+        // was exit 1 with "Could not find file '...'" or "Access to the path '...' is denied", as train and eval once said
+        var folder = Directory.CreateTempSubdirectory("bench-data-").FullName;
+        try
+        {
+            foreach (var (data, message) in new[] { (Path.Combine(folder, "missing.tsv"), "--data: no such file"), (folder, "is a folder; name a file") })
+            {
+                var run = await CliRunner.RunAsync("bench", "speculation", "--data", data, "--sources", "1");
+                Assert.True(run.ExitCode == 2, $"exit {run.ExitCode}: {run.StandardError}");
+                Assert.Contains(message, run.StandardError);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task ProfileTimesTheStepWithoutItsHooksAndDividesTheHookedOne()
     {
         var run = await CliRunner.RunAsync("bench", "profile", "--batch", "2", "--steps", "3", "--json");

@@ -82,6 +82,29 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task AGzipCompressedTsvQuotedAsPandasWritesItTrainsWithTsvQuoting()
+    {
+        // pandas' to_csv(sep="\t", compression="gzip"): quotes doubled inside a quoted field
+        var data = Path.Combine(_temp, "pairs.tsv.gz");
+        var text = "sentence1\tsentence2\tlabel\n\"He said \"\"hi\"\" .\"\tHe greeted us .\t1\nThe cat sat .\tA cat was sitting .\t1\n" +
+            "The rain stopped .\tThe rain ended .\t1\nShares rose .\tShares fell .\t0\n";
+        using (var file = File.Create(data))
+        using (var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionLevel.Optimal))
+            gzip.Write(System.Text.Encoding.UTF8.GetBytes(text));
+        string[] args = ["train", "--model", "demo", "--data", data, "--max-steps", "1", "--batch-size", "2", "--rank", "2", "--bleu-samples", "0"];
+
+        // was "not a UTF-8 text file (line 1: byte 0x8B ...)"; uncompressed, the quotes were trained on
+        var refused = await CliRunner.RunAsync([.. args, "--out", Path.Combine(_temp, "refused")]);
+        Assert.True(refused.ExitCode == 1, $"exit {refused.ExitCode}: {refused.StandardError}");
+        Assert.Contains("pairs.tsv.gz: line 2: 'sentence1' is in quotes with doubled quotes inside", refused.StandardError);
+        Assert.Contains("--tsv-quoting", refused.StandardError);
+
+        var train = await CliRunner.RunAsync([.. args, "--out", Path.Combine(_temp, "quoted"), "--tsv-quoting"]);
+        Assert.True(train.ExitCode == 0, train.StandardError);
+        Assert.Contains("data: 3 pairs read", train.StandardError);
+    }
+
+    [Fact]
     public async Task ADatasetThatIsMissingOrAFolderIsAUsageErrorNamingIt()
     {
         // was exit 1 with "Could not find file" or "Access to the path is denied"; eval said "no such file" with exit 2

@@ -67,8 +67,10 @@ public sealed class ReaderFormatTests
     [Fact]
     public void AutoCallsABinaryFileBinary()
     {
-        var error = Fails(new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x10 }, "upload.bin");
+        var error = Fails(new byte[] { 0x13, 0x37, 0xFF, 0x00, 0x10 }, "upload.bin");
         Assert.Contains("not a UTF-8 text file", error.Message);
+        // a format known by its magic number is named (a ZIP archive's "PK\x03\x04")
+        Assert.Contains("upload.bin: a ZIP archive", Fails(new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x10 }, "upload.bin").Message);
     }
 
     [Fact]

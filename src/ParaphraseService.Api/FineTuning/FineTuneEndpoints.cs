@@ -130,7 +130,8 @@ public static class FineTuneEndpoints
                     statusCode: StatusCodes.Status409Conflict, title: "Adapter being trained"));
 
             // The whole dataset is read now, so a bad file is refused here with its line numbers, not later in the job.
-            var prepared = FineTuneRequests.Prepare(datasetFile, fineTune, model.Tokenizer);
+            // A gzip-compressed file may hold no more text than an uncompressed one may be.
+            var prepared = FineTuneRequests.Prepare(datasetFile, fineTune, model.Tokenizer, o.MaxDatasetBytes);
             try
             {
                 jobs.Create(id, fineTune, datasetFile, JsonSerializer.SerializeToElement(prepared.Summary, FineTuneJobStore.Json), time.GetUtcNow());

@@ -17,6 +17,8 @@ namespace ParaphraseService.Api.FineTuning;
 /// <param name="LabelValues">With labelColumn, the values that mean paraphrase (default ["1"]), compared ignoring case.</param>
 /// <param name="BothDirections">PAWS: train on each pair both ways.</param>
 /// <param name="Lenient">Skip malformed rows (counted and reported) instead of refusing the dataset.</param>
+/// <param name="TsvQuoting">TSV (not PAWS): read fields in double quotes as pandas and Python's csv write them ("a ""b""",
+/// tabs and line breaks inside quotes).</param>
 /// <param name="SampleSize">Use this many pairs, sampled with the seed (the original notebook used 5,000 PAWS pairs).</param>
 /// <param name="EvalFraction">Share of pairs held out for evaluation, 0-0.5.</param>
 /// <param name="TargetModules">Module names as PEFT takes them, or ["all-linear"].</param>
@@ -51,6 +53,7 @@ public sealed record FineTuneRequest(
     IReadOnlyList<string>? LabelValues = null,
     bool BothDirections = false,
     bool Lenient = false,
+    bool TsvQuoting = false,
     int? SampleSize = null,
     double EvalFraction = 0.1,
     IReadOnlyList<string>? TargetModules = null,

@@ -200,7 +200,8 @@ public static class FineTuneRequests
         BleuSamples = request.BleuSamples,
     };
 
-    public static DatasetReadOptions ReadOptions(FineTuneRequest request) => new()
+    /// <param name="maxDecompressedBytes">The most bytes a gzip-compressed dataset may decompress to (FineTunes:MaxDatasetBytes).</param>
+    public static DatasetReadOptions ReadOptions(FineTuneRequest request, long? maxDecompressedBytes = null) => new()
     {
         Format = FormatOf(request) ?? throw new ArgumentException($"'{request.Format}' is not a dataset format."),
         SourceColumn = request.SourceColumn,
@@ -209,6 +210,8 @@ public static class FineTuneRequests
         LabelValues = request.LabelValues,
         BothDirections = request.BothDirections,
         Lenient = request.Lenient,
+        TsvQuoting = request.TsvQuoting,
+        MaxDecompressedBytes = maxDecompressedBytes,
     };
 
     /// <summary>
@@ -217,9 +220,10 @@ public static class FineTuneRequests
     /// maxSequenceLength tokens is dropped and counted as too long: no example is ever cut.
     /// </summary>
     /// <exception cref="DatasetException">The file is not a usable dataset; the message names the lines.</exception>
-    public static PreparedDataset Prepare(string datasetFile, FineTuneRequest request, Gpt2Tokenizer tokenizer)
+    /// <param name="maxDecompressedBytes">The most bytes a gzip-compressed dataset may decompress to (FineTunes:MaxDatasetBytes).</param>
+    public static PreparedDataset Prepare(string datasetFile, FineTuneRequest request, Gpt2Tokenizer tokenizer, long? maxDecompressedBytes = null)
     {
-        var read = ParaphraseDatasetReader.Read(datasetFile, ReadOptions(request));
+        var read = ParaphraseDatasetReader.Read(datasetFile, ReadOptions(request, maxDecompressedBytes));
         var template = Template(request);
         var prepared = DatasetPreparation.Prepare(read, new DatasetPreparationOptions
         {

@@ -175,7 +175,7 @@ public sealed class FineTuneRunner : IModelBackgroundWork
                 {
                     try
                     {
-                        data = FineTuneRequests.Prepare(_store.DatasetFile(id)!, job.Options, model.Tokenizer);
+                        data = FineTuneRequests.Prepare(_store.DatasetFile(id)!, job.Options, model.Tokenizer, _options.MaxDatasetBytes);
                     }
                     catch (Exception e) when (e is DatasetException or IOException or UnauthorizedAccessException)
                     {

@@ -117,7 +117,7 @@ internal static class BenchCommand
             if (parse.GetValue(specSources) is not (> 0 and <= 10_000) || parse.GetValue(specClients) is not (> 0 and <= 256)
                 || parse.GetValue(specTokens) is not (> 0 and <= 1024))
                 throw new UsageException("--sources must be 1-10000, --clients 1-256 and --max-new-tokens 1-1024.");
-            var data = parse.GetValue(specData)!;
+            var data = CommonOptions.ExistingFile(parse.GetValue(specData)!, "--data");
             var sources = ParaphraseService.Training.Datasets.ParaphraseDatasetReader.Read(data, cancellationToken: ct).Pairs
                 .Select(p => p.Source.Trim()).Where(s => s.Length > 0).Distinct().Take(parse.GetValue(specSources)).ToList();
             if (sources.Count == 0)

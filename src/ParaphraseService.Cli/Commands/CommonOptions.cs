@@ -13,6 +13,11 @@ internal static class CommonOptions
         : Directory.Exists(path) ? throw new UsageException($"{option}: '{path}' is a folder; name a file.")
         : throw new UsageException($"{option}: no such file '{path}'.");
 
+    public static Option<bool> TsvQuoting() => new("--tsv-quoting")
+    {
+        Description = "TSV (not PAWS): read fields in double quotes as pandas and Python's csv write them (\"a \"\"b\"\"\", tabs and line breaks inside quotes).",
+    };
+
     public static Option<string> Model() => new("--model", "-m")
     {
         Description = "A model folder, a Hugging Face hub id (Org/Name[@revision]), 'demo' (a small trained model that ships with the tool) or 'demo-random' (random weights).",

@@ -64,11 +64,12 @@ internal static class EvalCommand
             DefaultValueFactory = _ => 0,
         };
         var lenient = new Option<bool>("--lenient") { Description = "Pairs: skip malformed rows (counted) instead of failing." };
+        var tsvQuoting = CommonOptions.TsvQuoting();
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON." };
 
         var command = new Command("eval", "Perplexity of a text or of paraphrase pairs under a model, an adapter, or several quantizations side by side.")
         {
-            model, data, format, adapter, compare, quantization, kernel, outlierFactor, template, window, maxLength, limit, batchSize, bleuSamples, lenient, json, device, dtype,
+            model, data, format, adapter, compare, quantization, kernel, outlierFactor, template, window, maxLength, limit, batchSize, bleuSamples, lenient, tsvQuoting, json, device, dtype,
         };
         command.SetAction((parse, ct) => CliFailure.Run(async () =>
         {
@@ -152,7 +153,7 @@ internal static class EvalCommand
                     length = parse.GetValue(maxLength) ?? context;
                     if (length < 2 || length > first.Config.MaxPositions)
                         throw new UsageException($"--max-length must be 2-{first.Config.MaxPositions} (the model's context).");
-                    var read = ParaphraseDatasetReader.Read(dataPath, new DatasetReadOptions { Format = mode.Value, Lenient = parse.GetValue(lenient) }, ct);
+                    var read = ParaphraseDatasetReader.Read(dataPath, new DatasetReadOptions { Format = mode.Value, Lenient = parse.GetValue(lenient), TsvQuoting = parse.GetValue(tsvQuoting) }, ct);
                     var prepared = DatasetPreparation.Prepare(read, new DatasetPreparationOptions { EvalFraction = 0 }, Path.GetFileName(dataPath));
                     (pairs, summary) = (prepared.Train, prepared.Summary);
                     if (parse.GetValue(limit) is { } n) pairs = pairs.Take(n).ToList();

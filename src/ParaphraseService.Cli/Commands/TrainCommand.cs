@@ -33,6 +33,7 @@ internal static class TrainCommand
         var output = new Option<string>("--out", "-o") { Description = "Folder for the adapter (PEFT format + paraphrase_adapter.json).", Required = true };
         var both = new Option<bool>("--both-directions") { Description = "Train on each pair both ways." };
         var lenient = new Option<bool>("--lenient") { Description = "Skip malformed rows (counted) instead of failing." };
+        var tsvQuoting = CommonOptions.TsvQuoting();
         var sample = new Option<int?>("--sample") { Description = "Use this many pairs, sampled with the seed." };
         var evalFraction = new Option<double>("--eval-fraction") { Description = "Share held out for evaluation.", DefaultValueFactory = _ => 0.1 };
         var rank = new Option<int>("--rank", "-r") { DefaultValueFactory = _ => 16 };
@@ -68,7 +69,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Fine-tune a LoRA adapter on paraphrase pairs (offline) and write it as a Hugging Face PEFT folder.")
         {
-            model, data, format, sourceColumn, targetColumn, labelColumn, labelValues, output, both, lenient, sample, evalFraction, rank, alpha, dropout, targets, learningRate, epochs, maxSteps,
+            model, data, format, sourceColumn, targetColumn, labelColumn, labelValues, output, both, lenient, tsvQuoting, sample, evalFraction, rank, alpha, dropout, targets, learningRate, epochs, maxSteps,
             batchSize, accumulation, maxLength, warmup, schedule, seed, template, device, quantization, evalEvery, patience, checkpointEvery,
             bleuSamples, noCheckpointing,
         };
@@ -125,6 +126,7 @@ internal static class TrainCommand
             {
                 Format = parse.GetValue(format), SourceColumn = parse.GetValue(sourceColumn), TargetColumn = parse.GetValue(targetColumn),
                 LabelColumn = parse.GetValue(labelColumn), LabelValues = labels, BothDirections = parse.GetValue(both), Lenient = parse.GetValue(lenient),
+                TsvQuoting = parse.GetValue(tsvQuoting),
             }, ct);
             // The base must pass gradients to the adapters of earlier layers: int8 layers keep their matrix for the backward pass.
             using var loaded = await ModelSource.LoadAsync(parse.GetValue(model)!, new ModelLoadOptions

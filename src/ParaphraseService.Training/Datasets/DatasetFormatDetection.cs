@@ -17,17 +17,18 @@ internal static class DatasetFormatDetection
     /// start (the caller reads that one, never <paramref name="stream"/>).
     /// </summary>
     /// <exception cref="DatasetException">The content shows no format (the message says what it starts with), or is not UTF-8 text.</exception>
-    public static (DatasetFormat Format, Stream Content) Detect(Stream stream, string name, DatasetReadOptions options)
+    /// <param name="contentName">The name without a compression extension: the one whose extension a message names.</param>
+    public static (DatasetFormat Format, Stream Content) Detect(Stream stream, string name, string contentName, DatasetReadOptions options)
     {
         var head = new byte[HeadBytes];
         var length = 0;
         while (length < head.Length && stream.Read(head, length, head.Length - length) is var read and > 0)
             length += read;
         var content = new HeadThenRest(head, length, stream);
-        return (FromHead(head.AsSpan(0, length), complete: length < head.Length, name, options), content);
+        return (FromHead(head.AsSpan(0, length), complete: length < head.Length, name, contentName, options), content);
     }
 
-    private static DatasetFormat FromHead(ReadOnlySpan<byte> head, bool complete, string name, DatasetReadOptions options)
+    private static DatasetFormat FromHead(ReadOnlySpan<byte> head, bool complete, string name, string contentName, DatasetReadOptions options)
     {
         // Only whole lines are decoded: the head may end inside a character.
         var usable = complete ? head : head[..(head.LastIndexOf((byte)'\n') + 1)];
@@ -46,14 +47,14 @@ internal static class DatasetFormatDetection
             var at = start.IndexOfAnyExcept((ReadOnlySpan<byte>)[(byte)' ', (byte)'\t', (byte)'\r', (byte)'\n']);
             if (at >= 0 && start[at] == (byte)'{')
                 return DatasetFormat.Jsonl;
-            throw Unknown(name, at < 0 ? "the file is empty or blank" : "its first line is too long to be a header");
+            throw Unknown(name, contentName, at < 0 ? "the file is empty or blank" : "its first line is too long to be a header");
         }
 
         var trimmed = first.TrimStart();
         if (trimmed.StartsWith('{'))
             return DatasetFormat.Jsonl;
         if (trimmed.StartsWith('['))
-            throw Unknown(name, "it starts with '[' (a JSON array?); JSON Lines has one object per line");
+            throw Unknown(name, contentName, "it starts with '[' (a JSON array?); JSON Lines has one object per line");
         var tabs = Columns(first, '\t');
         var commas = Columns(first, ',');
         if (tabs.Length >= 2 && commas.Length >= 2)
@@ -62,14 +63,17 @@ internal static class DatasetFormatDetection
             return DatasetFormat.Tsv;
         if (commas.Length >= 2)
             return DatasetFormat.Csv;
-        throw Unknown(name, $"its first line '{Shorten(first)}' is neither a JSON object nor a header of tab- or comma-separated column names");
+        throw Unknown(name, contentName, $"its first line '{Shorten(first)}' is neither a JSON object nor a header of tab- or comma-separated column names");
     }
 
-    /// <summary>The header's column names split at <paramref name="delimiter"/> (quotes removed); empty unless every name is non-empty.</summary>
+    /// <summary>
+    /// The header's column names split at <paramref name="delimiter"/> (quotes removed); empty unless every name but the
+    /// first is non-empty (pandas' <c>to_csv</c> writes its index column with an empty name: <c>,sentence1,sentence2</c>).
+    /// </summary>
     private static string[] Columns(string header, char delimiter)
     {
         var names = header.Split(delimiter).Select(c => c.Trim().Trim('"').Trim()).ToArray();
-        return names.Length >= 2 && names.All(n => n.Length > 0) ? names : [];
+        return names.Length >= 2 && names.Skip(1).All(n => n.Length > 0) ? names : [];
     }
 
     /// <summary>Whether the columns include the source and target columns the read will look for.</summary>
@@ -81,38 +85,9 @@ internal static class DatasetFormatDetection
         return Has(options.SourceColumn, "source", "sentence1") && Has(options.TargetColumn, "target", "sentence2");
     }
 
-    private static DatasetException Unknown(string name, string why) => new(name,
-        $"cannot tell the format from the extension '{Path.GetExtension(name)}' nor from the content ({why}): " +
+    private static DatasetException Unknown(string name, string contentName, string why) => new(name,
+        $"cannot tell the format from the extension '{Path.GetExtension(contentName)}' nor from the content ({why}): " +
         "give the format (paws, tsv, csv or jsonl) or name the file .tsv, .csv or .jsonl");
 
     private static string Shorten(string text) => text.Length <= 40 ? text : string.Concat(text.AsSpan(0, 40), "...");
-
-    /// <summary>The bytes already read, then the rest of the stream: the whole content again, even from a stream that cannot seek.</summary>
-    private sealed class HeadThenRest(byte[] head, int headLength, Stream rest) : Stream
-    {
-        private int _position;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            if (_position < headLength)
-            {
-                var n = Math.Min(count, headLength - _position);
-                Array.Copy(head, _position, buffer, offset, n);
-                _position += n;
-                return n;
-            }
-            return rest.Read(buffer, offset, count);
-        }
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }

@@ -57,6 +57,12 @@ public sealed record DatasetReadOptions
     public int MaxLineBytes { get; init; } = DefaultMaxLineBytes;
 
     /// <summary>
+    /// The most bytes gzip-compressed content may decompress to (a small file can hold gigabytes of text); more is a
+    /// <see cref="DatasetException"/>. Null (default): no limit. Plain files are not limited here.
+    /// </summary>
+    public long? MaxDecompressedBytes { get; init; }
+
+    /// <summary>
     /// Read <see cref="DatasetFormat.Tsv"/> fields with RFC 4180 quotes (as pandas writes a TSV whose text has quotes).
     /// Off by default: TSV has no quoting, and a sentence may start with a quote mark. Never applies to PAWS.
     /// </summary>

@@ -4,7 +4,7 @@ namespace ParaphraseService.Training.Datasets;
 
 /// <summary>
 /// Reads paraphrase pairs from PAWS TSV, TSV or CSV with named columns, or JSON Lines (<see cref="DatasetFormat"/>):
-/// UTF-8 with or without a BOM, LF or CRLF line ends. Every problem names its line (1-based, the header is line 1):
+/// UTF-8 with or without a BOM, LF or CRLF line ends, plain or gzip-compressed (<c>.jsonl.gz</c>, told by the content). Every problem names its line (1-based, the header is line 1):
 /// <c>line 17: expected 4 columns, found 3</c>. By default any malformed row fails the read, with the first
 /// <see cref="MaxReportedProblems"/> problems and their count; <see cref="DatasetReadOptions.Lenient"/> skips and
 /// counts them instead. Text is returned as the file has it; <see cref="DatasetPreparation"/> normalizes it.
@@ -18,11 +18,14 @@ public static class ParaphraseDatasetReader
     private const string DefaultLabel = "label";
     private static readonly string[] s_pawsHeader = ["id", "sentence1", "sentence2", DefaultLabel];
 
-    /// <summary>The format a file name's extension says: <c>.tsv</c> and <c>.tab</c> → TSV (read as PAWS when the header is PAWS's), <c>.csv</c>, <c>.jsonl</c>/<c>.ndjson</c>; else null.</summary>
+    /// <summary>
+    /// The format a file name's extension says: <c>.tsv</c> and <c>.tab</c> → TSV (read as PAWS when the header is PAWS's),
+    /// <c>.csv</c>, <c>.jsonl</c>/<c>.ndjson</c>, each also with <c>.gz</c> after it (gzip-compressed); else null.
+    /// </summary>
     public static DatasetFormat? FormatFromExtension(string fileName)
     {
         ArgumentNullException.ThrowIfNull(fileName);
-        return Path.GetExtension(fileName).ToLowerInvariant() switch
+        return Path.GetExtension(DatasetContent.WithoutCompression(fileName)).ToLowerInvariant() switch
         {
             ".tsv" or ".tab" => DatasetFormat.Tsv,
             ".csv" => DatasetFormat.Csv,
@@ -52,11 +55,12 @@ public static class ParaphraseDatasetReader
             throw new ArgumentException($"{nameof(options.LabelValues)} needs a {nameof(options.LabelColumn)}.", nameof(options));
         if (options.LabelValues is { Count: 0 })
             throw new ArgumentException($"{nameof(options.LabelValues)} must name at least one value.", nameof(options));
+        (stream, var contentName) = DatasetContent.Open(stream, name, options.MaxDecompressedBytes);
         var format = options.Format;
-        if (format == DatasetFormat.Auto && FormatFromExtension(name) is { } fromName)
+        if (format == DatasetFormat.Auto && FormatFromExtension(contentName) is { } fromName)
             format = fromName;
         else if (format == DatasetFormat.Auto)
-            (format, stream) = DatasetFormatDetection.Detect(stream, name, options);
+            (format, stream) = DatasetFormatDetection.Detect(stream, name, contentName, options);
 
         var reader = new Utf8LineReader(stream, name, options.MaxLineBytes);
         var state = new ReadState(name, options);
@@ -110,8 +114,13 @@ public static class ParaphraseDatasetReader
             headerProblems.Add($"header: no label column named '{Quote(named)}' (columns: {Columns(columns)})");
         else if (label >= 0 && (label == source || label == target))
             headerProblems.Add($"header: the label column '{columns[label]}' is also the {(label == source ? "source" : "target")} column");
+        if (headerProblems.Count > 0 && columns.Length == 1 && OtherDelimiter(columns[0], delimiter) is { } other)
+            headerProblems.Add($"header: its only column is '{Quote(columns[0])}': are the columns separated by {other}? " +
+                $"{(format == DatasetFormat.Csv ? "CSV" : "TSV")} separates them by {DelimiterName(delimiter)}" +
+                (other == "';'" ? " (Excel writes ';' in some locales: save the sheet as tab-separated text, or with commas)" : ""));
         if (headerProblems.Count > 0)
             throw new DatasetException(state.Name, headerProblems, headerProblems.Count);
+        var quoteHint = format == DatasetFormat.Tsv && !quoting;
 
         while (reader.TryReadLine(out var line))
         {
@@ -131,7 +140,14 @@ public static class ParaphraseDatasetReader
             }
             if (fields.Count != columns.Length)
             {
-                state.Malformed($"line {line.Number}: expected {columns.Length} columns, found {fields.Count}");
+                // pandas quotes a TSV field holding a tab or a line break: read without quoting, its row splits.
+                var quoted = quoteHint && fields.Any(f => f.StartsWith('"')) ? $"; a field opens with a quote mark: {TsvQuotingHint}" : "";
+                state.Malformed($"line {line.Number}: expected {columns.Length} columns, found {fields.Count}{quoted}");
+                continue;
+            }
+            if (quoteHint && QuotedAsPandasWritesIt(fields, source, target) is { } column)
+            {
+                state.Malformed($"line {line.Number}: '{columns[column]}' is in quotes with doubled quotes inside ({Quote(fields[column])}): {TsvQuotingHint}");
                 continue;
             }
             if (label >= 0 && !state.IsParaphrase(line.Number, columns[label], fields[label].Trim()))
@@ -140,6 +156,34 @@ public static class ParaphraseDatasetReader
         }
         return format;
     }
+
+    private const string TsvQuotingHint =
+        "if the file quotes its fields as pandas and Python's csv write TSV, read it with TSV quoting (tsvQuoting, --tsv-quoting)";
+
+    /// <summary>
+    /// The source or target column whose field is written as pandas writes a TSV field holding a quote mark
+    /// (<c>"He said ""hi"""</c>), which read without quoting would train on the quotes; null when neither is.
+    /// </summary>
+    private static int? QuotedAsPandasWritesIt(List<string> fields, int source, int target)
+    {
+        foreach (var column in new[] { source, target })
+        {
+            var field = fields[column];
+            if (field.Length < 4 || field[0] != '"' || field[^1] != '"')
+                continue;
+            var inside = field[1..^1];
+            if (inside.Contains("\"\"", StringComparison.Ordinal) && !inside.Replace("\"\"", "", StringComparison.Ordinal).Contains('"'))
+                return column;
+        }
+        return null;
+    }
+
+    /// <summary>The delimiter, quoted for a message, that splits a lone header column into names, when it is not <paramref name="delimiter"/>.</summary>
+    private static string? OtherDelimiter(string header, char delimiter) =>
+        new[] { ';', ',', '\t', '|' }.Where(c => c != delimiter && header.Split(c) is { Length: >= 2 } names && names.All(n => n.Trim().Length > 0))
+            .Select(DelimiterName).FirstOrDefault();
+
+    private static string DelimiterName(char delimiter) => delimiter == '\t' ? "tabs" : $"'{delimiter}'";
 
     private static DatasetFormat ReadJsonLines(Utf8LineReader reader, ReadState state, CancellationToken cancellationToken)
     {
@@ -258,6 +302,14 @@ public static class ParaphraseDatasetReader
         return found;
     }
 
+    /// <summary>A label that is a whole number written as a decimal ("1.0", "1e0") as the integer ("1"); any other text as it is.</summary>
+    private static string NumericLabel(string value) =>
+        value.Length > 0 && (char.IsAsciiDigit(value[0]) || value[0] is '-' or '+' or '.')
+        && decimal.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d)
+        && d == decimal.Truncate(d)
+            ? decimal.Truncate(d).ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : value;
+
     /// <summary>A JSON label as text: a string's value (trimmed), a number or boolean as written; null for anything else.</summary>
     private static string? JsonLabel(JsonElement value) => value.ValueKind switch
     {
@@ -345,11 +397,13 @@ public static class ParaphraseDatasetReader
         /// </summary>
         public bool IsParaphrase(int lineNumber, string column, string? value)
         {
+            // A number as text is its value: pandas writes a label column with a missing value as floats ("1.0").
+            value = value is null ? null : NumericLabel(value);
             if (options.LabelColumn is null)
             {
-                // PAWS's label: 1 or 0, as text, a number or a boolean.
-                if (value is "1" or "true") return true;
-                if (value is "0" or "false")
+                // PAWS's label: 1 or 0, as text, a number or a boolean (pandas writes "True", JSON true).
+                if (value == "1" || string.Equals(value, "true", StringComparison.OrdinalIgnoreCase)) return true;
+                if (value == "0" || string.Equals(value, "false", StringComparison.OrdinalIgnoreCase))
                 {
                     NonParaphrasesSkipped++;
                     return false;
@@ -362,7 +416,7 @@ public static class ParaphraseDatasetReader
                 Malformed($"line {lineNumber}: {(value is null ? "no usable" : "empty")} label '{Quote(column)}'");
                 return false;
             }
-            if (options.ParaphraseLabels.Any(v => string.Equals(v.Trim(), value, StringComparison.OrdinalIgnoreCase)))
+            if (options.ParaphraseLabels.Any(v => string.Equals(NumericLabel(v.Trim()), value, StringComparison.OrdinalIgnoreCase)))
                 return true;
             NonParaphrasesSkipped++;
             return false;

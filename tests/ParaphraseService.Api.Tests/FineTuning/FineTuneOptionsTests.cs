@@ -286,6 +286,49 @@ public class FineTuneOptionsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task GzipUploadsAreReadQuotedTsvNeedsTsvQuotingAndBinaryFormatsAreNamed()
+    {
+        // uploads of 64 KiB at most, so a gzip file may decompress to no more
+        await using var host = await StartAsync(new() { ["FineTunes:MaxDatasetBytes"] = "65536" });
+        var jsonl = ReverseWordsJsonl(20, 4);
+        static byte[] Gzip(string text)
+        {
+            using var buffer = new MemoryStream();
+            using (var gzip = new System.IO.Compression.GZipStream(buffer, System.IO.Compression.CompressionLevel.Optimal))
+                gzip.Write(Encoding.UTF8.GetBytes(text));
+            return buffer.ToArray();
+        }
+        // was 400 "not a UTF-8 text file (line 1: byte 0x8B ...)"
+        using (var response = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "gz", rank = 2, maxSteps = 1, bleuSamples = 0 }, Gzip(jsonl), "pairs.jsonl.gz")))
+        {
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted, body);
+            var job = JsonSerializer.Deserialize<FineTuneJob>(body, FineTuneJobStore.Json)!;
+            Assert.Equal("jsonl", job.Dataset!.Value.GetProperty("format").GetString());
+            Assert.Equal(20, job.Dataset.Value.GetProperty("rowsRead").GetInt32());
+            Assert.Equal(FineTuneState.Succeeded, (await FinishedAsync(host.Admin, job.Id)).State);
+        }
+        using (var bomb = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "bomb" }, Gzip(string.Concat(Enumerable.Repeat(jsonl, 200))), "pairs.jsonl.gz")))
+            Assert.Contains("decompressed, the file is more than 65,536 bytes", (await Problem(bomb)).GetProperty("detail").GetString());
+
+        // pandas' to_csv(sep="\t"): quotes doubled inside a quoted field; read as text before, quotes and all
+        var tsv = "source\ttarget\n" + string.Concat(jsonl.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
+            .Select((e, i) => $"{(i == 0 ? "\"\"\"" + e.GetProperty("source").GetString() + "\"\"\"" : e.GetProperty("source").GetString())}\t{e.GetProperty("target").GetString()}\n"));
+        using (var unquoted = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "quoted" }, Encoding.UTF8.GetBytes(tsv), "pairs.tsv")))
+            Assert.Contains("read it with TSV quoting (tsvQuoting", (await Problem(unquoted)).GetProperty("errors").GetProperty("dataset")[0].GetString());
+        using (var quoted = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "quoted", tsvQuoting = true, rank = 2, maxSteps = 1, bleuSamples = 0 }, Encoding.UTF8.GetBytes(tsv), "pairs.tsv")))
+        {
+            var body = await quoted.Content.ReadAsStringAsync();
+            Assert.True(quoted.StatusCode == HttpStatusCode.Accepted, body);
+            Assert.Equal(FineTuneState.Succeeded, (await FinishedAsync(host.Admin, JsonSerializer.Deserialize<FineTuneJob>(body, FineTuneJobStore.Json)!.Id)).State);
+        }
+
+        // was "not a UTF-8 text file (line 1: byte 0x.. is not valid UTF-8)"
+        using var parquet = await host.Admin.PostAsync("/admin/fine-tunes", Form(new { adapter = "pq" }, [0x50, 0x41, 0x52, 0x31, 0x15, 0x04, 0x15, 0x00, 0x50, 0x41, 0x52, 0x31], "train.parquet"));
+        Assert.StartsWith("train.parquet: a Parquet file", (await Problem(parquet)).GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task PairsTooLongForMaxSequenceLengthAreDroppedAndCountedNeverCut()
     {
         await using var host = await StartAsync();
