@@ -54,7 +54,7 @@ public static class AdapterArchive
                     await using var input = entry.Open();
                     await using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1, useAsync: true);
                     long written = 0;
-                    var crc = new Crc32();
+                    var crc = new System.IO.Hashing.Crc32();
                     int read;
                     while ((read = await input.ReadAsync(buffer, cancellationToken)) > 0)
                     {
@@ -73,7 +73,7 @@ public static class AdapterArchive
                     }
                     // The reader stops at an entry's declared size: a header that understates it yields a truncated
                     // file rather than an error, which only the size and checksum reveal.
-                    if (written != entry.Length || crc.Value != entry.Crc32)
+                    if (written != entry.Length || crc.GetCurrentHashAsUInt32() != entry.Crc32)
                     {
                         throw Invalid($"'{entry.FullName}' is corrupt: its content does not match the size and CRC-32 its header declares");
                     }

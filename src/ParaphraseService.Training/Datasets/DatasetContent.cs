@@ -85,7 +85,7 @@ internal static class DatasetContent
     private sealed class Gunzipped(GZipStream gzip, TailKeeper compressed, string name, long? limit) : Stream
     {
         private long _total;
-        private uint _crc = uint.MaxValue;
+        private readonly System.IO.Hashing.Crc32 _crc = new();
         private bool _checked;
 
         public override bool CanRead => true;
@@ -108,13 +108,13 @@ internal static class DatasetContent
             _total += read;
             if (limit is { } max && _total > max)
                 throw new DatasetException(name, $"decompressed, the file is more than {max:N0} bytes, the most a dataset may be");
-            _crc = Crc32.Update(_crc, buffer.AsSpan(offset, read));
+            _crc.Append(buffer.AsSpan(offset, read));
             if (read == 0 && count > 0 && !_checked)
             {
                 _checked = true;
                 compressed.Drain();
                 var tail = compressed.Tail;
-                if (tail.Length < 8 || BitConverter.ToUInt32(tail[..4]) != ~_crc || BitConverter.ToUInt32(tail[4..]) != unchecked((uint)_total))
+                if (tail.Length < 8 || BitConverter.ToUInt32(tail[..4]) != _crc.GetCurrentHashAsUInt32() || BitConverter.ToUInt32(tail[4..]) != unchecked((uint)_total))
                     throw new DatasetException(name, $"the gzip file is truncated or corrupt: its {_total:N0} decompressed bytes do not match the " +
                         "CRC and size its trailer gives (a download or upload cut short? a file of several gzip members is not read: gzip it again as one)");
             }
@@ -177,26 +177,6 @@ internal sealed class TailKeeper(Stream inner) : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-}
-
-/// <summary>CRC-32 (IEEE 802.3, reflected; gzip's), bitwise over a table.</summary>
-internal static class Crc32
-{
-    private static readonly uint[] s_table = Enumerable.Range(0, 256).Select(n =>
-    {
-        var c = (uint)n;
-        for (var k = 0; k < 8; k++)
-            c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-        return c;
-    }).ToArray();
-
-    /// <summary>The running register after <paramref name="data"/>; start from <c>uint.MaxValue</c>, and the CRC is its complement.</summary>
-    public static uint Update(uint crc, ReadOnlySpan<byte> data)
-    {
-        foreach (var b in data)
-            crc = s_table[(crc ^ b) & 0xFF] ^ (crc >> 8);
-        return crc;
-    }
 }
 
 /// <summary>The bytes already read, then the rest of the stream: the whole content again, even from a stream that cannot seek.</summary>
