@@ -39,13 +39,12 @@ internal static class DatasetContent
         var content = (Stream)new HeadThenRest(head, length, stream);
         if (length >= 2 && head[0] == 0x1F && head[1] == 0x8B)
         {
-            var inner = name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? name[..^3] : name;
             var compressed = new TailKeeper(content);
             var decompressed = new Gunzipped(new GZipStream(compressed, CompressionMode.Decompress), compressed, name, maxDecompressedBytes);
             (head, length) = ReadHead(decompressed);
             if (IsTar(head.AsSpan(0, length)))
                 throw Binary(name, "a gzip-compressed tar archive (.tar.gz)", "unpack it and send one of its files (PAWS: train.tsv, dev.tsv or test.tsv)");
-            return (new HeadThenRest(head, length, decompressed), inner);
+            return (new HeadThenRest(head, length, decompressed), WithoutCompression(name));
         }
         // Some magic numbers are letters ("PAR1", "BZh"): a text file may start with them, a binary one has control bytes too.
         var start = head.AsSpan(0, length);

@@ -344,6 +344,9 @@ public static class ParaphraseDatasetReader
         private readonly List<string> _problems = [];
         private int _problemCount;
 
+        // The label values that mean a paraphrase, as rows' labels are compared: numbers by value.
+        private readonly string[] _paraphraseLabels = [.. options.ParaphraseLabels.Select(v => NumericLabel(v.Trim()))];
+
         private bool _rowMalformed;
 
         public string Name => name;
@@ -416,7 +419,7 @@ public static class ParaphraseDatasetReader
                 Malformed($"line {lineNumber}: {(value is null ? "no usable" : "empty")} label '{Quote(column)}'");
                 return false;
             }
-            if (options.ParaphraseLabels.Any(v => string.Equals(NumericLabel(v.Trim()), value, StringComparison.OrdinalIgnoreCase)))
+            if (_paraphraseLabels.Any(v => string.Equals(v, value, StringComparison.OrdinalIgnoreCase)))
                 return true;
             NonParaphrasesSkipped++;
             return false;
