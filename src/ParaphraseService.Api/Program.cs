@@ -13,17 +13,19 @@ builder.Services.AddModelServing();
 builder.Services.AddParaphrasing();
 
 var app = builder.Build();
-app.UseOperations();
-app.MapHealth();
-app.MapParaphrase();
-app.MapAdapters();
-app.MapAdminAdapters();
-app.MapOpenAiCompletions();
-app.MapOpenAiChatCompletions();
-app.MapFineTunes();
-app.MapBatches();
-app.MapStatusPage();
-return app.RunService();
+return app.RunService(app =>
+{
+    app.UseOperations();
+    app.MapHealth();
+    app.MapParaphrase();
+    app.MapAdapters();
+    app.MapAdminAdapters();
+    app.MapOpenAiCompletions();
+    app.MapOpenAiChatCompletions();
+    app.MapFineTunes();
+    app.MapBatches();
+    app.MapStatusPage();
+});
 
 /// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>
 public partial class Program;

@@ -6,6 +6,7 @@ public class StartupTests
     [Theory]
     [InlineData("Scheduler__MaxBatchRows", "-3", "Scheduler:MaxBatchRows is -3")]
     [InlineData("Model__Quantization", "int4", "Model:Quantization must be auto, none or int8")]
+    [InlineData("Admin__ApiKey", "short", "Admin:ApiKey must be at least 16 characters")] // read while the endpoints are mapped
     public async Task ASettingRefusedAtStartIsNamedOnceAndTheProcessExitsWithOne(string setting, string value, string named)
     {
         await using var service = ServiceProcess.Launch("refused", new Dictionary<string, string> { [setting] = value });

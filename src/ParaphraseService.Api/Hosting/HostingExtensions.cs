@@ -99,14 +99,16 @@ public static class HostingExtensions
     }
 
     /// <summary>
-    /// Runs the service until it stops; returns the process's exit code. What an operator must fix before it can start
-    /// (a setting refused, the address taken) is logged in words, naming it, and gives exit code 1, where the exception
-    /// escaping Main aborted the process (134) and printed its stack trace again after the host's log of it.
+    /// Composes the request pipeline (<paramref name="compose"/>: middleware and endpoints) and runs the service until
+    /// it stops; returns the process's exit code. What an operator must fix before it can start (a setting refused, read
+    /// while the endpoints are mapped or as the host starts; the address taken) is logged in words, naming it, and gives
+    /// exit code 1, where the exception escaping Main aborted the process (134) with its stack trace.
     /// </summary>
-    public static int RunService(this WebApplication app)
+    public static int RunService(this WebApplication app, Action<WebApplication> compose)
     {
         try
         {
+            compose(app);
             app.Run();
             return 0;
         }

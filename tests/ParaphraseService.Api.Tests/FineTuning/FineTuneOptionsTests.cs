@@ -110,6 +110,8 @@ public class FineTuneOptionsTests(ITestOutputHelper output)
         ("""{"adapter": "x", "schedule": 1}""", "schedule"),
         ("""{"adapter": "x", "replace": "yes"}""", "replace"),
         ("""{"adapter": "x", "gradientCheckpointing": 1}""", "gradientCheckpointing"),
+        ("""{"adapter": "x", "tsvQuoting": "true"}""", "tsvQuoting"),
+        ("""{"adapter": "x", "tsvQuoting": 1e308}""", "tsvQuoting"),
         ("""{"adapter": "x", "rnak": 4}""", "rnak"),
         ("""{"adapter": "x", "rank": 4, "Rank": 5}""", "rank"),
         ("""[1, 2]""", "options"),
